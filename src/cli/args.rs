@@ -1,0 +1,218 @@
+//! Argument groups shared by the subcommands, and how they turn into domain values.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::config::{parse_ttl, FileConfig, Settings};
+use crate::error::{Error, Result};
+use crate::git::{Auth, Location};
+use crate::model::EnvSpec;
+use crate::redact::Secret;
+use crate::slug::{slugify, validate_slug};
+
+/// Where the GitOps repository is and how to reach it.
+#[derive(Debug, Clone, Args)]
+pub struct RepoArgs {
+    /// The GitOps repository: a path, file://, git://, http(s)://, ssh:// or user@host:path.
+    /// Without it, a local demo repository is created and used (see the README).
+    #[arg(long, env = "FLUX_EPHEMERAL_REPO", value_name = "URL")]
+    pub repo: Option<String>,
+
+    /// Branch of the GitOps repository that Flux watches [default: the repository's default branch]
+    #[arg(long, env = "FLUX_EPHEMERAL_TARGET_BRANCH", value_name = "BRANCH")]
+    pub target_branch: Option<String>,
+
+    /// Keep a bare mirror here between runs so later runs fetch only new objects
+    #[arg(long, env = "FLUX_EPHEMERAL_CACHE_DIR", value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+
+    /// Read the HTTPS token from this file (the token itself is taken from GIT_TOKEN, never argv)
+    #[arg(long, env = "GIT_TOKEN_FILE", value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+
+    /// User name sent with the HTTPS token [default: x-access-token]
+    #[arg(long, env = "GIT_USERNAME", value_name = "NAME")]
+    pub git_username: Option<String>,
+
+    /// SSH private key for ssh:// and user@host:path remotes [default: the SSH agent]
+    #[arg(long, env = "FLUX_EPHEMERAL_SSH_KEY", value_name = "FILE")]
+    pub ssh_key: Option<PathBuf>,
+
+    /// Accept any SSH host key instead of checking ~/.ssh/known_hosts. Only for tests: this lets
+    /// anyone in the middle read and change what is pushed.
+    #[arg(long)]
+    pub insecure_ignore_host_key: bool,
+
+    /// Configuration file [default: .flux-ephemeral.yaml at the root of the target branch]
+    #[arg(long, env = "FLUX_EPHEMERAL_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+impl RepoArgs {
+    /// The repository location; the demo repository when `--repo` is absent.
+    pub fn location(&self) -> Result<Location> {
+        match &self.repo {
+            Some(r) => Location::parse(r),
+            None => {
+                let (path, created) = crate::local_default::ensure()?;
+                if created {
+                    eprintln!("note: no --repo given: created the demo GitOps repository {}", path.display());
+                } else {
+                    eprintln!("note: no --repo given: using the demo GitOps repository {}", path.display());
+                }
+                Ok(Location::Local(path))
+            }
+        }
+    }
+
+    /// Credentials from the environment and files; never from argv.
+    pub fn auth(&self) -> Result<Auth> {
+        let token = match &self.token_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| Error::input(format!("cannot read --token-file {}: {e}", path.display())))?;
+                Some(text.trim().to_string())
+            }
+            None => std::env::var("GIT_TOKEN").ok(),
+        };
+        Ok(Auth {
+            token: token.filter(|t| !t.is_empty()).map(Secret::new),
+            username: self.git_username.clone(),
+            ssh_key: self.ssh_key.clone(),
+            insecure_ignore_host_key: self.insecure_ignore_host_key,
+        })
+    }
+}
+
+/// Settings that override the configuration file.
+#[derive(Debug, Clone, Default, Args)]
+pub struct SettingsArgs {
+    /// Application repository the GitRepository fetches (config: source_url)
+    #[arg(long, env = "FLUX_EPHEMERAL_SOURCE_URL", value_name = "URL")]
+    pub source_url: Option<String>,
+
+    /// Directory Flux watches for sync files (config: instances_dir) [default: overlays/ephemeral-instances]
+    #[arg(long, env = "FLUX_EPHEMERAL_INSTANCES_DIR", value_name = "DIR")]
+    pub instances_dir: Option<String>,
+
+    /// Path of the overlay in the application repository (config: path) [default: ./overlays/ephemeral]
+    #[arg(long, value_name = "PATH")]
+    pub path: Option<String>,
+
+    /// Template: kustomization, helm, or a Tera template file (config: template) [default: kustomization]
+    #[arg(long, env = "FLUX_EPHEMERAL_TEMPLATE", value_name = "NAME|FILE")]
+    pub template: Option<String>,
+
+    /// Prefix of object names and namespaces, `<app>-<slug>` (config: app) [default: app]
+    #[arg(long, value_name = "NAME")]
+    pub app: Option<String>,
+
+    /// Preview URL template, e.g. 'https://{{ slug }}.preview.example.com' (config: preview_url)
+    #[arg(long, env = "FLUX_EPHEMERAL_PREVIEW_URL", value_name = "TEMPLATE")]
+    pub preview_url: Option<String>,
+
+    /// Time to live recorded in the environment, e.g. 72h (config: ttl)
+    #[arg(long, value_name = "DURATION")]
+    pub ttl: Option<String>,
+}
+
+impl SettingsArgs {
+    pub fn to_file_config(&self) -> FileConfig {
+        FileConfig {
+            source_url: self.source_url.clone(),
+            instances_dir: self.instances_dir.clone(),
+            path: self.path.clone(),
+            template: self.template.clone(),
+            app: self.app.clone(),
+            preview_url: self.preview_url.clone(),
+            ttl: self.ttl.clone(),
+            ..FileConfig::default()
+        }
+    }
+}
+
+/// The environment: which branch, pinned to which commit, for which pull/merge request.
+#[derive(Debug, Clone, Default, Args)]
+pub struct EnvArgs {
+    /// Application branch to preview
+    #[arg(long, value_name = "BRANCH")]
+    pub branch: String,
+
+    /// Pin the environment to this commit (40 hex digits); without it the environment follows the branch
+    #[arg(long, value_name = "SHA")]
+    pub sha: Option<String>,
+
+    /// Pull/merge request number
+    #[arg(long, value_name = "N")]
+    pub id: Option<String>,
+
+    /// Who asked for the environment
+    #[arg(long, value_name = "NAME")]
+    pub author: Option<String>,
+
+    /// Title of the pull/merge request
+    #[arg(long, value_name = "TEXT")]
+    pub title: Option<String>,
+
+    /// Use this slug instead of deriving one from the branch (e.g. GitLab's CI_ENVIRONMENT_SLUG)
+    #[arg(long, value_name = "SLUG")]
+    pub slug: Option<String>,
+}
+
+impl EnvArgs {
+    pub fn spec(&self, settings: &Settings) -> Result<EnvSpec> {
+        let budget = settings.slug_budget();
+        let slug = match &self.slug {
+            Some(s) => {
+                validate_slug(s, budget)?;
+                s.clone()
+            }
+            None => slugify(&self.branch, budget)?,
+        };
+        let source_url = settings.source_url.clone().filter(|s| !s.trim().is_empty()).ok_or_else(|| {
+            Error::config("no source URL: pass --source-url or set source_url in .flux-ephemeral.yaml")
+        })?;
+        Ok(EnvSpec {
+            slug,
+            branch: check_branch(&self.branch)?,
+            sha: self.sha.as_deref().map(check_sha).transpose()?,
+            id: self.id.as_deref().map(check_id).transpose()?,
+            author: self.author.clone().filter(|a| !a.is_empty()),
+            title: self.title.clone().filter(|t| !t.is_empty()),
+            environment: None,
+            source_url,
+            ttl: settings.ttl,
+        })
+    }
+}
+
+pub fn check_branch(b: &str) -> Result<String> {
+    if b.is_empty() || b.chars().any(char::is_control) {
+        return Err(Error::input(format!("branch name {b:?} is empty or has control characters")));
+    }
+    Ok(b.to_string())
+}
+
+pub fn check_sha(s: &str) -> Result<String> {
+    let s = s.trim().to_ascii_lowercase();
+    if (s.len() == 40 || s.len() == 64) && s.bytes().all(|c| c.is_ascii_hexdigit()) {
+        Ok(s)
+    } else {
+        Err(Error::input(format!("--sha {s:?} is not a full commit id (40 hex digits); Flux needs the full sha")))
+    }
+}
+
+pub fn check_id(s: &str) -> Result<String> {
+    let t = s.trim().trim_start_matches(['#', '!']);
+    if !t.is_empty() && t.len() <= 12 && t.bytes().all(|c| c.is_ascii_digit()) {
+        Ok(t.to_string())
+    } else {
+        Err(Error::input(format!("--id {s:?} is not a pull/merge request number")))
+    }
+}
+
+/// Parse `--ttl` early so a typo fails before any network access.
+pub fn check_ttl(ttl: &Option<String>) -> Result<()> {
+    ttl.as_deref().map(parse_ttl).transpose().map(|_| ())
+}

@@ -1,0 +1,59 @@
+//! The command line: global options and one module per subcommand.
+
+pub mod args;
+mod deploy;
+mod destroy;
+mod list;
+mod render;
+
+use clap::{ArgAction, Parser, Subcommand};
+
+use crate::error::Result;
+use crate::output::Format;
+
+/// Preview environments for pull requests and merge requests, the GitOps way.
+///
+/// flux-ephemeral renders one Flux sync file per branch (a GitRepository for the branch or commit
+/// and a Kustomization or HelmRelease deploying it into its own namespace), commits it into the
+/// directory of your GitOps repository that Flux watches, and deletes it again when the
+/// environment is destroyed. It never checks out a working tree, retries when another writer
+/// pushes first, and never loses anyone's commit.
+///
+/// Try it without a server:   flux-ephemeral deploy --branch feature/login
+///
+/// Exit codes: 0 done (also when nothing had to change), 1 bad input, 2 bad usage, 3 bad
+/// configuration or template, 4 the Git remote failed or refused, 5 the target branch kept moving,
+/// 70 internal error.
+#[derive(Debug, Parser)]
+#[command(name = "flux-ephemeral", version, verbatim_doc_comment)]
+pub struct Cli {
+    /// Output: text for people, json (one object) for pipelines
+    #[arg(long, global = true, value_enum, default_value_t = Format::Text, env = "FLUX_EPHEMERAL_OUTPUT")]
+    pub output: Format,
+
+    /// More logs on stderr (-v, -vv); or set FLUX_EPHEMERAL_LOG=debug
+    #[arg(short, long, global = true, action = ArgAction::Count)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    Render(render::RenderCmd),
+    Deploy(deploy::DeployCmd),
+    Destroy(destroy::DestroyCmd),
+    List(list::ListCmd),
+}
+
+impl Cli {
+    pub fn run(&self) -> Result<()> {
+        match &self.command {
+            Command::Render(c) => c.run(self.output),
+            Command::Deploy(c) => c.run(self.output),
+            Command::Destroy(c) => c.run(self.output),
+            Command::List(c) => c.run(self.output),
+        }
+    }
+}

@@ -1,0 +1,187 @@
+//! `.flux-ephemeral.yaml`: the settings of a GitOps repository, merged with flags.
+//!
+//! Precedence: command-line flags (and their environment variables) > the file > defaults.
+//! The file is `--config FILE`, else `.flux-ephemeral.yaml` at the root of the target branch.
+
+use std::path::{Component, Path};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+use crate::render::{RenderSettings, Renderer};
+
+pub const FILE_NAME: &str = ".flux-ephemeral.yaml";
+pub const DEFAULT_INSTANCES_DIR: &str = "overlays/ephemeral-instances";
+
+/// The configuration file. Every key is optional; an unknown key is an error naming it.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Prefix of object names and namespaces (`<app>-<slug>`).
+    pub app: Option<String>,
+    pub source_url: Option<String>,
+    pub target_branch: Option<String>,
+    pub instances_dir: Option<String>,
+    pub path: Option<String>,
+    /// `kustomization`, `helm`, or the path of a Tera template in the GitOps repository.
+    pub template: Option<String>,
+    pub flux_namespace: Option<String>,
+    pub interval: Option<String>,
+    pub secret_ref: Option<String>,
+    pub service_account: Option<String>,
+    pub preview_url: Option<String>,
+    pub chart: Option<String>,
+    pub commit_author: Option<CommitAuthor>,
+    pub max_environments: Option<usize>,
+    pub ttl: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct CommitAuthor {
+    pub name: String,
+    pub email: String,
+}
+
+impl Default for CommitAuthor {
+    fn default() -> Self {
+        CommitAuthor { name: "flux-ephemeral".into(), email: "flux-ephemeral@localhost".into() }
+    }
+}
+
+impl FileConfig {
+    /// Parse the file; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Self> {
+        if text.trim().is_empty() {
+            return Ok(FileConfig::default());
+        }
+        serde_yaml_ng::from_str(text).map_err(|e| Error::config(format!("{origin}: {e}")))
+    }
+
+    /// Values from `over` win over values from `self`.
+    pub fn overlay(self, over: FileConfig) -> FileConfig {
+        macro_rules! pick {
+            ($($f:ident),*) => { FileConfig { $($f: over.$f.or(self.$f)),* } };
+        }
+        pick!(
+            app, source_url, target_branch, instances_dir, path, template, flux_namespace, interval,
+            secret_ref, service_account, preview_url, chart, commit_author, max_environments, ttl
+        )
+    }
+}
+
+/// Everything a run needs, resolved.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub render: RenderSettings,
+    pub instances_dir: String,
+    pub template: String,
+    pub source_url: Option<String>,
+    pub author: CommitAuthor,
+    pub max_environments: Option<usize>,
+    pub ttl: Option<Duration>,
+}
+
+impl Settings {
+    pub fn resolve(c: FileConfig) -> Result<Settings> {
+        let d = RenderSettings::default();
+        let instances_dir = normalize_dir(c.instances_dir.as_deref().unwrap_or(DEFAULT_INSTANCES_DIR))?;
+        let ttl = c.ttl.as_deref().map(parse_ttl).transpose()?;
+        Ok(Settings {
+            render: RenderSettings {
+                prefix: c.app.unwrap_or(d.prefix),
+                flux_namespace: c.flux_namespace.unwrap_or(d.flux_namespace),
+                path: c.path.unwrap_or(d.path),
+                interval: c.interval.unwrap_or(d.interval),
+                secret_ref: c.secret_ref.filter(|s| !s.is_empty()),
+                service_account: c.service_account.filter(|s| !s.is_empty()),
+                preview_url: c.preview_url.filter(|s| !s.is_empty()),
+                chart: c.chart.unwrap_or(d.chart),
+            },
+            instances_dir,
+            template: c.template.unwrap_or_else(|| "kustomization".into()),
+            source_url: c.source_url,
+            author: c.commit_author.unwrap_or_default(),
+            max_environments: c.max_environments,
+            ttl,
+        })
+    }
+
+    /// The renderer: a built-in template, or a template file read by `read` (from the GitOps
+    /// repository or the local disk, depending on where the configuration came from).
+    pub fn renderer(&self, read: impl FnOnce(&str) -> Result<Option<String>>) -> Result<Renderer> {
+        if crate::render::builtin_source(&self.template).is_some() {
+            return Renderer::builtin(&self.template, self.render.clone());
+        }
+        let text = read(&self.template)?.ok_or_else(|| {
+            Error::config(format!(
+                "template {:?} not found: use kustomization, helm, or the path of a Tera template",
+                self.template
+            ))
+        })?;
+        Renderer::new(&self.template, &text, self.render.clone())
+    }
+
+    pub fn slug_budget(&self) -> usize {
+        crate::slug::budget_for_prefix(&self.render.prefix)
+    }
+}
+
+/// `72h`, `3d`, `90m`: a time to live.
+pub fn parse_ttl(s: &str) -> Result<Duration> {
+    humantime::parse_duration(s.trim())
+        .map_err(|e| Error::config(format!("ttl {s:?} is not a duration like 72h or 3d: {e}")))
+}
+
+/// A relative directory inside the repository, without `.`/`..` tricks, `/`-separated.
+pub fn normalize_dir(dir: &str) -> Result<String> {
+    let bad = || Error::config(format!("instances_dir {dir:?} must be a relative path inside the repository, without '..'"));
+    let mut parts = Vec::new();
+    for c in Path::new(dir).components() {
+        match c {
+            Component::Normal(p) => parts.push(p.to_str().ok_or_else(bad)?.to_string()),
+            Component::CurDir => {}
+            _ => return Err(bad()),
+        }
+    }
+    if parts.is_empty() || parts.iter().any(|p| p == ".git") {
+        return Err(bad());
+    }
+    Ok(parts.join("/"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let e = FileConfig::parse("app: web\nprefixx: 1\n", ".flux-ephemeral.yaml").unwrap_err();
+        assert!(e.message.contains("prefixx"), "{e}");
+        assert!(e.message.contains(".flux-ephemeral.yaml"), "{e}");
+    }
+
+    #[test]
+    fn flags_win_over_file() {
+        let file = FileConfig::parse("app: web\npath: ./x\n", "f").unwrap();
+        let flags = FileConfig { app: Some("api".into()), ..Default::default() };
+        let merged = file.overlay(flags);
+        assert_eq!(merged.app.as_deref(), Some("api"));
+        assert_eq!(merged.path.as_deref(), Some("./x"));
+    }
+
+    #[test]
+    fn instances_dir_stays_inside() {
+        assert_eq!(normalize_dir("./overlays//ephemeral-instances/").unwrap(), "overlays/ephemeral-instances");
+        for bad in ["../x", "/abs", "a/../../b", ".", "", ".git/x"] {
+            assert!(normalize_dir(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn ttl() {
+        assert_eq!(parse_ttl("72h").unwrap(), Duration::from_secs(72 * 3600));
+        assert!(parse_ttl("soon").is_err());
+    }
+}

@@ -1,0 +1,11 @@
+//! The Git edge: one store (a local repository, or a mirror of a remote), read a snapshot,
+//! write a commit without a working tree, and publish it with compare-and-swap.
+
+pub mod auth;
+pub mod location;
+mod errors;
+mod store;
+
+pub use auth::Auth;
+pub use location::Location;
+pub use store::{Published, Store};

@@ -1,0 +1,22 @@
+//! flux-ephemeral: preview environments for pull/merge requests as Flux sync files in a GitOps
+//! repository.
+//!
+//! The core is pure: [`slug`] names environments, [`render`] turns an [`model::EnvSpec`] into a
+//! sync file, [`overlay`] reads what is recorded, [`plan`] decides the changes. The edges are thin:
+//! [`git`] reads and writes the repository, [`reconcile`] runs one transaction with retries,
+//! [`cli`] parses arguments.
+
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod git;
+pub mod local_default;
+pub mod model;
+pub mod output;
+pub mod overlay;
+pub mod plan;
+pub mod reconcile;
+pub mod redact;
+pub mod render;
+pub mod slug;
+pub mod yaml_quote;

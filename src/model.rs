@@ -1,0 +1,133 @@
+//! The domain: what an environment is, and how it is recorded in its sync file.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+/// Annotation keys that record an environment in its sync file. A file without
+/// [`keys::MANAGED_BY`] was not created by flux-ephemeral and is never touched.
+pub mod keys {
+    pub const PREFIX: &str = "flux-ephemeral.io/";
+    pub const MANAGED_BY: &str = "flux-ephemeral.io/managed-by";
+    pub const SLUG: &str = "flux-ephemeral.io/slug";
+    pub const BRANCH: &str = "flux-ephemeral.io/branch";
+    pub const SHA: &str = "flux-ephemeral.io/sha";
+    pub const ID: &str = "flux-ephemeral.io/id";
+    pub const AUTHOR: &str = "flux-ephemeral.io/author";
+    pub const ENVIRONMENT: &str = "flux-ephemeral.io/environment";
+    pub const DEPLOYED_AT: &str = "flux-ephemeral.io/deployed-at";
+    pub const TTL: &str = "flux-ephemeral.io/ttl";
+    pub const MANAGED_BY_VALUE: &str = "flux-ephemeral";
+}
+
+/// The file name of an environment's sync file inside the instances directory.
+pub fn file_name(slug: &str) -> String {
+    format!("sync-{slug}.yaml")
+}
+
+/// The slug in a sync file name, if the name is one of ours.
+pub fn slug_of_file_name(name: &str) -> Option<&str> {
+    name.strip_prefix("sync-")?.strip_suffix(".yaml")
+}
+
+/// One environment as somebody wants it to be: the input of a deploy.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct EnvSpec {
+    pub slug: String,
+    pub branch: String,
+    /// Pin the source to this commit; otherwise it follows the branch.
+    pub sha: Option<String>,
+    /// Pull/merge request number.
+    pub id: Option<String>,
+    pub author: Option<String>,
+    pub title: Option<String>,
+    /// GitLab environment name (`review/...`), when the environment comes from one.
+    pub environment: Option<String>,
+    /// The application repository the GitRepository fetches.
+    pub source_url: String,
+    /// Time to live of this environment, counted from `deployed_at`.
+    pub ttl: Option<Duration>,
+}
+
+/// One environment as it is recorded in the instances directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EnvRecord {
+    pub slug: String,
+    pub file: String,
+    pub branch: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deployed_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<String>,
+}
+
+impl EnvRecord {
+    /// `commit <sha>` or `branch <name>`: what the GitRepository follows.
+    pub fn reference(&self) -> String {
+        match &self.sha {
+            Some(sha) => format!("commit {sha}"),
+            None => format!("branch {}", self.branch),
+        }
+    }
+
+    /// Build a record from the annotations of a sync file's marked document.
+    pub fn from_annotations(file: &str, ann: &BTreeMap<String, String>) -> Option<EnvRecord> {
+        if ann.get(keys::MANAGED_BY).map(String::as_str) != Some(keys::MANAGED_BY_VALUE) {
+            return None;
+        }
+        let get = |k: &str| ann.get(k).filter(|v| !v.is_empty()).cloned();
+        Some(EnvRecord {
+            slug: get(keys::SLUG)?,
+            file: file.to_string(),
+            branch: get(keys::BRANCH)?,
+            sha: get(keys::SHA),
+            id: get(keys::ID),
+            author: get(keys::AUTHOR),
+            environment: get(keys::ENVIRONMENT),
+            deployed_at: get(keys::DEPLOYED_AT),
+            ttl: get(keys::TTL),
+        })
+    }
+}
+
+/// The annotations flux-ephemeral writes on every object it renders.
+pub fn annotations_for(spec: &EnvSpec, deployed_at: SystemTime) -> BTreeMap<String, String> {
+    let mut a = BTreeMap::new();
+    a.insert(keys::MANAGED_BY.into(), keys::MANAGED_BY_VALUE.into());
+    a.insert(keys::SLUG.into(), spec.slug.clone());
+    a.insert(keys::BRANCH.into(), spec.branch.clone());
+    a.insert(keys::DEPLOYED_AT.into(), format_time(deployed_at));
+    let optional = [
+        (keys::SHA, &spec.sha),
+        (keys::ID, &spec.id),
+        (keys::AUTHOR, &spec.author),
+        (keys::ENVIRONMENT, &spec.environment),
+    ];
+    for (k, v) in optional {
+        if let Some(v) = v {
+            a.insert(k.into(), v.clone());
+        }
+    }
+    if let Some(ttl) = spec.ttl {
+        a.insert(keys::TTL.into(), humantime::format_duration(ttl).to_string());
+    }
+    a
+}
+
+/// RFC 3339 in UTC, to the second.
+pub fn format_time(t: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+pub fn parse_time(s: &str) -> Option<SystemTime> {
+    humantime::parse_rfc3339(s).ok()
+}

@@ -1,0 +1,129 @@
+//! What the commands print: a line for people, or one JSON object for pipelines.
+
+use clap::ValueEnum;
+use serde::Serialize;
+use serde_json::json;
+
+use crate::error::Error;
+use crate::model::EnvRecord;
+use crate::plan::{Action, Outcome};
+use crate::reconcile::Report;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Format {
+    #[default]
+    Text,
+    Json,
+}
+
+/// One environment's result, as printed.
+#[derive(Debug, Serialize)]
+pub struct EnvResult<'a> {
+    pub action: Action,
+    pub slug: &'a str,
+    pub file: String,
+    pub changed: bool,
+    pub commit: Option<&'a str>,
+    pub branch: Option<&'a str>,
+    pub sha: Option<&'a str>,
+    pub name: Option<&'a str>,
+    pub namespace: Option<&'a str>,
+    pub preview_url: Option<&'a str>,
+}
+
+fn env_result<'a>(o: &'a Outcome, report: &'a Report) -> EnvResult<'a> {
+    let r = o.rendered.as_ref();
+    EnvResult {
+        action: o.action,
+        slug: &o.slug,
+        file: format!("{}/{}", report.instances_dir, o.file),
+        changed: o.action.changed() && report.commit.is_some(),
+        commit: report.commit.as_deref(),
+        branch: o.branch.as_deref(),
+        sha: o.sha.as_deref(),
+        name: r.map(|r| r.name.as_str()),
+        namespace: r.map(|r| r.namespace.as_str()),
+        preview_url: r.and_then(|r| r.preview_url.as_deref()),
+    }
+}
+
+/// Print the result of a deploy or destroy of one environment.
+pub fn print_single(format: Format, report: &Report, repo: &str, dry_run: bool) {
+    let Some(o) = report.plan.outcomes.first() else { return };
+    match format {
+        Format::Json => {
+            let mut v = serde_json::to_value(env_result(o, report)).unwrap_or_default();
+            v["target_branch"] = json!(report.target_branch);
+            v["repo"] = json!(repo);
+            v["dry_run"] = json!(dry_run);
+            if let Some(d) = &report.diff {
+                v["diff"] = json!(d);
+            }
+            println!("{v}");
+        }
+        Format::Text => {
+            let path = format!("{}/{}", report.instances_dir, o.file);
+            let what = match o.action {
+                Action::Created => format!("created environment {} in {path}", o.slug),
+                Action::Updated => format!("updated environment {} in {path}", o.slug),
+                Action::Unchanged => format!("environment {} is up to date in {path}; nothing to commit", o.slug),
+                Action::Destroyed => format!("destroyed environment {} (deleted {path})", o.slug),
+                Action::Absent => format!("environment {} does not exist; nothing to commit", o.slug),
+            };
+            if dry_run && o.action.changed() {
+                print!("{}", report.diff.as_deref().unwrap_or(""));
+                println!("dry run: would have {what}; nothing was pushed");
+                return;
+            }
+            println!("{what}");
+            if let Some(r) = &o.rendered {
+                if o.action != Action::Destroyed {
+                    println!("  namespace: {}", r.namespace);
+                    if let Some(url) = &r.preview_url {
+                        println!("  preview:   {url}");
+                    }
+                }
+            }
+            if let Some(c) = &report.commit {
+                println!("  commit:    {c} on {} of {repo}", report.target_branch);
+            }
+        }
+    }
+}
+
+pub fn print_list(format: Format, records: &[EnvRecord], dir: &str) {
+    match format {
+        Format::Json => {
+            let envs: Vec<_> = records
+                .iter()
+                .map(|r| {
+                    let mut v = serde_json::to_value(r).unwrap_or_default();
+                    v["ref"] = json!(r.reference());
+                    v["file"] = json!(format!("{dir}/{}", r.file));
+                    v
+                })
+                .collect();
+            println!("{}", json!({ "environments": envs }));
+        }
+        Format::Text => {
+            if records.is_empty() {
+                println!("no environments in {dir}");
+                return;
+            }
+            let w = records.iter().map(|r| r.slug.len()).max().unwrap_or(4).max(4);
+            let wb = records.iter().map(|r| r.branch.len()).max().unwrap_or(6).max(6);
+            println!("{:w$}  {:wb$}  {:48}  FILE", "SLUG", "BRANCH", "REF");
+            for r in records {
+                println!("{:w$}  {:wb$}  {:48}  {dir}/{}", r.slug, r.branch, r.reference(), r.file);
+            }
+        }
+    }
+}
+
+pub fn print_error(format: Format, e: &Error) {
+    match format {
+        Format::Json => println!("{}", json!({ "error": { "kind": e.kind.as_str(), "message": e.message } })),
+        Format::Text => {}
+    }
+    eprintln!("error: {e}");
+}

@@ -1,0 +1,186 @@
+//! One Git transaction: fetch, plan, commit, publish — and on a lost race, all of it again.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use git2::Oid;
+
+use crate::config::{FileConfig, Settings, FILE_NAME};
+use crate::error::{Error, Result};
+use crate::git::{Published, Store};
+use crate::overlay::Files;
+use crate::plan::{plan, Change, Intent, Plan, PlanOptions};
+
+/// Where the configuration comes from, besides the flags.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigSource {
+    /// `--config FILE`: parsed, with the directory relative template paths resolve against.
+    pub local: Option<(FileConfig, PathBuf)>,
+    /// Flags and their environment variables; they win over any file.
+    pub flags: FileConfig,
+}
+
+impl ConfigSource {
+    /// Load `--config FILE` if given.
+    pub fn load(path: Option<&Path>, flags: FileConfig) -> Result<Self> {
+        let local = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .map_err(|e| Error::config(format!("cannot read --config {}: {e}", p.display())))?;
+                let dir = p.parent().map(Path::to_path_buf).unwrap_or_default();
+                Some((FileConfig::parse(&text, &p.display().to_string())?, dir))
+            }
+            None => None,
+        };
+        Ok(ConfigSource { local, flags })
+    }
+
+    /// The target branch named by flags or `--config`, if any.
+    pub fn target_branch(&self) -> Option<String> {
+        self.flags.target_branch.clone().or_else(|| self.local.as_ref().and_then(|(c, _)| c.target_branch.clone()))
+    }
+}
+
+/// Everything one attempt works with.
+pub struct Snapshot<'a> {
+    pub settings: Settings,
+    pub files: Files,
+    pub renderer: crate::render::Renderer,
+    pub store: &'a Store,
+    pub tip: Oid,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    pub dry_run: bool,
+    pub plan: PlanOptions,
+    pub max_attempts: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub plan: Plan,
+    pub commit: Option<String>,
+    pub target_branch: String,
+    pub instances_dir: String,
+    pub attempts: u32,
+    /// With `--dry-run`: the change as a unified diff.
+    pub diff: Option<String>,
+    pub settings: Settings,
+}
+
+/// Read the target branch, resolve the configuration, and read the instances directory.
+pub fn snapshot<'a>(store: &'a Store, branch: &str, config: &ConfigSource) -> Result<Snapshot<'a>> {
+    let tip = store.fetch(branch)?;
+    let (file, from_repo) = match &config.local {
+        Some((c, _)) => (c.clone(), false),
+        None => match store.read_file(tip, FILE_NAME)? {
+            Some(text) => {
+                let c = FileConfig::parse(&text, &format!("{FILE_NAME} in {branch}"))?;
+                if c.target_branch.is_some() {
+                    return Err(Error::config(format!(
+                        "{FILE_NAME} in the repository cannot set target_branch (it is read from that branch); use --target-branch"
+                    )));
+                }
+                (c, true)
+            }
+            None => (FileConfig::default(), false),
+        },
+    };
+    let settings = Settings::resolve(file.overlay(config.flags.clone()))?;
+    let renderer = settings.renderer(|path| {
+        if config.flags.template.as_deref() == Some(path) || !from_repo {
+            let base = config.local.as_ref().map(|(_, d)| d.clone()).unwrap_or_default();
+            let full = base.join(path);
+            return std::fs::read_to_string(&full)
+                .map(Some)
+                .map_err(|e| Error::config(format!("cannot read template {}: {e}", full.display())));
+        }
+        store.read_file(tip, path)
+    })?;
+    let files = store.read_dir(tip, &settings.instances_dir)?;
+    Ok(Snapshot { settings, files, renderer, store, tip })
+}
+
+/// Apply `intents` (computed from each fresh snapshot) to the target branch.
+pub fn reconcile(
+    store: &Store,
+    config: &ConfigSource,
+    intents: &dyn Fn(&Snapshot) -> Result<Vec<Intent>>,
+    opts: &RunOptions,
+) -> Result<Report> {
+    let branch = match config.target_branch() {
+        Some(b) => b,
+        None => store.default_branch()?,
+    };
+    let max = opts.max_attempts.max(1);
+    let mut last_reason = String::new();
+    for attempt in 1..=max {
+        let snap = snapshot(store, &branch, config)?;
+        let wanted = intents(&snap)?;
+        let mut plan_opts = opts.plan.clone();
+        plan_opts.max_environments = plan_opts.max_environments.or(snap.settings.max_environments);
+        let planned = plan(&snap.files, &wanted, &snap.renderer, SystemTime::now(), &plan_opts)?;
+        let dir = snap.settings.instances_dir.clone();
+        let mut report = Report {
+            plan: planned,
+            commit: None,
+            target_branch: branch.clone(),
+            instances_dir: dir.clone(),
+            attempts: attempt,
+            diff: None,
+            settings: snap.settings.clone(),
+        };
+        if report.plan.is_empty() {
+            return Ok(report);
+        }
+        if opts.dry_run {
+            report.diff = Some(diff(&dir, &report.plan.changes));
+            return Ok(report);
+        }
+        let message = report.plan.commit_message();
+        let Some(commit) = store.commit(snap.tip, &dir, &report.plan.changes, &message, &snap.settings.author)? else {
+            return Ok(report);
+        };
+        match store.publish(&branch, snap.tip, commit)? {
+            Published::Done => {
+                tracing::info!(%commit, attempt, "published");
+                report.commit = Some(commit.to_string());
+                return Ok(report);
+            }
+            Published::Lost(reason) => {
+                tracing::info!(attempt, %reason, "another writer moved {branch} first; fetching again");
+                last_reason = reason;
+                std::thread::sleep(backoff(attempt));
+            }
+        }
+    }
+    Err(Error::conflict(format!(
+        "{branch} of {} kept moving: gave up after {max} attempts ({last_reason}); nothing was lost, run again",
+        store.location().display()
+    )))
+}
+
+fn backoff(attempt: u32) -> Duration {
+    let base = 50u64.saturating_mul(1 << attempt.min(6));
+    let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let jitter = (u64::from(nanos) ^ u64::from(std::process::id()).wrapping_mul(2_654_435_761)) % base.max(1);
+    Duration::from_millis((base + jitter).min(3_000))
+}
+
+/// A unified diff of `changes`, with paths as in the repository.
+pub fn diff(dir: &str, changes: &[Change]) -> String {
+    let mut out = String::new();
+    for c in changes {
+        let path = format!("{dir}/{}", c.file());
+        let (before, after) = match c {
+            Change::Write { content, before, .. } => (before.as_deref().unwrap_or(""), content.as_str()),
+            Change::Delete { before, .. } => (before.as_str(), ""),
+        };
+        let old = if matches!(c, Change::Write { before: None, .. }) { "/dev/null".to_string() } else { format!("a/{path}") };
+        let new = if matches!(c, Change::Delete { .. }) { "/dev/null".to_string() } else { format!("b/{path}") };
+        let text = similar::TextDiff::from_lines(before, after);
+        out.push_str(&text.unified_diff().header(&old, &new).to_string());
+    }
+    out
+}

@@ -1,0 +1,77 @@
+//! Keeping secrets out of output: tokens live in [`Secret`], URLs are shown without passwords.
+
+use std::fmt;
+
+/// A token or password. Its `Debug` and `Display` never show the value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// `https://user:token@host/x` → `https://user:***@host/x`; anything else unchanged.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            if userinfo.contains(':') {
+                format!("{scheme}://{user}:***@{host}{path}")
+            } else {
+                format!("{scheme}://***@{host}{path}")
+            }
+        }
+        None => url.to_string(),
+    }
+}
+
+/// Replace every occurrence of `secret` in `text` (for messages that came from elsewhere).
+pub fn scrub(text: &str, secret: Option<&Secret>) -> String {
+    match secret {
+        Some(s) if !s.0.is_empty() => text.replace(&s.0, "***"),
+        _ => text.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        assert_eq!(redact_url("https://u:tok@h/x.git"), "https://u:***@h/x.git");
+        assert_eq!(redact_url("https://tok@h/x.git"), "https://***@h/x.git");
+        assert_eq!(redact_url("ssh://git@h/x.git"), "ssh://***@h/x.git");
+        assert_eq!(redact_url("git@h:x.git"), "git@h:x.git");
+        assert_eq!(redact_url("/tmp/x"), "/tmp/x");
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let s = Secret::new("hunter2");
+        assert!(!format!("{s:?} {s}").contains("hunter2"));
+        assert_eq!(scrub("token hunter2 leaked", Some(&s)), "token *** leaked");
+    }
+}

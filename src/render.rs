@@ -1,0 +1,289 @@
+//! Rendering one environment's sync file from a Tera template, and checking what came out.
+//!
+//! Template variables (documented for users in the README):
+//! `slug`, `name`, `namespace`, `flux_namespace`, `branch`, `sha` (empty when following the branch),
+//! `ref_kind` (`commit`/`branch`), `source_url`, `path`, `interval`, `secret_ref`,
+//! `service_account`, `chart`, `image_tag`, `id`, `author`, `title`, `environment`,
+//! `preview_url`, `preview_host`, `deployed_at`, `ttl`, `labels` and `annotations` (maps).
+//! The `yaml` filter writes any string as a YAML scalar that reads back exactly.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::SystemTime;
+
+use serde_yaml_ng::Value;
+use tera::{Context, Tera};
+
+use crate::error::{Error, Result};
+use crate::model::{annotations_for, format_time, keys, EnvSpec};
+use crate::slug::{is_dns_label, is_reserved_namespace};
+use crate::yaml_quote::quote;
+
+pub const BUILTIN_KUSTOMIZATION: &str = include_str!("../templates/kustomization.yaml.tera");
+pub const BUILTIN_HELM: &str = include_str!("../templates/helm.yaml.tera");
+
+/// Everything about rendering that does not depend on the branch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderSettings {
+    /// Prefix of object names and namespaces: `<prefix>-<slug>`.
+    pub prefix: String,
+    /// Namespace of the Flux objects themselves.
+    pub flux_namespace: String,
+    /// Path of the overlay inside the source repository.
+    pub path: String,
+    pub interval: String,
+    pub secret_ref: Option<String>,
+    pub service_account: Option<String>,
+    /// Tera template of the preview URL, e.g. `https://{{ slug }}.preview.example.com`.
+    pub preview_url: Option<String>,
+    /// Chart path for the Helm template.
+    pub chart: String,
+}
+
+impl Default for RenderSettings {
+    fn default() -> Self {
+        RenderSettings {
+            prefix: "app".into(),
+            flux_namespace: "flux-system".into(),
+            path: "./overlays/ephemeral".into(),
+            interval: "1m".into(),
+            secret_ref: None,
+            service_account: None,
+            preview_url: None,
+            chart: "./charts/app".into(),
+        }
+    }
+}
+
+impl RenderSettings {
+    pub fn object_name(&self, slug: &str) -> String {
+        if self.prefix.is_empty() {
+            slug.to_string()
+        } else {
+            format!("{}-{slug}", self.prefix)
+        }
+    }
+}
+
+/// The result of rendering one environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    pub content: String,
+    pub name: String,
+    pub namespace: String,
+    pub preview_url: Option<String>,
+}
+
+/// A loaded template, ready to render environments.
+pub struct Renderer {
+    tera: Tera,
+    template: String,
+    settings: RenderSettings,
+}
+
+const MAIN: &str = "sync";
+const URL: &str = "preview_url";
+
+impl Renderer {
+    /// `template_name` names the template in error messages (a built-in name or a file path).
+    pub fn new(template_name: &str, source: &str, settings: RenderSettings) -> Result<Self> {
+        let mut tera = Tera::default();
+        tera.autoescape_on(vec![]);
+        tera.register_filter("yaml", yaml_filter);
+        tera.add_raw_template(MAIN, source)
+            .map_err(|e| Error::config(format!("template {template_name}: {}", tera_message(&e))))?;
+        if let Some(url) = &settings.preview_url {
+            tera.add_raw_template(URL, url)
+                .map_err(|e| Error::config(format!("preview_url template: {}", tera_message(&e))))?;
+        }
+        for (what, value) in [("prefix", &settings.prefix), ("flux_namespace", &settings.flux_namespace)] {
+            if !value.is_empty() && !is_dns_label(value) {
+                return Err(Error::config(format!("{what} {value:?} must be a DNS-1123 label")));
+            }
+        }
+        Ok(Renderer { tera, template: template_name.to_string(), settings })
+    }
+
+    /// A built-in template by name: `kustomization` or `helm`.
+    pub fn builtin(name: &str, settings: RenderSettings) -> Result<Self> {
+        let source = builtin_source(name).ok_or_else(|| {
+            Error::config(format!("unknown built-in template {name:?}: use kustomization or helm, or a file path"))
+        })?;
+        Self::new(name, source, settings)
+    }
+
+    pub fn settings(&self) -> &RenderSettings {
+        &self.settings
+    }
+
+    /// Render the sync file of `spec`, recording `deployed_at`, and check the result.
+    pub fn render(&self, spec: &EnvSpec, deployed_at: SystemTime) -> Result<Rendered> {
+        let s = &self.settings;
+        let name = s.object_name(&spec.slug);
+        let namespace = name.clone();
+        if is_reserved_namespace(&namespace) {
+            return Err(Error::input(format!("environment {:?} would land in the reserved namespace {namespace}", spec.slug)));
+        }
+        let mut ctx = Context::new();
+        let opt = |v: &Option<String>| v.clone().unwrap_or_default();
+        ctx.insert("slug", &spec.slug);
+        ctx.insert("name", &name);
+        ctx.insert("namespace", &namespace);
+        ctx.insert("flux_namespace", &s.flux_namespace);
+        ctx.insert("branch", &spec.branch);
+        ctx.insert("sha", &opt(&spec.sha));
+        ctx.insert("ref_kind", if spec.sha.is_some() { "commit" } else { "branch" });
+        ctx.insert("source_url", &spec.source_url);
+        ctx.insert("path", &s.path);
+        ctx.insert("interval", &s.interval);
+        ctx.insert("secret_ref", &opt(&s.secret_ref));
+        ctx.insert("service_account", &opt(&s.service_account));
+        ctx.insert("chart", &s.chart);
+        ctx.insert("image_tag", spec.sha.as_deref().unwrap_or(&spec.slug));
+        ctx.insert("id", &opt(&spec.id));
+        ctx.insert("author", &opt(&spec.author));
+        ctx.insert("title", &opt(&spec.title));
+        ctx.insert("environment", &opt(&spec.environment));
+        ctx.insert("deployed_at", &format_time(deployed_at));
+        ctx.insert("ttl", &spec.ttl.map(|t| humantime::format_duration(t).to_string()).unwrap_or_default());
+        let mut labels = BTreeMap::new();
+        labels.insert("app.kubernetes.io/managed-by", "flux-ephemeral");
+        ctx.insert("labels", &labels);
+        ctx.insert("annotations", &annotations_for(spec, deployed_at));
+
+        let preview_url = match &s.preview_url {
+            Some(_) => Some(
+                self.tera
+                    .render(URL, &ctx)
+                    .map_err(|e| Error::config(format!("preview_url template: {}", tera_message(&e))))?,
+            ),
+            None => None,
+        };
+        let url = preview_url.clone().unwrap_or_default();
+        ctx.insert("preview_host", &host_of(&url));
+        ctx.insert("preview_url", &url);
+
+        let mut content = self
+            .tera
+            .render(MAIN, &ctx)
+            .map_err(|e| Error::config(format!("template {}: {}", self.template, tera_message(&e))))?;
+        if !content.ends_with('\n') {
+            content.push('\n');
+        }
+        validate(&self.template, &content, spec)?;
+        Ok(Rendered { content, name, namespace, preview_url })
+    }
+}
+
+pub fn builtin_source(name: &str) -> Option<&'static str> {
+    match name {
+        "kustomization" => Some(BUILTIN_KUSTOMIZATION),
+        "helm" => Some(BUILTIN_HELM),
+        _ => None,
+    }
+}
+
+fn host_of(url: &str) -> String {
+    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = host.rsplit('@').next().unwrap_or("");
+    host.split(':').next().unwrap_or("").to_string()
+}
+
+fn yaml_filter(value: &tera::Value, _: &HashMap<String, tera::Value>) -> tera::Result<tera::Value> {
+    let text = match value {
+        tera::Value::String(s) => s.clone(),
+        tera::Value::Null => String::new(),
+        other => other.to_string(),
+    };
+    Ok(tera::Value::String(quote(&text)))
+}
+
+fn tera_message(e: &tera::Error) -> String {
+    let mut msg = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        source = s.source();
+    }
+    msg
+}
+
+/// Parse every document of a rendered file and check what Kubernetes and flux-ephemeral need.
+pub fn validate(template: &str, content: &str, spec: &EnvSpec) -> Result<()> {
+    let bad = |what: String| Error::config(format!("template {template} rendered an invalid sync file: {what}"));
+    let mut marked = false;
+    let mut docs = 0;
+    for (i, de) in serde_yaml_ng::Deserializer::from_str(content).enumerate() {
+        let doc = <Value as serde::Deserialize>::deserialize(de).map_err(|e| bad(format!("document {}: not valid YAML: {e}", i + 1)))?;
+        if doc.is_null() {
+            continue;
+        }
+        docs += 1;
+        let n = i + 1;
+        let field = |path: &[&str]| -> Option<&Value> {
+            let mut v = &doc;
+            for p in path {
+                v = v.get(*p)?;
+            }
+            Some(v)
+        };
+        let text = |path: &[&str]| field(path).and_then(Value::as_str);
+        let kind = text(&["kind"]).ok_or_else(|| bad(format!("document {n} has no kind")))?;
+        text(&["apiVersion"]).ok_or_else(|| bad(format!("document {n} ({kind}) has no apiVersion")))?;
+        let name = text(&["metadata", "name"]).ok_or_else(|| bad(format!("document {n} ({kind}) has no metadata.name")))?;
+        if !is_dns_subdomain(name) {
+            return Err(bad(format!("{kind} name {name:?} is not a valid Kubernetes name")));
+        }
+        for path in [&["metadata", "namespace"][..], &["spec", "targetNamespace"][..]] {
+            if let Some(ns) = text(path) {
+                if !is_dns_label(ns) {
+                    return Err(bad(format!("{kind} {name}: {} {ns:?} is not a DNS-1123 label", path.join("."))));
+                }
+                if path[0] == "spec" && is_reserved_namespace(ns) {
+                    return Err(bad(format!("{kind} {name} targets the reserved namespace {ns}")));
+                }
+            }
+        }
+        if kind == "Namespace" && is_reserved_namespace(name) {
+            return Err(bad(format!("it creates the reserved namespace {name}")));
+        }
+        if kind == "HelmRelease" {
+            let release = text(&["spec", "releaseName"]).unwrap_or(name);
+            if release.len() > crate::slug::HELM_RELEASE_MAX {
+                return Err(bad(format!("HelmRelease release name {release:?} is longer than 53 characters")));
+            }
+        }
+        if let Some(ann) = field(&["metadata", "annotations"]).and_then(Value::as_mapping) {
+            let get = |k: &str| ann.get(k).and_then(Value::as_str);
+            if get(keys::MANAGED_BY) == Some(keys::MANAGED_BY_VALUE) {
+                if get(keys::SLUG) != Some(spec.slug.as_str()) || get(keys::BRANCH) != Some(spec.branch.as_str()) {
+                    return Err(bad(format!(
+                        "{kind} {name}: the {} and {} annotations do not read back as the slug and branch; \
+                         write values with the `yaml` filter",
+                        keys::SLUG,
+                        keys::BRANCH
+                    )));
+                }
+                marked = true;
+            }
+        }
+    }
+    if docs == 0 {
+        return Err(bad("it contains no document".into()));
+    }
+    if !marked {
+        return Err(bad(format!(
+            "no object carries the flux-ephemeral annotations ({} and the others); add \
+             `{{% for key, value in annotations %}}{{{{ key }}}}: {{{{ value | yaml }}}}{{% endfor %}}` \
+             under metadata.annotations",
+            keys::MANAGED_BY
+        )));
+    }
+    Ok(())
+}
+
+/// DNS-1123 subdomain: dot-separated labels, at most 253 characters.
+pub fn is_dns_subdomain(s: &str) -> bool {
+    s.len() <= 253 && s.split('.').all(is_dns_label)
+}
