@@ -39,6 +39,8 @@ pub fn redact_url(url: &str) -> String {
             let user = userinfo.split(':').next().unwrap_or("");
             if userinfo.contains(':') {
                 format!("{scheme}://{user}:***@{host}{path}")
+            } else if scheme.starts_with("ssh") || scheme.ends_with("ssh") {
+                url.to_string()
             } else {
                 format!("{scheme}://***@{host}{path}")
             }
@@ -63,7 +65,7 @@ mod tests {
     fn urls() {
         assert_eq!(redact_url("https://u:tok@h/x.git"), "https://u:***@h/x.git");
         assert_eq!(redact_url("https://tok@h/x.git"), "https://***@h/x.git");
-        assert_eq!(redact_url("ssh://git@h/x.git"), "ssh://***@h/x.git");
+        assert_eq!(redact_url("ssh://git@h/x.git"), "ssh://git@h/x.git");
         assert_eq!(redact_url("git@h:x.git"), "git@h:x.git");
         assert_eq!(redact_url("/tmp/x"), "/tmp/x");
     }

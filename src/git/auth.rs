@@ -41,7 +41,12 @@ impl Auth {
             attempts.set(attempts.get() + 1);
             // libgit2 asks again after the server refused what we offered: stop there.
             if attempts.get() > 2 {
-                return Err(git2::Error::from_str("the remote refused the credentials"));
+                let hint = match t.offered.get() {
+                    Some("token") => "the remote refused the token: check GIT_TOKEN or --token-file, GIT_USERNAME, and that the token may push",
+                    Some(_) => "the remote refused the SSH key: check --ssh-key (or the agent) and that it is a deploy key with write access",
+                    None => "the remote refused the credentials",
+                };
+                return Err(git2::Error::from_str(hint));
             }
             if allowed.contains(CredentialType::SSH_KEY) {
                 let user = user_from_url.unwrap_or("git");
