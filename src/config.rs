@@ -46,7 +46,10 @@ pub struct CommitAuthor {
 
 impl Default for CommitAuthor {
     fn default() -> Self {
-        CommitAuthor { name: "flux-ephemeral".into(), email: "flux-ephemeral@localhost".into() }
+        CommitAuthor {
+            name: "flux-ephemeral".into(),
+            email: "flux-ephemeral@localhost".into(),
+        }
     }
 }
 
@@ -65,8 +68,21 @@ impl FileConfig {
             ($($f:ident),*) => { FileConfig { $($f: over.$f.or(self.$f)),* } };
         }
         pick!(
-            app, source_url, target_branch, instances_dir, path, template, flux_namespace, interval,
-            secret_ref, service_account, preview_url, chart, commit_author, max_environments, ttl
+            app,
+            source_url,
+            target_branch,
+            instances_dir,
+            path,
+            template,
+            flux_namespace,
+            interval,
+            secret_ref,
+            service_account,
+            preview_url,
+            chart,
+            commit_author,
+            max_environments,
+            ttl
         )
     }
 }
@@ -86,7 +102,8 @@ pub struct Settings {
 impl Settings {
     pub fn resolve(c: FileConfig) -> Result<Settings> {
         let d = RenderSettings::default();
-        let instances_dir = normalize_dir(c.instances_dir.as_deref().unwrap_or(DEFAULT_INSTANCES_DIR))?;
+        let instances_dir =
+            normalize_dir(c.instances_dir.as_deref().unwrap_or(DEFAULT_INSTANCES_DIR))?;
         let ttl = c.ttl.as_deref().map(parse_ttl).transpose()?;
         Ok(Settings {
             render: RenderSettings {
@@ -136,7 +153,11 @@ pub fn parse_ttl(s: &str) -> Result<Duration> {
 
 /// A relative directory inside the repository, without `.`/`..` tricks, `/`-separated.
 pub fn normalize_dir(dir: &str) -> Result<String> {
-    let bad = || Error::config(format!("instances_dir {dir:?} must be a relative path inside the repository, without '..'"));
+    let bad = || {
+        Error::config(format!(
+            "instances_dir {dir:?} must be a relative path inside the repository, without '..'"
+        ))
+    };
     let mut parts = Vec::new();
     for c in Path::new(dir).components() {
         match c {
@@ -165,7 +186,10 @@ mod tests {
     #[test]
     fn flags_win_over_file() {
         let file = FileConfig::parse("app: web\npath: ./x\n", "f").unwrap();
-        let flags = FileConfig { app: Some("api".into()), ..Default::default() };
+        let flags = FileConfig {
+            app: Some("api".into()),
+            ..Default::default()
+        };
         let merged = file.overlay(flags);
         assert_eq!(merged.app.as_deref(), Some("api"));
         assert_eq!(merged.path.as_deref(), Some("./x"));
@@ -173,7 +197,10 @@ mod tests {
 
     #[test]
     fn instances_dir_stays_inside() {
-        assert_eq!(normalize_dir("./overlays//ephemeral-instances/").unwrap(), "overlays/ephemeral-instances");
+        assert_eq!(
+            normalize_dir("./overlays//ephemeral-instances/").unwrap(),
+            "overlays/ephemeral-instances"
+        );
         for bad in ["../x", "/abs", "a/../../b", ".", "", ".git/x"] {
             assert!(normalize_dir(bad).is_err(), "{bad}");
         }

@@ -13,12 +13,30 @@ use git2::{FileMode, Repository, RepositoryInitOptions, Signature};
 use crate::error::{Error, Result};
 
 const SEED: &[(&str, &str)] = &[
-    ("overlays/ephemeral/kustomization.yaml", include_str!("../overlays/ephemeral/kustomization.yaml")),
-    ("overlays/ephemeral/namespace.yaml", include_str!("../overlays/ephemeral/namespace.yaml")),
-    ("overlays/ephemeral/deployment.yaml", include_str!("../overlays/ephemeral/deployment.yaml")),
-    ("overlays/ephemeral/service.yaml", include_str!("../overlays/ephemeral/service.yaml")),
-    ("overlays/ephemeral/ingress.yaml", include_str!("../overlays/ephemeral/ingress.yaml")),
-    ("overlays/ephemeral-instances/sync.yaml", include_str!("../overlays/ephemeral-instances/sync.yaml")),
+    (
+        "overlays/ephemeral/kustomization.yaml",
+        include_str!("../overlays/ephemeral/kustomization.yaml"),
+    ),
+    (
+        "overlays/ephemeral/namespace.yaml",
+        include_str!("../overlays/ephemeral/namespace.yaml"),
+    ),
+    (
+        "overlays/ephemeral/deployment.yaml",
+        include_str!("../overlays/ephemeral/deployment.yaml"),
+    ),
+    (
+        "overlays/ephemeral/service.yaml",
+        include_str!("../overlays/ephemeral/service.yaml"),
+    ),
+    (
+        "overlays/ephemeral/ingress.yaml",
+        include_str!("../overlays/ephemeral/ingress.yaml"),
+    ),
+    (
+        "overlays/ephemeral-instances/sync.yaml",
+        include_str!("../overlays/ephemeral-instances/sync.yaml"),
+    ),
     (
         ".flux-ephemeral.yaml",
         "# flux-ephemeral settings for this demo repository (see the README for every key).\n\
@@ -42,7 +60,9 @@ pub fn home() -> Result<PathBuf> {
     }
     match std::env::var_os("HOME").filter(|d| !d.is_empty()) {
         Some(h) => Ok(PathBuf::from(h).join(".local/share/flux-ephemeral")),
-        None => Err(Error::input("no --repo given and no HOME to keep the demo repository in; pass --repo")),
+        None => Err(Error::input(
+            "no --repo given and no HOME to keep the demo repository in; pass --repo",
+        )),
     }
 }
 
@@ -52,11 +72,16 @@ pub fn ensure() -> Result<(PathBuf, bool)> {
     if path.join("HEAD").exists() {
         return Ok((path, false));
     }
-    std::fs::create_dir_all(&path)
-        .map_err(|e| Error::input(format!("cannot create the demo repository at {}: {e}", path.display())))?;
+    std::fs::create_dir_all(&path).map_err(|e| {
+        Error::input(format!(
+            "cannot create the demo repository at {}: {e}",
+            path.display()
+        ))
+    })?;
     let mut opts = RepositoryInitOptions::new();
     opts.bare(true).initial_head("main");
-    let repo = Repository::init_opts(&path, &opts).map_err(|e| Error::internal(format!("init demo repository: {}", e.message())))?;
+    let repo = Repository::init_opts(&path, &opts)
+        .map_err(|e| Error::internal(format!("init demo repository: {}", e.message())))?;
     seed(&repo).map_err(|e| Error::internal(format!("seed demo repository: {}", e.message())))?;
     Ok((path, true))
 }
@@ -69,6 +94,13 @@ fn seed(repo: &Repository) -> Result<(), git2::Error> {
     }
     let tree = repo.find_tree(update.create_updated(repo, &empty)?)?;
     let sig = Signature::now("flux-ephemeral", "flux-ephemeral@localhost")?;
-    repo.commit(Some("refs/heads/main"), &sig, &sig, "Demo GitOps repository for flux-ephemeral", &tree, &[])?;
+    repo.commit(
+        Some("refs/heads/main"),
+        &sig,
+        &sig,
+        "Demo GitOps repository for flux-ephemeral",
+        &tree,
+        &[],
+    )?;
     Ok(())
 }

@@ -118,7 +118,10 @@ pub fn annotations_for(spec: &EnvSpec, deployed_at: SystemTime) -> BTreeMap<Stri
         }
     }
     if let Some(ttl) = spec.ttl {
-        a.insert(keys::TTL.into(), humantime::format_duration(ttl).to_string());
+        a.insert(
+            keys::TTL.into(),
+            humantime::format_duration(ttl).to_string(),
+        );
     }
     a
 }

@@ -49,13 +49,16 @@ fn env_result<'a>(o: &'a Outcome, report: &'a Report) -> EnvResult<'a> {
 
 /// Print the result of a deploy or destroy of one environment.
 pub fn print_single(format: Format, report: &Report, repo: &str, dry_run: bool) {
-    let Some(o) = report.plan.outcomes.first() else { return };
+    let Some(o) = report.plan.outcomes.first() else {
+        return;
+    };
     match format {
         Format::Json => {
             let mut v = serde_json::to_value(env_result(o, report)).unwrap_or_default();
             v["target_branch"] = json!(report.target_branch);
             v["repo"] = json!(repo);
             v["dry_run"] = json!(dry_run);
+            v["attempts"] = json!(report.attempts);
             if let Some(d) = &report.diff {
                 v["diff"] = json!(d);
             }
@@ -66,9 +69,14 @@ pub fn print_single(format: Format, report: &Report, repo: &str, dry_run: bool) 
             let what = match o.action {
                 Action::Created => format!("created environment {} in {path}", o.slug),
                 Action::Updated => format!("updated environment {} in {path}", o.slug),
-                Action::Unchanged => format!("environment {} is up to date in {path}; nothing to commit", o.slug),
+                Action::Unchanged => format!(
+                    "environment {} is up to date in {path}; nothing to commit",
+                    o.slug
+                ),
                 Action::Destroyed => format!("destroyed environment {} (deleted {path})", o.slug),
-                Action::Absent => format!("environment {} does not exist; nothing to commit", o.slug),
+                Action::Absent => {
+                    format!("environment {} does not exist; nothing to commit", o.slug)
+                }
             };
             if dry_run && o.action.changed() {
                 print!("{}", report.diff.as_deref().unwrap_or(""));
@@ -110,11 +118,27 @@ pub fn print_list(format: Format, records: &[EnvRecord], dir: &str) {
                 println!("no environments in {dir}");
                 return;
             }
-            let w = records.iter().map(|r| r.slug.len()).max().unwrap_or(4).max(4);
-            let wb = records.iter().map(|r| r.branch.len()).max().unwrap_or(6).max(6);
+            let w = records
+                .iter()
+                .map(|r| r.slug.len())
+                .max()
+                .unwrap_or(4)
+                .max(4);
+            let wb = records
+                .iter()
+                .map(|r| r.branch.len())
+                .max()
+                .unwrap_or(6)
+                .max(6);
             println!("{:w$}  {:wb$}  {:48}  FILE", "SLUG", "BRANCH", "REF");
             for r in records {
-                println!("{:w$}  {:wb$}  {:48}  {dir}/{}", r.slug, r.branch, r.reference(), r.file);
+                println!(
+                    "{:w$}  {:wb$}  {:48}  {dir}/{}",
+                    r.slug,
+                    r.branch,
+                    r.reference(),
+                    r.file
+                );
             }
         }
     }
@@ -122,7 +146,10 @@ pub fn print_list(format: Format, records: &[EnvRecord], dir: &str) {
 
 pub fn print_error(format: Format, e: &Error) {
     match format {
-        Format::Json => println!("{}", json!({ "error": { "kind": e.kind.as_str(), "message": e.message } })),
+        Format::Json => println!(
+            "{}",
+            json!({ "error": { "kind": e.kind.as_str(), "message": e.message } })
+        ),
         Format::Text => {}
     }
     eprintln!("error: {e}");

@@ -13,7 +13,7 @@ pub type Files = BTreeMap<String, String>;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Entry {
     /// Created by flux-ephemeral.
-    Managed(EnvRecord),
+    Managed(Box<EnvRecord>),
     /// Named like a sync file but without the marker annotation: never touched.
     Foreign,
 }
@@ -25,7 +25,11 @@ pub fn classify(file: &str, content: &str) -> Option<Entry> {
         let Ok(doc) = <Value as serde::Deserialize>::deserialize(de) else {
             return Some(Entry::Foreign);
         };
-        let Some(ann) = doc.get("metadata").and_then(|m| m.get("annotations")).and_then(Value::as_mapping) else {
+        let Some(ann) = doc
+            .get("metadata")
+            .and_then(|m| m.get("annotations"))
+            .and_then(Value::as_mapping)
+        else {
             continue;
         };
         let map: BTreeMap<String, String> = ann
@@ -33,7 +37,7 @@ pub fn classify(file: &str, content: &str) -> Option<Entry> {
             .filter_map(|(k, v)| Some((k.as_str()?.to_string(), v.as_str()?.to_string())))
             .collect();
         if let Some(record) = EnvRecord::from_annotations(file, &map) {
-            return Some(Entry::Managed(record));
+            return Some(Entry::Managed(Box::new(record)));
         }
     }
     Some(Entry::Foreign)
@@ -44,7 +48,7 @@ pub fn records(files: &Files) -> Vec<EnvRecord> {
     files
         .iter()
         .filter_map(|(name, content)| match classify(name, content)? {
-            Entry::Managed(r) => Some(r),
+            Entry::Managed(r) => Some(*r),
             Entry::Foreign => None,
         })
         .collect()

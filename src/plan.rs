@@ -17,14 +17,24 @@ pub enum Intent {
     /// The environment should exist as described.
     Upsert(EnvSpec),
     /// The environment should not exist.
-    Remove { slug: String, branch: Option<String> },
+    Remove {
+        slug: String,
+        branch: Option<String>,
+    },
 }
 
 /// One file change, relative to the instances directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
-    Write { file: String, content: String, before: Option<String> },
-    Delete { file: String, before: String },
+    Write {
+        file: String,
+        content: String,
+        before: Option<String>,
+    },
+    Delete {
+        file: String,
+        before: String,
+    },
 }
 
 impl Change {
@@ -83,7 +93,11 @@ impl Plan {
 
     /// The commit message: a summary line naming every action, then one line per environment.
     pub fn commit_message(&self) -> String {
-        let changed: Vec<&Outcome> = self.outcomes.iter().filter(|o| o.action.changed()).collect();
+        let changed: Vec<&Outcome> = self
+            .outcomes
+            .iter()
+            .filter(|o| o.action.changed())
+            .collect();
         let verb = |a: Action| match a {
             Action::Created => "deploy",
             Action::Updated => "update",
@@ -110,7 +124,13 @@ impl Plan {
 }
 
 /// Plan the changes that bring `files` to what `intents` ask for.
-pub fn plan(files: &Files, intents: &[Intent], renderer: &Renderer, now: SystemTime, opts: &PlanOptions) -> Result<Plan> {
+pub fn plan(
+    files: &Files,
+    intents: &[Intent],
+    renderer: &Renderer,
+    now: SystemTime,
+    opts: &PlanOptions,
+) -> Result<Plan> {
     let mut out = Plan::default();
     let mut live = crate::overlay::records(files).len();
     for intent in intents {
@@ -169,20 +189,37 @@ fn plan_upsert(
     }
     let rendered = renderer.render(spec, now)?;
     let action = match before {
-        Some(c) if c == &rendered.content => return Ok((outcome(Action::Unchanged, spec, file, Some(rendered)), None)),
+        Some(c) if c == &rendered.content => {
+            return Ok((outcome(Action::Unchanged, spec, file, Some(rendered)), None))
+        }
         Some(_) => Action::Updated,
         None => {
             *live += 1;
             Action::Created
         }
     };
-    let change = Change::Write { file: file.clone(), content: rendered.content.clone(), before: before.cloned() };
+    let change = Change::Write {
+        file: file.clone(),
+        content: rendered.content.clone(),
+        before: before.cloned(),
+    };
     Ok((outcome(action, spec, file, Some(rendered)), Some(change)))
 }
 
-fn plan_remove(files: &Files, slug: &str, branch: Option<&str>) -> Result<(Outcome, Option<Change>)> {
+fn plan_remove(
+    files: &Files,
+    slug: &str,
+    branch: Option<&str>,
+) -> Result<(Outcome, Option<Change>)> {
     let file = file_name(slug);
-    let absent = Outcome { action: Action::Absent, slug: slug.into(), file: file.clone(), branch: branch.map(Into::into), sha: None, rendered: None };
+    let absent = Outcome {
+        action: Action::Absent,
+        slug: slug.into(),
+        file: file.clone(),
+        branch: branch.map(Into::into),
+        sha: None,
+        rendered: None,
+    };
     let Some(content) = files.get(&file) else {
         return Ok((absent, None));
     };
@@ -196,13 +233,39 @@ fn plan_remove(files: &Files, slug: &str, branch: Option<&str>) -> Result<(Outco
                     )));
                 }
             }
-            let o = Outcome { action: Action::Destroyed, slug: slug.into(), file: file.clone(), branch: Some(r.branch), sha: r.sha, rendered: None };
-            Ok((o, Some(Change::Delete { file, before: content.clone() })))
+            let o = Outcome {
+                action: Action::Destroyed,
+                slug: slug.into(),
+                file: file.clone(),
+                branch: Some(r.branch),
+                sha: r.sha,
+                rendered: None,
+            };
+            Ok((
+                o,
+                Some(Change::Delete {
+                    file,
+                    before: content.clone(),
+                }),
+            ))
         }
-        _ => Err(Error::input(format!("{file} was not created by flux-ephemeral; refusing to delete it"))),
+        _ => Err(Error::input(format!(
+            "{file} was not created by flux-ephemeral; refusing to delete it"
+        ))),
     }
 }
 
 fn outcome(action: Action, spec: &EnvSpec, file: String, rendered: Option<Rendered>) -> Outcome {
-    Outcome { action, slug: spec.slug.clone(), file, branch: Some(spec.branch.clone()), sha: spec.sha.clone(), rendered }
+    Outcome {
+        action,
+        slug: spec.slug.clone(),
+        file,
+        branch: Some(spec.branch.clone()),
+        sha: spec.sha.clone(),
+        rendered,
+    }
 }
+
+#[cfg(test)]
+#[path = "plan_tests.rs"]
+mod tests;

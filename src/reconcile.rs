@@ -25,8 +25,9 @@ impl ConfigSource {
     pub fn load(path: Option<&Path>, flags: FileConfig) -> Result<Self> {
         let local = match path {
             Some(p) => {
-                let text = std::fs::read_to_string(p)
-                    .map_err(|e| Error::config(format!("cannot read --config {}: {e}", p.display())))?;
+                let text = std::fs::read_to_string(p).map_err(|e| {
+                    Error::config(format!("cannot read --config {}: {e}", p.display()))
+                })?;
                 let dir = p.parent().map(Path::to_path_buf).unwrap_or_default();
                 Some((FileConfig::parse(&text, &p.display().to_string())?, dir))
             }
@@ -37,7 +38,11 @@ impl ConfigSource {
 
     /// The target branch named by flags or `--config`, if any.
     pub fn target_branch(&self) -> Option<String> {
-        self.flags.target_branch.clone().or_else(|| self.local.as_ref().and_then(|(c, _)| c.target_branch.clone()))
+        self.flags.target_branch.clone().or_else(|| {
+            self.local
+                .as_ref()
+                .and_then(|(c, _)| c.target_branch.clone())
+        })
     }
 }
 
@@ -90,16 +95,26 @@ pub fn snapshot<'a>(store: &'a Store, branch: &str, config: &ConfigSource) -> Re
     let settings = Settings::resolve(file.overlay(config.flags.clone()))?;
     let renderer = settings.renderer(|path| {
         if config.flags.template.as_deref() == Some(path) || !from_repo {
-            let base = config.local.as_ref().map(|(_, d)| d.clone()).unwrap_or_default();
+            let base = config
+                .local
+                .as_ref()
+                .map(|(_, d)| d.clone())
+                .unwrap_or_default();
             let full = base.join(path);
-            return std::fs::read_to_string(&full)
-                .map(Some)
-                .map_err(|e| Error::config(format!("cannot read template {}: {e}", full.display())));
+            return std::fs::read_to_string(&full).map(Some).map_err(|e| {
+                Error::config(format!("cannot read template {}: {e}", full.display()))
+            });
         }
         store.read_file(tip, path)
     })?;
     let files = store.read_dir(tip, &settings.instances_dir)?;
-    Ok(Snapshot { settings, files, renderer, store, tip })
+    Ok(Snapshot {
+        settings,
+        files,
+        renderer,
+        store,
+        tip,
+    })
 }
 
 /// Apply `intents` (computed from each fresh snapshot) to the target branch.
@@ -119,8 +134,16 @@ pub fn reconcile(
         let snap = snapshot(store, &branch, config)?;
         let wanted = intents(&snap)?;
         let mut plan_opts = opts.plan.clone();
-        plan_opts.max_environments = plan_opts.max_environments.or(snap.settings.max_environments);
-        let planned = plan(&snap.files, &wanted, &snap.renderer, SystemTime::now(), &plan_opts)?;
+        plan_opts.max_environments = plan_opts
+            .max_environments
+            .or(snap.settings.max_environments);
+        let planned = plan(
+            &snap.files,
+            &wanted,
+            &snap.renderer,
+            SystemTime::now(),
+            &plan_opts,
+        )?;
         let dir = snap.settings.instances_dir.clone();
         let mut report = Report {
             plan: planned,
@@ -139,7 +162,14 @@ pub fn reconcile(
             return Ok(report);
         }
         let message = report.plan.commit_message();
-        let Some(commit) = store.commit(snap.tip, &dir, &report.plan.changes, &message, &snap.settings.author)? else {
+        let Some(commit) = store.commit(
+            snap.tip,
+            &dir,
+            &report.plan.changes,
+            &message,
+            &snap.settings.author,
+        )?
+        else {
             return Ok(report);
         };
         match store.publish(&branch, snap.tip, commit)? {
@@ -163,8 +193,12 @@ pub fn reconcile(
 
 fn backoff(attempt: u32) -> Duration {
     let base = 50u64.saturating_mul(1 << attempt.min(6));
-    let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
-    let jitter = (u64::from(nanos) ^ u64::from(std::process::id()).wrapping_mul(2_654_435_761)) % base.max(1);
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let jitter = (u64::from(nanos) ^ u64::from(std::process::id()).wrapping_mul(2_654_435_761))
+        % base.max(1);
     Duration::from_millis((base + jitter).min(3_000))
 }
 
@@ -174,11 +208,21 @@ pub fn diff(dir: &str, changes: &[Change]) -> String {
     for c in changes {
         let path = format!("{dir}/{}", c.file());
         let (before, after) = match c {
-            Change::Write { content, before, .. } => (before.as_deref().unwrap_or(""), content.as_str()),
+            Change::Write {
+                content, before, ..
+            } => (before.as_deref().unwrap_or(""), content.as_str()),
             Change::Delete { before, .. } => (before.as_str(), ""),
         };
-        let old = if matches!(c, Change::Write { before: None, .. }) { "/dev/null".to_string() } else { format!("a/{path}") };
-        let new = if matches!(c, Change::Delete { .. }) { "/dev/null".to_string() } else { format!("b/{path}") };
+        let old = if matches!(c, Change::Write { before: None, .. }) {
+            "/dev/null".to_string()
+        } else {
+            format!("a/{path}")
+        };
+        let new = if matches!(c, Change::Delete { .. }) {
+            "/dev/null".to_string()
+        } else {
+            format!("b/{path}")
+        };
         let text = similar::TextDiff::from_lines(before, after);
         out.push_str(&text.unified_diff().header(&old, &new).to_string());
     }

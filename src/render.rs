@@ -89,24 +89,37 @@ impl Renderer {
         let mut tera = Tera::default();
         tera.autoescape_on(vec![]);
         tera.register_filter("yaml", yaml_filter);
-        tera.add_raw_template(MAIN, source)
-            .map_err(|e| Error::config(format!("template {template_name}: {}", tera_message(&e))))?;
+        tera.add_raw_template(MAIN, source).map_err(|e| {
+            Error::config(format!("template {template_name}: {}", tera_message(&e)))
+        })?;
         if let Some(url) = &settings.preview_url {
-            tera.add_raw_template(URL, url)
-                .map_err(|e| Error::config(format!("preview_url template: {}", tera_message(&e))))?;
+            tera.add_raw_template(URL, url).map_err(|e| {
+                Error::config(format!("preview_url template: {}", tera_message(&e)))
+            })?;
         }
-        for (what, value) in [("prefix", &settings.prefix), ("flux_namespace", &settings.flux_namespace)] {
+        for (what, value) in [
+            ("prefix", &settings.prefix),
+            ("flux_namespace", &settings.flux_namespace),
+        ] {
             if !value.is_empty() && !is_dns_label(value) {
-                return Err(Error::config(format!("{what} {value:?} must be a DNS-1123 label")));
+                return Err(Error::config(format!(
+                    "{what} {value:?} must be a DNS-1123 label"
+                )));
             }
         }
-        Ok(Renderer { tera, template: template_name.to_string(), settings })
+        Ok(Renderer {
+            tera,
+            template: template_name.to_string(),
+            settings,
+        })
     }
 
     /// A built-in template by name: `kustomization` or `helm`.
     pub fn builtin(name: &str, settings: RenderSettings) -> Result<Self> {
         let source = builtin_source(name).ok_or_else(|| {
-            Error::config(format!("unknown built-in template {name:?}: use kustomization or helm, or a file path"))
+            Error::config(format!(
+                "unknown built-in template {name:?}: use kustomization or helm, or a file path"
+            ))
         })?;
         Self::new(name, source, settings)
     }
@@ -121,7 +134,10 @@ impl Renderer {
         let name = s.object_name(&spec.slug);
         let namespace = name.clone();
         if is_reserved_namespace(&namespace) {
-            return Err(Error::input(format!("environment {:?} would land in the reserved namespace {namespace}", spec.slug)));
+            return Err(Error::input(format!(
+                "environment {:?} would land in the reserved namespace {namespace}",
+                spec.slug
+            )));
         }
         let mut ctx = Context::new();
         let opt = |v: &Option<String>| v.clone().unwrap_or_default();
@@ -131,7 +147,14 @@ impl Renderer {
         ctx.insert("flux_namespace", &s.flux_namespace);
         ctx.insert("branch", &spec.branch);
         ctx.insert("sha", &opt(&spec.sha));
-        ctx.insert("ref_kind", if spec.sha.is_some() { "commit" } else { "branch" });
+        ctx.insert(
+            "ref_kind",
+            if spec.sha.is_some() {
+                "commit"
+            } else {
+                "branch"
+            },
+        );
         ctx.insert("source_url", &spec.source_url);
         ctx.insert("path", &s.path);
         ctx.insert("interval", &s.interval);
@@ -144,33 +167,41 @@ impl Renderer {
         ctx.insert("title", &opt(&spec.title));
         ctx.insert("environment", &opt(&spec.environment));
         ctx.insert("deployed_at", &format_time(deployed_at));
-        ctx.insert("ttl", &spec.ttl.map(|t| humantime::format_duration(t).to_string()).unwrap_or_default());
+        ctx.insert(
+            "ttl",
+            &spec
+                .ttl
+                .map(|t| humantime::format_duration(t).to_string())
+                .unwrap_or_default(),
+        );
         let mut labels = BTreeMap::new();
         labels.insert("app.kubernetes.io/managed-by", "flux-ephemeral");
         ctx.insert("labels", &labels);
         ctx.insert("annotations", &annotations_for(spec, deployed_at));
 
         let preview_url = match &s.preview_url {
-            Some(_) => Some(
-                self.tera
-                    .render(URL, &ctx)
-                    .map_err(|e| Error::config(format!("preview_url template: {}", tera_message(&e))))?,
-            ),
+            Some(_) => Some(self.tera.render(URL, &ctx).map_err(|e| {
+                Error::config(format!("preview_url template: {}", tera_message(&e)))
+            })?),
             None => None,
         };
         let url = preview_url.clone().unwrap_or_default();
         ctx.insert("preview_host", &host_of(&url));
         ctx.insert("preview_url", &url);
 
-        let mut content = self
-            .tera
-            .render(MAIN, &ctx)
-            .map_err(|e| Error::config(format!("template {}: {}", self.template, tera_message(&e))))?;
+        let mut content = self.tera.render(MAIN, &ctx).map_err(|e| {
+            Error::config(format!("template {}: {}", self.template, tera_message(&e)))
+        })?;
         if !content.ends_with('\n') {
             content.push('\n');
         }
         validate(&self.template, &content, spec)?;
-        Ok(Rendered { content, name, namespace, preview_url })
+        Ok(Rendered {
+            content,
+            name,
+            namespace,
+            preview_url,
+        })
     }
 }
 
@@ -211,11 +242,16 @@ fn tera_message(e: &tera::Error) -> String {
 
 /// Parse every document of a rendered file and check what Kubernetes and flux-ephemeral need.
 pub fn validate(template: &str, content: &str, spec: &EnvSpec) -> Result<()> {
-    let bad = |what: String| Error::config(format!("template {template} rendered an invalid sync file: {what}"));
+    let bad = |what: String| {
+        Error::config(format!(
+            "template {template} rendered an invalid sync file: {what}"
+        ))
+    };
     let mut marked = false;
     let mut docs = 0;
     for (i, de) in serde_yaml_ng::Deserializer::from_str(content).enumerate() {
-        let doc = <Value as serde::Deserialize>::deserialize(de).map_err(|e| bad(format!("document {}: not valid YAML: {e}", i + 1)))?;
+        let doc = <Value as serde::Deserialize>::deserialize(de)
+            .map_err(|e| bad(format!("document {}: not valid YAML: {e}", i + 1)))?;
         if doc.is_null() {
             continue;
         }
@@ -230,18 +266,30 @@ pub fn validate(template: &str, content: &str, spec: &EnvSpec) -> Result<()> {
         };
         let text = |path: &[&str]| field(path).and_then(Value::as_str);
         let kind = text(&["kind"]).ok_or_else(|| bad(format!("document {n} has no kind")))?;
-        text(&["apiVersion"]).ok_or_else(|| bad(format!("document {n} ({kind}) has no apiVersion")))?;
-        let name = text(&["metadata", "name"]).ok_or_else(|| bad(format!("document {n} ({kind}) has no metadata.name")))?;
+        text(&["apiVersion"])
+            .ok_or_else(|| bad(format!("document {n} ({kind}) has no apiVersion")))?;
+        let name = text(&["metadata", "name"])
+            .ok_or_else(|| bad(format!("document {n} ({kind}) has no metadata.name")))?;
         if !is_dns_subdomain(name) {
-            return Err(bad(format!("{kind} name {name:?} is not a valid Kubernetes name")));
+            return Err(bad(format!(
+                "{kind} name {name:?} is not a valid Kubernetes name"
+            )));
         }
-        for path in [&["metadata", "namespace"][..], &["spec", "targetNamespace"][..]] {
+        for path in [
+            &["metadata", "namespace"][..],
+            &["spec", "targetNamespace"][..],
+        ] {
             if let Some(ns) = text(path) {
                 if !is_dns_label(ns) {
-                    return Err(bad(format!("{kind} {name}: {} {ns:?} is not a DNS-1123 label", path.join("."))));
+                    return Err(bad(format!(
+                        "{kind} {name}: {} {ns:?} is not a DNS-1123 label",
+                        path.join(".")
+                    )));
                 }
                 if path[0] == "spec" && is_reserved_namespace(ns) {
-                    return Err(bad(format!("{kind} {name} targets the reserved namespace {ns}")));
+                    return Err(bad(format!(
+                        "{kind} {name} targets the reserved namespace {ns}"
+                    )));
                 }
             }
         }
@@ -251,13 +299,17 @@ pub fn validate(template: &str, content: &str, spec: &EnvSpec) -> Result<()> {
         if kind == "HelmRelease" {
             let release = text(&["spec", "releaseName"]).unwrap_or(name);
             if release.len() > crate::slug::HELM_RELEASE_MAX {
-                return Err(bad(format!("HelmRelease release name {release:?} is longer than 53 characters")));
+                return Err(bad(format!(
+                    "HelmRelease release name {release:?} is longer than 53 characters"
+                )));
             }
         }
         if let Some(ann) = field(&["metadata", "annotations"]).and_then(Value::as_mapping) {
             let get = |k: &str| ann.get(k).and_then(Value::as_str);
             if get(keys::MANAGED_BY) == Some(keys::MANAGED_BY_VALUE) {
-                if get(keys::SLUG) != Some(spec.slug.as_str()) || get(keys::BRANCH) != Some(spec.branch.as_str()) {
+                if get(keys::SLUG) != Some(spec.slug.as_str())
+                    || get(keys::BRANCH) != Some(spec.branch.as_str())
+                {
                     return Err(bad(format!(
                         "{kind} {name}: the {} and {} annotations do not read back as the slug and branch; \
                          write values with the `yaml` filter",
@@ -287,3 +339,7 @@ pub fn validate(template: &str, content: &str, spec: &EnvSpec) -> Result<()> {
 pub fn is_dns_subdomain(s: &str) -> bool {
     s.len() <= 253 && s.split('.').all(is_dns_label)
 }
+
+#[cfg(test)]
+#[path = "render_tests.rs"]
+mod tests;

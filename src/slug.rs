@@ -21,8 +21,10 @@ pub const MIN_BUDGET: usize = HASH_LEN + 4;
 
 /// Namespaces no environment may ever be deployed into.
 pub fn is_reserved_namespace(ns: &str) -> bool {
-    matches!(ns, "default" | "flux-system" | "kube-system" | "kube-public" | "kube-node-lease")
-        || ns.starts_with("kube-")
+    matches!(
+        ns,
+        "default" | "flux-system" | "kube-system" | "kube-public" | "kube-node-lease"
+    ) || ns.starts_with("kube-")
 }
 
 /// True when `s` is a DNS-1123 label: 1–63 of `[a-z0-9-]`, starting and ending alphanumeric.
@@ -30,7 +32,8 @@ pub fn is_dns_label(s: &str) -> bool {
     let b = s.as_bytes();
     !b.is_empty()
         && b.len() <= LABEL_MAX
-        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
         && b[0] != b'-'
         && b[b.len() - 1] != b'-'
 }
@@ -38,7 +41,11 @@ pub fn is_dns_label(s: &str) -> bool {
 /// The longest slug that keeps `<prefix>-<slug>` within Helm's release-name limit (which also
 /// keeps namespaces and object names within theirs).
 pub fn budget_for_prefix(prefix: &str) -> usize {
-    let used = if prefix.is_empty() { 0 } else { prefix.len() + 1 };
+    let used = if prefix.is_empty() {
+        0
+    } else {
+        prefix.len() + 1
+    };
     HELM_RELEASE_MAX.saturating_sub(used)
 }
 
@@ -70,7 +77,11 @@ pub fn slugify(branch: &str, budget: usize) -> Result<String> {
     clean.truncate(keep);
     let clean = clean.trim_matches('-');
     let hash = short_hash(branch);
-    Ok(if clean.is_empty() { hash } else { format!("{clean}-{hash}") })
+    Ok(if clean.is_empty() {
+        hash
+    } else {
+        format!("{clean}-{hash}")
+    })
 }
 
 /// Check a slug given from outside (GitLab's `CI_ENVIRONMENT_SLUG`, a file name).
@@ -121,7 +132,13 @@ mod tests {
 
     #[test]
     fn look_alikes_never_collide() {
-        let names = ["feature/login", "Feature/Login", "feature_login", "feature.login", "feature-login"];
+        let names = [
+            "feature/login",
+            "Feature/Login",
+            "feature_login",
+            "feature.login",
+            "feature-login",
+        ];
         let slugs: Vec<_> = names.iter().map(|n| slugify(n, B).unwrap()).collect();
         for (i, a) in slugs.iter().enumerate() {
             assert!(is_dns_label(a), "{a}");

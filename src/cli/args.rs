@@ -57,9 +57,15 @@ impl RepoArgs {
             None => {
                 let (path, created) = crate::local_default::ensure()?;
                 if created {
-                    eprintln!("note: no --repo given: created the demo GitOps repository {}", path.display());
+                    eprintln!(
+                        "note: no --repo given: created the demo GitOps repository {}",
+                        path.display()
+                    );
                 } else {
-                    eprintln!("note: no --repo given: using the demo GitOps repository {}", path.display());
+                    eprintln!(
+                        "note: no --repo given: using the demo GitOps repository {}",
+                        path.display()
+                    );
                 }
                 Ok(Location::Local(path))
             }
@@ -70,8 +76,9 @@ impl RepoArgs {
     pub fn auth(&self) -> Result<Auth> {
         let token = match &self.token_file {
             Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| Error::input(format!("cannot read --token-file {}: {e}", path.display())))?;
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    Error::input(format!("cannot read --token-file {}: {e}", path.display()))
+                })?;
                 Some(text.trim().to_string())
             }
             None => std::env::var("GIT_TOKEN").ok(),
@@ -170,9 +177,15 @@ impl EnvArgs {
             }
             None => slugify(&self.branch, budget)?,
         };
-        let source_url = settings.source_url.clone().filter(|s| !s.trim().is_empty()).ok_or_else(|| {
-            Error::config("no source URL: pass --source-url or set source_url in .flux-ephemeral.yaml")
-        })?;
+        let source_url = settings
+            .source_url
+            .clone()
+            .filter(|s| !s.trim().is_empty())
+            .ok_or_else(|| {
+                Error::config(
+                    "no source URL: pass --source-url or set source_url in .flux-ephemeral.yaml",
+                )
+            })?;
         Ok(EnvSpec {
             slug,
             branch: check_branch(&self.branch)?,
@@ -189,7 +202,9 @@ impl EnvArgs {
 
 pub fn check_branch(b: &str) -> Result<String> {
     if b.is_empty() || b.chars().any(char::is_control) {
-        return Err(Error::input(format!("branch name {b:?} is empty or has control characters")));
+        return Err(Error::input(format!(
+            "branch name {b:?} is empty or has control characters"
+        )));
     }
     Ok(b.to_string())
 }
@@ -199,7 +214,9 @@ pub fn check_sha(s: &str) -> Result<String> {
     if (s.len() == 40 || s.len() == 64) && s.bytes().all(|c| c.is_ascii_hexdigit()) {
         Ok(s)
     } else {
-        Err(Error::input(format!("--sha {s:?} is not a full commit id (40 hex digits); Flux needs the full sha")))
+        Err(Error::input(format!(
+            "--sha {s:?} is not a full commit id (40 hex digits); Flux needs the full sha"
+        )))
     }
 }
 
@@ -208,7 +225,9 @@ pub fn check_id(s: &str) -> Result<String> {
     if !t.is_empty() && t.len() <= 12 && t.bytes().all(|c| c.is_ascii_digit()) {
         Ok(t.to_string())
     } else {
-        Err(Error::input(format!("--id {s:?} is not a pull/merge request number")))
+        Err(Error::input(format!(
+            "--id {s:?} is not a pull/merge request number"
+        )))
     }
 }
 

@@ -33,11 +33,27 @@ impl DeployCmd {
     pub fn run(&self, format: Format) -> Result<()> {
         check_ttl(&self.settings.ttl)?;
         let location = self.repo.location()?;
-        let config = ConfigSource::load(self.repo.config.as_deref(), self.settings.to_file_config())?;
-        let config = ConfigSource { flags: crate::config::FileConfig { target_branch: self.repo.target_branch.clone(), ..config.flags }, ..config };
+        let config =
+            ConfigSource::load(self.repo.config.as_deref(), self.settings.to_file_config())?;
+        let config = ConfigSource {
+            flags: crate::config::FileConfig {
+                target_branch: self.repo.target_branch.clone(),
+                ..config.flags
+            },
+            ..config
+        };
         let store = Store::open(location, self.repo.auth()?, self.repo.cache_dir.as_deref())?;
-        let opts = RunOptions { dry_run: self.dry_run, plan: PlanOptions::default(), max_attempts: 10 };
-        let report = reconcile(&store, &config, &|snap| Ok(vec![Intent::Upsert(self.env.spec(&snap.settings)?)]), &opts)?;
+        let opts = RunOptions {
+            dry_run: self.dry_run,
+            plan: PlanOptions::default(),
+            max_attempts: 10,
+        };
+        let report = reconcile(
+            &store,
+            &config,
+            &|snap| Ok(vec![Intent::Upsert(self.env.spec(&snap.settings)?)]),
+            &opts,
+        )?;
         print_single(format, &report, &store.location().display(), self.dry_run);
         Ok(())
     }

@@ -34,10 +34,21 @@ pub struct DestroyCmd {
 impl DestroyCmd {
     pub fn run(&self, format: Format) -> Result<()> {
         let location = self.repo.location()?;
-        let config = ConfigSource::load(self.repo.config.as_deref(), self.settings.to_file_config())?;
-        let config = ConfigSource { flags: crate::config::FileConfig { target_branch: self.repo.target_branch.clone(), ..config.flags }, ..config };
+        let config =
+            ConfigSource::load(self.repo.config.as_deref(), self.settings.to_file_config())?;
+        let config = ConfigSource {
+            flags: crate::config::FileConfig {
+                target_branch: self.repo.target_branch.clone(),
+                ..config.flags
+            },
+            ..config
+        };
         let store = Store::open(location, self.repo.auth()?, self.repo.cache_dir.as_deref())?;
-        let opts = RunOptions { dry_run: self.dry_run, plan: PlanOptions::default(), max_attempts: 10 };
+        let opts = RunOptions {
+            dry_run: self.dry_run,
+            plan: PlanOptions::default(),
+            max_attempts: 10,
+        };
         let intents = |snap: &crate::reconcile::Snapshot| {
             let budget = snap.settings.slug_budget();
             let slug = match (&self.slug, &self.branch) {
@@ -48,7 +59,10 @@ impl DestroyCmd {
                 (None, Some(b)) => slugify(b, budget)?,
                 (None, None) => return Err(Error::input("pass --branch or --slug")),
             };
-            Ok(vec![Intent::Remove { slug, branch: self.branch.clone() }])
+            Ok(vec![Intent::Remove {
+                slug,
+                branch: self.branch.clone(),
+            }])
         };
         let report = reconcile(&store, &config, &intents, &opts)?;
         print_single(format, &report, &store.location().display(), self.dry_run);

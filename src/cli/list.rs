@@ -22,9 +22,15 @@ pub struct ListCmd {
 impl ListCmd {
     pub fn run(&self, format: Format) -> Result<()> {
         let location = self.repo.location()?;
-        let config = ConfigSource::load(self.repo.config.as_deref(), self.settings.to_file_config())?;
+        let config =
+            ConfigSource::load(self.repo.config.as_deref(), self.settings.to_file_config())?;
         let store = Store::open(location, self.repo.auth()?, self.repo.cache_dir.as_deref())?;
-        let branch = match self.repo.target_branch.clone().or_else(|| config.target_branch()) {
+        let branch = match self
+            .repo
+            .target_branch
+            .clone()
+            .or_else(|| config.target_branch())
+        {
             Some(b) => b,
             None => store.default_branch()?,
         };

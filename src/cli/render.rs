@@ -28,11 +28,18 @@ impl RenderCmd {
     pub fn run(&self, format: Format) -> Result<()> {
         check_ttl(&self.settings.ttl)?;
         let source = ConfigSource::load(self.config.as_deref(), self.settings.to_file_config())?;
-        let (file, dir) = source.local.clone().unwrap_or((FileConfig::default(), PathBuf::new()));
+        let (file, dir) = source
+            .local
+            .clone()
+            .unwrap_or((FileConfig::default(), PathBuf::new()));
         let settings = Settings::resolve(file.overlay(source.flags.clone()))?;
         let from_flag = self.settings.template.is_some();
         let renderer = settings.renderer(|path| {
-            let full = if from_flag { PathBuf::from(path) } else { dir.join(path) };
+            let full = if from_flag {
+                PathBuf::from(path)
+            } else {
+                dir.join(path)
+            };
             std::fs::read_to_string(&full)
                 .map(Some)
                 .map_err(|e| Error::config(format!("cannot read template {}: {e}", full.display())))

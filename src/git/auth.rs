@@ -73,17 +73,25 @@ impl Auth {
         });
         let insecure = self.insecure_ignore_host_key;
         cb.certificate_check(move |_cert, _host| {
-            Ok(if insecure { CertificateCheckStatus::CertificateOk } else { CertificateCheckStatus::CertificatePassthrough })
+            Ok(if insecure {
+                CertificateCheckStatus::CertificateOk
+            } else {
+                CertificateCheckStatus::CertificatePassthrough
+            })
         });
         let t = transcript.clone();
         cb.sideband_progress(move |data| {
-            t.remote_messages.borrow_mut().push_str(&String::from_utf8_lossy(data));
+            t.remote_messages
+                .borrow_mut()
+                .push_str(&String::from_utf8_lossy(data));
             true
         });
         let t = transcript;
         cb.push_update_reference(move |refname, status| {
             if let Some(msg) = status {
-                t.rejections.borrow_mut().push((refname.to_string(), msg.to_string()));
+                t.rejections
+                    .borrow_mut()
+                    .push((refname.to_string(), msg.to_string()));
             }
             Ok(())
         });

@@ -7,7 +7,13 @@ use crate::git::auth::Transcript;
 use crate::redact::{redact_url, scrub, Secret};
 
 /// Map a libgit2 error during `what` (e.g. "fetch from X") to our error.
-pub fn remote_error(e: &git2::Error, what: &str, url: &str, token: Option<&Secret>, t: &Transcript) -> Error {
+pub fn remote_error(
+    e: &git2::Error,
+    what: &str,
+    url: &str,
+    token: Option<&Secret>,
+    t: &Transcript,
+) -> Error {
     let raw = scrub(&e.message().replace(url, &redact_url(url)), token);
     let server = server_lines(t, token);
     let hint = match (e.code(), e.class()) {

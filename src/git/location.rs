@@ -17,7 +17,9 @@ impl Location {
     pub fn parse(spec: &str) -> Result<Location> {
         let spec = spec.trim();
         if spec.is_empty() {
-            return Err(Error::input("--repo is empty: pass a path or URL of the GitOps repository"));
+            return Err(Error::input(
+                "--repo is empty: pass a path or URL of the GitOps repository",
+            ));
         }
         if let Some(path) = spec.strip_prefix("file://") {
             return Ok(Location::Local(absolute(Path::new(path))?));
@@ -67,11 +69,30 @@ mod tests {
 
     #[test]
     fn kinds() {
-        assert!(matches!(Location::parse("/srv/gitops.git").unwrap(), Location::Local(_)));
-        assert!(matches!(Location::parse("file:///srv/gitops.git").unwrap(), Location::Local(_)));
-        assert!(matches!(Location::parse("relative/dir").unwrap(), Location::Local(_)));
-        for r in ["git://h/x.git", "https://h/x.git", "http://127.0.0.1:1/x", "ssh://git@h:22/x.git", "git@github.com:org/x.git"] {
-            assert_eq!(Location::parse(r).unwrap(), Location::Remote(r.into()), "{r}");
+        assert!(matches!(
+            Location::parse("/srv/gitops.git").unwrap(),
+            Location::Local(_)
+        ));
+        assert!(matches!(
+            Location::parse("file:///srv/gitops.git").unwrap(),
+            Location::Local(_)
+        ));
+        assert!(matches!(
+            Location::parse("relative/dir").unwrap(),
+            Location::Local(_)
+        ));
+        for r in [
+            "git://h/x.git",
+            "https://h/x.git",
+            "http://127.0.0.1:1/x",
+            "ssh://git@h:22/x.git",
+            "git@github.com:org/x.git",
+        ] {
+            assert_eq!(
+                Location::parse(r).unwrap(),
+                Location::Remote(r.into()),
+                "{r}"
+            );
         }
         assert!(Location::parse("ftp://h/x").is_err());
         assert!(Location::parse("").is_err());

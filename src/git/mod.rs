@@ -2,8 +2,8 @@
 //! write a commit without a working tree, and publish it with compare-and-swap.
 
 pub mod auth;
-pub mod location;
 mod errors;
+pub mod location;
 mod store;
 
 pub use auth::Auth;

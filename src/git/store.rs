@@ -12,7 +12,10 @@ use std::path::Path;
 use std::rc::Rc;
 
 use git2::build::TreeUpdateBuilder;
-use git2::{AutotagOption, Direction, ErrorCode, FetchOptions, FileMode, ObjectType, Oid, PushOptions, Repository, Signature};
+use git2::{
+    AutotagOption, Direction, ErrorCode, FetchOptions, FileMode, ObjectType, Oid, PushOptions,
+    Repository, Signature,
+};
 use sha2::{Digest, Sha256};
 use tempfile::TempDir;
 
@@ -56,28 +59,48 @@ impl Store {
                         e.message()
                     ))
                 })?;
-                Ok(Store { repo, location, auth, _tmp: None, _lock: None })
+                Ok(Store {
+                    repo,
+                    location,
+                    auth,
+                    _tmp: None,
+                    _lock: None,
+                })
             }
             Location::Remote(url) => {
                 let (dir, tmp, lock) = match cache_dir {
                     Some(cache) => {
-                        std::fs::create_dir_all(cache)
-                            .map_err(|e| Error::input(format!("cannot create --cache-dir {}: {e}", cache.display())))?;
+                        std::fs::create_dir_all(cache).map_err(|e| {
+                            Error::input(format!(
+                                "cannot create --cache-dir {}: {e}",
+                                cache.display()
+                            ))
+                        })?;
                         let key = mirror_key(url);
                         let lock = File::create(cache.join(format!("{key}.lock")))?;
-                        lock.lock().map_err(|e| Error::internal(format!("cannot lock the cache: {e}")))?;
+                        lock.lock()
+                            .map_err(|e| Error::internal(format!("cannot lock the cache: {e}")))?;
                         (cache.join(format!("{key}.git")), None, Some(lock))
                     }
                     None => {
-                        let tmp = tempfile::Builder::new().prefix("flux-ephemeral-").tempdir()?;
+                        let tmp = tempfile::Builder::new()
+                            .prefix("flux-ephemeral-")
+                            .tempdir()?;
                         (tmp.path().join("mirror.git"), Some(tmp), None)
                     }
                 };
                 let repo = match Repository::open_bare(&dir) {
                     Ok(r) => r,
-                    Err(_) => Repository::init_bare(&dir).map_err(|e| local_error(&e, "cannot create the mirror"))?,
+                    Err(_) => Repository::init_bare(&dir)
+                        .map_err(|e| local_error(&e, "cannot create the mirror"))?,
                 };
-                Ok(Store { repo, location, auth, _tmp: tmp, _lock: lock })
+                Ok(Store {
+                    repo,
+                    location,
+                    auth,
+                    _tmp: tmp,
+                    _lock: lock,
+                })
             }
         }
     }
@@ -90,25 +113,34 @@ impl Store {
     pub fn default_branch(&self) -> Result<String> {
         let name = match &self.location {
             Location::Local(_) => {
-                let head = self.repo.find_reference("HEAD").map_err(|e| local_error(&e, "cannot read HEAD"))?;
+                let head = self
+                    .repo
+                    .find_reference("HEAD")
+                    .map_err(|e| local_error(&e, "cannot read HEAD"))?;
                 head.symbolic_target().ok().flatten().map(str::to_string)
             }
             Location::Remote(url) => {
                 let t = Rc::new(Transcript::default());
-                let mut remote = self.repo.remote_anonymous(url).map_err(|e| local_error(&e, "bad remote"))?;
+                let mut remote = self
+                    .repo
+                    .remote_anonymous(url)
+                    .map_err(|e| local_error(&e, "bad remote"))?;
                 let conn = remote
                     .connect_auth(Direction::Fetch, Some(self.auth.callbacks(t.clone())), None)
                     .map_err(|e| self.remote_err(&e, "connect", &t))?;
-                let buf = conn.default_branch().map_err(|e| self.remote_err(&e, "read the default branch of", &t))?;
+                let buf = conn
+                    .default_branch()
+                    .map_err(|e| self.remote_err(&e, "read the default branch of", &t))?;
                 buf.as_str().ok().map(str::to_string)
             }
         };
-        name.and_then(|n| n.strip_prefix("refs/heads/").map(str::to_string)).ok_or_else(|| {
-            Error::input(format!(
-                "cannot tell the default branch of {}; pass --target-branch",
-                self.location.display()
-            ))
-        })
+        name.and_then(|n| n.strip_prefix("refs/heads/").map(str::to_string))
+            .ok_or_else(|| {
+                Error::input(format!(
+                    "cannot tell the default branch of {}; pass --target-branch",
+                    self.location.display()
+                ))
+            })
     }
 
     /// Bring the target branch up to date and return its commit.
@@ -117,13 +149,18 @@ impl Store {
             Location::Local(_) => format!("refs/heads/{branch}"),
             Location::Remote(url) => {
                 let t = Rc::new(Transcript::default());
-                let mut remote = self.repo.remote_anonymous(url).map_err(|e| local_error(&e, "bad remote"))?;
+                let mut remote = self
+                    .repo
+                    .remote_anonymous(url)
+                    .map_err(|e| local_error(&e, "bad remote"))?;
                 let mut fo = FetchOptions::new();
                 fo.remote_callbacks(self.auth.callbacks(t.clone()));
                 fo.depth(1);
                 fo.download_tags(AutotagOption::None);
                 let spec = format!("+refs/heads/{branch}:refs/remotes/origin/{branch}");
-                remote.fetch(&[&spec], Some(&mut fo), None).map_err(|e| self.remote_err(&e, "fetch", &t))?;
+                remote
+                    .fetch(&[&spec], Some(&mut fo), None)
+                    .map_err(|e| self.remote_err(&e, "fetch", &t))?;
                 format!("refs/remotes/origin/{branch}")
             }
         };
@@ -143,7 +180,10 @@ impl Store {
             Err(e) if e.code() == ErrorCode::NotFound => return Ok(None),
             Err(e) => return Err(local_error(&e, "read tree")),
         };
-        let blob = self.repo.find_blob(entry.id()).map_err(|e| local_error(&e, &format!("read {path}")))?;
+        let blob = self
+            .repo
+            .find_blob(entry.id())
+            .map_err(|e| local_error(&e, &format!("read {path}")))?;
         Ok(Some(String::from_utf8_lossy(blob.content()).into_owned()))
     }
 
@@ -153,33 +193,59 @@ impl Store {
         let mut files = Files::new();
         let entry = match tree.get_path(Path::new(dir)) {
             Ok(e) if e.kind() == Some(ObjectType::Tree) => e,
-            Ok(_) => return Err(Error::config(format!("instances_dir {dir} is a file in the repository, not a directory"))),
+            Ok(_) => {
+                return Err(Error::config(format!(
+                    "instances_dir {dir} is a file in the repository, not a directory"
+                )))
+            }
             Err(e) if e.code() == ErrorCode::NotFound => return Ok(files),
             Err(e) => return Err(local_error(&e, "read tree")),
         };
-        let sub = self.repo.find_tree(entry.id()).map_err(|e| local_error(&e, "read tree"))?;
+        let sub = self
+            .repo
+            .find_tree(entry.id())
+            .map_err(|e| local_error(&e, "read tree"))?;
         for e in sub.iter() {
             let Ok(name) = e.name() else { continue };
             if slug_of_file_name(name).is_none() || e.kind() != Some(ObjectType::Blob) {
                 continue;
             }
-            let blob = self.repo.find_blob(e.id()).map_err(|e| local_error(&e, "read blob"))?;
-            files.insert(name.to_string(), String::from_utf8_lossy(blob.content()).into_owned());
+            let blob = self
+                .repo
+                .find_blob(e.id())
+                .map_err(|e| local_error(&e, "read blob"))?;
+            files.insert(
+                name.to_string(),
+                String::from_utf8_lossy(blob.content()).into_owned(),
+            );
         }
         Ok(files)
     }
 
     /// Write `changes` (relative to `dir`) on top of `parent` as one commit. `None` when the tree
     /// would not change: there are no empty commits.
-    pub fn commit(&self, parent: Oid, dir: &str, changes: &[Change], message: &str, author: &CommitAuthor) -> Result<Option<Oid>> {
-        let parent = self.repo.find_commit(parent).map_err(|e| local_error(&e, "read parent"))?;
+    pub fn commit(
+        &self,
+        parent: Oid,
+        dir: &str,
+        changes: &[Change],
+        message: &str,
+        author: &CommitAuthor,
+    ) -> Result<Option<Oid>> {
+        let parent = self
+            .repo
+            .find_commit(parent)
+            .map_err(|e| local_error(&e, "read parent"))?;
         let base = parent.tree().map_err(|e| local_error(&e, "read tree"))?;
         let mut update = TreeUpdateBuilder::new();
         for change in changes {
             let path = format!("{dir}/{}", change.file());
             match change {
                 Change::Write { content, .. } => {
-                    let blob = self.repo.blob(content.as_bytes()).map_err(|e| local_error(&e, "write blob"))?;
+                    let blob = self
+                        .repo
+                        .blob(content.as_bytes())
+                        .map_err(|e| local_error(&e, "write blob"))?;
                     update.upsert(path, blob, FileMode::Blob);
                 }
                 Change::Delete { .. } => {
@@ -187,11 +253,16 @@ impl Store {
                 }
             }
         }
-        let tree_id = update.create_updated(&self.repo, &base).map_err(|e| local_error(&e, "write tree"))?;
+        let tree_id = update
+            .create_updated(&self.repo, &base)
+            .map_err(|e| local_error(&e, "write tree"))?;
         if tree_id == base.id() {
             return Ok(None);
         }
-        let tree = self.repo.find_tree(tree_id).map_err(|e| local_error(&e, "read tree"))?;
+        let tree = self
+            .repo
+            .find_tree(tree_id)
+            .map_err(|e| local_error(&e, "read tree"))?;
         let sig = Signature::now(&author.name, &author.email)
             .map_err(|e| Error::config(format!("commit_author is not usable: {}", e.message())))?;
         let oid = self
@@ -206,37 +277,62 @@ impl Store {
         let name = format!("refs/heads/{branch}");
         match &self.location {
             Location::Local(path) => {
-                if !self.repo.is_bare() && self.repo.head().ok().and_then(|h| h.name().ok().map(str::to_string)).as_deref() == Some(&name) {
+                if !self.repo.is_bare()
+                    && self
+                        .repo
+                        .head()
+                        .ok()
+                        .and_then(|h| h.name().ok().map(str::to_string))
+                        .as_deref()
+                        == Some(&name)
+                {
                     return Err(Error::input(format!(
                         "{branch} is checked out in the working tree of {}; use a bare repository (git clone --bare) or push through a server",
                         path.display()
                     )));
                 }
-                match self.repo.reference_matching(&name, new, true, old, "flux-ephemeral") {
+                match self
+                    .repo
+                    .reference_matching(&name, new, true, old, "flux-ephemeral")
+                {
                     Ok(_) => Ok(Published::Done),
-                    Err(e) if matches!(e.code(), ErrorCode::Modified | ErrorCode::Locked | ErrorCode::Exists) => {
+                    Err(e)
+                        if matches!(
+                            e.code(),
+                            ErrorCode::Modified | ErrorCode::Locked | ErrorCode::Exists
+                        ) =>
+                    {
                         Ok(Published::Lost(e.message().to_string()))
                     }
                     Err(e) => Err(local_error(&e, &format!("update {name}"))),
                 }
             }
             Location::Remote(url) => {
-                self.repo.reference(OUT_REF, new, true, "flux-ephemeral").map_err(|e| local_error(&e, "write ref"))?;
+                self.repo
+                    .reference(OUT_REF, new, true, "flux-ephemeral")
+                    .map_err(|e| local_error(&e, "write ref"))?;
                 let t = Rc::new(Transcript::default());
-                let mut remote = self.repo.remote_anonymous(url).map_err(|e| local_error(&e, "bad remote"))?;
+                let mut remote = self
+                    .repo
+                    .remote_anonymous(url)
+                    .map_err(|e| local_error(&e, "bad remote"))?;
                 let mut po = PushOptions::new();
                 po.remote_callbacks(self.auth.callbacks(t.clone()));
                 let spec = format!("{OUT_REF}:{name}");
                 match remote.push(&[&spec], Some(&mut po)) {
                     Ok(()) => {}
-                    Err(e) if e.code() == ErrorCode::NotFastForward => return Ok(Published::Lost(e.message().to_string())),
+                    Err(e) if e.code() == ErrorCode::NotFastForward => {
+                        return Ok(Published::Lost(e.message().to_string()))
+                    }
                     Err(e) => return Err(self.remote_err(&e, "push", &t)),
                 }
                 let rejected = t.rejections.borrow().first().map(|(_, msg)| msg.clone());
                 match rejected {
                     None => {
                         let tracking = format!("refs/remotes/origin/{branch}");
-                        let _ = self.repo.reference(&tracking, new, true, "flux-ephemeral: pushed");
+                        let _ = self
+                            .repo
+                            .reference(&tracking, new, true, "flux-ephemeral: pushed");
                         Ok(Published::Done)
                     }
                     Some(msg) if is_permanent_refusal(&msg) => {
@@ -268,14 +364,27 @@ impl Store {
             Location::Remote(u) => u.as_str(),
             Location::Local(_) => "",
         };
-        remote_error(e, &format!("{what} {}", self.location.display()), url, self.auth.token.as_ref(), t)
+        remote_error(
+            e,
+            &format!("{what} {}", self.location.display()),
+            url,
+            self.auth.token.as_ref(),
+            t,
+        )
     }
 }
 
 /// Hook refusals and policy denials are final; stale-ref and lock failures are races to retry.
 fn is_permanent_refusal(msg: &str) -> bool {
     let m = msg.to_ascii_lowercase();
-    let race = ["fetch first", "non-fast-forward", "stale", "lock", "failed to update ref", "incorrect old value"];
+    let race = [
+        "fetch first",
+        "non-fast-forward",
+        "stale",
+        "lock",
+        "failed to update ref",
+        "incorrect old value",
+    ];
     !race.iter().any(|r| m.contains(r))
 }
 

@@ -24,7 +24,8 @@ pub struct Run {
 
 impl Run {
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(self.stdout.trim()).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {self:?}"))
+        serde_json::from_str(self.stdout.trim())
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {self:?}"))
     }
     #[track_caller]
     pub fn ok(self) -> Self {
@@ -34,7 +35,10 @@ impl Run {
     #[track_caller]
     pub fn fails_with(self, code: i32, needle: &str) -> Self {
         assert_eq!(self.code, code, "expected exit {code}: {self:#?}");
-        assert!(self.stderr.contains(needle), "stderr lacks {needle:?}: {self:#?}");
+        assert!(
+            self.stderr.contains(needle),
+            "stderr lacks {needle:?}: {self:#?}"
+        );
         self
     }
 }
@@ -49,14 +53,20 @@ pub struct TestEnv {
 
 impl TestEnv {
     pub fn new() -> Self {
-        let dir = tempfile::Builder::new().prefix("fe-test-").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("fe-test-")
+            .tempdir()
+            .unwrap();
         let home = dir.path().join("home");
         std::fs::create_dir_all(&home).unwrap();
         let srv = dir.path().join("srv");
         std::fs::create_dir_all(&srv).unwrap();
         let remote = srv.join("gitops.git");
         let env = TestEnv { dir, home, remote };
-        env.seed(&[(".flux-ephemeral.yaml", "source_url: https://git.example.com/org/app.git\n")]);
+        env.seed(&[(
+            ".flux-ephemeral.yaml",
+            "source_url: https://git.example.com/org/app.git\n",
+        )]);
         env
     }
 
@@ -71,14 +81,31 @@ impl TestEnv {
         git(&work, &["init", "-q", "-b", "main"]);
         git(&work, &["add", "-A"]);
         git(&work, &["commit", "-q", "-m", "seed"]);
-        git(self.dir.path(), &["clone", "-q", "--bare", work.to_str().unwrap(), self.remote.to_str().unwrap()]);
+        git(
+            self.dir.path(),
+            &[
+                "clone",
+                "-q",
+                "--bare",
+                work.to_str().unwrap(),
+                self.remote.to_str().unwrap(),
+            ],
+        );
         std::fs::remove_dir_all(&work).unwrap();
     }
 
     /// Commit `files` (path → Some(content) or None to delete) to main as another writer would.
     pub fn commit_as_other(&self, files: &[(&str, Option<&str>)], message: &str) {
         let work = self.dir.path().join(format!("other-{}", rand_suffix()));
-        git(self.dir.path(), &["clone", "-q", self.remote.to_str().unwrap(), work.to_str().unwrap()]);
+        git(
+            self.dir.path(),
+            &[
+                "clone",
+                "-q",
+                self.remote.to_str().unwrap(),
+                work.to_str().unwrap(),
+            ],
+        );
         for (path, content) in files {
             match content {
                 Some(c) => write(&work.join(path), c),
@@ -87,8 +114,20 @@ impl TestEnv {
         }
         git(&work, &["add", "-A"]);
         git(&work, &["commit", "-q", "-m", message]);
-        git(&work, &["push", "-q", "origin", "main"]);
-        std::fs::remove_dir_all(&work).unwrap();
+        // Like a person would: when somebody pushed first, rebase and push again.
+        for _ in 0..50 {
+            let pushed = Command::new("git")
+                .args(["push", "-q", "origin", "main"])
+                .current_dir(&work)
+                .output()
+                .unwrap();
+            if pushed.status.success() {
+                std::fs::remove_dir_all(&work).unwrap();
+                return;
+            }
+            git(&work, &["pull", "-q", "--rebase", "origin", "main"]);
+        }
+        panic!("could not push as the other writer");
     }
 
     /// The binary with a clean environment: only what the test passes reaches it.
@@ -139,23 +178,38 @@ impl TestEnv {
     }
 
     pub fn commit_count(&self) -> usize {
-        self.git(&["rev-list", "--count", "main"]).trim().parse().unwrap()
+        self.git(&["rev-list", "--count", "main"])
+            .trim()
+            .parse()
+            .unwrap()
     }
 
     /// The files of the instances directory on main.
     pub fn instances(&self) -> Vec<String> {
-        self.git(&["ls-tree", "--name-only", "main", "overlays/ephemeral-instances/"])
-            .lines()
-            .map(|l| l.rsplit('/').next().unwrap().to_string())
-            .collect()
+        self.git(&[
+            "ls-tree",
+            "--name-only",
+            "main",
+            "overlays/ephemeral-instances/",
+        ])
+        .lines()
+        .map(|l| l.rsplit('/').next().unwrap().to_string())
+        .collect()
     }
 
     pub fn file(&self, path: &str) -> Option<String> {
         let out = Command::new("git")
-            .args(["--git-dir", self.remote.to_str().unwrap(), "show", &format!("main:{path}")])
+            .args([
+                "--git-dir",
+                self.remote.to_str().unwrap(),
+                "show",
+                &format!("main:{path}"),
+            ])
             .output()
             .unwrap();
-        out.status.success().then(|| String::from_utf8(out.stdout).unwrap())
+        out.status
+            .success()
+            .then(|| String::from_utf8(out.stdout).unwrap())
     }
 
     pub fn sync_file(&self, slug: &str) -> Option<String> {
@@ -164,7 +218,9 @@ impl TestEnv {
 
     /// Every YAML document of a sync file.
     pub fn docs(&self, slug: &str) -> Vec<serde_yaml_ng::Value> {
-        let text = self.sync_file(slug).unwrap_or_else(|| panic!("no sync file for {slug}"));
+        let text = self
+            .sync_file(slug)
+            .unwrap_or_else(|| panic!("no sync file for {slug}"));
         serde_yaml_ng::Deserializer::from_str(&text)
             .map(|d| <serde_yaml_ng::Value as serde::Deserialize>::deserialize(d).unwrap())
             .filter(|v| !v.is_null())
@@ -196,7 +252,11 @@ pub fn git(cwd: &Path, args: &[&str]) -> String {
         .env("GIT_CONFIG_GLOBAL", "/dev/null")
         .output()
         .unwrap();
-    assert!(out.status.success(), "git {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "git {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -221,7 +281,11 @@ fn copy_dir(from: &Path, to: &Path) {
 fn rand_suffix() -> String {
     use std::sync::atomic::{AtomicUsize, Ordering};
     static N: AtomicUsize = AtomicUsize::new(0);
-    format!("{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst))
+    format!(
+        "{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    )
 }
 
 /// Skip (or, in CI, fail) a test whose server binary is missing.

@@ -23,7 +23,11 @@ impl Drop for Server {
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn wait_for(port: u16, child: &mut Child, what: &str) {
@@ -57,7 +61,13 @@ pub fn git_daemon(base: &Path) -> Option<Server> {
     }
     let port = free_port();
     let mut child = Command::new("git")
-        .args(["daemon", "--reuseaddr", "--export-all", "--enable=receive-pack", "--listen=127.0.0.1"])
+        .args([
+            "daemon",
+            "--reuseaddr",
+            "--export-all",
+            "--enable=receive-pack",
+            "--listen=127.0.0.1",
+        ])
         .arg(format!("--port={port}"))
         .arg(format!("--base-path={}", base.display()))
         .arg(base)
@@ -66,7 +76,11 @@ pub fn git_daemon(base: &Path) -> Option<Server> {
         .spawn()
         .unwrap();
     wait_for(port, &mut child, "git daemon");
-    Some(Server { child, port, url: format!("git://127.0.0.1:{port}/gitops.git") })
+    Some(Server {
+        child,
+        port,
+        url: format!("git://127.0.0.1:{port}/gitops.git"),
+    })
 }
 
 /// lighttpd running git http-backend at /git/, requiring basic auth `user`:`password`.
@@ -111,7 +125,11 @@ auth.require = ( "/git" => ( "method" => "basic", "realm" => "git", "require" =>
         .spawn()
         .unwrap();
     wait_for(port, &mut child, "lighttpd");
-    Some(Server { child, port, url: format!("http://127.0.0.1:{port}/git/gitops.git") })
+    Some(Server {
+        child,
+        port,
+        url: format!("http://127.0.0.1:{port}/git/gitops.git"),
+    })
 }
 
 /// An SSH server and the files a client needs.
@@ -158,11 +176,22 @@ pub fn sshd(base: &Path, work: &Path) -> Option<Ssh> {
             w = work.display()
         ),
     );
-    let mut child = Command::new(sshd).arg("-D").arg("-e").arg("-f").arg(&conf).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let mut child = Command::new(sshd)
+        .arg("-D")
+        .arg("-e")
+        .arg("-f")
+        .arg(&conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     wait_for(port, &mut child, "sshd");
     let host_pub = std::fs::read_to_string(work.join("host_ed25519.pub")).unwrap();
     let host_pub: Vec<&str> = host_pub.split_whitespace().take(2).collect();
-    let user = String::from_utf8(Command::new("id").arg("-un").output().unwrap().stdout).unwrap().trim().to_string();
+    let user = String::from_utf8(Command::new("id").arg("-un").output().unwrap().stdout)
+        .unwrap()
+        .trim()
+        .to_string();
     Some(Ssh {
         server: Server {
             child,

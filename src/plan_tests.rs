@@ -1,0 +1,229 @@
+//! Table of planner cases: (files in the overlay, intents) → changes.
+
+use std::time::{Duration, SystemTime};
+
+use crate::model::{file_name, EnvSpec};
+use crate::overlay::Files;
+use crate::plan::{plan, Action, Change, Intent, PlanOptions};
+use crate::render::{RenderSettings, Renderer};
+
+fn renderer() -> Renderer {
+    Renderer::builtin("kustomization", RenderSettings::default()).unwrap()
+}
+
+fn spec(slug: &str, branch: &str, sha: Option<&str>) -> EnvSpec {
+    EnvSpec {
+        slug: slug.into(),
+        branch: branch.into(),
+        sha: sha.map(Into::into),
+        source_url: "https://x/app.git".into(),
+        ..EnvSpec::default()
+    }
+}
+
+fn t(secs: u64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000 + secs)
+}
+
+/// The overlay after deploying `specs` at time 0.
+fn overlay(specs: &[&EnvSpec]) -> Files {
+    let r = renderer();
+    specs
+        .iter()
+        .map(|s| (file_name(&s.slug), r.render(s, t(0)).unwrap().content))
+        .collect()
+}
+
+fn actions(files: &Files, intents: &[Intent], opts: &PlanOptions) -> Result<Vec<Action>, String> {
+    plan(files, intents, &renderer(), t(100), opts)
+        .map(|p| p.outcomes.iter().map(|o| o.action).collect())
+        .map_err(|e| e.message)
+}
+
+type Case<'a> = (
+    &'a str,
+    Files,
+    Vec<Intent>,
+    &'a PlanOptions,
+    Result<Vec<Action>, &'a str>,
+);
+
+#[test]
+fn table() {
+    let a = spec("a", "a", None);
+    let a_pinned = spec("a", "a", Some("0123456789abcdef0123456789abcdef01234567"));
+    let foreign: Files = [(file_name("f"), "kind: ConfigMap\n".to_string())].into();
+    let none = PlanOptions::default();
+    let refresh = PlanOptions {
+        refresh: true,
+        ..PlanOptions::default()
+    };
+    let cap1 = PlanOptions {
+        max_environments: Some(1),
+        ..PlanOptions::default()
+    };
+    let cases: Vec<Case> = vec![
+        (
+            "new environment",
+            Files::new(),
+            vec![Intent::Upsert(a.clone())],
+            &none,
+            Ok(vec![Action::Created]),
+        ),
+        (
+            "same again keeps the deploy time",
+            overlay(&[&a]),
+            vec![Intent::Upsert(a.clone())],
+            &none,
+            Ok(vec![Action::Unchanged]),
+        ),
+        (
+            "refresh records a new deploy time",
+            overlay(&[&a]),
+            vec![Intent::Upsert(a.clone())],
+            &refresh,
+            Ok(vec![Action::Updated]),
+        ),
+        (
+            "new sha updates",
+            overlay(&[&a]),
+            vec![Intent::Upsert(a_pinned.clone())],
+            &none,
+            Ok(vec![Action::Updated]),
+        ),
+        (
+            "other branch on the same slug",
+            overlay(&[&a]),
+            vec![Intent::Upsert(spec("a", "A", None))],
+            &none,
+            Err("already belongs to branch"),
+        ),
+        (
+            "foreign file is not overwritten",
+            foreign.clone(),
+            vec![Intent::Upsert(spec("f", "f", None))],
+            &none,
+            Err("not created by flux-ephemeral"),
+        ),
+        (
+            "foreign file is not deleted",
+            foreign,
+            vec![Intent::Remove {
+                slug: "f".into(),
+                branch: None,
+            }],
+            &none,
+            Err("not created by flux-ephemeral"),
+        ),
+        (
+            "remove missing",
+            Files::new(),
+            vec![Intent::Remove {
+                slug: "a".into(),
+                branch: None,
+            }],
+            &none,
+            Ok(vec![Action::Absent]),
+        ),
+        (
+            "remove present",
+            overlay(&[&a]),
+            vec![Intent::Remove {
+                slug: "a".into(),
+                branch: Some("a".into()),
+            }],
+            &none,
+            Ok(vec![Action::Destroyed]),
+        ),
+        (
+            "remove with another branch",
+            overlay(&[&a]),
+            vec![Intent::Remove {
+                slug: "a".into(),
+                branch: Some("b".into()),
+            }],
+            &none,
+            Err("belongs to branch"),
+        ),
+        (
+            "cap reached",
+            overlay(&[&a]),
+            vec![Intent::Upsert(spec("b", "b", None))],
+            &cap1,
+            Err("maximum (1)"),
+        ),
+        (
+            "cap allows updates",
+            overlay(&[&a]),
+            vec![Intent::Upsert(a_pinned)],
+            &cap1,
+            Ok(vec![Action::Updated]),
+        ),
+        (
+            "several at once (cleanup)",
+            overlay(&[&a, &spec("b", "b", None), &spec("c", "c", None)]),
+            vec![
+                Intent::Remove {
+                    slug: "a".into(),
+                    branch: None,
+                },
+                Intent::Remove {
+                    slug: "c".into(),
+                    branch: None,
+                },
+                Intent::Remove {
+                    slug: "z".into(),
+                    branch: None,
+                },
+            ],
+            &none,
+            Ok(vec![Action::Destroyed, Action::Destroyed, Action::Absent]),
+        ),
+    ];
+    for (name, files, intents, opts, want) in cases {
+        let got = actions(&files, &intents, opts);
+        match (want, got) {
+            (Ok(w), Ok(g)) => assert_eq!(g, w, "{name}"),
+            (Err(needle), Err(msg)) => assert!(msg.contains(needle), "{name}: {msg}"),
+            (w, g) => panic!("{name}: wanted {w:?}, got {g:?}"),
+        }
+    }
+}
+
+#[test]
+fn changes_and_commit_message() {
+    let files = overlay(&[&spec("a", "feature/a", None), &spec("b", "b", None)]);
+    let intents = vec![
+        Intent::Remove {
+            slug: "a".into(),
+            branch: None,
+        },
+        Intent::Upsert(spec(
+            "c",
+            "c",
+            Some("0123456789abcdef0123456789abcdef01234567"),
+        )),
+        Intent::Upsert(spec("b", "b", None)),
+    ];
+    let p = plan(&files, &intents, &renderer(), t(5), &PlanOptions::default()).unwrap();
+    assert_eq!(p.changes.len(), 2);
+    assert!(matches!(&p.changes[0], Change::Delete { file, .. } if file == "sync-a.yaml"));
+    assert!(
+        matches!(&p.changes[1], Change::Write { file, before: None, .. } if file == "sync-c.yaml")
+    );
+    insta::assert_snapshot!(p.commit_message(), @r"
+    flux-ephemeral: change 2 environments
+
+    destroy a (branch feature/a): sync-a.yaml
+    deploy c (branch c at 0123456789abcdef0123456789abcdef01234567): sync-c.yaml
+    ");
+    let nothing = plan(
+        &files,
+        &[Intent::Upsert(spec("b", "b", None))],
+        &renderer(),
+        t(5),
+        &PlanOptions::default(),
+    )
+    .unwrap();
+    assert!(nothing.is_empty());
+}

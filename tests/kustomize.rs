@@ -1,0 +1,164 @@
+//! `kubectl kustomize` on the example overlay (with the variables substituted as Flux's postBuild
+//! would) and on the instances directory the tool writes. Skipped, with a message, without kubectl.
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+
+use support::{skip, write, TestEnv, ROOT, SHA};
+
+fn kubectl() -> bool {
+    let ok = Command::new("kubectl")
+        .args(["version", "--client"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !ok {
+        skip("kubectl is not installed (it ships with the Kubernetes apt repository or as a static binary)");
+    }
+    ok
+}
+
+fn kustomize(dir: &Path) -> Vec<serde_yaml_ng::Value> {
+    let out = Command::new("kubectl")
+        .arg("kustomize")
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "kubectl kustomize failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    serde_yaml_ng::Deserializer::from_str(&text)
+        .map(|d| <serde_yaml_ng::Value as serde::Deserialize>::deserialize(d).unwrap())
+        .collect()
+}
+
+/// Flux's variable substitution: `${var}` and `${var:=default}`.
+fn substitute(text: &str, vars: &[(&str, String)]) -> String {
+    let re = regex::Regex::new(r"\$\{([_a-zA-Z][_a-zA-Z0-9]*)(?::=([^}]*))?\}").unwrap();
+    re.replace_all(text, |c: &regex::Captures| {
+        let value = vars
+            .iter()
+            .find(|(k, _)| *k == &c[1])
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default();
+        if value.is_empty() {
+            c.get(2).map(|m| m.as_str().to_string()).unwrap_or_default()
+        } else {
+            value
+        }
+    })
+    .into_owned()
+}
+
+#[test]
+fn the_example_overlay_builds_with_the_substituted_variables() {
+    if !kubectl() {
+        return;
+    }
+    let env = TestEnv::new();
+    let out = env
+        .deploy(&[
+            "--branch",
+            "feature/login",
+            "--sha",
+            SHA,
+            "--preview-url",
+            "https://{{ slug }}.preview.example.com",
+            "--output",
+            "json",
+        ])
+        .ok()
+        .json();
+    let slug = out["slug"].as_str().unwrap();
+    let docs = env.docs(slug);
+    let kustomization = &docs[1];
+    let target_ns = kustomization["spec"]["targetNamespace"].as_str().unwrap();
+    let subst = kustomization["spec"]["postBuild"]["substitute"]
+        .as_mapping()
+        .unwrap();
+    let vars: Vec<(&str, String)> = subst
+        .iter()
+        .map(|(k, v)| (k.as_str().unwrap(), v.as_str().unwrap().to_string()))
+        .collect();
+
+    let dir = env.path("overlay");
+    for entry in std::fs::read_dir(Path::new(ROOT).join("overlays/ephemeral")).unwrap() {
+        let entry = entry.unwrap();
+        let text = std::fs::read_to_string(entry.path()).unwrap();
+        write(&dir.join(entry.file_name()), &substitute(&text, &vars));
+    }
+    // Flux applies targetNamespace like a kustomize namespace transformer.
+    let k = dir.join("kustomization.yaml");
+    let text = std::fs::read_to_string(&k).unwrap();
+    std::fs::write(&k, format!("{text}namespace: {target_ns}\n")).unwrap();
+
+    let objects = kustomize(&dir);
+    let find = |kind: &str| {
+        objects
+            .iter()
+            .find(|o| o["kind"] == kind)
+            .unwrap_or_else(|| panic!("no {kind}"))
+    };
+    assert_eq!(find("Namespace")["metadata"]["name"], target_ns);
+    assert_eq!(find("Deployment")["metadata"]["namespace"], target_ns);
+    assert_eq!(
+        find("Ingress")["spec"]["rules"][0]["host"],
+        format!("{slug}.preview.example.com")
+    );
+    assert_eq!(
+        find("Deployment")["metadata"]["labels"]["app.kubernetes.io/instance"],
+        format!("app-{slug}")
+    );
+}
+
+#[test]
+fn the_instances_directory_builds() {
+    if !kubectl() {
+        return;
+    }
+    let env = TestEnv::new();
+    env.deploy(&["--branch", "feature/a"]).ok();
+    env.deploy(&["--branch", "on", "--sha", SHA, "--template", "helm"])
+        .ok();
+    let dir = env.path("instances");
+    let files = env.instances();
+    for f in &files {
+        write(
+            &dir.join(f),
+            &env.file(&format!("overlays/ephemeral-instances/{f}"))
+                .unwrap(),
+        );
+    }
+    let list: String = files.iter().map(|f| format!("  - {f}\n")).collect();
+    write(
+        &dir.join("kustomization.yaml"),
+        &format!(
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n{list}"
+        ),
+    );
+    let objects = kustomize(&dir);
+    let kinds: Vec<&str> = objects
+        .iter()
+        .map(|o| o["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "GitRepository").count(),
+        2,
+        "{kinds:?}"
+    );
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "HelmRelease").count(),
+        1,
+        "{kinds:?}"
+    );
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "Kustomization").count(),
+        2,
+        "{kinds:?}"
+    );
+}
