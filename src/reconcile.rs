@@ -94,12 +94,13 @@ pub fn snapshot<'a>(store: &'a Store, branch: &str, config: &ConfigSource) -> Re
     };
     let settings = Settings::resolve(file.overlay(config.flags.clone()))?;
     let renderer = settings.renderer(|path| {
-        if config.flags.template.as_deref() == Some(path) || !from_repo {
-            let base = config
-                .local
-                .as_ref()
-                .map(|(_, d)| d.clone())
-                .unwrap_or_default();
+        let from_flag = config.flags.template.as_deref() == Some(path);
+        if from_flag || !from_repo {
+            // A --template path is relative to the working directory, a --config one to its file.
+            let base = match (&config.local, from_flag) {
+                (Some((_, dir)), false) => dir.clone(),
+                _ => PathBuf::new(),
+            };
             let full = base.join(path);
             return std::fs::read_to_string(&full).map(Some).map_err(|e| {
                 Error::config(format!("cannot read template {}: {e}", full.display()))

@@ -498,3 +498,19 @@ fn max_environments_refuses_a_new_one() {
     env.deploy(&["--branch", "c"]).fails_with(1, "maximum (2)");
     env.deploy(&["--branch", "a", "--sha", SHA]).ok();
 }
+
+#[test]
+fn the_instances_directory_survives_its_last_environment() {
+    let env = TestEnv::new();
+    env.commit_as_other(
+        &[("overlays/ephemeral-instances/sync.yaml", None)],
+        "watch from elsewhere",
+    );
+    env.deploy(&["--branch", "only"]).ok();
+    assert_eq!(env.instances(), vec!["sync-only.yaml"]);
+    env.destroy(&["--branch", "only"]).ok();
+    // Flux fails on a missing path and would prune nothing: the directory stays.
+    assert_eq!(env.instances(), vec![".keep"]);
+    env.deploy(&["--branch", "again"]).ok();
+    assert!(env.instances().contains(&"sync-again.yaml".to_string()));
+}

@@ -253,9 +253,28 @@ impl Store {
                 }
             }
         }
-        let tree_id = update
+        let mut tree_id = update
             .create_updated(&self.repo, &base)
             .map_err(|e| local_error(&e, "write tree"))?;
+        if tree_id != base.id() && base.get_path(Path::new(dir)).is_ok() {
+            // Git drops empty directories. Flux fails on a missing path (and then prunes nothing),
+            // so the instances directory keeps a placeholder once its last file is gone.
+            let tree = self
+                .repo
+                .find_tree(tree_id)
+                .map_err(|e| local_error(&e, "read tree"))?;
+            if tree.get_path(Path::new(dir)).is_err() {
+                let empty = self
+                    .repo
+                    .blob(b"")
+                    .map_err(|e| local_error(&e, "write blob"))?;
+                let mut keep = TreeUpdateBuilder::new();
+                keep.upsert(format!("{dir}/.keep"), empty, FileMode::Blob);
+                tree_id = keep
+                    .create_updated(&self.repo, &tree)
+                    .map_err(|e| local_error(&e, "write tree"))?;
+            }
+        }
         if tree_id == base.id() {
             return Ok(None);
         }
