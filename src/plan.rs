@@ -132,7 +132,11 @@ pub fn plan(
     opts: &PlanOptions,
 ) -> Result<Plan> {
     let mut out = Plan::default();
-    let mut live = crate::overlay::records(files).len();
+    // Counting means parsing every sync file: only when a cap asks for it.
+    let mut live = match opts.max_environments {
+        Some(_) => crate::overlay::records(files).len(),
+        None => 0,
+    };
     for intent in intents {
         let (outcome, change) = match intent {
             Intent::Upsert(spec) => plan_upsert(files, spec, renderer, now, opts, &mut live)?,

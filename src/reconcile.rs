@@ -132,7 +132,9 @@ pub fn reconcile(
     let max = opts.max_attempts.max(1);
     let mut last_reason = String::new();
     for attempt in 1..=max {
+        let started = std::time::Instant::now();
         let snap = snapshot(store, &branch, config)?;
+        tracing::debug!(elapsed = ?started.elapsed(), tip = %snap.tip, files = snap.files.len(), "read the target branch");
         let wanted = intents(&snap)?;
         let mut plan_opts = opts.plan.clone();
         plan_opts.max_environments = plan_opts
@@ -173,7 +175,10 @@ pub fn reconcile(
         else {
             return Ok(report);
         };
-        match store.publish(&branch, snap.tip, commit)? {
+        tracing::debug!(elapsed = ?started.elapsed(), %commit, "committed");
+        let published = store.publish(&branch, snap.tip, commit)?;
+        tracing::debug!(elapsed = ?started.elapsed(), "publish finished");
+        match published {
             Published::Done => {
                 tracing::info!(%commit, attempt, "published");
                 report.commit = Some(commit.to_string());

@@ -155,7 +155,12 @@ impl Store {
                     .map_err(|e| local_error(&e, "bad remote"))?;
                 let mut fo = FetchOptions::new();
                 fo.remote_callbacks(self.auth.callbacks(t.clone()));
-                fo.depth(1);
+                // Shallow on the first fetch only: asking a warm mirror to deepen again makes the
+                // server recompute the shallow boundary, three times slower than a plain fetch.
+                let tracking = format!("refs/remotes/origin/{branch}");
+                if self.repo.refname_to_id(&tracking).is_err() {
+                    fo.depth(1);
+                }
                 fo.download_tags(AutotagOption::None);
                 let spec = format!("+refs/heads/{branch}:refs/remotes/origin/{branch}");
                 remote
