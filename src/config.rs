@@ -35,6 +35,12 @@ pub struct FileConfig {
     pub commit_author: Option<CommitAuthor>,
     pub max_environments: Option<usize>,
     pub ttl: Option<String>,
+    /// Regex an environment name must match to become a preview [default: review/.*].
+    pub include_environment: Option<String>,
+    /// Regex of environment names never to turn into previews.
+    pub exclude_environment: Option<String>,
+    /// Deploy pull/merge requests from forks (the GitRepository then fetches the fork).
+    pub allow_forks: Option<bool>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -82,7 +88,10 @@ impl FileConfig {
             chart,
             commit_author,
             max_environments,
-            ttl
+            ttl,
+            include_environment,
+            exclude_environment,
+            allow_forks
         )
     }
 }
@@ -97,6 +106,8 @@ pub struct Settings {
     pub author: CommitAuthor,
     pub max_environments: Option<usize>,
     pub ttl: Option<Duration>,
+    pub filter: crate::filter::EnvFilter,
+    pub allow_forks: bool,
 }
 
 impl Settings {
@@ -122,6 +133,11 @@ impl Settings {
             author: c.commit_author.unwrap_or_default(),
             max_environments: c.max_environments,
             ttl,
+            filter: crate::filter::EnvFilter::new(
+                c.include_environment.as_deref(),
+                c.exclude_environment.as_deref(),
+            )?,
+            allow_forks: c.allow_forks.unwrap_or(false),
         })
     }
 

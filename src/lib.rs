@@ -6,9 +6,11 @@
 //! [`git`] reads and writes the repository, [`reconcile`] runs one transaction with retries,
 //! [`cli`] parses arguments.
 
+pub mod ci;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod filter;
 pub mod git;
 pub mod local_default;
 pub mod model;

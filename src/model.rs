@@ -48,6 +48,9 @@ pub struct EnvSpec {
     pub source_url: String,
     /// Time to live of this environment, counted from `deployed_at`.
     pub ttl: Option<Duration>,
+    /// A preview URL given from outside (GitLab's `CI_ENVIRONMENT_URL`), used when no
+    /// `preview_url` template is configured.
+    pub preview_url: Option<String>,
 }
 
 /// One environment as it is recorded in the instances directory.

@@ -144,6 +144,43 @@ pub fn print_list(format: Format, records: &[EnvRecord], dir: &str) {
     }
 }
 
+/// The event or job was handled, but asks for nothing (filtered out, not an environment job).
+pub fn print_ignored(format: Format, reason: &str) {
+    match format {
+        Format::Json => println!(
+            "{}",
+            json!({ "action": "ignored", "reason": reason, "changed": false })
+        ),
+        Format::Text => println!("ignored: {reason}; nothing to do"),
+    }
+}
+
+/// `KEY=value` lines for GitLab's `artifacts:reports:dotenv`.
+pub fn write_dotenv(path: &std::path::Path, report: &Report) -> Result<(), Error> {
+    let mut text = String::new();
+    if let Some(o) = report.plan.outcomes.first() {
+        text.push_str(&format!("FLUX_EPHEMERAL_SLUG={}\n", o.slug));
+        if let Some(r) = &o.rendered {
+            text.push_str(&format!(
+                "FLUX_EPHEMERAL_NAME={}\nFLUX_EPHEMERAL_NAMESPACE={}\n",
+                r.name, r.namespace
+            ));
+            if let Some(url) = r
+                .preview_url
+                .as_deref()
+                .filter(|u| !u.contains(['\n', '\r']))
+            {
+                text.push_str(&format!("DYNAMIC_ENVIRONMENT_URL={url}\n"));
+            }
+        }
+        if let Some(c) = &report.commit {
+            text.push_str(&format!("FLUX_EPHEMERAL_COMMIT={c}\n"));
+        }
+    }
+    std::fs::write(path, text)
+        .map_err(|e| Error::input(format!("cannot write --dotenv {}: {e}", path.display())))
+}
+
 pub fn print_error(format: Format, e: &Error) {
     match format {
         Format::Json => println!(

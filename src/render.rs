@@ -183,7 +183,7 @@ impl Renderer {
             Some(_) => Some(self.tera.render(URL, &ctx).map_err(|e| {
                 Error::config(format!("preview_url template: {}", tera_message(&e)))
             })?),
-            None => None,
+            None => spec.preview_url.clone(),
         };
         let url = preview_url.clone().unwrap_or_default();
         ctx.insert("preview_host", &host_of(&url));

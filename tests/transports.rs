@@ -267,3 +267,50 @@ fn ssh_with_a_deploy_key_and_known_hosts() {
     ])
     .fails_with(4, "refused the SSH key");
 }
+
+#[test]
+fn a_warm_shallow_mirror_with_nothing_new_to_fetch_still_pushes() {
+    // Regression: libgit2's open_bare skips the shallow grafts, so a push from a warm mirror whose
+    // fetch brought nothing walked past the shallow boundary into commits it never had.
+    let env = TestEnv::new();
+    env.commit_as_other(
+        &[("README.md", Some("history below the shallow boundary\n"))],
+        "older history",
+    );
+    let Some(server) = git_daemon(&srv(&env)) else {
+        return;
+    };
+    let cache = env.path("cache");
+    let cache = cache.to_str().unwrap();
+    env.run(&[
+        "deploy",
+        "--repo",
+        &server.url,
+        "--cache-dir",
+        cache,
+        "--branch",
+        "first",
+    ])
+    .ok();
+    env.run(&[
+        "deploy",
+        "--repo",
+        &server.url,
+        "--cache-dir",
+        cache,
+        "--branch",
+        "second",
+    ])
+    .ok();
+    env.run(&[
+        "destroy",
+        "--repo",
+        &server.url,
+        "--cache-dir",
+        cache,
+        "--branch",
+        "first",
+    ])
+    .ok();
+    assert_eq!(env.instances(), vec!["sync-second.yaml", "sync.yaml"]);
+}

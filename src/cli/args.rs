@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use crate::ci::CiContext;
 use crate::config::{parse_ttl, FileConfig, Settings};
 use crate::error::{Error, Result};
 use crate::git::{Auth, Location};
@@ -142,19 +143,20 @@ impl SettingsArgs {
 /// The environment: which branch, pinned to which commit, for which pull/merge request.
 #[derive(Debug, Clone, Default, Args)]
 pub struct EnvArgs {
-    /// Application branch to preview
+    /// Application branch to preview [in CI: CI_COMMIT_REF_NAME or GITHUB_HEAD_REF]
     #[arg(long, value_name = "BRANCH")]
-    pub branch: String,
+    pub branch: Option<String>,
 
-    /// Pin the environment to this commit (40 hex digits); without it the environment follows the branch
+    /// Pin the environment to this commit (40 hex digits); without it the environment follows the
+    /// branch [in CI: CI_COMMIT_SHA, or the pull request's head]
     #[arg(long, value_name = "SHA")]
     pub sha: Option<String>,
 
-    /// Pull/merge request number
+    /// Pull/merge request number [in CI: CI_MERGE_REQUEST_IID, or the pull request's]
     #[arg(long, value_name = "N")]
     pub id: Option<String>,
 
-    /// Who asked for the environment
+    /// Who asked for the environment [in CI: GITLAB_USER_LOGIN, or the pull request's author]
     #[arg(long, value_name = "NAME")]
     pub author: Option<String>,
 
@@ -162,40 +164,156 @@ pub struct EnvArgs {
     #[arg(long, value_name = "TEXT")]
     pub title: Option<String>,
 
-    /// Use this slug instead of deriving one from the branch (e.g. GitLab's CI_ENVIRONMENT_SLUG)
+    #[command(flatten)]
+    pub target: TargetArgs,
+}
+
+/// Which environment, for commands that only need to find it.
+#[derive(Debug, Clone, Default, Args)]
+pub struct TargetArgs {
+    /// Use this slug instead of deriving one from the branch [in GitLab CI: CI_ENVIRONMENT_SLUG,
+    /// so the URL GitLab shows and the cluster agree]
     #[arg(long, value_name = "SLUG")]
     pub slug: Option<String>,
+
+    /// GitLab environment name, checked against include_environment / exclude_environment
+    /// [in GitLab CI: CI_ENVIRONMENT_NAME]
+    #[arg(long, value_name = "NAME")]
+    pub environment: Option<String>,
+
+    /// Take what the flags do not give from the CI job (GitLab CI variables, or GitHub Actions
+    /// variables and event file). Automatic when --branch is absent and GITLAB_CI or GITHUB_ACTIONS
+    /// is set.
+    #[arg(long)]
+    pub from_ci: bool,
+}
+
+/// An environment as asked for: flags first, then the CI job.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EnvInput {
+    pub branch: Option<String>,
+    pub sha: Option<String>,
+    pub id: Option<String>,
+    pub author: Option<String>,
+    pub title: Option<String>,
+    pub slug: Option<String>,
+    pub environment: Option<String>,
+    pub environment_url: Option<String>,
+    pub ci_source_url: Option<String>,
+    pub fork_clone_url: Option<String>,
 }
 
 impl EnvArgs {
-    pub fn spec(&self, settings: &Settings) -> Result<EnvSpec> {
+    pub fn input(&self) -> Result<EnvInput> {
+        let flags = EnvInput {
+            branch: self.branch.clone(),
+            sha: self.sha.clone(),
+            id: self.id.clone(),
+            author: self.author.clone(),
+            title: self.title.clone(),
+            ..self.target.flags()
+        };
+        flags.with_ci(self.target.ci(self.branch.is_none())?)
+    }
+}
+
+impl TargetArgs {
+    fn flags(&self) -> EnvInput {
+        EnvInput {
+            slug: self.slug.clone(),
+            environment: self.environment.clone(),
+            ..EnvInput::default()
+        }
+    }
+
+    /// The CI context when asked for (`--from-ci`) or when the branch is not given.
+    pub fn ci(&self, no_branch: bool) -> Result<Option<CiContext>> {
+        if !self.from_ci && !no_branch {
+            return Ok(None);
+        }
+        let ci = crate::ci::from_process()?;
+        if self.from_ci && ci.is_none() {
+            return Err(Error::input(
+                "--from-ci: neither GITLAB_CI nor GITHUB_ACTIONS is set; pass --branch instead",
+            ));
+        }
+        Ok(ci)
+    }
+
+    pub fn input(&self, branch: Option<String>) -> Result<EnvInput> {
+        let no_branch = branch.is_none();
+        EnvInput {
+            branch,
+            ..self.flags()
+        }
+        .with_ci(self.ci(no_branch)?)
+    }
+}
+
+impl EnvInput {
+    /// Fill what the flags left open from the CI job.
+    pub fn with_ci(self, ci: Option<CiContext>) -> Result<EnvInput> {
+        let Some(ci) = ci else { return Ok(self) };
+        // A slug from GitLab belongs to GitLab's environment; only take it with that environment.
+        let from_env = self.environment.is_none() || self.environment == ci.environment;
+        Ok(EnvInput {
+            branch: self.branch.or(ci.branch),
+            sha: self.sha.or(ci.sha),
+            id: self.id.or(ci.id),
+            author: self.author.or(ci.author),
+            title: self.title.or(ci.title),
+            slug: self.slug.or(if from_env { ci.slug } else { None }),
+            environment: self.environment.or(ci.environment),
+            environment_url: ci.environment_url,
+            ci_source_url: ci.source_url,
+            fork_clone_url: ci.fork_clone_url,
+        })
+    }
+
+    pub fn branch(&self) -> Result<&str> {
+        self.branch.as_deref().ok_or_else(|| {
+            Error::input("no branch: pass --branch NAME, or run inside GitLab CI or GitHub Actions (--from-ci)")
+        })
+    }
+
+    /// The environment's slug: given (GitLab's), or derived from the branch.
+    pub fn slug(&self, settings: &Settings) -> Result<String> {
         let budget = settings.slug_budget();
-        let slug = match &self.slug {
+        match &self.slug {
             Some(s) => {
                 validate_slug(s, budget)?;
-                s.clone()
+                Ok(s.clone())
             }
-            None => slugify(&self.branch, budget)?,
+            None => slugify(self.branch()?, budget),
+        }
+    }
+
+    pub fn spec(&self, settings: &Settings) -> Result<EnvSpec> {
+        let source_url = match &self.fork_clone_url {
+            Some(fork) if settings.allow_forks => Some(fork.clone()),
+            Some(fork) => {
+                return Err(Error::input(format!(
+                    "refused: the pull request comes from a fork ({fork}); set allow_forks: true in .flux-ephemeral.yaml to preview forks"
+                )))
+            }
+            None => settings.source_url.clone().or_else(|| self.ci_source_url.clone()),
         };
-        let source_url = settings
-            .source_url
-            .clone()
-            .filter(|s| !s.trim().is_empty())
-            .ok_or_else(|| {
-                Error::config(
-                    "no source URL: pass --source-url or set source_url in .flux-ephemeral.yaml",
-                )
-            })?;
+        let source_url = source_url.filter(|s| !s.trim().is_empty()).ok_or_else(|| {
+            Error::config(
+                "no source URL: pass --source-url or set source_url in .flux-ephemeral.yaml",
+            )
+        })?;
         Ok(EnvSpec {
-            slug,
-            branch: check_branch(&self.branch)?,
+            slug: self.slug(settings)?,
+            branch: check_branch(self.branch()?)?,
             sha: self.sha.as_deref().map(check_sha).transpose()?,
             id: self.id.as_deref().map(check_id).transpose()?,
             author: self.author.clone().filter(|a| !a.is_empty()),
             title: self.title.clone().filter(|t| !t.is_empty()),
-            environment: None,
+            environment: self.environment.clone(),
             source_url,
             ttl: settings.ttl,
+            preview_url: self.environment_url.clone().filter(|u| !u.is_empty()),
         })
     }
 }

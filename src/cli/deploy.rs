@@ -1,20 +1,23 @@
+use std::path::PathBuf;
+
 use clap::Args;
 
-use super::args::{check_ttl, EnvArgs, RepoArgs, SettingsArgs};
+use super::args::{EnvArgs, RepoArgs, SettingsArgs};
+use super::ops::{self, Mode};
 use crate::error::Result;
-use crate::git::Store;
-use crate::output::{print_single, Format};
-use crate::plan::{Intent, PlanOptions};
-use crate::reconcile::{reconcile, ConfigSource, RunOptions};
+use crate::output::Format;
 
 /// Create or update the environment of a branch, commit its sync file and push.
 ///
 /// Deploying an environment that is already up to date succeeds and commits nothing.
+/// Inside GitLab CI or GitHub Actions, what the flags do not give comes from the job
+/// (branch, sha, merge/pull request, author, GitLab environment name and slug).
 ///
 /// Examples:
 ///   flux-ephemeral deploy --branch feature/login                      (demo repository)
 ///   flux-ephemeral deploy --repo git@github.com:org/gitops.git --branch feature/login \
 ///       --sha 3f2c...e1 --id 42 --author alice --source-url https://github.com/org/app.git
+///   flux-ephemeral deploy --from-ci --dotenv deploy.env               (a GitLab start job)
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub struct DeployCmd {
@@ -27,34 +30,19 @@ pub struct DeployCmd {
     /// Show the change as a diff and push nothing
     #[arg(long)]
     dry_run: bool,
+    /// Also write DYNAMIC_ENVIRONMENT_URL, FLUX_EPHEMERAL_SLUG, _NAME and _NAMESPACE to this
+    /// dotenv file (publish it as artifacts:reports:dotenv in GitLab)
+    #[arg(long, value_name = "FILE")]
+    dotenv: Option<PathBuf>,
 }
 
 impl DeployCmd {
     pub fn run(&self, format: Format) -> Result<()> {
-        check_ttl(&self.settings.ttl)?;
-        let location = self.repo.location()?;
-        let config =
-            ConfigSource::load(self.repo.config.as_deref(), self.settings.to_file_config())?;
-        let config = ConfigSource {
-            flags: crate::config::FileConfig {
-                target_branch: self.repo.target_branch.clone(),
-                ..config.flags
-            },
-            ..config
-        };
-        let store = Store::open(location, self.repo.auth()?, self.repo.cache_dir.as_deref())?;
-        let opts = RunOptions {
+        let mode = Mode {
             dry_run: self.dry_run,
-            plan: PlanOptions::default(),
-            max_attempts: 10,
+            format,
+            dotenv: self.dotenv.clone(),
         };
-        let report = reconcile(
-            &store,
-            &config,
-            &|snap| Ok(vec![Intent::Upsert(self.env.spec(&snap.settings)?)]),
-            &opts,
-        )?;
-        print_single(format, &report, &store.location().display(), self.dry_run);
-        Ok(())
+        ops::deploy(&self.repo, &self.settings, &self.env.input()?, &mode)
     }
 }

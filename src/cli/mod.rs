@@ -3,13 +3,15 @@
 pub mod args;
 mod deploy;
 mod destroy;
+mod env;
 mod list;
+mod ops;
 mod render;
 
 use clap::{ArgAction, Parser, Subcommand};
 
 use crate::error::Result;
-use crate::output::Format;
+pub use crate::output::Format;
 
 /// Preview environments for pull requests and merge requests, the GitOps way.
 ///
@@ -44,6 +46,7 @@ pub enum Command {
     Render(render::RenderCmd),
     Deploy(deploy::DeployCmd),
     Destroy(destroy::DestroyCmd),
+    Env(env::EnvCmd),
     List(list::ListCmd),
 }
 
@@ -53,6 +56,7 @@ impl Cli {
             Command::Render(c) => c.run(self.output),
             Command::Deploy(c) => c.run(self.output),
             Command::Destroy(c) => c.run(self.output),
+            Command::Env(c) => c.run(self.output),
             Command::List(c) => c.run(self.output),
         }
     }

@@ -44,7 +44,7 @@ impl RenderCmd {
                 .map(Some)
                 .map_err(|e| Error::config(format!("cannot read template {}: {e}", full.display())))
         })?;
-        let spec = self.env.spec(&settings)?;
+        let spec = self.env.input()?.spec(&settings)?;
         let rendered = renderer.render(&spec, SystemTime::now())?;
         match format {
             Format::Text => print!("{}", rendered.content),

@@ -14,7 +14,7 @@ use std::rc::Rc;
 use git2::build::TreeUpdateBuilder;
 use git2::{
     AutotagOption, Direction, ErrorCode, FetchOptions, FileMode, ObjectType, Oid, PushOptions,
-    Repository, Signature,
+    Repository, RepositoryOpenFlags, Signature,
 };
 use sha2::{Digest, Sha256};
 use tempfile::TempDir;
@@ -89,11 +89,16 @@ impl Store {
                         (tmp.path().join("mirror.git"), Some(tmp), None)
                     }
                 };
-                let repo = match Repository::open_bare(&dir) {
-                    Ok(r) => r,
-                    Err(_) => Repository::init_bare(&dir)
-                        .map_err(|e| local_error(&e, "cannot create the mirror"))?,
-                };
+                // open_ext, not open_bare: libgit2's open_bare skips the shallow grafts, and a
+                // push from a shallow mirror then walks past the boundary into missing commits.
+                let flags = RepositoryOpenFlags::NO_SEARCH | RepositoryOpenFlags::BARE;
+                let repo =
+                    match Repository::open_ext(&dir, flags, std::iter::empty::<&std::ffi::OsStr>())
+                    {
+                        Ok(r) => r,
+                        Err(_) => Repository::init_bare(&dir)
+                            .map_err(|e| local_error(&e, "cannot create the mirror"))?,
+                    };
                 Ok(Store {
                     repo,
                     location,

@@ -1,0 +1,116 @@
+//! Deploy and destroy, shared by `deploy`, `destroy` and `env`: one reconcile each.
+
+use std::cell::RefCell;
+use std::path::PathBuf;
+
+use super::args::{EnvInput, RepoArgs, SettingsArgs};
+use crate::config::FileConfig;
+use crate::error::Result;
+use crate::git::Store;
+use crate::output::{print_ignored, print_single, write_dotenv};
+use crate::plan::{Intent, PlanOptions};
+use crate::reconcile::{reconcile, ConfigSource, Report, RunOptions, Snapshot};
+
+/// How a deploy or destroy runs and reports.
+#[derive(Debug, Clone, Default)]
+pub struct Mode {
+    pub dry_run: bool,
+    pub format: super::Format,
+    pub dotenv: Option<PathBuf>,
+}
+
+fn open(repo: &RepoArgs, settings: &SettingsArgs) -> Result<(Store, ConfigSource)> {
+    super::args::check_ttl(&settings.ttl)?;
+    let location = repo.location()?;
+    let config = ConfigSource::load(repo.config.as_deref(), settings.to_file_config())?;
+    let config = ConfigSource {
+        flags: FileConfig {
+            target_branch: repo.target_branch.clone(),
+            ..config.flags
+        },
+        ..config
+    };
+    let store = Store::open(location, repo.auth()?, repo.cache_dir.as_deref())?;
+    Ok((store, config))
+}
+
+/// Run one intent built from the fresh snapshot, unless the environment filters reject it.
+fn run(
+    repo: &RepoArgs,
+    settings: &SettingsArgs,
+    input: &EnvInput,
+    mode: &Mode,
+    intent: &dyn Fn(&Snapshot) -> Result<Intent>,
+) -> Result<()> {
+    let (store, config) = open(repo, settings)?;
+    let ignored = RefCell::new(None);
+    let intents = |snap: &Snapshot| {
+        if let Some(reason) = input
+            .environment
+            .as_deref()
+            .and_then(|e| snap.settings.filter.rejects(e))
+        {
+            *ignored.borrow_mut() = Some(reason);
+            return Ok(vec![]);
+        }
+        Ok(vec![intent(snap)?])
+    };
+    let opts = RunOptions {
+        dry_run: mode.dry_run,
+        plan: PlanOptions::default(),
+        max_attempts: 10,
+    };
+    let report = reconcile(&store, &config, &intents, &opts)?;
+    if let Some(reason) = ignored.into_inner() {
+        print_ignored(mode.format, &reason);
+        return Ok(());
+    }
+    finish(&report, &store, mode)
+}
+
+fn finish(report: &Report, store: &Store, mode: &Mode) -> Result<()> {
+    print_single(
+        mode.format,
+        report,
+        &store.location().display(),
+        mode.dry_run,
+    );
+    if let Some(path) = &mode.dotenv {
+        write_dotenv(path, report)?;
+    }
+    Ok(())
+}
+
+pub fn deploy(
+    repo: &RepoArgs,
+    settings: &SettingsArgs,
+    input: &EnvInput,
+    mode: &Mode,
+) -> Result<()> {
+    input.branch()?;
+    run(repo, settings, input, mode, &|snap| {
+        Ok(Intent::Upsert(input.spec(&snap.settings)?))
+    })
+}
+
+pub fn destroy(
+    repo: &RepoArgs,
+    settings: &SettingsArgs,
+    input: &EnvInput,
+    mode: &Mode,
+) -> Result<()> {
+    if input.slug.is_none() {
+        input.branch()?;
+    }
+    run(repo, settings, input, mode, &|snap| {
+        let slug = input.slug(&snap.settings)?;
+        // A slug derived from the branch must belong to that branch; a given slug (GitLab's) is
+        // the environment's own name.
+        let branch = if input.slug.is_none() {
+            input.branch.clone()
+        } else {
+            None
+        };
+        Ok(Intent::Remove { slug, branch })
+    })
+}
