@@ -4,6 +4,7 @@ pub mod args;
 mod deploy;
 mod destroy;
 mod env;
+mod handle;
 mod list;
 mod ops;
 mod render;
@@ -47,6 +48,7 @@ pub enum Command {
     Deploy(deploy::DeployCmd),
     Destroy(destroy::DestroyCmd),
     Env(env::EnvCmd),
+    Handle(handle::HandleCmd),
     List(list::ListCmd),
 }
 
@@ -57,6 +59,7 @@ impl Cli {
             Command::Deploy(c) => c.run(self.output),
             Command::Destroy(c) => c.run(self.output),
             Command::Env(c) => c.run(self.output),
+            Command::Handle(c) => c.run(self.output),
             Command::List(c) => c.run(self.output),
         }
     }

@@ -35,21 +35,17 @@ fn open(repo: &RepoArgs, settings: &SettingsArgs) -> Result<(Store, ConfigSource
 }
 
 /// Run one intent built from the fresh snapshot, unless the environment filters reject it.
-fn run(
+pub fn run(
     repo: &RepoArgs,
     settings: &SettingsArgs,
-    input: &EnvInput,
+    environment: Option<&str>,
     mode: &Mode,
     intent: &dyn Fn(&Snapshot) -> Result<Intent>,
 ) -> Result<()> {
     let (store, config) = open(repo, settings)?;
-    let ignored = RefCell::new(None);
+    let ignored: RefCell<Option<String>> = RefCell::new(None);
     let intents = |snap: &Snapshot| {
-        if let Some(reason) = input
-            .environment
-            .as_deref()
-            .and_then(|e| snap.settings.filter.rejects(e))
-        {
+        if let Some(reason) = environment.and_then(|e| snap.settings.filter.rejects(e)) {
             *ignored.borrow_mut() = Some(reason);
             return Ok(vec![]);
         }
@@ -88,9 +84,13 @@ pub fn deploy(
     mode: &Mode,
 ) -> Result<()> {
     input.branch()?;
-    run(repo, settings, input, mode, &|snap| {
-        Ok(Intent::Upsert(input.spec(&snap.settings)?))
-    })
+    run(
+        repo,
+        settings,
+        input.environment.as_deref(),
+        mode,
+        &|snap| Ok(Intent::Upsert(input.spec(&snap.settings)?)),
+    )
 }
 
 pub fn destroy(
@@ -102,15 +102,21 @@ pub fn destroy(
     if input.slug.is_none() {
         input.branch()?;
     }
-    run(repo, settings, input, mode, &|snap| {
-        let slug = input.slug(&snap.settings)?;
-        // A slug derived from the branch must belong to that branch; a given slug (GitLab's) is
-        // the environment's own name.
-        let branch = if input.slug.is_none() {
-            input.branch.clone()
-        } else {
-            None
-        };
-        Ok(Intent::Remove { slug, branch })
-    })
+    run(
+        repo,
+        settings,
+        input.environment.as_deref(),
+        mode,
+        &|snap| {
+            let slug = input.slug(&snap.settings)?;
+            // A slug derived from the branch must belong to that branch; a given slug (GitLab's) is
+            // the environment's own name.
+            let branch = if input.slug.is_none() {
+                input.branch.clone()
+            } else {
+                None
+            };
+            Ok(Intent::Remove { slug, branch })
+        },
+    )
 }

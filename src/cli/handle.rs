@@ -1,0 +1,137 @@
+use std::cell::RefCell;
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::args::{EnvInput, RepoArgs, SettingsArgs};
+use super::ops::{self, Mode};
+use crate::error::{Error, Result};
+use crate::events::gitlab::{self as hooks, DeploymentHook, GitLabEvent};
+use crate::forge::gitlab::{DeploymentInfo, GitLab, GitLabUrl};
+use crate::output::{print_ignored, Format};
+use crate::plan::Intent;
+use crate::redact::Secret;
+
+/// Handle one forge event (a webhook payload).
+///
+/// GitLab Deployment Hook: a deployment that is `running` or `success` in an environment that
+/// passes include_environment/exclude_environment is deployed at the deployment's commit (read
+/// from the Deployments API: the hook only carries a short sha), with GitLab's environment slug
+/// and URL. Stops come from the environment's stop job (`flux-ephemeral env`), not from hooks.
+///
+/// The GitLab API is --gitlab-url, CI_API_V4_URL or GITLAB_URL, with the token in GITLAB_TOKEN.
+/// A refused or ignored event exits 0 (it was handled); a failure to act exits non-zero.
+///
+/// Example: flux-ephemeral handle --event-name 'Deployment Hook' --event-file hook.json
+#[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
+pub struct HandleCmd {
+    /// The event payload, JSON [env: GITHUB_EVENT_PATH]
+    #[arg(long, env = "GITHUB_EVENT_PATH", value_name = "FILE")]
+    event_file: PathBuf,
+    /// The event kind: the X-Gitlab-Event header (e.g. 'Deployment Hook') [default: the payload's object_kind]
+    #[arg(long, value_name = "NAME")]
+    event_name: Option<String>,
+    /// GitLab's URL, e.g. https://gitlab.example.com [env: CI_API_V4_URL, GITLAB_URL]
+    #[arg(long, value_name = "URL")]
+    gitlab_url: Option<String>,
+    #[command(flatten)]
+    repo: RepoArgs,
+    #[command(flatten)]
+    settings: SettingsArgs,
+    /// Show the change as a diff and push nothing
+    #[arg(long)]
+    dry_run: bool,
+}
+
+impl HandleCmd {
+    pub fn run(&self, format: Format) -> Result<()> {
+        let body = std::fs::read_to_string(&self.event_file).map_err(|e| {
+            Error::input(format!(
+                "cannot read --event-file {}: {e}",
+                self.event_file.display()
+            ))
+        })?;
+        let mode = Mode {
+            dry_run: self.dry_run,
+            format,
+            dotenv: None,
+        };
+        match hooks::parse(self.event_name.as_deref(), &body)? {
+            GitLabEvent::Deployment(hook) => self.deployment(&hook, &mode),
+        }
+    }
+
+    fn deployment(&self, hook: &DeploymentHook, mode: &Mode) -> Result<()> {
+        if !matches!(hook.status.as_str(), "running" | "success") {
+            print_ignored(
+                mode.format,
+                &format!(
+                    "deployment status is {:?}, not running or success",
+                    hook.status
+                ),
+            );
+            return Ok(());
+        }
+        let info: RefCell<Option<DeploymentInfo>> = RefCell::new(None);
+        ops::run(
+            &self.repo,
+            &self.settings,
+            Some(&hook.environment),
+            mode,
+            &|snap| {
+                if info.borrow().is_none() {
+                    let api = GitLab::connect(&self.gitlab_url()?, &gitlab_token()?)?;
+                    *info.borrow_mut() = Some(api.deployment(hook.project.id, hook.deployment_id)?);
+                }
+                let d = info.borrow().clone().expect("fetched above");
+                let input = EnvInput {
+                    branch: Some(d.git_ref.clone()),
+                    sha: Some(d.sha.clone()),
+                    author: hook
+                        .user
+                        .as_ref()
+                        .map(|u| u.username.clone())
+                        .or(d.user.map(|u| u.username)),
+                    slug: hook.environment_slug.clone(),
+                    environment: Some(hook.environment.clone()),
+                    environment_url: hook.environment_external_url.clone(),
+                    ci_source_url: hook
+                        .project
+                        .git_http_url
+                        .clone()
+                        .or(hook.project.web_url.clone()),
+                    ..EnvInput::default()
+                };
+                Ok(Intent::Upsert(input.spec(&snap.settings)?))
+            },
+        )
+    }
+
+    fn gitlab_url(&self) -> Result<GitLabUrl> {
+        let url = self
+            .gitlab_url
+            .clone()
+            .or_else(|| std::env::var("CI_API_V4_URL").ok())
+            .or_else(|| std::env::var("GITLAB_URL").ok())
+            .filter(|u| !u.is_empty())
+            .ok_or_else(|| {
+                Error::config(
+                    "no GitLab URL: pass --gitlab-url or set GITLAB_URL (CI_API_V4_URL in a job)",
+                )
+            })?;
+        GitLabUrl::parse(&url)
+    }
+}
+
+fn gitlab_token() -> Result<Secret> {
+    std::env::var("GITLAB_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty())
+        .map(Secret::new)
+        .ok_or_else(|| {
+            Error::config(
+                "GITLAB_TOKEN is not set: GitLab's API needs a token with api or read_api scope",
+            )
+        })
+}

@@ -1,0 +1,3 @@
+//! Forge adapters: the GitHub and GitLab APIs, behind small interfaces.
+
+pub mod gitlab;

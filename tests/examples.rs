@@ -1,0 +1,134 @@
+//! The pipelines users copy parse, and every flux-ephemeral command they run exists with the
+//! flags they pass.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_yaml_ng::Value;
+use support::{BIN, ROOT};
+
+fn load(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap();
+    serde_yaml_ng::from_str(&text)
+        .unwrap_or_else(|e| panic!("{} is not valid YAML: {e}", path.display()))
+}
+
+fn files() -> Vec<PathBuf> {
+    let mut out = vec![Path::new(ROOT).join(".gitlab-ci.yml")];
+    for dir in ["examples/gitlab", "examples/github"] {
+        for e in std::fs::read_dir(Path::new(ROOT).join(dir)).unwrap() {
+            out.push(e.unwrap().path());
+        }
+    }
+    out
+}
+
+/// Every shell line of a GitLab job's `script` or a GitHub step's `run`.
+fn shell_lines(doc: &Value) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut push = |v: &Value| match v {
+        Value::String(s) => lines.extend(s.lines().map(str::to_string)),
+        Value::Sequence(items) => lines.extend(
+            items
+                .iter()
+                .filter_map(Value::as_str)
+                .flat_map(|s| s.lines().map(str::to_string)),
+        ),
+        _ => {}
+    };
+    if let Some(map) = doc.as_mapping() {
+        for (_, job) in map {
+            if let Some(script) = job.get("script") {
+                push(script);
+            }
+        }
+    }
+    if let Some(jobs) = doc.get("jobs").and_then(Value::as_mapping) {
+        for (_, job) in jobs {
+            for step in job
+                .get("steps")
+                .and_then(Value::as_sequence)
+                .into_iter()
+                .flatten()
+            {
+                if let Some(run) = step.get("run") {
+                    push(run);
+                }
+            }
+        }
+    }
+    lines
+}
+
+#[test]
+fn every_flux_ephemeral_command_and_flag_exists() {
+    let mut seen = 0;
+    for file in files() {
+        let doc = load(&file);
+        for line in shell_lines(&doc) {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let Some(at) = words.iter().position(|w| *w == "flux-ephemeral") else {
+                continue;
+            };
+            let sub = words[at + 1];
+            let help = Command::new(BIN).args([sub, "--help"]).output().unwrap();
+            assert!(
+                help.status.success(),
+                "{}: `flux-ephemeral {sub}` does not exist",
+                file.display()
+            );
+            let help = String::from_utf8(help.stdout).unwrap();
+            for flag in words[at + 2..].iter().filter(|w| w.starts_with("--")) {
+                let flag = flag.split('=').next().unwrap();
+                assert!(
+                    help.contains(flag),
+                    "{}: `flux-ephemeral {sub}` has no {flag}",
+                    file.display()
+                );
+            }
+            seen += 1;
+        }
+    }
+    assert!(seen >= 4, "the examples run flux-ephemeral {seen} times");
+}
+
+#[test]
+fn gitlab_review_apps_have_start_and_stop_jobs() {
+    let doc = load(&Path::new(ROOT).join("examples/gitlab/review-apps.gitlab-ci.yml"));
+    let start = &doc["start-review"]["environment"];
+    assert_eq!(start["name"], "review/$CI_COMMIT_REF_SLUG");
+    assert_eq!(start["on_stop"], "stop-review");
+    assert!(start["auto_stop_in"].is_string());
+    assert_eq!(
+        doc["start-review"]["artifacts"]["reports"]["dotenv"],
+        "deploy.env"
+    );
+    assert_eq!(doc["stop-review"]["environment"]["action"], "stop");
+}
+
+#[test]
+fn github_workflows_are_least_privilege_and_serialized_per_pull_request() {
+    let doc = load(&Path::new(ROOT).join("examples/github/preview.yml"));
+    assert_eq!(doc["permissions"]["contents"], "read");
+    assert!(doc["concurrency"]["group"]
+        .as_str()
+        .unwrap()
+        .contains("pull_request.number"));
+}
+
+#[test]
+fn the_projects_pipeline_runs_the_readme_test_command() {
+    let readme = std::fs::read_to_string(Path::new(ROOT).join("README.md")).unwrap();
+    assert!(readme
+        .lines()
+        .take(5)
+        .any(|l| l.contains("./scripts/test.sh")));
+    let doc = load(&Path::new(ROOT).join(".gitlab-ci.yml"));
+    assert!(shell_lines(&doc)
+        .iter()
+        .any(|l| l.trim() == "./scripts/test.sh"));
+    let ci = std::fs::read_to_string(Path::new(ROOT).join(".ci/run")).unwrap();
+    assert!(ci.contains("./scripts/test.sh"));
+}
