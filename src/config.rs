@@ -41,6 +41,10 @@ pub struct FileConfig {
     pub exclude_environment: Option<String>,
     /// Deploy pull/merge requests from forks (the GitRepository then fetches the fork).
     pub allow_forks: Option<bool>,
+    /// `owner/name` of the GitHub repository whose pull requests the environments belong to.
+    pub github_repository: Option<String>,
+    /// GitLab project (id or `group/name`) whose merge requests and environments to check.
+    pub gitlab_project: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -91,7 +95,9 @@ impl FileConfig {
             ttl,
             include_environment,
             exclude_environment,
-            allow_forks
+            allow_forks,
+            github_repository,
+            gitlab_project
         )
     }
 }
@@ -108,6 +114,8 @@ pub struct Settings {
     pub ttl: Option<Duration>,
     pub filter: crate::filter::EnvFilter,
     pub allow_forks: bool,
+    pub github_repository: Option<String>,
+    pub gitlab_project: Option<String>,
 }
 
 impl Settings {
@@ -138,6 +146,8 @@ impl Settings {
                 c.exclude_environment.as_deref(),
             )?,
             allow_forks: c.allow_forks.unwrap_or(false),
+            github_repository: c.github_repository,
+            gitlab_project: c.gitlab_project,
         })
     }
 

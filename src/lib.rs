@@ -7,6 +7,7 @@
 //! [`cli`] parses arguments.
 
 pub mod ci;
+pub mod cleanup;
 pub mod cli;
 pub mod config;
 pub mod error;
@@ -22,5 +23,6 @@ pub mod plan;
 pub mod reconcile;
 pub mod redact;
 pub mod render;
+pub mod replies;
 pub mod slug;
 pub mod yaml_quote;

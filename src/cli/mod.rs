@@ -1,6 +1,7 @@
 //! The command line: global options and one module per subcommand.
 
 pub mod args;
+mod cleanup;
 mod deploy;
 mod destroy;
 mod env;
@@ -50,6 +51,7 @@ pub enum Command {
     Env(env::EnvCmd),
     Handle(handle::HandleCmd),
     List(list::ListCmd),
+    Cleanup(cleanup::CleanupCmd),
 }
 
 impl Cli {
@@ -61,6 +63,7 @@ impl Cli {
             Command::Env(c) => c.run(self.output),
             Command::Handle(c) => c.run(self.output),
             Command::List(c) => c.run(self.output),
+            Command::Cleanup(c) => c.run(self.output),
         }
     }
 }

@@ -19,7 +19,7 @@ pub struct Mode {
     pub dotenv: Option<PathBuf>,
 }
 
-fn open(repo: &RepoArgs, settings: &SettingsArgs) -> Result<(Store, ConfigSource)> {
+pub fn open(repo: &RepoArgs, settings: &SettingsArgs) -> Result<(Store, ConfigSource)> {
     super::args::check_ttl(&settings.ttl)?;
     let location = repo.location()?;
     let config = ConfigSource::load(repo.config.as_deref(), settings.to_file_config())?;

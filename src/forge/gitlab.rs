@@ -1,6 +1,10 @@
 //! GitLab's API through the `gitlab` crate.
 
-use gitlab::api::{self, Query};
+use std::borrow::Cow;
+use std::collections::BTreeSet;
+
+use gitlab::api::endpoint_prelude::Method;
+use gitlab::api::{self, Endpoint, Pagination, Query};
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
@@ -102,6 +106,121 @@ impl GitLab {
                 self.host
             ))
         })
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct Iid {
+    iid: u64,
+}
+
+/// One environment of a project, as the Environments API lists it.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+pub struct Environment {
+    pub id: u64,
+    pub name: String,
+    pub state: Option<String>,
+}
+
+/// `POST /projects/:id/environments/:environment_id/stop` (not in the crate).
+struct StopEnvironment<'a> {
+    project: &'a str,
+    environment: u64,
+}
+
+impl Endpoint for StopEnvironment<'_> {
+    fn method(&self) -> Method {
+        Method::POST
+    }
+    fn endpoint(&self) -> Cow<'static, str> {
+        format!(
+            "projects/{}/environments/{}/stop",
+            encode(self.project),
+            self.environment
+        )
+        .into()
+    }
+}
+
+/// `DELETE /projects/:id/environments/review_apps` (not in the crate): deletes stopped review
+/// apps, as Flux Operator's guide recommends.
+struct DeleteStoppedReviewApps<'a> {
+    project: &'a str,
+}
+
+impl Endpoint for DeleteStoppedReviewApps<'_> {
+    fn method(&self) -> Method {
+        Method::DELETE
+    }
+    fn endpoint(&self) -> Cow<'static, str> {
+        format!("projects/{}/environments/review_apps", encode(self.project)).into()
+    }
+}
+
+fn encode(project: &str) -> String {
+    project.replace('/', "%2F")
+}
+
+impl GitLab {
+    /// Every open merge request's iid: one paged list.
+    pub fn open_merge_requests(&self, project: &str) -> Result<BTreeSet<String>> {
+        let endpoint = gitlab::api::projects::merge_requests::MergeRequests::builder()
+            .project(project)
+            .state(gitlab::api::projects::merge_requests::MergeRequestState::Opened)
+            .build()
+            .map_err(|e| Error::internal(e.to_string()))?;
+        let list: Vec<Iid> = api::paged(endpoint, Pagination::All)
+            .query(&self.client)
+            .map_err(|e| self.err("list open merge requests", project, e))?;
+        Ok(list.into_iter().map(|m| m.iid.to_string()).collect())
+    }
+
+    /// Every environment of the project that is available (not stopped).
+    pub fn available_environments(&self, project: &str) -> Result<Vec<Environment>> {
+        let endpoint = gitlab::api::projects::environments::Environments::builder()
+            .project(project)
+            .states(gitlab::api::projects::environments::EnvironmentState::Available)
+            .build()
+            .map_err(|e| Error::internal(e.to_string()))?;
+        api::paged(endpoint, Pagination::All)
+            .query(&self.client)
+            .map_err(|e| self.err("list environments", project, e))
+    }
+
+    pub fn stop_environment(&self, project: &str, environment: u64) -> Result<()> {
+        api::ignore(StopEnvironment {
+            project,
+            environment,
+        })
+        .query(&self.client)
+        .map_err(|e| self.err(&format!("stop environment {environment}"), project, e))
+    }
+
+    pub fn delete_stopped_review_apps(&self, project: &str) -> Result<()> {
+        api::ignore(DeleteStoppedReviewApps { project })
+            .query(&self.client)
+            .map_err(|e| self.err("delete stopped review apps", project, e))
+    }
+
+    /// Comment on a merge request.
+    pub fn comment(&self, project: &str, iid: u64, body: &str) -> Result<()> {
+        let endpoint =
+            gitlab::api::projects::merge_requests::notes::CreateMergeRequestNote::builder()
+                .project(project)
+                .merge_request(iid)
+                .body(body)
+                .build()
+                .map_err(|e| Error::internal(e.to_string()))?;
+        api::ignore(endpoint)
+            .query(&self.client)
+            .map_err(|e| self.err(&format!("comment on merge request !{iid}"), project, e))
+    }
+
+    fn err<E: std::error::Error>(&self, what: &str, project: &str, e: E) -> Error {
+        Error::remote(format!(
+            "GitLab {}: {what} of project {project} failed: {e}",
+            self.host
+        ))
     }
 }
 

@@ -1,0 +1,233 @@
+//! Which environments are stale: the pure part of `cleanup`.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+use crate::config::parse_ttl;
+use crate::error::{Error, Result};
+use crate::model::{parse_time, EnvRecord};
+
+/// What the forge said, read once before the Git transaction.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ForgeState {
+    /// Open pull/merge request numbers; `None` when no forge was asked.
+    pub open: Option<BTreeSet<String>>,
+    /// Available GitLab environment names; `None` when not asked.
+    pub available_environments: Option<BTreeSet<String>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Reason {
+    /// The pull/merge request is no longer open.
+    Closed { id: String },
+    /// The GitLab environment is stopped or gone.
+    EnvironmentStopped { environment: String },
+    /// The time to live ran out.
+    TtlExpired { ttl: String, deployed_at: String },
+}
+
+impl Reason {
+    pub fn describe(&self) -> String {
+        match self {
+            Reason::Closed { id } => format!("pull/merge request {id} is no longer open"),
+            Reason::EnvironmentStopped { environment } => {
+                format!("GitLab environment {environment} is no longer available")
+            }
+            Reason::TtlExpired { ttl, deployed_at } => {
+                format!("its time to live ({ttl}) ran out (deployed {deployed_at})")
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Stale {
+    pub slug: String,
+    pub branch: String,
+    pub file: String,
+    pub id: Option<String>,
+    pub environment: Option<String>,
+    pub reason: Reason,
+}
+
+/// The stale environments among `records`. Records the tool did not create never get here.
+pub fn stale(
+    records: &[EnvRecord],
+    forge: &ForgeState,
+    now: SystemTime,
+    default_ttl: Option<Duration>,
+) -> Vec<Stale> {
+    records
+        .iter()
+        .filter_map(|r| reason(r, forge, now, default_ttl).map(|reason| to_stale(r, reason)))
+        .collect()
+}
+
+fn reason(
+    r: &EnvRecord,
+    forge: &ForgeState,
+    now: SystemTime,
+    default_ttl: Option<Duration>,
+) -> Option<Reason> {
+    if let (Some(id), Some(open)) = (&r.id, &forge.open) {
+        if !open.contains(id) {
+            return Some(Reason::Closed { id: id.clone() });
+        }
+    }
+    if let (Some(env), Some(available)) = (&r.environment, &forge.available_environments) {
+        if !available.contains(env) {
+            return Some(Reason::EnvironmentStopped {
+                environment: env.clone(),
+            });
+        }
+    }
+    let ttl = r
+        .ttl
+        .as_deref()
+        .and_then(|t| parse_ttl(t).ok())
+        .or(default_ttl)?;
+    let deployed = r.deployed_at.as_deref().and_then(parse_time)?;
+    if deployed + ttl <= now {
+        return Some(Reason::TtlExpired {
+            ttl: humantime::format_duration(ttl).to_string(),
+            deployed_at: r.deployed_at.clone().unwrap_or_default(),
+        });
+    }
+    None
+}
+
+fn to_stale(r: &EnvRecord, reason: Reason) -> Stale {
+    Stale {
+        slug: r.slug.clone(),
+        branch: r.branch.clone(),
+        file: r.file.clone(),
+        id: r.id.clone(),
+        environment: r.environment.clone(),
+        reason,
+    }
+}
+
+/// Refuse sweeping deletions: more than `max` at once, or more than half of all environments,
+/// unless forced. An API that answers "nothing is open" by mistake must not empty the cluster.
+pub fn guard(stale: usize, total: usize, max: usize, force: bool) -> Result<()> {
+    if force {
+        return Ok(());
+    }
+    if stale > max {
+        return Err(Error::input(format!(
+            "refusing to delete {stale} environments at once (--max-deletions {max}); check the forge, then raise it or pass --force"
+        )));
+    }
+    if stale > 1 && stale * 2 > total {
+        return Err(Error::input(format!(
+            "refusing to delete {stale} of {total} environments (more than half) at once; check the forge, then pass --force"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(
+        slug: &str,
+        id: Option<&str>,
+        env: Option<&str>,
+        deployed: &str,
+        ttl: Option<&str>,
+    ) -> EnvRecord {
+        EnvRecord {
+            slug: slug.into(),
+            file: format!("sync-{slug}.yaml"),
+            branch: slug.into(),
+            sha: None,
+            id: id.map(Into::into),
+            author: None,
+            environment: env.map(Into::into),
+            deployed_at: Some(deployed.into()),
+            ttl: ttl.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn table() {
+        let now = parse_time("2026-01-10T00:00:00Z").unwrap();
+        let forge = ForgeState {
+            open: Some(["1".to_string(), "3".to_string()].into()),
+            available_environments: Some(["review/a".to_string()].into()),
+        };
+        let records = vec![
+            rec("open", Some("1"), None, "2026-01-09T00:00:00Z", None),
+            rec("closed", Some("2"), None, "2026-01-09T00:00:00Z", None),
+            rec(
+                "env-live",
+                None,
+                Some("review/a"),
+                "2026-01-09T00:00:00Z",
+                None,
+            ),
+            rec(
+                "env-stopped",
+                None,
+                Some("review/b"),
+                "2026-01-09T00:00:00Z",
+                None,
+            ),
+            rec(
+                "old-own-ttl",
+                Some("3"),
+                None,
+                "2026-01-08T00:00:00Z",
+                Some("24h"),
+            ),
+            rec(
+                "young-own-ttl",
+                None,
+                None,
+                "2026-01-09T12:00:00Z",
+                Some("24h"),
+            ),
+            rec("old-default-ttl", None, None, "2026-01-01T00:00:00Z", None),
+        ];
+        let got: Vec<(String, &str)> =
+            stale(&records, &forge, now, Some(Duration::from_secs(72 * 3600)))
+                .into_iter()
+                .map(|s| {
+                    let kind = match s.reason {
+                        Reason::Closed { .. } => "closed",
+                        Reason::EnvironmentStopped { .. } => "stopped",
+                        Reason::TtlExpired { .. } => "ttl",
+                    };
+                    (s.slug, kind)
+                })
+                .collect();
+        let want: Vec<(String, &str)> = vec![
+            ("closed".into(), "closed"),
+            ("env-stopped".into(), "stopped"),
+            ("old-own-ttl".into(), "ttl"),
+            ("old-default-ttl".into(), "ttl"),
+        ];
+        assert_eq!(got, want);
+        // Without forge answers, only time decides.
+        assert_eq!(stale(&records, &ForgeState::default(), now, None).len(), 1);
+    }
+
+    #[test]
+    fn guards() {
+        assert!(guard(3, 10, 50, false).is_ok());
+        assert!(guard(51, 200, 50, false)
+            .unwrap_err()
+            .message
+            .contains("--max-deletions"));
+        assert!(guard(6, 10, 50, false)
+            .unwrap_err()
+            .message
+            .contains("more than half"));
+        assert!(guard(1, 1, 50, false).is_ok(), "one of one is not a sweep");
+        assert!(guard(600, 600, 50, true).is_ok());
+    }
+}

@@ -1,0 +1,405 @@
+//! `cleanup` against fake GitHub and GitLab APIs (wiremock) and a real bare repository.
+
+mod support;
+
+use serde_json::{json, Value};
+use support::{Run, TestEnv};
+use wiremock::matchers::{body_string_contains, method, path, query_param, query_param_is_missing};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+/// A pull request as GitHub's list endpoint returns it (the fields a client may read).
+fn pull(n: u64) -> Value {
+    json!({
+        "url": format!("https://api.github.com/repos/org/app/pulls/{n}"), "id": 1000 + n, "node_id": format!("PR_{n}"),
+        "html_url": format!("https://github.com/org/app/pull/{n}"), "number": n, "state": "open", "locked": false,
+        "title": format!("Change {n}"), "user": {"login": "octocat", "id": 1, "type": "User"},
+        "head": {"ref": format!("feature/{n}"), "sha": "ec26c3e57ca3a959ca5aad62de7213c562f8c821", "label": format!("org:feature/{n}")},
+        "base": {"ref": "main", "sha": "f95f852bd8fca8fcc58a9a2d6c842781e32a215e", "label": "org:main"},
+        "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z", "draft": false
+    })
+}
+
+/// GitHub answering the open pull request list with `per_page` items a page and Link headers.
+async fn fake_github(open: &[u64], per_page: usize) -> MockServer {
+    let server = MockServer::start().await;
+    let pages: Vec<&[u64]> = open.chunks(per_page).collect();
+    let count = pages.len().max(1);
+    for i in 0..count {
+        let items: Vec<Value> = pages
+            .get(i)
+            .map(|p| p.iter().map(|n| pull(*n)).collect())
+            .unwrap_or_default();
+        let mut rsp = ResponseTemplate::new(200).set_body_json(items);
+        if i + 1 < count {
+            let next = format!(
+                "{}/repos/org/app/pulls?state=open&per_page=100&page={}",
+                server.uri(),
+                i + 2
+            );
+            rsp = rsp.insert_header("Link", format!("<{next}>; rel=\"next\"").as_str());
+        }
+        let m = Mock::given(method("GET"))
+            .and(path("/repos/org/app/pulls"))
+            .and(query_param("state", "open"));
+        let m = if i == 0 {
+            m.and(query_param_is_missing("page"))
+        } else {
+            m.and(query_param("page", (i + 1).to_string().as_str()))
+        };
+        m.respond_with(rsp).expect(1).mount(&server).await;
+    }
+    server
+}
+
+fn seed(env: &TestEnv, prs: &[u64]) {
+    for n in prs {
+        env.deploy(&["--branch", &format!("feature/{n}"), "--id", &n.to_string()])
+            .ok();
+    }
+}
+
+async fn cleanup(env: &TestEnv, args: &[&str], vars: &[(&str, String)]) -> Run {
+    let mut c = env.command();
+    c.args([
+        "cleanup",
+        "--repo",
+        env.remote.to_str().unwrap(),
+        "--output",
+        "json",
+    ])
+    .args(args);
+    for (k, v) in vars {
+        c.env(k, v);
+    }
+    tokio::task::spawn_blocking(move || support::to_run(c.output().unwrap()))
+        .await
+        .unwrap()
+}
+
+/// Record a deploy long ago, as another writer would edit the file.
+fn age(env: &TestEnv, slug: &str) {
+    let re = regex::Regex::new(r#"deployed-at: "[^"]+""#).unwrap();
+    let aged = re
+        .replace_all(
+            &env.sync_file(slug).unwrap(),
+            r#"deployed-at: "2020-01-01T00:00:00Z""#,
+        )
+        .into_owned();
+    env.commit_as_other(
+        &[(
+            &format!("overlays/ephemeral-instances/sync-{slug}.yaml"),
+            Some(aged.as_str()),
+        )],
+        "age it",
+    );
+}
+
+fn gh(server: &MockServer) -> Vec<(&'static str, String)> {
+    vec![
+        ("GITHUB_API_URL", server.uri()),
+        ("GITHUB_TOKEN", "ghs-test-token".into()),
+    ]
+}
+
+fn slug(n: u64) -> String {
+    let out = std::process::Command::new(support::BIN)
+        .args([
+            "render",
+            "--branch",
+            &format!("feature/{n}"),
+            "--source-url",
+            "x",
+            "--output",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    serde_json::from_slice::<Value>(&out.stdout).unwrap()["slug"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn closed_pull_requests_go_in_one_commit_and_the_rest_stays() {
+    let env = TestEnv::new();
+    seed(&env, &[1, 2, 3, 4, 5, 6]);
+    env.deploy(&["--branch", "no-pr"]).ok();
+    let foreign = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: mine\n";
+    env.commit_as_other(
+        &[("overlays/ephemeral-instances/sync-mine.yaml", Some(foreign))],
+        "hand-made",
+    );
+    let server = fake_github(&[1, 2, 3, 4], 2).await;
+    let before = env.commit_count();
+    let out = cleanup(&env, &["--github-repo", "org/app"], &gh(&server))
+        .await
+        .ok()
+        .json();
+    let removed: Vec<&str> = out["removed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["slug"].as_str().unwrap())
+        .collect();
+    assert_eq!(removed.len(), 2);
+    assert_eq!(out["removed"][0]["reason"]["kind"], "closed");
+    assert_eq!(
+        env.commit_count(),
+        before + 1,
+        "one commit for all deletions"
+    );
+    let message = env.git(&["log", "-1", "--format=%B", "main"]);
+    for n in [5, 6] {
+        assert!(env.sync_file(&slug(n)).is_none());
+        assert!(message.contains(&slug(n)), "{message}");
+    }
+    for n in [1, 2, 3, 4] {
+        assert!(env.sync_file(&slug(n)).is_some());
+    }
+    assert!(env.sync_file("no-pr").is_some());
+    assert_eq!(env.sync_file("mine").as_deref(), Some(foreign));
+
+    // Nothing stale: nothing committed.
+    let server = fake_github(&[1, 2, 3, 4], 100).await;
+    let out = cleanup(&env, &["--github-repo", "org/app"], &gh(&server))
+        .await
+        .ok()
+        .json();
+    assert_eq!(out["changed"], false);
+    assert_eq!(env.commit_count(), before + 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_expired_time_to_live_removes_and_says_why_on_the_open_pull_request() {
+    let env = TestEnv::new();
+    seed(&env, &[1, 2]);
+    let s1 = slug(1);
+    age(&env, &s1);
+    let server = fake_github(&[1, 2], 100).await;
+    Mock::given(method("POST"))
+        .and(path("/repos/org/app/issues/1/comments"))
+        .and(body_string_contains("time to live"))
+        .respond_with(
+            ResponseTemplate::new(201)
+                .set_body_json(json!({"id": 1, "body": "x", "user": {"login": "bot", "id": 2}})),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    let out = cleanup(
+        &env,
+        &["--github-repo", "org/app", "--ttl", "72h"],
+        &gh(&server),
+    )
+    .await
+    .ok()
+    .json();
+    assert_eq!(out["removed"].as_array().unwrap().len(), 1);
+    assert_eq!(out["removed"][0]["reason"]["kind"], "ttl_expired");
+    assert_eq!(out["comments"], 1);
+    assert!(env.sync_file(&s1).is_none());
+    assert!(env.sync_file(&slug(2)).is_some());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_api_deletes_nothing() {
+    let env = TestEnv::new();
+    seed(&env, &[1, 2]);
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/repos/org/app/pulls"))
+        .respond_with(ResponseTemplate::new(502).set_body_json(json!({"message": "Server Error"})))
+        .mount(&server)
+        .await;
+    let head = env.head();
+    let out = cleanup(&env, &["--github-repo", "org/app"], &gh(&server)).await;
+    let out = out.fails_with(4, "list open pull requests");
+    assert!(!out.stderr.contains("ghs-test-token"));
+    assert_eq!(env.head(), head);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sweeping_deletions_are_refused_without_force_and_dry_run_changes_nothing() {
+    let env = TestEnv::new();
+    seed(&env, &[1, 2, 3]);
+    let head = env.head();
+    // Every pull request closed: more than half would go.
+    let server = fake_github(&[], 100).await;
+    cleanup(&env, &["--github-repo", "org/app"], &gh(&server))
+        .await
+        .fails_with(1, "more than half");
+    let server = fake_github(&[], 100).await;
+    cleanup(
+        &env,
+        &[
+            "--github-repo",
+            "org/app",
+            "--max-deletions",
+            "2",
+            "--force",
+        ],
+        &gh(&server),
+    )
+    .await
+    .ok();
+    assert_eq!(env.instances(), vec!["sync.yaml"]);
+
+    let env = TestEnv::new();
+    seed(&env, &[1, 2, 3, 4, 5]);
+    let head2 = env.head();
+    let server = fake_github(&[3, 4, 5], 100).await;
+    cleanup(
+        &env,
+        &["--github-repo", "org/app", "--max-deletions", "1"],
+        &gh(&server),
+    )
+    .await
+    .fails_with(1, "--max-deletions 1");
+    let server = fake_github(&[3, 4, 5], 100).await;
+    let out = cleanup(
+        &env,
+        &["--github-repo", "org/app", "--dry-run"],
+        &gh(&server),
+    )
+    .await
+    .ok()
+    .json();
+    assert_eq!(out["dry_run"], true);
+    assert_eq!(out["removed"].as_array().unwrap().len(), 2);
+    assert!(out["diff"]
+        .as_str()
+        .unwrap()
+        .contains("--- a/overlays/ephemeral-instances/sync-"));
+    assert_eq!(env.head(), head2);
+    assert_ne!(head, head2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn gitlab_closed_merge_requests_and_stopped_environments() {
+    let env = TestEnv::new();
+    // MR !1 open, !2 closed; environment review/a available, review/b stopped.
+    env.deploy(&["--branch", "feature/1", "--id", "1"]).ok();
+    env.deploy(&["--branch", "feature/2", "--id", "2"]).ok();
+    env.deploy(&[
+        "--branch",
+        "a",
+        "--slug",
+        "review-a",
+        "--environment",
+        "review/a",
+    ])
+    .ok();
+    env.deploy(&[
+        "--branch",
+        "b",
+        "--slug",
+        "review-b",
+        "--environment",
+        "review/b",
+    ])
+    .ok();
+    env.deploy(&["--branch", "c"]).ok();
+    // review/a's time ran out: removed, and its GitLab environment stopped.
+    age(&env, "review-a");
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/api/v4/projects/group%2Fapp/environments/9/stop"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"id": 9, "name": "review/a", "state": "stopping"})),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/api/v4/user"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": 1, "username": "bot"})))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/api/v4/projects/group%2Fapp/merge_requests"))
+        .and(query_param("state", "opened"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([
+            {"id": 101, "iid": 1, "project_id": 7, "title": "One", "state": "opened", "source_branch": "feature/1", "target_branch": "main",
+             "sha": "ec26c3e57ca3a959ca5aad62de7213c562f8c821", "author": {"id": 3, "username": "alice"}, "web_url": "https://gitlab.example.com/group/app/-/merge_requests/1"}
+        ])))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/api/v4/projects/group%2Fapp/environments"))
+        .and(query_param("states", "available"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([
+            {"id": 9, "name": "review/a", "slug": "review-a", "external_url": "https://review-a.example.com", "state": "available", "tier": "development"},
+            {"id": 10, "name": "production", "slug": "production", "external_url": null, "state": "available", "tier": "production"}
+        ])))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("DELETE"))
+        .and(path(
+            "/api/v4/projects/group%2Fapp/environments/review_apps",
+        ))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"scheduled_entries": [], "unprocessable_entries": []})),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    let vars = vec![
+        ("GITLAB_URL", server.uri()),
+        ("GITLAB_TOKEN", "glpat-test".to_string()),
+    ];
+    let out = cleanup(
+        &env,
+        &[
+            "--gitlab-project",
+            "group/app",
+            "--ttl",
+            "72h",
+            "--force",
+            "--stop-gitlab-environments",
+            "--delete-stopped-review-apps",
+        ],
+        &vars,
+    )
+    .await
+    .ok()
+    .json();
+    let mut kinds: Vec<(String, String)> = out["removed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["slug"].as_str().unwrap().to_string(),
+                r["reason"]["kind"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    kinds.sort();
+    assert_eq!(kinds.len(), 3, "{out}");
+    assert_eq!(kinds[0].1, "closed");
+    assert_eq!(
+        kinds[1],
+        ("review-a".to_string(), "ttl_expired".to_string())
+    );
+    assert_eq!(
+        kinds[2],
+        ("review-b".to_string(), "environment_stopped".to_string())
+    );
+    assert_eq!(out["stopped_environments"], 1);
+    assert!(env.sync_file("review-a").is_none() && env.sync_file("c").is_some());
+    assert!(env.sync_file("review-b").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_a_forge_only_time_decides() {
+    let env = TestEnv::new();
+    seed(&env, &[1]);
+    let out = cleanup(&env, &["--ttl", "72h"], &[]).await.ok().json();
+    assert_eq!(out["forge"], "none");
+    assert_eq!(out["removed"].as_array().unwrap().len(), 0);
+}
