@@ -34,6 +34,9 @@ pub struct DeployCmd {
     /// dotenv file (publish it as artifacts:reports:dotenv in GitLab)
     #[arg(long, value_name = "FILE")]
     dotenv: Option<PathBuf>,
+    /// Record a new deploy time even when nothing else changed: extends the time to live
+    #[arg(long)]
+    refresh: bool,
 }
 
 impl DeployCmd {
@@ -42,6 +45,7 @@ impl DeployCmd {
             dry_run: self.dry_run,
             format,
             dotenv: self.dotenv.clone(),
+            refresh: self.refresh,
         };
         ops::deploy(&self.repo, &self.settings, &self.env.input()?, &mode)
     }

@@ -36,6 +36,7 @@ impl DestroyCmd {
             dry_run: self.dry_run,
             format,
             dotenv: None,
+            refresh: false,
         };
         ops::destroy(
             &self.repo,

@@ -49,6 +49,7 @@ impl EnvCmd {
             dry_run: self.dry_run,
             format,
             dotenv: self.dotenv.clone(),
+            refresh: false,
         };
         match action {
             EnvAction::Start => ops::deploy(&self.repo, &self.settings, &input, &mode),

@@ -56,6 +56,7 @@ impl HandleCmd {
             dry_run: self.dry_run,
             format,
             dotenv: None,
+            refresh: false,
         };
         match hooks::parse(self.event_name.as_deref(), &body)? {
             GitLabEvent::Deployment(hook) => self.deployment(&hook, &mode),

@@ -17,6 +17,8 @@ pub struct Mode {
     pub dry_run: bool,
     pub format: super::Format,
     pub dotenv: Option<PathBuf>,
+    /// Record a new deploy time even when nothing else changed.
+    pub refresh: bool,
 }
 
 pub fn open(repo: &RepoArgs, settings: &SettingsArgs) -> Result<(Store, ConfigSource)> {
@@ -53,7 +55,10 @@ pub fn run(
     };
     let opts = RunOptions {
         dry_run: mode.dry_run,
-        plan: PlanOptions::default(),
+        plan: PlanOptions {
+            refresh: mode.refresh,
+            ..PlanOptions::default()
+        },
         max_attempts: 10,
     };
     let report = reconcile(&store, &config, &intents, &opts)?;
