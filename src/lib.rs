@@ -9,6 +9,7 @@
 pub mod ci;
 pub mod cleanup;
 pub mod cli;
+pub mod command;
 pub mod config;
 pub mod error;
 pub mod events;

@@ -522,13 +522,39 @@ fn a_time_to_live_is_recorded_and_refresh_extends_it() {
     // Deployed long ago: a plain redeploy keeps that time, --refresh records a new one.
     let aged = regex::Regex::new(r#"deployed-at: "[^"]+""#)
         .unwrap()
-        .replace_all(&env.sync_file("t").unwrap(), r#"deployed-at: "2020-01-01T00:00:00Z""#)
+        .replace_all(
+            &env.sync_file("t").unwrap(),
+            r#"deployed-at: "2020-01-01T00:00:00Z""#,
+        )
         .into_owned();
-    env.commit_as_other(&[("overlays/ephemeral-instances/sync-t.yaml", Some(aged.as_str()))], "age");
-    let out = env.deploy(&["--branch", "t", "--ttl", "24h", "--output", "json"]).ok().json();
+    env.commit_as_other(
+        &[(
+            "overlays/ephemeral-instances/sync-t.yaml",
+            Some(aged.as_str()),
+        )],
+        "age",
+    );
+    let out = env
+        .deploy(&["--branch", "t", "--ttl", "24h", "--output", "json"])
+        .ok()
+        .json();
     assert_eq!(out["action"], "unchanged");
-    let out = env.deploy(&["--branch", "t", "--ttl", "24h", "--refresh", "--output", "json"]).ok().json();
+    let out = env
+        .deploy(&[
+            "--branch",
+            "t",
+            "--ttl",
+            "24h",
+            "--refresh",
+            "--output",
+            "json",
+        ])
+        .ok()
+        .json();
     assert_eq!(out["action"], "updated");
-    let at = env.docs("t")[0]["metadata"]["annotations"]["flux-ephemeral.io/deployed-at"].as_str().unwrap().to_string();
+    let at = env.docs("t")[0]["metadata"]["annotations"]["flux-ephemeral.io/deployed-at"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(at.starts_with("20") && !at.starts_with("2020"), "{at}");
 }

@@ -58,8 +58,13 @@ impl HandleCmd {
             dotenv: None,
             refresh: false,
         };
-        match hooks::parse(self.event_name.as_deref(), &body)? {
+        match hooks::parse(
+            self.event_name.as_deref(),
+            &body,
+            &crate::command::Prefixes::default(),
+        )? {
             GitLabEvent::Deployment(hook) => self.deployment(&hook, &mode),
+            GitLabEvent::Change(_) => Err(Error::input("not yet")),
         }
     }
 

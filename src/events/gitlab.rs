@@ -3,6 +3,8 @@
 
 use serde::Deserialize;
 
+use super::{ignore, Actor, Change, Event, Parsed, Trigger, REPLY_MARKER};
+use crate::command::{parse as parse_command, Prefixes};
 use crate::error::{Error, Result};
 
 /// The `Deployment Hook` payload.
@@ -33,14 +35,105 @@ pub struct HookUser {
     pub username: String,
 }
 
+#[derive(Debug, Deserialize)]
+struct HookUserFull {
+    id: Option<u64>,
+    username: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct NoteHook {
+    user: HookUserFull,
+    object_attributes: NoteAttributes,
+    merge_request: Option<MergeRequest>,
+}
+
+#[derive(Debug, Deserialize)]
+struct NoteAttributes {
+    note: Option<String>,
+    noteable_type: String,
+    action: Option<String>,
+    #[serde(default)]
+    system: bool,
+}
+
+#[derive(Debug, Deserialize)]
+struct MergeRequest {
+    iid: u64,
+    source_branch: String,
+    source_project_id: Option<u64>,
+    target_project_id: Option<u64>,
+    title: Option<String>,
+    last_commit: Option<LastCommit>,
+    source: Option<SourceProject>,
+    action: Option<String>,
+    oldrev: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct LastCommit {
+    id: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct SourceProject {
+    git_http_url: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct MergeRequestHook {
+    user: HookUserFull,
+    object_attributes: MergeRequest,
+    #[serde(default)]
+    changes: Changes,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct Changes {
+    labels: Option<LabelChange>,
+}
+
+#[derive(Debug, Deserialize)]
+struct LabelChange {
+    #[serde(default)]
+    previous: Vec<LabelTitle>,
+    #[serde(default)]
+    current: Vec<LabelTitle>,
+}
+
+#[derive(Debug, Deserialize)]
+struct LabelTitle {
+    title: String,
+}
+
+impl MergeRequest {
+    fn change(&self) -> Change {
+        let fork = match (self.source_project_id, self.target_project_id) {
+            (Some(s), Some(t)) => s != t,
+            _ => false,
+        };
+        Change {
+            number: self.iid,
+            branch: Some(self.source_branch.clone()),
+            sha: self.last_commit.as_ref().map(|c| c.id.clone()),
+            author: None,
+            title: self.title.clone(),
+            from_fork: Some(fork),
+            head_clone_url: self.source.as_ref().and_then(|s| s.git_http_url.clone()),
+        }
+    }
+}
+
 /// The GitLab events `handle` understands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GitLabEvent {
     Deployment(DeploymentHook),
+    /// Note and Merge Request hooks.
+    Change(Parsed),
 }
 
 /// The hook kind: the `X-Gitlab-Event` value (`Deployment Hook`), else the payload's `object_kind`.
-pub fn parse(event_name: Option<&str>, body: &str) -> Result<GitLabEvent> {
+pub fn parse(event_name: Option<&str>, body: &str, prefixes: &Prefixes) -> Result<GitLabEvent> {
     let value: serde_json::Value = serde_json::from_str(body)
         .map_err(|e| Error::input(format!("the GitLab event is not JSON: {e}")))?;
     let kind = match event_name {
@@ -55,10 +148,88 @@ pub fn parse(event_name: Option<&str>, body: &str) -> Result<GitLabEvent> {
         "Deployment Hook" => serde_json::from_value(value)
             .map(GitLabEvent::Deployment)
             .map_err(|e| Error::input(format!("malformed Deployment Hook payload: {e}"))),
+        "Note Hook" => {
+            let n: NoteHook = serde_json::from_value(value).map_err(|e| Error::input(format!("malformed Note Hook payload: {e}")))?;
+            Ok(GitLabEvent::Change(note(n, prefixes)))
+        }
+        "Merge Request Hook" => {
+            let m: MergeRequestHook =
+                serde_json::from_value(value).map_err(|e| Error::input(format!("malformed Merge Request Hook payload: {e}")))?;
+            Ok(GitLabEvent::Change(merge_request(m)))
+        }
         other => Err(Error::input(format!(
-            "GitLab event {other:?} is not handled: flux-ephemeral handles Deployment Hook events"
+            "GitLab event {other:?} is not handled: flux-ephemeral handles Note, Merge Request and Deployment Hook events"
         ))),
     }
+}
+
+fn note(n: NoteHook, prefixes: &Prefixes) -> Parsed {
+    if n.object_attributes.noteable_type != "MergeRequest" {
+        return ignore(format!(
+            "a note on a {}, not a merge request",
+            n.object_attributes.noteable_type
+        ));
+    }
+    if n.object_attributes
+        .action
+        .as_deref()
+        .is_some_and(|a| a != "create")
+    {
+        return ignore("only new notes count");
+    }
+    let text = n.object_attributes.note.unwrap_or_default();
+    if n.object_attributes.system || text.contains(REPLY_MARKER) {
+        return ignore("a system or bot note");
+    }
+    let Some(mr) = n.merge_request else {
+        return ignore("a note without its merge request");
+    };
+    let Some(command) = parse_command(&text, prefixes) else {
+        return ignore("no command in the note");
+    };
+    Parsed::Act(Box::new(Event {
+        change: mr.change(),
+        actor: Actor {
+            login: n.user.username,
+            id: n.user.id,
+        },
+        trigger: Trigger::Comment(command),
+    }))
+}
+
+fn merge_request(m: MergeRequestHook) -> Parsed {
+    let mr = &m.object_attributes;
+    let trigger = match mr.action.as_deref() {
+        Some("close") => Trigger::Closed { merged: false },
+        Some("merge") => Trigger::Closed { merged: true },
+        Some("update") => match (&m.changes.labels, &mr.oldrev) {
+            (_, Some(_)) => Trigger::Pushed,
+            (Some(l), None) => {
+                let titles =
+                    |v: &[LabelTitle]| v.iter().map(|l| l.title.clone()).collect::<Vec<_>>();
+                let (prev, cur) = (titles(&l.previous), titles(&l.current));
+                Trigger::Labels {
+                    added: cur.iter().filter(|t| !prev.contains(t)).cloned().collect(),
+                    removed: prev.iter().filter(|t| !cur.contains(t)).cloned().collect(),
+                }
+            }
+            (None, None) => return ignore("a merge request update without new commits or labels"),
+        },
+        other => {
+            return ignore(format!(
+                "merge request {}: nothing to do",
+                other.unwrap_or("event")
+            ))
+        }
+    };
+    Parsed::Act(Box::new(Event {
+        change: mr.change(),
+        actor: Actor {
+            login: m.user.username,
+            id: m.user.id,
+        },
+        trigger,
+    }))
 }
 
 fn hook_name(object_kind: &str) -> String {
@@ -76,11 +247,14 @@ fn hook_name(object_kind: &str) -> String {
 mod tests {
     use super::*;
 
+    const P: fn() -> Prefixes = Prefixes::default;
     const DEPLOYMENT: &str = include_str!("../../tests/fixtures/gitlab/deployment.json");
 
     #[test]
     fn deployment_hook() {
-        let GitLabEvent::Deployment(d) = parse(None, DEPLOYMENT).unwrap();
+        let GitLabEvent::Deployment(d) = parse(None, DEPLOYMENT, &P()).unwrap() else {
+            panic!()
+        };
         assert_eq!(d.status, "success");
         assert_eq!(d.deployment_id, 15);
         assert_eq!(d.project.id, 30);
@@ -88,25 +262,124 @@ mod tests {
         assert_eq!(d.short_sha.as_deref(), Some("279484c0"));
         assert_eq!(d.user.unwrap().username, "user1");
         assert_eq!(
-            parse(Some("Deployment Hook"), DEPLOYMENT).unwrap(),
-            parse(None, DEPLOYMENT).unwrap()
+            parse(Some("Deployment Hook"), DEPLOYMENT, &P()).unwrap(),
+            parse(None, DEPLOYMENT, &P()).unwrap()
         );
     }
 
     #[test]
     fn malformed_and_unknown() {
-        assert!(parse(None, "{").unwrap_err().message.contains("not JSON"));
-        assert!(parse(None, "{}")
+        assert!(parse(None, "{", &P())
+            .unwrap_err()
+            .message
+            .contains("not JSON"));
+        assert!(parse(None, "{}", &P())
             .unwrap_err()
             .message
             .contains("object_kind"));
-        assert!(parse(None, r#"{"object_kind":"deployment"}"#)
+        assert!(parse(None, r#"{"object_kind":"deployment"}"#, &P())
             .unwrap_err()
             .message
             .contains("malformed"));
-        assert!(parse(Some("Push Hook"), "{}")
+        assert!(parse(Some("Push Hook"), "{}", &P())
             .unwrap_err()
             .message
             .contains("not handled"));
+    }
+
+    const NOTE: &str = include_str!("../../tests/fixtures/gitlab/note_merge_request.json");
+    const MR: &str = include_str!("../../tests/fixtures/gitlab/merge_request.json");
+
+    fn with(body: &str, path: &[&str], value: serde_json::Value) -> String {
+        let mut v: serde_json::Value = serde_json::from_str(body).unwrap();
+        let mut at = &mut v;
+        for p in &path[..path.len() - 1] {
+            at = &mut at[*p];
+        }
+        at[path[path.len() - 1]] = value;
+        v.to_string()
+    }
+
+    #[test]
+    fn note_hook() {
+        assert_eq!(
+            parse(None, NOTE, &P()).unwrap(),
+            GitLabEvent::Change(ignore("no command in the note"))
+        );
+        let body = with(
+            NOTE,
+            &["object_attributes", "note"],
+            serde_json::json!("/destroy-ephemeral"),
+        );
+        let GitLabEvent::Change(Parsed::Act(e)) = parse(Some("Note Hook"), &body, &P()).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            e.trigger,
+            Trigger::Comment(Ok(crate::command::Command::Destroy))
+        );
+        assert_eq!(e.change.number, 1);
+        assert_eq!(e.change.branch.as_deref(), Some("master"));
+        assert_eq!(
+            e.change.sha.as_deref(),
+            Some("562e173be03b8ff2efb05345d12df18815438a4b")
+        );
+        assert_eq!(e.change.from_fork, Some(false));
+        assert_eq!(
+            e.actor,
+            Actor {
+                login: "root".into(),
+                id: Some(1)
+            }
+        );
+        let edit = with(
+            &body,
+            &["object_attributes", "action"],
+            serde_json::json!("update"),
+        );
+        assert_eq!(
+            parse(None, &edit, &P()).unwrap(),
+            GitLabEvent::Change(ignore("only new notes count"))
+        );
+    }
+
+    #[test]
+    fn merge_request_hook() {
+        assert!(
+            matches!(parse(None, MR, &P()).unwrap(), GitLabEvent::Change(Parsed::Ignore(r)) if r.contains("open"))
+        );
+        let close = with(
+            MR,
+            &["object_attributes", "action"],
+            serde_json::json!("merge"),
+        );
+        let GitLabEvent::Change(Parsed::Act(e)) = parse(None, &close, &P()).unwrap() else {
+            panic!()
+        };
+        assert_eq!(e.trigger, Trigger::Closed { merged: true });
+        assert_eq!(e.change.branch.as_deref(), Some("ms-viewport"));
+        let update = with(
+            MR,
+            &["object_attributes", "action"],
+            serde_json::json!("update"),
+        );
+        let GitLabEvent::Change(Parsed::Act(e)) = parse(None, &update, &P()).unwrap() else {
+            panic!()
+        };
+        assert!(
+            matches!(e.trigger, Trigger::Labels { .. }),
+            "the fixture's update changes labels: {:?}",
+            e.trigger
+        );
+        let pushed = with(
+            &update,
+            &["object_attributes", "oldrev"],
+            serde_json::json!("0000000000000000000000000000000000000001"),
+        );
+        let GitLabEvent::Change(Parsed::Act(e)) = parse(None, &pushed, &P()).unwrap() else {
+            panic!()
+        };
+        assert_eq!(e.trigger, Trigger::Pushed);
     }
 }

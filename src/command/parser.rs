@@ -1,0 +1,245 @@
+//! The comment parser: a comment body → at most one command. No I/O.
+//!
+//! A command is a line that starts with `/deploy-ephemeral` or `/destroy-ephemeral` (configurable),
+//! outside fenced or indented code blocks and outside `>` quotes. `deploy` takes `ttl=DURATION`;
+//! `help` after either command asks for usage. Lines that look like one of our commands but are
+//! not (`/deploy-ephemera`, `/destroy-now`) get a "did you mean"; other bots' commands are ignored.
+
+use std::fmt;
+
+/// The command words, e.g. `/deploy-ephemeral` and `/destroy-ephemeral`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prefixes {
+    pub deploy: String,
+    pub destroy: String,
+}
+
+impl Default for Prefixes {
+    fn default() -> Self {
+        Prefixes {
+            deploy: "/deploy-ephemeral".into(),
+            destroy: "/destroy-ephemeral".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Deploy { ttl: Option<String> },
+    Destroy,
+    Help,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParseError {
+    /// A word that looks like one of ours, with the closest command.
+    Unknown {
+        word: String,
+        suggestion: String,
+    },
+    UnknownArgument {
+        command: String,
+        argument: String,
+        takes: &'static str,
+    },
+    BadTtl {
+        value: String,
+    },
+    MoreThanOne,
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ParseError::Unknown { word, suggestion } => {
+                write!(f, "unknown command `{word}`; did you mean `{suggestion}`?")
+            }
+            ParseError::UnknownArgument {
+                command,
+                argument,
+                takes,
+            } => {
+                write!(
+                    f,
+                    "`{command}` does not take `{argument}` (it takes {takes})"
+                )
+            }
+            ParseError::BadTtl { value } => {
+                write!(f, "`ttl={value}` is not a duration like `24h` or `3d`")
+            }
+            ParseError::MoreThanOne => write!(f, "one command per comment, please"),
+        }
+    }
+}
+
+/// The command in `body`, if any.
+pub fn parse(body: &str, p: &Prefixes) -> Option<Result<Command, ParseError>> {
+    let mut found: Vec<Result<Command, ParseError>> = Vec::new();
+    let mut fence: Option<&str> = None;
+    for raw in body.lines() {
+        let trimmed = raw.trim_start();
+        if let Some(open) = fence {
+            if trimmed.starts_with(open) {
+                fence = None;
+            }
+            continue;
+        }
+        if trimmed.starts_with("```") || trimmed.starts_with("~~~") {
+            fence = Some(&trimmed[..3]);
+            continue;
+        }
+        if raw.starts_with("    ") || raw.starts_with('\t') || trimmed.starts_with('>') {
+            continue;
+        }
+        if let Some(result) = parse_line(trimmed.trim_end(), p) {
+            found.push(result);
+        }
+    }
+    match found.len() {
+        0 => None,
+        1 => found.pop(),
+        _ => Some(Err(ParseError::MoreThanOne)),
+    }
+}
+
+fn parse_line(line: &str, p: &Prefixes) -> Option<Result<Command, ParseError>> {
+    let mut words = line.split_whitespace();
+    let first = words.next()?;
+    let args: Vec<&str> = words.collect();
+    if first == p.deploy {
+        return Some(deploy_args(first, &args));
+    }
+    if first == p.destroy {
+        return Some(match args.as_slice() {
+            [] => Ok(Command::Destroy),
+            ["help"] => Ok(Command::Help),
+            [arg, ..] => Err(ParseError::UnknownArgument {
+                command: first.into(),
+                argument: (*arg).into(),
+                takes: "only `help`",
+            }),
+        });
+    }
+    // Something like ours: same leading word (`/deploy-…`) or a small typo of a whole command.
+    let lower = first.to_lowercase();
+    let stem = |c: &str| c.split('-').next().unwrap_or(c).to_string() + "-";
+    let candidates = [&p.deploy, &p.destroy];
+    let best = candidates
+        .iter()
+        .min_by_key(|c| distance(&lower, c))
+        .expect("two candidates");
+    let close =
+        distance(&lower, best) <= 3 || candidates.iter().any(|c| lower.starts_with(&stem(c)));
+    if first.starts_with('/') && close {
+        return Some(Err(ParseError::Unknown {
+            word: first.into(),
+            suggestion: (*best).clone(),
+        }));
+    }
+    None
+}
+
+fn deploy_args(command: &str, args: &[&str]) -> Result<Command, ParseError> {
+    if args == ["help"] {
+        return Ok(Command::Help);
+    }
+    let mut ttl = None;
+    for arg in args {
+        match arg.split_once('=') {
+            Some(("ttl", value)) if humantime::parse_duration(value).is_ok() => {
+                ttl = Some(value.to_string())
+            }
+            Some(("ttl", value)) => {
+                return Err(ParseError::BadTtl {
+                    value: value.into(),
+                })
+            }
+            _ => {
+                let takes = "`ttl=DURATION`, e.g. `ttl=24h`, or `help`";
+                return Err(ParseError::UnknownArgument {
+                    command: command.into(),
+                    argument: (*arg).into(),
+                    takes,
+                });
+            }
+        }
+    }
+    Ok(Command::Deploy { ttl })
+}
+
+/// Levenshtein distance, for "did you mean".
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn show(body: &str) -> String {
+        match parse(body, &Prefixes::default()) {
+            None => "none".into(),
+            Some(Ok(c)) => format!("{c:?}"),
+            Some(Err(e)) => format!("error: {e}"),
+        }
+    }
+
+    #[test]
+    fn table() {
+        let cases: &[(&str, &str)] = &[
+            ("/deploy-ephemeral", "Deploy { ttl: None }"),
+            ("  /deploy-ephemeral  ", "Deploy { ttl: None }"),
+            ("LGTM!\n\n/deploy-ephemeral\nthanks", "Deploy { ttl: None }"),
+            ("/deploy-ephemeral ttl=24h", "Deploy { ttl: Some(\"24h\") }"),
+            ("/destroy-ephemeral", "Destroy"),
+            ("/deploy-ephemeral help", "Help"),
+            ("/destroy-ephemeral help", "Help"),
+            ("please /deploy-ephemeral", "none"),
+            ("> /deploy-ephemeral\nquoted, not a command", "none"),
+            ("```\n/deploy-ephemeral\n```", "none"),
+            ("~~~sh\n/destroy-ephemeral\n~~~\n", "none"),
+            ("    /deploy-ephemeral", "none"),
+            ("```\n/deploy-ephemeral\n```\n/destroy-ephemeral", "Destroy"),
+            ("/deploy-ephemeral\n/destroy-ephemeral", "error: one command per comment, please"),
+            ("/deploy-ephemeral please", "error: `/deploy-ephemeral` does not take `please` (it takes `ttl=DURATION`, e.g. `ttl=24h`, or `help`)"),
+            ("/deploy-ephemeral ttl=soon", "error: `ttl=soon` is not a duration like `24h` or `3d`"),
+            ("/destroy-ephemeral now", "error: `/destroy-ephemeral` does not take `now` (it takes only `help`)"),
+            ("/deploy-ephemera", "error: unknown command `/deploy-ephemera`; did you mean `/deploy-ephemeral`?"),
+            ("/deploy-epehmeral", "error: unknown command `/deploy-epehmeral`; did you mean `/deploy-ephemeral`?"),
+            ("/destroy-now", "error: unknown command `/destroy-now`; did you mean `/destroy-ephemeral`?"),
+            ("/Deploy-Ephemeral", "error: unknown command `/Deploy-Ephemeral`; did you mean `/deploy-ephemeral`?"),
+            ("/deploy", "none"),
+            ("/retest", "none"),
+            ("/lgtm\n/approve", "none"),
+            ("@bors r+", "none"),
+            ("", "none"),
+        ];
+        for (body, want) in cases {
+            assert_eq!(show(body), *want, "body: {body:?}");
+        }
+    }
+
+    #[test]
+    fn configured_words() {
+        let p = Prefixes {
+            deploy: "/preview".into(),
+            destroy: "/unpreview".into(),
+        };
+        assert_eq!(
+            parse("/preview", &p),
+            Some(Ok(Command::Deploy { ttl: None }))
+        );
+        assert_eq!(parse("/unpreview", &p), Some(Ok(Command::Destroy)));
+        assert_eq!(parse("/deploy-ephemeral", &p), None);
+    }
+}

@@ -1,0 +1,271 @@
+//! GitHub `issue_comment` and `pull_request` payloads.
+
+use serde::Deserialize;
+
+use super::{ignore, Actor, Change, Event, Parsed, Trigger, REPLY_MARKER};
+use crate::command::{parse as parse_command, Prefixes};
+use crate::error::{Error, Result};
+
+#[derive(Debug, Deserialize)]
+struct User {
+    login: String,
+    #[serde(rename = "type", default)]
+    kind: Option<String>,
+    id: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+struct IssueComment {
+    action: String,
+    issue: Issue,
+    comment: Comment,
+}
+
+#[derive(Debug, Deserialize)]
+struct Issue {
+    number: u64,
+    title: Option<String>,
+    pull_request: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Comment {
+    body: Option<String>,
+    user: User,
+}
+
+#[derive(Debug, Deserialize)]
+struct PullRequestEvent {
+    action: String,
+    pull_request: PullRequest,
+    label: Option<Label>,
+    sender: User,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PullRequest {
+    pub number: u64,
+    pub title: Option<String>,
+    pub merged: Option<bool>,
+    pub user: Option<PrUser>,
+    pub head: Head,
+    pub base: Base,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PrUser {
+    pub login: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Head {
+    #[serde(rename = "ref")]
+    pub branch: String,
+    pub sha: String,
+    pub repo: Option<Repo>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Base {
+    pub repo: Option<Repo>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Repo {
+    pub full_name: String,
+    pub clone_url: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Label {
+    name: String,
+}
+
+impl PullRequest {
+    /// The change this pull request describes.
+    pub fn change(&self) -> Change {
+        let head = self.head.repo.as_ref().map(|r| r.full_name.as_str());
+        let base = self.base.repo.as_ref().map(|r| r.full_name.as_str());
+        Change {
+            number: self.number,
+            branch: Some(self.head.branch.clone()),
+            sha: Some(self.head.sha.clone()),
+            author: self.user.as_ref().map(|u| u.login.clone()),
+            title: self.title.clone(),
+            // A deleted fork has no head repository: treat it as a fork.
+            from_fork: Some(head.is_none() || head != base),
+            head_clone_url: self.head.repo.as_ref().and_then(|r| r.clone_url.clone()),
+        }
+    }
+}
+
+/// Parse a GitHub event by its name (`X-GitHub-Event`, `GITHUB_EVENT_NAME`).
+pub fn parse(event_name: &str, body: &str, prefixes: &Prefixes) -> Result<Parsed> {
+    let bad =
+        |e: serde_json::Error| Error::input(format!("malformed GitHub {event_name} payload: {e}"));
+    match event_name {
+        "issue_comment" => {
+            let e: IssueComment = serde_json::from_str(body).map_err(bad)?;
+            if e.action != "created" {
+                return Ok(ignore(format!(
+                    "comment {}: only new comments count",
+                    e.action
+                )));
+            }
+            if e.issue.pull_request.is_none() {
+                return Ok(ignore("a comment on an issue, not a pull request"));
+            }
+            let text = e.comment.body.unwrap_or_default();
+            if e.comment.user.kind.as_deref() == Some("Bot") || text.contains(REPLY_MARKER) {
+                return Ok(ignore("a bot's comment"));
+            }
+            let Some(command) = parse_command(&text, prefixes) else {
+                return Ok(ignore("no command in the comment"));
+            };
+            Ok(Parsed::Act(Box::new(Event {
+                change: Change {
+                    number: e.issue.number,
+                    title: e.issue.title,
+                    ..Change::default()
+                },
+                actor: Actor {
+                    login: e.comment.user.login,
+                    id: e.comment.user.id,
+                },
+                trigger: Trigger::Comment(command),
+            })))
+        }
+        "pull_request" | "pull_request_target" => {
+            let e: PullRequestEvent = serde_json::from_str(body).map_err(bad)?;
+            let trigger = match e.action.as_str() {
+                "closed" => Trigger::Closed {
+                    merged: e.pull_request.merged.unwrap_or(false),
+                },
+                "synchronize" => Trigger::Pushed,
+                "labeled" | "unlabeled" => {
+                    let name = e.label.map(|l| l.name).unwrap_or_default();
+                    if e.action == "labeled" {
+                        Trigger::Labels {
+                            added: vec![name],
+                            removed: vec![],
+                        }
+                    } else {
+                        Trigger::Labels {
+                            added: vec![],
+                            removed: vec![name],
+                        }
+                    }
+                }
+                other => return Ok(ignore(format!("pull request {other}: nothing to do"))),
+            };
+            Ok(Parsed::Act(Box::new(Event {
+                change: e.pull_request.change(),
+                actor: Actor {
+                    login: e.sender.login,
+                    id: e.sender.id,
+                },
+                trigger,
+            })))
+        }
+        other => Err(Error::input(format!(
+            "GitHub event {other:?} is not handled: use issue_comment or pull_request"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::command::Command;
+
+    const P: fn() -> Prefixes = Prefixes::default;
+
+    fn on_pr(body: &str, comment: &str) -> String {
+        let mut v: serde_json::Value = serde_json::from_str(body).unwrap();
+        v["issue"]["pull_request"] = serde_json::json!({"url": "https://api.github.com/repos/Codertocat/Hello-World/pulls/1"});
+        v["comment"]["body"] = serde_json::json!(comment);
+        v.to_string()
+    }
+
+    #[test]
+    fn issue_comment_fixtures() {
+        let created =
+            include_str!("../../tests/fixtures/github/issue_comment.created.payload.json");
+        // The fixture is a comment on an issue.
+        assert_eq!(
+            parse("issue_comment", created, &P()).unwrap(),
+            ignore("a comment on an issue, not a pull request")
+        );
+        let Parsed::Act(e) = parse(
+            "issue_comment",
+            &on_pr(created, "/deploy-ephemeral ttl=24h"),
+            &P(),
+        )
+        .unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            e.trigger,
+            Trigger::Comment(Ok(Command::Deploy {
+                ttl: Some("24h".into())
+            }))
+        );
+        assert_eq!(e.actor.login, "Codertocat");
+        assert_eq!(e.change.number, 1);
+        assert_eq!(
+            e.change.branch, None,
+            "issue_comment has no head: the API is asked"
+        );
+        let edited = include_str!("../../tests/fixtures/github/issue_comment.edited.payload.json");
+        assert!(
+            matches!(parse("issue_comment", &on_pr(edited, "/deploy-ephemeral"), &P()).unwrap(), Parsed::Ignore(r) if r.contains("only new"))
+        );
+        let mine = on_pr(created, &format!("{REPLY_MARKER}\n/deploy-ephemeral"));
+        assert_eq!(
+            parse("issue_comment", &mine, &P()).unwrap(),
+            ignore("a bot's comment")
+        );
+        assert_eq!(
+            parse("issue_comment", &on_pr(created, "nice"), &P()).unwrap(),
+            ignore("no command in the comment")
+        );
+    }
+
+    #[test]
+    fn pull_request_fixtures() {
+        let closed = include_str!("../../tests/fixtures/github/pull_request.closed.payload.json");
+        let Parsed::Act(e) = parse("pull_request", closed, &P()).unwrap() else {
+            panic!()
+        };
+        assert_eq!(e.trigger, Trigger::Closed { merged: false });
+        assert_eq!(e.change.branch.as_deref(), Some("changes"));
+        assert_eq!(
+            e.change.sha.as_deref(),
+            Some("ec26c3e57ca3a959ca5aad62de7213c562f8c821")
+        );
+        assert_eq!(e.change.from_fork, Some(false));
+        let sync =
+            include_str!("../../tests/fixtures/github/pull_request.synchronize.payload.json");
+        assert!(
+            matches!(parse("pull_request", sync, &P()).unwrap(), Parsed::Act(e) if e.trigger == Trigger::Pushed)
+        );
+        let labeled = include_str!("../../tests/fixtures/github/pull_request.labeled.payload.json");
+        let Parsed::Act(e) = parse("pull_request", labeled, &P()).unwrap() else {
+            panic!()
+        };
+        assert!(matches!(e.trigger, Trigger::Labels { ref added, .. } if added.len() == 1));
+        let opened = include_str!("../../tests/fixtures/github/pull_request.opened.payload.json");
+        assert!(matches!(
+            parse("pull_request", opened, &P()).unwrap(),
+            Parsed::Ignore(_)
+        ));
+        assert!(parse("pull_request", "{}", &P())
+            .unwrap_err()
+            .message
+            .contains("malformed"));
+        assert!(parse("push", "{}", &P())
+            .unwrap_err()
+            .message
+            .contains("not handled"));
+    }
+}
