@@ -45,6 +45,16 @@ pub struct FileConfig {
     pub github_repository: Option<String>,
     /// GitLab project (id or `group/name`) whose merge requests and environments to check.
     pub gitlab_project: Option<String>,
+    /// Adding this label to a pull/merge request deploys it, removing it destroys.
+    pub deploy_label: Option<String>,
+    /// Users who may deploy besides those with write access.
+    pub allowed_users: Option<Vec<String>>,
+    /// Only `allowed_users` may deploy, whatever their access.
+    pub allowlist_only: Option<bool>,
+    /// The deploy command word [default: /deploy-ephemeral].
+    pub deploy_command: Option<String>,
+    /// The destroy command word [default: /destroy-ephemeral].
+    pub destroy_command: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -97,7 +107,12 @@ impl FileConfig {
             exclude_environment,
             allow_forks,
             github_repository,
-            gitlab_project
+            gitlab_project,
+            deploy_label,
+            allowed_users,
+            allowlist_only,
+            deploy_command,
+            destroy_command
         )
     }
 }
@@ -116,6 +131,8 @@ pub struct Settings {
     pub allow_forks: bool,
     pub github_repository: Option<String>,
     pub gitlab_project: Option<String>,
+    pub chat: crate::chatops::ChatSettings,
+    pub commands: crate::command::Prefixes,
 }
 
 impl Settings {
@@ -148,6 +165,18 @@ impl Settings {
             allow_forks: c.allow_forks.unwrap_or(false),
             github_repository: c.github_repository,
             gitlab_project: c.gitlab_project,
+            chat: crate::chatops::ChatSettings {
+                deploy_label: c.deploy_label.filter(|l| !l.is_empty()),
+                allowed_users: c.allowed_users.unwrap_or_default(),
+                allowlist_only: c.allowlist_only.unwrap_or(false),
+            },
+            commands: {
+                let d = crate::command::Prefixes::default();
+                crate::command::Prefixes {
+                    deploy: c.deploy_command.unwrap_or(d.deploy),
+                    destroy: c.destroy_command.unwrap_or(d.destroy),
+                }
+            },
         })
     }
 

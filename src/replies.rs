@@ -1,6 +1,9 @@
-//! Every text flux-ephemeral posts on a pull/merge request, in one place.
+//! Every text flux-ephemeral posts on a pull/merge request, in one place. Each starts with the
+//! reply marker, so the bot finds (and edits) its own comment and never acts on it.
 
 use crate::cleanup::{Reason, Stale};
+use crate::command::{ParseError, Prefixes};
+use crate::events::REPLY_MARKER;
 
 /// Left on a pull/merge request whose environment cleanup removed while it is still open.
 pub fn removed_by_cleanup(s: &Stale) -> String {
@@ -9,8 +12,83 @@ pub fn removed_by_cleanup(s: &Stale) -> String {
         other => other.describe(),
     };
     format!(
-        "flux-ephemeral removed the preview environment `{}` of branch `{}`: {why}.\n\n\
+        "{REPLY_MARKER}\nflux-ephemeral removed the preview environment `{}` of branch `{}`: {why}.\n\n\
          Comment `/deploy-ephemeral` to deploy it again.",
         s.slug, s.branch
     )
+}
+
+/// What a deploy did.
+pub struct Deployed<'a> {
+    pub slug: &'a str,
+    pub namespace: &'a str,
+    pub preview_url: Option<&'a str>,
+    pub sha: Option<&'a str>,
+    pub commit: Option<&'a str>,
+    pub changed: bool,
+}
+
+pub fn deployed(d: &Deployed, p: &Prefixes) -> String {
+    let head = if d.changed {
+        "is being deployed"
+    } else {
+        "is up to date"
+    };
+    let mut text = format!(
+        "{REPLY_MARKER}\n### Preview environment `{}` {head}\n\n| | |\n|---|---|\n",
+        d.slug
+    );
+    text.push_str(&format!("| Namespace | `{}` |\n", d.namespace));
+    if let Some(url) = d.preview_url {
+        text.push_str(&format!("| Preview | {url} |\n"));
+    }
+    if let Some(sha) = d.sha {
+        text.push_str(&format!("| Commit | `{sha}` |\n"));
+    }
+    if let Some(c) = d.commit {
+        text.push_str(&format!("| GitOps commit | `{c}` |\n"));
+    }
+    text.push_str(&format!(
+        "\nFlux applies it within its interval. Comment `{}` to remove it.",
+        p.destroy
+    ));
+    text
+}
+
+pub fn destroyed(slug: &str, commit: Option<&str>, why: &str) -> String {
+    match commit {
+        Some(c) => format!(
+            "{REPLY_MARKER}\nPreview environment `{slug}` removed ({why}; GitOps commit `{c}`)."
+        ),
+        None => {
+            format!("{REPLY_MARKER}\nThere is no preview environment `{slug}` to remove ({why}).")
+        }
+    }
+}
+
+pub fn refused(who: &str, why: &str) -> String {
+    format!("{REPLY_MARKER}\n@{who}, flux-ephemeral did not act: {why}.")
+}
+
+pub fn help(p: &Prefixes) -> String {
+    format!(
+        "{REPLY_MARKER}\n### flux-ephemeral\n\n\
+         - `{d}` deploys this branch's head commit as a preview environment (people with write access).\n\
+         - `{d} ttl=24h` does the same and removes it after 24 hours.\n\
+         - `{x}` removes it. Closing or merging removes it too.\n\
+         - `{d} help` shows this.",
+        d = p.deploy,
+        x = p.destroy
+    )
+}
+
+pub fn mistake(e: &ParseError, p: &Prefixes) -> String {
+    format!(
+        "{REPLY_MARKER}\n{e}. Comment `{} help` for usage.",
+        p.deploy
+    )
+}
+
+pub fn failed(message: &str) -> String {
+    format!("{REPLY_MARKER}\nflux-ephemeral could not update the preview environment: {message}")
 }

@@ -201,6 +201,8 @@ pub struct EnvInput {
     pub environment_url: Option<String>,
     pub ci_source_url: Option<String>,
     pub fork_clone_url: Option<String>,
+    /// A time to live for this environment only (`/deploy-ephemeral ttl=24h`).
+    pub ttl: Option<std::time::Duration>,
 }
 
 impl EnvArgs {
@@ -267,6 +269,7 @@ impl EnvInput {
             environment_url: ci.environment_url,
             ci_source_url: ci.source_url,
             fork_clone_url: ci.fork_clone_url,
+            ttl: self.ttl,
         })
     }
 
@@ -312,7 +315,7 @@ impl EnvInput {
             title: self.title.clone().filter(|t| !t.is_empty()),
             environment: self.environment.clone(),
             source_url,
-            ttl: settings.ttl,
+            ttl: self.ttl.or(settings.ttl),
             preview_url: self.environment_url.clone().filter(|u| !u.is_empty()),
         })
     }

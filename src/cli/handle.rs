@@ -4,12 +4,19 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::args::{EnvInput, RepoArgs, SettingsArgs};
+use super::chat;
 use super::ops::{self, Mode};
+use crate::command::Prefixes;
 use crate::error::{Error, Result};
 use crate::events::gitlab::{self as hooks, DeploymentHook, GitLabEvent};
+use crate::events::Parsed;
+use crate::forge::github::{GitHub, GitHubChanges, DEFAULT_API};
+use crate::forge::gitlab::GitLabChanges;
 use crate::forge::gitlab::{DeploymentInfo, GitLab, GitLabUrl};
-use crate::output::{print_ignored, Format};
+use crate::git::Store;
+use crate::output::{print_ignored, print_single, Format};
 use crate::plan::Intent;
+use crate::reconcile::{snapshot, ConfigSource};
 use crate::redact::Secret;
 
 /// Handle one forge event (a webhook payload).
@@ -29,8 +36,9 @@ pub struct HandleCmd {
     /// The event payload, JSON [env: GITHUB_EVENT_PATH]
     #[arg(long, env = "GITHUB_EVENT_PATH", value_name = "FILE")]
     event_file: PathBuf,
-    /// The event kind: the X-Gitlab-Event header (e.g. 'Deployment Hook') [default: the payload's object_kind]
-    #[arg(long, value_name = "NAME")]
+    /// The event kind: GitHub's event name (issue_comment, pull_request) or the X-Gitlab-Event
+    /// header (Note Hook, Merge Request Hook, Deployment Hook) [default: the payload's object_kind]
+    #[arg(long, env = "GITHUB_EVENT_NAME", value_name = "NAME")]
     event_name: Option<String>,
     /// GitLab's URL, e.g. https://gitlab.example.com [env: CI_API_V4_URL, GITLAB_URL]
     #[arg(long, value_name = "URL")]
@@ -58,17 +66,77 @@ impl HandleCmd {
             dotenv: None,
             refresh: false,
         };
-        match hooks::parse(
-            self.event_name.as_deref(),
-            &body,
-            &crate::command::Prefixes::default(),
-        )? {
-            GitLabEvent::Deployment(hook) => self.deployment(&hook, &mode),
-            GitLabEvent::Change(_) => Err(Error::input("not yet")),
+        let name = self.event_name.as_deref();
+        let github = matches!(
+            name,
+            Some("issue_comment" | "pull_request" | "pull_request_target")
+        );
+        // Check the payload before touching any repository; then read the settings (they may
+        // rename the commands) and parse for real.
+        let defaults = Prefixes::default();
+        if github {
+            crate::events::github::parse(name.unwrap_or_default(), &body, &defaults)?;
+        } else {
+            hooks::parse(name, &body, &defaults)?;
+        }
+        let (store, mut config) = ops::open(&self.repo, &self.settings)?;
+        let branch = match config.target_branch() {
+            Some(b) => b,
+            None => store.default_branch()?,
+        };
+        config.flags.target_branch = Some(branch.clone());
+        let first = snapshot(&store, &branch, &config)?;
+        let ctx = chat::Ctx {
+            store: &store,
+            config: &config,
+            settings: &first.settings,
+            files: &first.files,
+        };
+        let prefixes = &first.settings.commands;
+        if github {
+            let parsed = crate::events::github::parse(name.unwrap_or_default(), &body, prefixes)?;
+            let Parsed::Act(event) = parsed else {
+                return ignored(format, parsed);
+            };
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| Error::internal(format!("tokio: {e}")))?;
+            let entered = runtime.enter();
+            let api = std::env::var("GITHUB_API_URL")
+                .ok()
+                .filter(|u| !u.is_empty())
+                .unwrap_or_else(|| DEFAULT_API.into());
+            let token = std::env::var("GITHUB_TOKEN")
+                .ok()
+                .filter(|t| !t.is_empty())
+                .map(Secret::new);
+            let github = GitHub::new(&api, token.as_ref(), &event.repository)?;
+            drop(entered);
+            let forge = GitHubChanges { github, runtime };
+            return chat::handle(*event, &forge, &ctx, &mode);
+        }
+        match hooks::parse(name, &body, prefixes)? {
+            GitLabEvent::Deployment(hook) => self.deployment(&hook, &mode, &store, &config),
+            GitLabEvent::Change(Parsed::Act(event)) => {
+                let gitlab = GitLab::connect(&self.gitlab_url()?, &gitlab_token()?)?;
+                let forge = GitLabChanges {
+                    gitlab,
+                    project: event.repository.clone(),
+                };
+                chat::handle(*event, &forge, &ctx, &mode)
+            }
+            GitLabEvent::Change(parsed) => ignored(format, parsed),
         }
     }
 
-    fn deployment(&self, hook: &DeploymentHook, mode: &Mode) -> Result<()> {
+    fn deployment(
+        &self,
+        hook: &DeploymentHook,
+        mode: &Mode,
+        store: &Store,
+        config: &ConfigSource,
+    ) -> Result<()> {
         if !matches!(hook.status.as_str(), "running" | "success") {
             print_ignored(
                 mode.format,
@@ -80,38 +148,42 @@ impl HandleCmd {
             return Ok(());
         }
         let info: RefCell<Option<DeploymentInfo>> = RefCell::new(None);
-        ops::run(
-            &self.repo,
-            &self.settings,
-            Some(&hook.environment),
-            mode,
-            &|snap| {
-                if info.borrow().is_none() {
-                    let api = GitLab::connect(&self.gitlab_url()?, &gitlab_token()?)?;
-                    *info.borrow_mut() = Some(api.deployment(hook.project.id, hook.deployment_id)?);
-                }
-                let d = info.borrow().clone().expect("fetched above");
-                let input = EnvInput {
-                    branch: Some(d.git_ref.clone()),
-                    sha: Some(d.sha.clone()),
-                    author: hook
-                        .user
-                        .as_ref()
-                        .map(|u| u.username.clone())
-                        .or(d.user.map(|u| u.username)),
-                    slug: hook.environment_slug.clone(),
-                    environment: Some(hook.environment.clone()),
-                    environment_url: hook.environment_external_url.clone(),
-                    ci_source_url: hook
-                        .project
-                        .git_http_url
-                        .clone()
-                        .or(hook.project.web_url.clone()),
-                    ..EnvInput::default()
-                };
-                Ok(Intent::Upsert(input.spec(&snap.settings)?))
-            },
-        )
+        let done = ops::run(store, config, Some(&hook.environment), mode, &|snap| {
+            if info.borrow().is_none() {
+                let api = GitLab::connect(&self.gitlab_url()?, &gitlab_token()?)?;
+                *info.borrow_mut() = Some(api.deployment(hook.project.id, hook.deployment_id)?);
+            }
+            let d = info.borrow().clone().expect("fetched above");
+            let input = EnvInput {
+                branch: Some(d.git_ref.clone()),
+                sha: Some(d.sha.clone()),
+                author: hook
+                    .user
+                    .as_ref()
+                    .map(|u| u.username.clone())
+                    .or(d.user.map(|u| u.username)),
+                slug: hook.environment_slug.clone(),
+                environment: Some(hook.environment.clone()),
+                environment_url: hook.environment_external_url.clone(),
+                ci_source_url: hook
+                    .project
+                    .git_http_url
+                    .clone()
+                    .or(hook.project.web_url.clone()),
+                ..EnvInput::default()
+            };
+            Ok(Ok(Intent::Upsert(input.spec(&snap.settings)?)))
+        })?;
+        match done {
+            ops::Done::Ignored(reason) => print_ignored(mode.format, &reason),
+            ops::Done::Report(report) => print_single(
+                mode.format,
+                &report,
+                &store.location().display(),
+                mode.dry_run,
+            ),
+        }
+        Ok(())
     }
 
     fn gitlab_url(&self) -> Result<GitLabUrl> {
@@ -128,6 +200,13 @@ impl HandleCmd {
             })?;
         GitLabUrl::parse(&url)
     }
+}
+
+fn ignored(format: Format, parsed: Parsed) -> Result<()> {
+    if let Parsed::Ignore(reason) = parsed {
+        chat::print_ignored(format, &reason);
+    }
+    Ok(())
 }
 
 fn gitlab_token() -> Result<Secret> {

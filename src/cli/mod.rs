@@ -1,6 +1,7 @@
 //! The command line: global options and one module per subcommand.
 
 pub mod args;
+mod chat;
 mod cleanup;
 mod deploy;
 mod destroy;

@@ -1,4 +1,4 @@
-//! Deploy and destroy, shared by `deploy`, `destroy` and `env`: one reconcile each.
+//! Deploy and destroy, shared by `deploy`, `destroy`, `env` and `handle`: one reconcile each.
 
 use std::cell::RefCell;
 use std::path::PathBuf;
@@ -21,6 +21,13 @@ pub struct Mode {
     pub refresh: bool,
 }
 
+/// What one reconcile did.
+pub enum Done {
+    Report(Report),
+    /// Nothing was asked: the filters rejected the environment, or the intent was skipped.
+    Ignored(String),
+}
+
 pub fn open(repo: &RepoArgs, settings: &SettingsArgs) -> Result<(Store, ConfigSource)> {
     super::args::check_ttl(&settings.ttl)?;
     let location = repo.location()?;
@@ -36,22 +43,28 @@ pub fn open(repo: &RepoArgs, settings: &SettingsArgs) -> Result<(Store, ConfigSo
     Ok((store, config))
 }
 
-/// Run one intent built from the fresh snapshot, unless the environment filters reject it.
+/// Run the intent built from each fresh snapshot, unless the environment filters reject it.
+/// An intent of `None` means "nothing to do", with the reason.
 pub fn run(
-    repo: &RepoArgs,
-    settings: &SettingsArgs,
+    store: &Store,
+    config: &ConfigSource,
     environment: Option<&str>,
     mode: &Mode,
-    intent: &dyn Fn(&Snapshot) -> Result<Intent>,
-) -> Result<()> {
-    let (store, config) = open(repo, settings)?;
+    intent: &dyn Fn(&Snapshot) -> Result<std::result::Result<Intent, String>>,
+) -> Result<Done> {
     let ignored: RefCell<Option<String>> = RefCell::new(None);
     let intents = |snap: &Snapshot| {
         if let Some(reason) = environment.and_then(|e| snap.settings.filter.rejects(e)) {
             *ignored.borrow_mut() = Some(reason);
             return Ok(vec![]);
         }
-        Ok(vec![intent(snap)?])
+        match intent(snap)? {
+            Ok(i) => Ok(vec![i]),
+            Err(reason) => {
+                *ignored.borrow_mut() = Some(reason);
+                Ok(vec![])
+            }
+        }
     };
     let opts = RunOptions {
         dry_run: mode.dry_run,
@@ -61,25 +74,51 @@ pub fn run(
         },
         max_attempts: 10,
     };
-    let report = reconcile(&store, &config, &intents, &opts)?;
-    if let Some(reason) = ignored.into_inner() {
-        print_ignored(mode.format, &reason);
-        return Ok(());
-    }
-    finish(&report, &store, mode)
+    let report = reconcile(store, config, &intents, &opts)?;
+    Ok(match ignored.into_inner() {
+        Some(reason) => Done::Ignored(reason),
+        None => Done::Report(report),
+    })
 }
 
-fn finish(report: &Report, store: &Store, mode: &Mode) -> Result<()> {
-    print_single(
-        mode.format,
-        report,
-        &store.location().display(),
-        mode.dry_run,
-    );
-    if let Some(path) = &mode.dotenv {
-        write_dotenv(path, report)?;
+fn finish(done: Done, store: &Store, mode: &Mode) -> Result<()> {
+    match done {
+        Done::Ignored(reason) => print_ignored(mode.format, &reason),
+        Done::Report(report) => {
+            print_single(
+                mode.format,
+                &report,
+                &store.location().display(),
+                mode.dry_run,
+            );
+            if let Some(path) = &mode.dotenv {
+                write_dotenv(path, &report)?;
+            }
+        }
     }
     Ok(())
+}
+
+pub fn deploy_intent(
+    input: &EnvInput,
+) -> impl Fn(&Snapshot) -> Result<std::result::Result<Intent, String>> + '_ {
+    move |snap| Ok(Ok(Intent::Upsert(input.spec(&snap.settings)?)))
+}
+
+pub fn destroy_intent(
+    input: &EnvInput,
+) -> impl Fn(&Snapshot) -> Result<std::result::Result<Intent, String>> + '_ {
+    move |snap| {
+        let slug = input.slug(&snap.settings)?;
+        // A slug derived from the branch must belong to that branch; a given slug (GitLab's) is
+        // the environment's own name.
+        let branch = if input.slug.is_none() {
+            input.branch.clone()
+        } else {
+            None
+        };
+        Ok(Ok(Intent::Remove { slug, branch }))
+    }
 }
 
 pub fn deploy(
@@ -89,13 +128,15 @@ pub fn deploy(
     mode: &Mode,
 ) -> Result<()> {
     input.branch()?;
-    run(
-        repo,
-        settings,
+    let (store, config) = open(repo, settings)?;
+    let done = run(
+        &store,
+        &config,
         input.environment.as_deref(),
         mode,
-        &|snap| Ok(Intent::Upsert(input.spec(&snap.settings)?)),
-    )
+        &deploy_intent(input),
+    )?;
+    finish(done, &store, mode)
 }
 
 pub fn destroy(
@@ -107,21 +148,13 @@ pub fn destroy(
     if input.slug.is_none() {
         input.branch()?;
     }
-    run(
-        repo,
-        settings,
+    let (store, config) = open(repo, settings)?;
+    let done = run(
+        &store,
+        &config,
         input.environment.as_deref(),
         mode,
-        &|snap| {
-            let slug = input.slug(&snap.settings)?;
-            // A slug derived from the branch must belong to that branch; a given slug (GitLab's) is
-            // the environment's own name.
-            let branch = if input.slug.is_none() {
-                input.branch.clone()
-            } else {
-                None
-            };
-            Ok(Intent::Remove { slug, branch })
-        },
-    )
+        &destroy_intent(input),
+    )?;
+    finish(done, &store, mode)
 }

@@ -17,6 +17,7 @@ struct User {
 #[derive(Debug, Deserialize)]
 struct IssueComment {
     action: String,
+    repository: RepoName,
     issue: Issue,
     comment: Comment,
 }
@@ -37,6 +38,7 @@ struct Comment {
 #[derive(Debug, Deserialize)]
 struct PullRequestEvent {
     action: String,
+    repository: RepoName,
     pull_request: PullRequest,
     label: Option<Label>,
     sender: User,
@@ -74,6 +76,11 @@ pub struct Base {
 pub struct Repo {
     pub full_name: String,
     pub clone_url: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RepoName {
+    full_name: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -123,6 +130,7 @@ pub fn parse(event_name: &str, body: &str, prefixes: &Prefixes) -> Result<Parsed
                 return Ok(ignore("no command in the comment"));
             };
             Ok(Parsed::Act(Box::new(Event {
+                repository: e.repository.full_name,
                 change: Change {
                     number: e.issue.number,
                     title: e.issue.title,
@@ -159,6 +167,7 @@ pub fn parse(event_name: &str, body: &str, prefixes: &Prefixes) -> Result<Parsed
                 other => return Ok(ignore(format!("pull request {other}: nothing to do"))),
             };
             Ok(Parsed::Act(Box::new(Event {
+                repository: e.repository.full_name,
                 change: e.pull_request.change(),
                 actor: Actor {
                     login: e.sender.login,

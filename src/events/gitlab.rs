@@ -44,6 +44,7 @@ struct HookUserFull {
 #[derive(Debug, Deserialize)]
 struct NoteHook {
     user: HookUserFull,
+    project: ProjectId,
     object_attributes: NoteAttributes,
     merge_request: Option<MergeRequest>,
 }
@@ -71,6 +72,11 @@ struct MergeRequest {
 }
 
 #[derive(Debug, Deserialize)]
+struct ProjectId {
+    id: u64,
+}
+
+#[derive(Debug, Deserialize)]
 struct LastCommit {
     id: String,
 }
@@ -83,6 +89,7 @@ struct SourceProject {
 #[derive(Debug, Deserialize)]
 struct MergeRequestHook {
     user: HookUserFull,
+    project: ProjectId,
     object_attributes: MergeRequest,
     #[serde(default)]
     changes: Changes,
@@ -188,6 +195,7 @@ fn note(n: NoteHook, prefixes: &Prefixes) -> Parsed {
         return ignore("no command in the note");
     };
     Parsed::Act(Box::new(Event {
+        repository: n.project.id.to_string(),
         change: mr.change(),
         actor: Actor {
             login: n.user.username,
@@ -223,6 +231,7 @@ fn merge_request(m: MergeRequestHook) -> Parsed {
         }
     };
     Parsed::Act(Box::new(Event {
+        repository: m.project.id.to_string(),
         change: mr.change(),
         actor: Actor {
             login: m.user.username,

@@ -48,6 +48,8 @@ pub enum Trigger {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
+    /// GitHub `owner/name`, or GitLab project id: where the change lives.
+    pub repository: String,
     pub change: Change,
     pub actor: Actor,
     pub trigger: Trigger,

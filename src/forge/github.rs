@@ -5,7 +5,9 @@ use std::collections::BTreeSet;
 use octocrab::{Octocrab, Page};
 use serde::Deserialize;
 
+use super::{ChangeForge, Status};
 use crate::error::{Error, Result};
+use crate::events::{Actor, Change, REPLY_MARKER};
 use crate::redact::Secret;
 
 pub const DEFAULT_API: &str = "https://api.github.com";
@@ -88,6 +90,111 @@ impl GitHub {
         Ok(())
     }
 
+    /// `write`, `maintain` and `admin` may deploy; anybody else (or a 404) may not.
+    pub async fn has_write_access(&self, login: &str) -> Result<bool> {
+        #[derive(Deserialize)]
+        struct Permission {
+            permission: Option<String>,
+            role_name: Option<String>,
+        }
+        let route = format!(
+            "/repos/{}/{}/collaborators/{login}/permission",
+            self.owner, self.repo
+        );
+        match self.client.get::<Permission, _, ()>(&route, None).await {
+            Ok(p) => {
+                let ok = |v: &Option<String>| {
+                    matches!(v.as_deref(), Some("write" | "maintain" | "admin"))
+                };
+                Ok(ok(&p.permission) || ok(&p.role_name))
+            }
+            Err(octocrab::Error::GitHub { source, .. }) if source.status_code.as_u16() == 404 => {
+                Ok(false)
+            }
+            Err(e) => Err(self.err(&format!("read the permission of {login}"), e)),
+        }
+    }
+
+    pub async fn pull_request(&self, number: u64) -> Result<crate::events::github::PullRequest> {
+        let route = format!("/repos/{}/{}/pulls/{number}", self.owner, self.repo);
+        self.client
+            .get(&route, None::<&()>)
+            .await
+            .map_err(|e| self.err(&format!("read pull request #{number}"), e))
+    }
+
+    pub async fn set_status(
+        &self,
+        sha: &str,
+        status: Status,
+        description: &str,
+        url: Option<&str>,
+    ) -> Result<()> {
+        let state = match status {
+            Status::Pending => "pending",
+            Status::Success => "success",
+            Status::Failure => "failure",
+        };
+        let route = format!("/repos/{}/{}/statuses/{sha}", self.owner, self.repo);
+        let mut body = serde_json::json!({ "state": state, "context": "flux-ephemeral", "description": truncate(description, 140) });
+        if let Some(u) = url {
+            body["target_url"] = serde_json::json!(u);
+        }
+        let _: serde_json::Value = self
+            .client
+            .post(&route, Some(&body))
+            .await
+            .map_err(|e| self.err("set the commit status", e))?;
+        Ok(())
+    }
+
+    /// Edit the bot's comment on the pull request, or create it.
+    pub async fn upsert_comment(&self, number: u64, body: &str) -> Result<()> {
+        #[derive(Deserialize)]
+        struct IssueComment {
+            id: u64,
+            body: Option<String>,
+        }
+        let route = format!(
+            "/repos/{}/{}/issues/{number}/comments",
+            self.owner, self.repo
+        );
+        let what = format!("comment on pull request #{number}");
+        let mut page: Page<IssueComment> = self
+            .client
+            .get(&route, Some(&[("per_page", "100")]))
+            .await
+            .map_err(|e| self.err(&what, e))?;
+        let existing = loop {
+            if let Some(c) = page
+                .items
+                .iter()
+                .find(|c| c.body.as_deref().is_some_and(|b| b.contains(REPLY_MARKER)))
+            {
+                break Some(c.id);
+            }
+            match self
+                .client
+                .get_page::<IssueComment>(&page.next)
+                .await
+                .map_err(|e| self.err(&what, e))?
+            {
+                Some(next) => page = next,
+                None => break None,
+            }
+        };
+        let payload = serde_json::json!({ "body": body });
+        let _: serde_json::Value = match existing {
+            Some(id) => {
+                let route = format!("/repos/{}/{}/issues/comments/{id}", self.owner, self.repo);
+                self.client.patch(&route, Some(&payload)).await
+            }
+            None => self.client.post(&route, Some(&payload)).await,
+        }
+        .map_err(|e| self.err(&what, e))?;
+        Ok(())
+    }
+
     fn err(&self, what: &str, e: octocrab::Error) -> Error {
         let detail = match &e {
             octocrab::Error::GitHub { source, .. } => {
@@ -99,5 +206,51 @@ impl GitHub {
             "GitHub {}: {what} in {}/{} failed: {detail} — check GITHUB_TOKEN and the repository name",
             self.api, self.owner, self.repo
         ))
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    s.chars().take(max).collect()
+}
+
+/// The GitHub side of ChatOps: blocking calls over octocrab.
+pub struct GitHubChanges {
+    pub github: GitHub,
+    pub runtime: tokio::runtime::Runtime,
+}
+
+impl ChangeForge for GitHubChanges {
+    fn has_write_access(&self, actor: &Actor) -> Result<bool> {
+        self.runtime
+            .block_on(self.github.has_write_access(&actor.login))
+    }
+
+    fn complete(&self, change: &mut Change) -> Result<()> {
+        if change.branch.is_some() && change.sha.is_some() && change.from_fork.is_some() {
+            return Ok(());
+        }
+        let pr = self
+            .runtime
+            .block_on(self.github.pull_request(change.number))?;
+        let title = change.title.take();
+        *change = pr.change();
+        change.title = change.title.take().or(title);
+        Ok(())
+    }
+
+    fn set_status(
+        &self,
+        sha: &str,
+        status: Status,
+        description: &str,
+        url: Option<&str>,
+    ) -> Result<()> {
+        self.runtime
+            .block_on(self.github.set_status(sha, status, description, url))
+    }
+
+    fn reply(&self, number: u64, body: &str) -> Result<()> {
+        self.runtime
+            .block_on(self.github.upsert_comment(number, body))
     }
 }

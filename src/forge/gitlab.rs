@@ -7,7 +7,9 @@ use gitlab::api::endpoint_prelude::Method;
 use gitlab::api::{self, Endpoint, Pagination, Query};
 use serde::Deserialize;
 
+use super::{ChangeForge, Status};
 use crate::error::{Error, Result};
+use crate::events::{Actor, Change, REPLY_MARKER};
 use crate::redact::Secret;
 
 /// Where GitLab's API is: `--gitlab-url`, `CI_API_V4_URL` or `GITLAB_URL`; never the payload's
@@ -70,7 +72,7 @@ pub struct EnvironmentInfo {
 }
 
 pub struct GitLab {
-    client: gitlab::Gitlab,
+    pub(crate) client: gitlab::Gitlab,
     host: String,
 }
 
@@ -216,7 +218,7 @@ impl GitLab {
             .map_err(|e| self.err(&format!("comment on merge request !{iid}"), project, e))
     }
 
-    fn err<E: std::error::Error>(&self, what: &str, project: &str, e: E) -> Error {
+    pub(crate) fn err<E: std::error::Error>(&self, what: &str, project: &str, e: E) -> Error {
         Error::remote(format!(
             "GitLab {}: {what} of project {project} failed: {e}",
             self.host
@@ -250,5 +252,119 @@ mod tests {
         );
         assert!(GitLabUrl::parse("gitlab.example.com").is_err());
         assert!(GitLabUrl::parse("https://user:pw@gitlab.example.com").is_err());
+    }
+}
+
+/// The GitLab side of ChatOps for one project.
+pub struct GitLabChanges {
+    pub gitlab: GitLab,
+    pub project: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct Member {
+    access_level: u64,
+}
+
+#[derive(Debug, Deserialize)]
+struct Note {
+    id: u64,
+    body: Option<String>,
+}
+
+/// GitLab's Developer access level: may push, so may deploy previews.
+const DEVELOPER: u64 = 30;
+
+impl ChangeForge for GitLabChanges {
+    fn has_write_access(&self, actor: &Actor) -> Result<bool> {
+        let Some(id) = actor.id else { return Ok(false) };
+        let endpoint = gitlab::api::projects::members::AllProjectMember::builder()
+            .project(self.project.as_str())
+            .user(id)
+            .build()
+            .map_err(|e| Error::internal(e.to_string()))?;
+        match endpoint.query(&self.gitlab.client) {
+            Ok(Member { access_level }) => Ok(access_level >= DEVELOPER),
+            Err(api::ApiError::GitlabWithStatus { status, .. }) if status.as_u16() == 404 => {
+                Ok(false)
+            }
+            Err(e) => Err(self.gitlab.err(
+                &format!("read the access of {}", actor.login),
+                &self.project,
+                e,
+            )),
+        }
+    }
+
+    fn complete(&self, _change: &mut Change) -> Result<()> {
+        Ok(())
+    }
+
+    fn set_status(
+        &self,
+        sha: &str,
+        status: Status,
+        description: &str,
+        url: Option<&str>,
+    ) -> Result<()> {
+        use gitlab::api::projects::repository::commits::{CommitStatusState, CreateCommitStatus};
+        let state = match status {
+            Status::Pending => CommitStatusState::Running,
+            Status::Success => CommitStatusState::Success,
+            Status::Failure => CommitStatusState::Failed,
+        };
+        let mut b = CreateCommitStatus::builder();
+        b.project(self.project.as_str())
+            .commit(sha)
+            .state(state)
+            .name("flux-ephemeral")
+            .description(description);
+        if let Some(u) = url {
+            b.target_url(u);
+        }
+        let endpoint = b.build().map_err(|e| Error::internal(e.to_string()))?;
+        api::ignore(endpoint)
+            .query(&self.gitlab.client)
+            .map_err(|e| self.gitlab.err("set the commit status", &self.project, e))
+    }
+
+    fn reply(&self, number: u64, body: &str) -> Result<()> {
+        use gitlab::api::projects::merge_requests::notes::{
+            CreateMergeRequestNote, EditMergeRequestNote, MergeRequestNotes,
+        };
+        let what = format!("comment on merge request !{number}");
+        let list = MergeRequestNotes::builder()
+            .project(self.project.as_str())
+            .merge_request(number)
+            .build()
+            .map_err(|e| Error::internal(e.to_string()))?;
+        let notes: Vec<Note> = api::paged(list, Pagination::All)
+            .query(&self.gitlab.client)
+            .map_err(|e| self.gitlab.err(&what, &self.project, e))?;
+        let mine = notes
+            .iter()
+            .find(|n| n.body.as_deref().is_some_and(|b| b.contains(REPLY_MARKER)));
+        let result = match mine {
+            Some(n) => {
+                let e = EditMergeRequestNote::builder()
+                    .project(self.project.as_str())
+                    .merge_request(number)
+                    .note(n.id)
+                    .body(body)
+                    .build()
+                    .map_err(|e| Error::internal(e.to_string()))?;
+                api::ignore(e).query(&self.gitlab.client)
+            }
+            None => {
+                let e = CreateMergeRequestNote::builder()
+                    .project(self.project.as_str())
+                    .merge_request(number)
+                    .body(body)
+                    .build()
+                    .map_err(|e| Error::internal(e.to_string()))?;
+                api::ignore(e).query(&self.gitlab.client)
+            }
+        };
+        result.map_err(|e| self.gitlab.err(&what, &self.project, e))
     }
 }

@@ -1,0 +1,284 @@
+//! ChatOps: act on a pull/merge request event — comments, close/merge, pushes, labels.
+
+use serde_json::json;
+
+use super::args::EnvInput;
+use super::ops::{self, Done, Mode};
+use crate::chatops::{decide, trusted, Answer, Decision};
+use crate::config::parse_ttl;
+use crate::error::Result;
+use crate::events::Event;
+use crate::forge::{ChangeForge, Status};
+use crate::model::file_name;
+use crate::output::Format;
+use crate::plan::{Action, Intent};
+use crate::replies;
+
+/// What `handle` reports: `deployed`, `destroyed`, `unchanged`, `refused` or `ignored`.
+struct Handled {
+    action: &'static str,
+    reason: String,
+    slug: Option<String>,
+    commit: Option<String>,
+    preview_url: Option<String>,
+}
+
+impl Handled {
+    fn only(action: &'static str, reason: impl Into<String>) -> Self {
+        Handled {
+            action,
+            reason: reason.into(),
+            slug: None,
+            commit: None,
+            preview_url: None,
+        }
+    }
+
+    fn print(&self, format: Format) {
+        match format {
+            Format::Json => println!(
+                "{}",
+                json!({
+                    "action": self.action, "reason": self.reason, "slug": self.slug, "commit": self.commit,
+                    "preview_url": self.preview_url, "changed": self.commit.is_some(),
+                })
+            ),
+            Format::Text => {
+                let mut line = format!("{}: {}", self.action, self.reason);
+                if let Some(s) = &self.slug {
+                    line.push_str(&format!(" (environment {s})"));
+                }
+                if let Some(c) = &self.commit {
+                    line.push_str(&format!(", commit {c}"));
+                }
+                println!("{line}");
+            }
+        }
+    }
+}
+
+/// The GitOps repository as read before acting.
+pub struct Ctx<'a> {
+    pub store: &'a crate::git::Store,
+    pub config: &'a crate::reconcile::ConfigSource,
+    pub settings: &'a crate::config::Settings,
+    pub files: &'a crate::overlay::Files,
+}
+
+pub fn print_ignored(format: Format, reason: &str) {
+    Handled::only("ignored", reason).print(format);
+}
+
+/// Handle one change event with `forge`. Refused and ignored events are handled (exit 0); a
+/// failure to act is an error (non-zero), reported on the pull/merge request too.
+pub fn handle(mut event: Event, forge: &dyn ChangeForge, ctx: &Ctx, mode: &Mode) -> Result<()> {
+    let s = ctx.settings;
+    let number = event.change.number;
+    let reply = |body: String| {
+        if let Err(e) = forge.reply(number, &body) {
+            tracing::warn!("could not reply: {e}");
+        }
+    };
+    let (decision, needs_trust) = decide(&event, &s.chat);
+    let handled = match decision {
+        Decision::Ignore(reason) => Handled::only("ignored", reason),
+        Decision::Answer(Answer::Help) => {
+            reply(replies::help(&s.commands));
+            Handled::only("ignored", "answered help")
+        }
+        Decision::Answer(Answer::Mistake(e)) => {
+            reply(replies::mistake(&e, &s.commands));
+            Handled::only("refused", e.to_string())
+        }
+        decision => {
+            if needs_trust
+                && !trusted(
+                    &event.actor.login,
+                    || forge.has_write_access(&event.actor),
+                    &s.chat,
+                )?
+            {
+                let why = format!(
+                    "{} may not deploy previews here (write access or allowed_users is needed)",
+                    event.actor.login
+                );
+                // A stranger's push to a pull request without an environment needs no answer.
+                let present = event.change.branch.as_deref().map(|b| {
+                    let input = EnvInput {
+                        branch: Some(b.to_string()),
+                        ..EnvInput::default()
+                    };
+                    input
+                        .slug(s)
+                        .map(|slug| ctx.files.contains_key(&file_name(&slug)))
+                        .unwrap_or(false)
+                });
+                if !matches!(
+                    decision,
+                    Decision::Deploy {
+                        only_if_present: true,
+                        ..
+                    }
+                ) || present == Some(true)
+                {
+                    reply(replies::refused(&event.actor.login, &why));
+                }
+                Handled::only("refused", why)
+            } else {
+                forge.complete(&mut event.change)?;
+                act(
+                    &event, decision, forge, ctx.store, ctx.config, mode, s, &reply,
+                )?
+            }
+        }
+    };
+    handled.print(mode.format);
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn act(
+    event: &Event,
+    decision: Decision,
+    forge: &dyn ChangeForge,
+    store: &crate::git::Store,
+    config: &crate::reconcile::ConfigSource,
+    mode: &Mode,
+    s: &crate::config::Settings,
+    reply: &dyn Fn(String),
+) -> Result<Handled> {
+    let c = &event.change;
+    let from_fork = c.from_fork == Some(true);
+    let input = EnvInput {
+        branch: c.branch.clone(),
+        sha: c.sha.clone(),
+        id: Some(c.number.to_string()),
+        author: c.author.clone().or_else(|| Some(event.actor.login.clone())),
+        title: c.title.clone(),
+        fork_clone_url: if from_fork {
+            Some(c.head_clone_url.clone().unwrap_or_default())
+        } else {
+            None
+        },
+        ..EnvInput::default()
+    };
+    match decision {
+        Decision::Deploy {
+            ttl,
+            only_if_present,
+        } => {
+            if from_fork && !s.allow_forks {
+                let why =
+                    "pull/merge requests from forks are not previewed here (allow_forks is off)";
+                reply(replies::refused(&event.actor.login, why));
+                return Ok(Handled::only("refused", why));
+            }
+            let input = EnvInput {
+                ttl: ttl.as_deref().map(parse_ttl).transpose()?,
+                ..input
+            };
+            let status = |st: Status, text: &str, url: Option<&str>| {
+                if let Some(sha) = &c.sha {
+                    if let Err(e) = forge.set_status(sha, st, text, url) {
+                        tracing::warn!("could not set the commit status: {e}");
+                    }
+                }
+            };
+            status(Status::Pending, "deploying the preview environment", None);
+            let mode = Mode {
+                refresh: true,
+                ..mode.clone()
+            };
+            let result = ops::run(store, config, None, &mode, &|snap| {
+                let spec = input.spec(&snap.settings)?;
+                if only_if_present && !snap.files.contains_key(&file_name(&spec.slug)) {
+                    return Ok(Err("new commits, but no environment to move".to_string()));
+                }
+                Ok(Ok(Intent::Upsert(spec)))
+            });
+            match result {
+                Err(e) => {
+                    status(
+                        Status::Failure,
+                        "the preview environment could not be deployed",
+                        None,
+                    );
+                    reply(replies::failed(&e.message));
+                    Err(e)
+                }
+                Ok(Done::Ignored(reason)) => Ok(Handled::only("ignored", reason)),
+                Ok(Done::Report(report)) => {
+                    let o = report.plan.outcomes.first().expect("one intent");
+                    let r = o.rendered.as_ref().expect("rendered on deploy");
+                    let url = r.preview_url.as_deref();
+                    status(Status::Success, "preview environment deployed", url);
+                    reply(replies::deployed(
+                        &replies::Deployed {
+                            slug: &o.slug,
+                            namespace: &r.namespace,
+                            preview_url: url,
+                            sha: o.sha.as_deref(),
+                            commit: report.commit.as_deref(),
+                            changed: o.action.changed(),
+                        },
+                        &s.commands,
+                    ));
+                    let action = if o.action == Action::Unchanged || mode.dry_run {
+                        "unchanged"
+                    } else {
+                        "deployed"
+                    };
+                    Ok(Handled {
+                        action,
+                        reason: format!("{} {}", event.actor.login, describe(&event.trigger)),
+                        slug: Some(o.slug.clone()),
+                        commit: report.commit.clone(),
+                        preview_url: r.preview_url.clone(),
+                    })
+                }
+            }
+        }
+        _ => {
+            let result = ops::run(store, config, None, mode, &ops::destroy_intent(&input));
+            let report = match result {
+                Err(e) => {
+                    reply(replies::failed(&e.message));
+                    return Err(e);
+                }
+                Ok(Done::Ignored(reason)) => return Ok(Handled::only("ignored", reason)),
+                Ok(Done::Report(r)) => r,
+            };
+            let o = report.plan.outcomes.first().expect("one intent");
+            let why = describe(&event.trigger);
+            // Closing a pull request that never had an environment needs no comment.
+            if o.action == Action::Destroyed
+                || matches!(event.trigger, crate::events::Trigger::Comment(_))
+            {
+                reply(replies::destroyed(&o.slug, report.commit.as_deref(), &why));
+            }
+            let action = if o.action == Action::Destroyed && !mode.dry_run {
+                "destroyed"
+            } else {
+                "unchanged"
+            };
+            Ok(Handled {
+                action,
+                reason: why,
+                slug: Some(o.slug.clone()),
+                commit: report.commit.clone(),
+                preview_url: None,
+            })
+        }
+    }
+}
+
+fn describe(t: &crate::events::Trigger) -> String {
+    use crate::events::Trigger;
+    match t {
+        Trigger::Comment(_) => "asked in a comment".into(),
+        Trigger::Closed { merged: true } => "the pull/merge request was merged".into(),
+        Trigger::Closed { merged: false } => "the pull/merge request was closed".into(),
+        Trigger::Pushed => "pushed new commits".into(),
+        Trigger::Labels { .. } => "changed the labels".into(),
+    }
+}

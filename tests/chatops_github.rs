@@ -1,0 +1,545 @@
+//! ChatOps on GitHub: the real binary handles real-shaped events against a fake GitHub API
+//! (wiremock) and a real bare GitOps repository.
+
+mod support;
+
+use serde_json::{json, Value};
+use support::{Run, TestEnv};
+use wiremock::matchers::{body_string_contains, method, path, path_regex};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const SHA: &str = "ec26c3e57ca3a959ca5aad62de7213c562f8c821";
+const NEW_SHA: &str = "1111111111111111111111111111111111111111";
+const BRANCH: &str = "feature/chat";
+
+fn fixture(name: &str) -> Value {
+    let text =
+        std::fs::read_to_string(format!("{}/tests/fixtures/github/{name}", support::ROOT)).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn repo(full_name: &str) -> Value {
+    json!({"id": 1, "name": full_name.split('/').nth(1).unwrap(), "full_name": full_name,
+           "clone_url": format!("https://github.com/{full_name}.git"), "private": false, "fork": full_name != "org/app"})
+}
+
+/// A pull request as GitHub's API returns it.
+fn pull_request(head_repo: &str, sha: &str) -> Value {
+    let mut pr = fixture("pull_request.opened.payload.json")["pull_request"].clone();
+    pr["number"] = json!(7);
+    pr["title"] = json!("Chat: \"quoted\" # title");
+    pr["head"]["ref"] = json!(BRANCH);
+    pr["head"]["sha"] = json!(sha);
+    pr["head"]["repo"] = repo(head_repo);
+    pr["base"]["repo"] = repo("org/app");
+    pr["user"]["login"] = json!("author");
+    pr
+}
+
+fn comment_event(who: &str, body: &str) -> Value {
+    let mut e = fixture("issue_comment.created.payload.json");
+    e["issue"]["number"] = json!(7);
+    e["issue"]["pull_request"] = json!({"url": "https://api.github.com/repos/org/app/pulls/7"});
+    e["comment"]["body"] = json!(body);
+    e["comment"]["user"]["login"] = json!(who);
+    e["comment"]["user"]["type"] = json!("User");
+    e["repository"] = repo("org/app");
+    e["sender"]["login"] = json!(who);
+    e
+}
+
+fn pr_event(fixture_name: &str, action: &str, who: &str, sha: &str) -> Value {
+    let mut e = fixture(fixture_name);
+    e["action"] = json!(action);
+    e["number"] = json!(7);
+    e["pull_request"] = pull_request("org/app", sha);
+    e["repository"] = repo("org/app");
+    e["sender"]["login"] = json!(who);
+    e
+}
+
+struct Fake {
+    server: MockServer,
+}
+
+impl Fake {
+    async fn start(head_repo: &str) -> Fake {
+        let server = MockServer::start().await;
+        for (who, permission) in [
+            ("maintainer", "maintain"),
+            ("writer", "write"),
+            ("stranger", "read"),
+        ] {
+            let role = if permission == "maintain" {
+                "maintain"
+            } else {
+                permission
+            };
+            let p = if permission == "maintain" {
+                "write"
+            } else {
+                permission
+            };
+            Mock::given(method("GET"))
+                .and(path(format!(
+                    "/repos/org/app/collaborators/{who}/permission"
+                )))
+                .respond_with(ResponseTemplate::new(200).set_body_json(
+                    json!({"permission": p, "role_name": role, "user": {"login": who, "id": 5}}),
+                ))
+                .mount(&server)
+                .await;
+        }
+        Mock::given(method("GET"))
+            .and(path("/repos/org/app/pulls/7"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(pull_request(head_repo, SHA)))
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path_regex("^/repos/org/app/statuses/[0-9a-f]{40}$"))
+            .respond_with(
+                ResponseTemplate::new(201).set_body_json(
+                    json!({"id": 1, "state": "success", "context": "flux-ephemeral"}),
+                ),
+            )
+            .mount(&server)
+            .await;
+        Fake { server }
+    }
+
+    /// The pull request's comments, as GitHub lists them.
+    async fn comments(&self, existing: Value) {
+        Mock::given(method("GET"))
+            .and(path("/repos/org/app/issues/7/comments"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(existing))
+            .mount(&self.server)
+            .await;
+    }
+
+    async fn expect_new_comment(&self, containing: &str, times: u64) {
+        Mock::given(method("POST"))
+            .and(path("/repos/org/app/issues/7/comments"))
+            .and(body_string_contains(containing))
+            .respond_with(
+                ResponseTemplate::new(201).set_body_json(json!({"id": 99, "body": containing})),
+            )
+            .expect(times)
+            .mount(&self.server)
+            .await;
+    }
+
+    async fn statuses(&self, state: &str) -> usize {
+        let requests = self.server.received_requests().await.unwrap();
+        requests
+            .iter()
+            .filter(|r| {
+                r.url.path().contains("/statuses/")
+                    && String::from_utf8_lossy(&r.body).contains(&format!("\"state\":\"{state}\""))
+            })
+            .count()
+    }
+}
+
+async fn handle(env: &TestEnv, fake: &Fake, event_name: &str, event: &Value) -> Run {
+    let file = env.path("event.json");
+    std::fs::write(&file, event.to_string()).unwrap();
+    let mut c = env.command();
+    c.args([
+        "handle",
+        "--event-name",
+        event_name,
+        "--event-file",
+        file.to_str().unwrap(),
+        "--repo",
+        env.remote.to_str().unwrap(),
+        "--output",
+        "json",
+    ])
+    .env("GITHUB_API_URL", fake.server.uri())
+    .env("GITHUB_TOKEN", "ghs-test-token");
+    tokio::task::spawn_blocking(move || support::to_run(c.output().unwrap()))
+        .await
+        .unwrap()
+}
+
+fn slug() -> String {
+    let out = std::process::Command::new(support::BIN)
+        .args([
+            "render",
+            "--branch",
+            BRANCH,
+            "--source-url",
+            "x",
+            "--output",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    serde_json::from_slice::<Value>(&out.stdout).unwrap()["slug"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_maintainers_comment_deploys_the_head_and_answers() {
+    let env = TestEnv::new();
+    let fake = Fake::start("org/app").await;
+    fake.comments(json!([])).await;
+    fake.expect_new_comment("is being deployed", 1).await;
+    let out = handle(
+        &env,
+        &fake,
+        "issue_comment",
+        &comment_event("maintainer", "Looks good.\n\n/deploy-ephemeral"),
+    )
+    .await
+    .ok()
+    .json();
+    assert_eq!(out["action"], "deployed", "{out}");
+    assert_eq!(out["slug"], slug());
+    let docs = env.docs(&slug());
+    assert_eq!(docs[0]["spec"]["ref"]["commit"], SHA);
+    let ann = &docs[0]["metadata"]["annotations"];
+    assert_eq!(ann["flux-ephemeral.io/id"], "7");
+    assert_eq!(ann["flux-ephemeral.io/branch"], BRANCH);
+    assert_eq!(fake.statuses("pending").await, 1);
+    assert_eq!(fake.statuses("success").await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_redeploy_edits_the_bots_one_comment() {
+    let env = TestEnv::new();
+    let fake = Fake::start("org/app").await;
+    fake.comments(json!([
+        {"id": 41, "body": "a person's comment", "user": {"login": "someone"}},
+        {"id": 42, "body": "<!-- flux-ephemeral -->\nold", "user": {"login": "bot"}}
+    ]))
+    .await;
+    fake.expect_new_comment("", 0).await;
+    Mock::given(method("PATCH"))
+        .and(path("/repos/org/app/issues/comments/42"))
+        .and(body_string_contains("Preview environment"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": 42})))
+        .expect(2)
+        .mount(&fake.server)
+        .await;
+    handle(
+        &env,
+        &fake,
+        "issue_comment",
+        &comment_event("writer", "/deploy-ephemeral"),
+    )
+    .await
+    .ok();
+    let count = env.commit_count();
+    let out = handle(
+        &env,
+        &fake,
+        "issue_comment",
+        &comment_event("writer", "/deploy-ephemeral"),
+    )
+    .await
+    .ok()
+    .json();
+    // Deploying again extends the time to live: a new deploy time, nothing else.
+    assert!(
+        out["action"] == "deployed" || out["action"] == "unchanged",
+        "{out}"
+    );
+    assert!(env.commit_count() <= count + 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn new_pushes_move_an_existing_environment_only() {
+    let env = TestEnv::new();
+    let fake = Fake::start("org/app").await;
+    fake.comments(json!([])).await;
+    let head = env.head();
+    let out = handle(
+        &env,
+        &fake,
+        "pull_request",
+        &pr_event(
+            "pull_request.synchronize.payload.json",
+            "synchronize",
+            "writer",
+            NEW_SHA,
+        ),
+    )
+    .await
+    .ok()
+    .json();
+    assert_eq!(out["action"], "ignored", "no environment yet: {out}");
+    assert_eq!(env.head(), head);
+    handle(
+        &env,
+        &fake,
+        "issue_comment",
+        &comment_event("writer", "/deploy-ephemeral"),
+    )
+    .await
+    .ok();
+    let out = handle(
+        &env,
+        &fake,
+        "pull_request",
+        &pr_event(
+            "pull_request.synchronize.payload.json",
+            "synchronize",
+            "writer",
+            NEW_SHA,
+        ),
+    )
+    .await
+    .ok()
+    .json();
+    assert_eq!(out["action"], "deployed", "{out}");
+    assert_eq!(env.docs(&slug())[0]["spec"]["ref"]["commit"], NEW_SHA);
+    // A stranger's push does not reach the cluster.
+    let out = handle(
+        &env,
+        &fake,
+        "pull_request",
+        &pr_event(
+            "pull_request.synchronize.payload.json",
+            "synchronize",
+            "stranger",
+            SHA,
+        ),
+    )
+    .await
+    .ok()
+    .json();
+    assert_eq!(out["action"], "refused");
+    assert_eq!(env.docs(&slug())[0]["spec"]["ref"]["commit"], NEW_SHA);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn destroy_close_and_merge_remove_the_environment() {
+    let env = TestEnv::new();
+    let fake = Fake::start("org/app").await;
+    fake.comments(json!([])).await;
+    handle(
+        &env,
+        &fake,
+        "issue_comment",
+        &comment_event("writer", "/deploy-ephemeral"),
+    )
+    .await
+    .ok();
+    let out = handle(
+        &env,
+        &fake,
+        "issue_comment",
+        &comment_event("writer", "/destroy-ephemeral"),
+    )
+    .await
+    .ok()
+    .json();
+    assert_eq!(out["action"], "destroyed");
+    assert!(env.sync_file(&slug()).is_none());
+
+    for merged in [false, true] {
+        handle(
+            &env,
+            &fake,
+            "issue_comment",
+            &comment_event("writer", "/deploy-ephemeral"),
+        )
+        .await
+        .ok();
+        let mut closed = pr_event("pull_request.closed.payload.json", "closed", "author", SHA);
+        closed["pull_request"]["merged"] = json!(merged);
+        let out = handle(&env, &fake, "pull_request", &closed)
+            .await
+            .ok()
+            .json();
+        assert_eq!(out["action"], "destroyed", "{out}");
+        assert!(env.sync_file(&slug()).is_none());
+    }
+    // Closing again: nothing to remove, nothing committed.
+    let count = env.commit_count();
+    let out = handle(
+        &env,
+        &fake,
+        "pull_request",
+        &pr_event("pull_request.closed.payload.json", "closed", "author", SHA),
+    )
+    .await
+    .ok()
+    .json();
+    assert_eq!(out["action"], "unchanged");
+    assert_eq!(env.commit_count(), count);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn labels_deploy_and_destroy_when_configured() {
+    let env = TestEnv::new();
+    env.commit_as_other(
+        &[(
+            ".flux-ephemeral.yaml",
+            Some("source_url: https://github.com/org/app.git\ndeploy_label: preview\n"),
+        )],
+        "label",
+    );
+    let fake = Fake::start("org/app").await;
+    fake.comments(json!([])).await;
+    let mut labeled = pr_event(
+        "pull_request.labeled.payload.json",
+        "labeled",
+        "writer",
+        SHA,
+    );
+    labeled["label"] = json!({"id": 1, "name": "preview", "color": "fff"});
+    let out = handle(&env, &fake, "pull_request", &labeled)
+        .await
+        .ok()
+        .json();
+    assert_eq!(out["action"], "deployed", "{out}");
+    assert!(env.sync_file(&slug()).is_some());
+    let mut other = labeled.clone();
+    other["label"]["name"] = json!("bug");
+    assert_eq!(
+        handle(&env, &fake, "pull_request", &other)
+            .await
+            .ok()
+            .json()["action"],
+        "ignored"
+    );
+    let mut unlabeled = labeled.clone();
+    unlabeled["action"] = json!("unlabeled");
+    let out = handle(&env, &fake, "pull_request", &unlabeled)
+        .await
+        .ok()
+        .json();
+    assert_eq!(out["action"], "destroyed");
+    assert!(env.sync_file(&slug()).is_none());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn strangers_and_forks_are_refused_with_an_answer() {
+    let env = TestEnv::new();
+    let fake = Fake::start("org/app").await;
+    fake.comments(json!([])).await;
+    fake.expect_new_comment("may not deploy previews", 1).await;
+    let head = env.head();
+    let out = handle(
+        &env,
+        &fake,
+        "issue_comment",
+        &comment_event("stranger", "/deploy-ephemeral"),
+    )
+    .await
+    .ok()
+    .json();
+    assert_eq!(out["action"], "refused");
+    assert_eq!(env.head(), head);
+
+    let fork = Fake::start("evil/app").await;
+    fork.comments(json!([])).await;
+    fork.expect_new_comment("forks", 1).await;
+    let out = handle(
+        &env,
+        &fork,
+        "issue_comment",
+        &comment_event("maintainer", "/deploy-ephemeral"),
+    )
+    .await
+    .ok()
+    .json();
+    assert_eq!(out["action"], "refused", "{out}");
+    assert_eq!(env.head(), head);
+
+    // With allow_forks the environment fetches the fork.
+    env.commit_as_other(
+        &[(
+            ".flux-ephemeral.yaml",
+            Some("source_url: https://github.com/org/app.git\nallow_forks: true\n"),
+        )],
+        "forks",
+    );
+    let out = handle(
+        &env,
+        &fork,
+        "issue_comment",
+        &comment_event("maintainer", "/deploy-ephemeral"),
+    )
+    .await
+    .ok()
+    .json();
+    assert_eq!(out["action"], "deployed");
+    assert_eq!(
+        env.docs(&slug())[0]["spec"]["url"],
+        "https://github.com/evil/app.git"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn help_and_typos_are_answered_and_other_comments_ignored() {
+    let env = TestEnv::new();
+    let fake = Fake::start("org/app").await;
+    fake.comments(json!([])).await;
+    fake.expect_new_comment("ttl=24h", 1).await;
+    fake.expect_new_comment("did you mean", 1).await;
+    let head = env.head();
+    let out = handle(
+        &env,
+        &fake,
+        "issue_comment",
+        &comment_event("stranger", "/deploy-ephemeral help"),
+    )
+    .await
+    .ok()
+    .json();
+    assert_eq!(out["action"], "ignored");
+    let out = handle(
+        &env,
+        &fake,
+        "issue_comment",
+        &comment_event("writer", "/deploy-ephemera"),
+    )
+    .await
+    .ok()
+    .json();
+    assert_eq!(out["action"], "refused");
+    let out = handle(
+        &env,
+        &fake,
+        "issue_comment",
+        &comment_event("writer", "```\n/deploy-ephemeral\n```"),
+    )
+    .await
+    .ok()
+    .json();
+    assert_eq!(out["action"], "ignored");
+    let mut edited = comment_event("writer", "/deploy-ephemeral");
+    edited["action"] = json!("edited");
+    assert_eq!(
+        handle(&env, &fake, "issue_comment", &edited)
+            .await
+            .ok()
+            .json()["action"],
+        "ignored"
+    );
+    assert_eq!(env.head(), head);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_per_environment_ttl_is_recorded() {
+    let env = TestEnv::new();
+    let fake = Fake::start("org/app").await;
+    fake.comments(json!([])).await;
+    handle(
+        &env,
+        &fake,
+        "issue_comment",
+        &comment_event("writer", "/deploy-ephemeral ttl=24h"),
+    )
+    .await
+    .ok();
+    assert_eq!(
+        env.docs(&slug())[0]["metadata"]["annotations"]["flux-ephemeral.io/ttl"],
+        "1day"
+    );
+}
