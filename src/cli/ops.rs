@@ -23,7 +23,7 @@ pub struct Mode {
 
 /// What one reconcile did.
 pub enum Done {
-    Report(Report),
+    Report(Box<Report>),
     /// Nothing was asked: the filters rejected the environment, or the intent was skipped.
     Ignored(String),
 }
@@ -77,7 +77,7 @@ pub fn run(
     let report = reconcile(store, config, &intents, &opts)?;
     Ok(match ignored.into_inner() {
         Some(reason) => Done::Ignored(reason),
-        None => Done::Report(report),
+        None => Done::Report(Box::new(report)),
     })
 }
 

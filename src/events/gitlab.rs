@@ -134,7 +134,7 @@ impl MergeRequest {
 /// The GitLab events `handle` understands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GitLabEvent {
-    Deployment(DeploymentHook),
+    Deployment(Box<DeploymentHook>),
     /// Note and Merge Request hooks.
     Change(Parsed),
 }
@@ -153,7 +153,7 @@ pub fn parse(event_name: Option<&str>, body: &str, prefixes: &Prefixes) -> Resul
     };
     match kind.as_str() {
         "Deployment Hook" => serde_json::from_value(value)
-            .map(GitLabEvent::Deployment)
+            .map(|d| GitLabEvent::Deployment(Box::new(d)))
             .map_err(|e| Error::input(format!("malformed Deployment Hook payload: {e}"))),
         "Note Hook" => {
             let n: NoteHook = serde_json::from_value(value).map_err(|e| Error::input(format!("malformed Note Hook payload: {e}")))?;
