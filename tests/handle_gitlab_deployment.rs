@@ -118,13 +118,13 @@ async fn a_successful_deployment_deploys_at_the_full_sha() {
     .await
     .ok()
     .json();
+    assert_eq!(out["action"], "deployed");
     assert_eq!(out["slug"], SLUG);
+    let docs = env.docs(SLUG);
     assert_eq!(
-        out["sha"], FULL_SHA,
+        docs[0]["spec"]["ref"]["commit"], FULL_SHA,
         "the full sha comes from the Deployments API"
     );
-    let docs = env.docs(SLUG);
-    assert_eq!(docs[0]["spec"]["ref"]["commit"], FULL_SHA);
     assert_eq!(
         docs[0]["spec"]["url"],
         "http://10.126.0.2:3000/root/test-deployment-webhooks.git"

@@ -69,6 +69,26 @@ pub fn print_ignored(format: Format, reason: &str) {
     Handled::only("ignored", reason).print(format);
 }
 
+/// Print a deploy's report in `handle`'s words.
+pub fn print_deployed(format: Format, report: &crate::reconcile::Report, reason: &str) {
+    let Some(o) = report.plan.outcomes.first() else {
+        return;
+    };
+    let action = if o.action.changed() && report.commit.is_some() {
+        "deployed"
+    } else {
+        "unchanged"
+    };
+    Handled {
+        action,
+        reason: reason.to_string(),
+        slug: Some(o.slug.clone()),
+        commit: report.commit.clone(),
+        preview_url: o.rendered.as_ref().and_then(|r| r.preview_url.clone()),
+    }
+    .print(format);
+}
+
 /// Handle one change event with `forge`. Refused and ignored events are handled (exit 0); a
 /// failure to act is an error (non-zero), reported on the pull/merge request too.
 pub fn handle(mut event: Event, forge: &dyn ChangeForge, ctx: &Ctx, mode: &Mode) -> Result<()> {

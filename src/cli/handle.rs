@@ -14,7 +14,7 @@ use crate::forge::github::{GitHub, GitHubChanges, DEFAULT_API};
 use crate::forge::gitlab::GitLabChanges;
 use crate::forge::gitlab::{DeploymentInfo, GitLab, GitLabUrl};
 use crate::git::Store;
-use crate::output::{print_ignored, print_single, Format};
+use crate::output::Format;
 use crate::plan::Intent;
 use crate::reconcile::{snapshot, ConfigSource};
 use crate::redact::Secret;
@@ -138,7 +138,7 @@ impl HandleCmd {
         config: &ConfigSource,
     ) -> Result<()> {
         if !matches!(hook.status.as_str(), "running" | "success") {
-            print_ignored(
+            chat::print_ignored(
                 mode.format,
                 &format!(
                     "deployment status is {:?}, not running or success",
@@ -175,12 +175,11 @@ impl HandleCmd {
             Ok(Ok(Intent::Upsert(input.spec(&snap.settings)?)))
         })?;
         match done {
-            ops::Done::Ignored(reason) => print_ignored(mode.format, &reason),
-            ops::Done::Report(report) => print_single(
+            ops::Done::Ignored(reason) => chat::print_ignored(mode.format, &reason),
+            ops::Done::Report(report) => chat::print_deployed(
                 mode.format,
                 &report,
-                &store.location().display(),
-                mode.dry_run,
+                &format!("deployment {} is {}", hook.deployment_id, hook.status),
             ),
         }
         Ok(())
