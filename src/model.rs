@@ -15,6 +15,7 @@ pub mod keys {
     pub const SHA: &str = "flux-ephemeral.io/sha";
     pub const ID: &str = "flux-ephemeral.io/id";
     pub const AUTHOR: &str = "flux-ephemeral.io/author";
+    pub const TITLE: &str = "flux-ephemeral.io/title";
     pub const ENVIRONMENT: &str = "flux-ephemeral.io/environment";
     pub const DEPLOYED_AT: &str = "flux-ephemeral.io/deployed-at";
     pub const TTL: &str = "flux-ephemeral.io/ttl";
@@ -119,6 +120,10 @@ pub fn annotations_for(spec: &EnvSpec, deployed_at: SystemTime) -> BTreeMap<Stri
         if let Some(v) = v {
             a.insert(k.into(), v.clone());
         }
+    }
+    if let Some(title) = &spec.title {
+        // Titles are free text of any length; an annotation only needs to identify the change.
+        a.insert(keys::TITLE.into(), title.chars().take(200).collect());
     }
     if let Some(ttl) = spec.ttl {
         a.insert(

@@ -202,6 +202,7 @@ async fn a_maintainers_comment_deploys_the_head_and_answers() {
     assert_eq!(docs[0]["spec"]["ref"]["commit"], SHA);
     let ann = &docs[0]["metadata"]["annotations"];
     assert_eq!(ann["flux-ephemeral.io/id"], "7");
+    assert_eq!(ann["flux-ephemeral.io/title"], "Chat: \"quoted\" # title");
     assert_eq!(ann["flux-ephemeral.io/branch"], BRANCH);
     assert_eq!(fake.statuses("pending").await, 1);
     assert_eq!(fake.statuses("success").await, 1);
@@ -542,4 +543,33 @@ async fn a_per_environment_ttl_is_recorded() {
         env.docs(&slug())[0]["metadata"]["annotations"]["flux-ephemeral.io/ttl"],
         "1day"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_environment_cap_is_answered_as_a_refusal() {
+    let env = TestEnv::new();
+    env.commit_as_other(
+        &[(
+            ".flux-ephemeral.yaml",
+            Some("source_url: https://github.com/org/app.git\nmax_environments: 1\n"),
+        )],
+        "cap",
+    );
+    env.deploy(&["--branch", "other"]).ok();
+    let fake = Fake::start("org/app").await;
+    fake.comments(json!([])).await;
+    fake.expect_new_comment("maximum (1)", 1).await;
+    let head = env.head();
+    let out = handle(
+        &env,
+        &fake,
+        "issue_comment",
+        &comment_event("writer", "/deploy-ephemeral"),
+    )
+    .await
+    .ok()
+    .json();
+    assert_eq!(out["action"], "refused", "{out}");
+    assert_eq!(env.head(), head);
+    assert_eq!(fake.statuses("failure").await, 1);
 }

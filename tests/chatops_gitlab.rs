@@ -249,3 +249,50 @@ async fn destroy_help_and_forks() {
     assert_eq!(env.head(), head);
     assert!(notes(&server).await.last().unwrap().contains("forks"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_bots_note_is_edited_not_repeated() {
+    let env = TestEnv::new();
+    let server = MockServer::start().await;
+    let ok = |v: Value| ResponseTemplate::new(200).set_body_json(v);
+    Mock::given(method("GET"))
+        .and(path("/api/v4/user"))
+        .respond_with(ok(json!({"id": 99, "username": "bot"})))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/api/v4/projects/5/members/all/1"))
+        .respond_with(ok(json!({"id": 1, "username": "root", "access_level": 30})))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path_regex("^/api/v4/projects/5/statuses/"))
+        .respond_with(ok(json!({"id": 1})))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/api/v4/projects/5/merge_requests/1/notes"))
+        .respond_with(ok(json!([
+            {"id": 10, "body": "please review", "author": {"username": "someone"}, "system": false},
+            {"id": 11, "body": "<!-- flux-ephemeral -->\nold", "author": {"username": "bot"}, "system": false}
+        ])))
+        .mount(&server)
+        .await;
+    Mock::given(method("PUT"))
+        .and(path("/api/v4/projects/5/merge_requests/1/notes/11"))
+        .respond_with(ok(json!({"id": 11})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/api/v4/projects/5/merge_requests/1/notes"))
+        .respond_with(ok(json!({})))
+        .expect(0)
+        .mount(&server)
+        .await;
+    let out = handle(&env, &server, "Note Hook", &note(1, "/deploy-ephemeral"))
+        .await
+        .ok()
+        .json();
+    assert_eq!(out["action"], "deployed");
+}

@@ -558,3 +558,25 @@ fn a_time_to_live_is_recorded_and_refresh_extends_it() {
         .to_string();
     assert!(at.starts_with("20") && !at.starts_with("2020"), "{at}");
 }
+
+#[test]
+fn a_file_url_works_like_a_path() {
+    let env = TestEnv::new();
+    let url = format!("file://{}", env.remote.display());
+    let out = env
+        .run(&[
+            "deploy",
+            "--repo",
+            &url,
+            "--branch",
+            "feature/file",
+            "--output",
+            "json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(out["commit"].as_str().unwrap(), env.head());
+    env.run(&["destroy", "--repo", &url, "--branch", "feature/file"])
+        .ok();
+    assert_eq!(env.instances(), vec!["sync.yaml"]);
+}

@@ -217,6 +217,12 @@ fn act(
                 Ok(Ok(Intent::Upsert(spec)))
             });
             match result {
+                // A cap reached, a slug taken, a bad branch: a refusal, answered, not a failure.
+                Err(e) if e.kind == crate::error::ErrorKind::Input => {
+                    status(Status::Failure, "the preview environment was refused", None);
+                    reply(replies::refused(&event.actor.login, &e.message));
+                    Ok(Handled::only("refused", e.message))
+                }
                 Err(e) => {
                     status(
                         Status::Failure,
