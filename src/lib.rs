@@ -27,4 +27,5 @@ pub mod redact;
 pub mod render;
 pub mod replies;
 pub mod slug;
+pub mod webhook;
 pub mod yaml_quote;

@@ -66,20 +66,48 @@ impl HandleCmd {
             dotenv: None,
             refresh: false,
         };
-        let name = self.event_name.as_deref();
-        let github = matches!(
-            name,
-            Some("issue_comment" | "pull_request" | "pull_request_target")
-        );
+        let handler = Handler {
+            repo: &self.repo,
+            settings: &self.settings,
+            gitlab_url: self.gitlab_url.clone(),
+        };
+        handler.handle(self.event_name.as_deref(), &body, &mode)
+    }
+}
+
+/// GitHub's event names; anything else is a GitLab hook.
+fn is_github(name: Option<&str>) -> bool {
+    matches!(
+        name,
+        Some("issue_comment" | "pull_request" | "pull_request_target")
+    )
+}
+
+/// Handles one event: for `handle` (an event file) and `serve` (webhooks).
+pub struct Handler<'a> {
+    pub repo: &'a RepoArgs,
+    pub settings: &'a SettingsArgs,
+    pub gitlab_url: Option<String>,
+}
+
+impl Handler<'_> {
+    /// Check a payload's shape without touching any repository.
+    pub fn check(name: Option<&str>, body: &str) -> Result<()> {
+        let defaults = Prefixes::default();
+        if is_github(name) {
+            crate::events::github::parse(name.unwrap_or_default(), body, &defaults).map(|_| ())
+        } else {
+            hooks::parse(name, body, &defaults).map(|_| ())
+        }
+    }
+
+    pub fn handle(&self, name: Option<&str>, body: &str, mode: &Mode) -> Result<()> {
+        let format = mode.format;
+        let github = is_github(name);
         // Check the payload before touching any repository; then read the settings (they may
         // rename the commands) and parse for real.
-        let defaults = Prefixes::default();
-        if github {
-            crate::events::github::parse(name.unwrap_or_default(), &body, &defaults)?;
-        } else {
-            hooks::parse(name, &body, &defaults)?;
-        }
-        let (store, mut config) = ops::open(&self.repo, &self.settings)?;
+        Self::check(name, body)?;
+        let (store, mut config) = ops::open(self.repo, self.settings)?;
         let branch = match config.target_branch() {
             Some(b) => b,
             None => store.default_branch()?,
@@ -94,7 +122,7 @@ impl HandleCmd {
         };
         let prefixes = &first.settings.commands;
         if github {
-            let parsed = crate::events::github::parse(name.unwrap_or_default(), &body, prefixes)?;
+            let parsed = crate::events::github::parse(name.unwrap_or_default(), body, prefixes)?;
             let Parsed::Act(event) = parsed else {
                 return ignored(format, parsed);
             };
@@ -114,17 +142,17 @@ impl HandleCmd {
             let github = GitHub::new(&api, token.as_ref(), &event.repository)?;
             drop(entered);
             let forge = GitHubChanges { github, runtime };
-            return chat::handle(*event, &forge, &ctx, &mode);
+            return chat::handle(*event, &forge, &ctx, mode);
         }
-        match hooks::parse(name, &body, prefixes)? {
-            GitLabEvent::Deployment(hook) => self.deployment(&hook, &mode, &store, &config),
+        match hooks::parse(name, body, prefixes)? {
+            GitLabEvent::Deployment(hook) => self.deployment(&hook, mode, &store, &config),
             GitLabEvent::Change(Parsed::Act(event)) => {
                 let gitlab = GitLab::connect(&self.gitlab_url()?, &gitlab_token()?)?;
                 let forge = GitLabChanges {
                     gitlab,
                     project: event.repository.clone(),
                 };
-                chat::handle(*event, &forge, &ctx, &mode)
+                chat::handle(*event, &forge, &ctx, mode)
             }
             GitLabEvent::Change(parsed) => ignored(format, parsed),
         }

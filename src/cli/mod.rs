@@ -10,6 +10,7 @@ mod handle;
 mod list;
 mod ops;
 mod render;
+mod serve;
 
 use clap::{ArgAction, Parser, Subcommand};
 
@@ -51,6 +52,7 @@ pub enum Command {
     Destroy(destroy::DestroyCmd),
     Env(env::EnvCmd),
     Handle(handle::HandleCmd),
+    Serve(serve::ServeCmd),
     List(list::ListCmd),
     Cleanup(cleanup::CleanupCmd),
 }
@@ -63,6 +65,7 @@ impl Cli {
             Command::Destroy(c) => c.run(self.output),
             Command::Env(c) => c.run(self.output),
             Command::Handle(c) => c.run(self.output),
+            Command::Serve(c) => c.run(self.output),
             Command::List(c) => c.run(self.output),
             Command::Cleanup(c) => c.run(self.output),
         }
