@@ -157,9 +157,7 @@ async fn handle(env: &TestEnv, fake: &Fake, event_name: &str, event: &Value) -> 
     ])
     .env("GITHUB_API_URL", fake.server.uri())
     .env("GITHUB_TOKEN", "ghs-test-token");
-    tokio::task::spawn_blocking(move || support::to_run(c.output().unwrap()))
-        .await
-        .unwrap()
+    support::run_async(c).await
 }
 
 fn slug() -> String {

@@ -119,9 +119,7 @@ async fn handle(env: &TestEnv, server: &MockServer, kind: &str, event: &Value) -
     ])
     .env("GITLAB_URL", server.uri())
     .env("GITLAB_TOKEN", "glpat-test");
-    tokio::task::spawn_blocking(move || support::to_run(c.output().unwrap()))
-        .await
-        .unwrap()
+    support::run_async(c).await
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -71,9 +71,7 @@ async fn cleanup(env: &TestEnv, args: &[&str], vars: &[(&str, String)]) -> Run {
     for (k, v) in vars {
         c.env(k, v);
     }
-    tokio::task::spawn_blocking(move || support::to_run(c.output().unwrap()))
-        .await
-        .unwrap()
+    support::run_async(c).await
 }
 
 /// Record a deploy long ago, as another writer would edit the file.

@@ -83,17 +83,12 @@ async fn handle(env: &TestEnv, server: &MockServer, payload: &Value, token: &str
         ("GITLAB_URL".to_string(), server.uri()),
         ("GITLAB_TOKEN".to_string(), token.to_string()),
     ];
-    let env_cmd = env.command();
-    tokio::task::spawn_blocking(move || {
-        let mut c = env_cmd;
-        c.args(&args);
-        for (k, v) in vars {
-            c.env(k, v);
-        }
-        support::to_run(c.output().unwrap())
-    })
-    .await
-    .unwrap()
+    let mut c = env.command();
+    c.args(&args);
+    for (k, v) in vars {
+        c.env(k, v);
+    }
+    support::run_async(c).await
 }
 
 fn env_without_source_url() -> TestEnv {

@@ -253,23 +253,10 @@ impl CleanupCmd {
                 )?))
             }
             (None, Some(project)) => {
-                let url = self
-                    .gitlab_url
-                    .clone()
-                    .or_else(|| std::env::var("CI_API_V4_URL").ok())
-                    .or_else(|| std::env::var("GITLAB_URL").ok())
-                    .filter(|u| !u.is_empty())
-                    .ok_or_else(|| {
-                        Error::config(
-                            "--gitlab-project needs --gitlab-url (or GITLAB_URL / CI_API_V4_URL)",
-                        )
-                    })?;
+                let url = GitLabUrl::resolve(self.gitlab_url.as_deref())?;
                 let token = env_secret("GITLAB_TOKEN")
                     .ok_or_else(|| Error::config("GITLAB_TOKEN is not set"))?;
-                Ok(Forge::GitLab(
-                    GitLab::connect(&GitLabUrl::parse(&url)?, &token)?,
-                    project,
-                ))
+                Ok(Forge::GitLab(GitLab::connect(&url, &token)?, project))
             }
             (None, None) => Ok(Forge::None),
         }

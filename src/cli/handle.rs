@@ -214,18 +214,7 @@ impl Handler<'_> {
     }
 
     fn gitlab_url(&self) -> Result<GitLabUrl> {
-        let url = self
-            .gitlab_url
-            .clone()
-            .or_else(|| std::env::var("CI_API_V4_URL").ok())
-            .or_else(|| std::env::var("GITLAB_URL").ok())
-            .filter(|u| !u.is_empty())
-            .ok_or_else(|| {
-                Error::config(
-                    "no GitLab URL: pass --gitlab-url or set GITLAB_URL (CI_API_V4_URL in a job)",
-                )
-            })?;
-        GitLabUrl::parse(&url)
+        GitLabUrl::resolve(self.gitlab_url.as_deref())
     }
 }
 

@@ -21,6 +21,21 @@ pub struct GitLabUrl {
 }
 
 impl GitLabUrl {
+    /// `flag`, else `CI_API_V4_URL`, else `GITLAB_URL`.
+    pub fn resolve(flag: Option<&str>) -> Result<Self> {
+        let from_env = |k: &str| std::env::var(k).ok().filter(|u| !u.is_empty());
+        let url = flag
+            .map(str::to_string)
+            .or_else(|| from_env("CI_API_V4_URL"))
+            .or_else(|| from_env("GITLAB_URL"))
+            .ok_or_else(|| {
+                Error::config(
+                    "no GitLab URL: pass --gitlab-url or set GITLAB_URL (CI_API_V4_URL in a job)",
+                )
+            })?;
+        Self::parse(&url)
+    }
+
     /// `https://gitlab.example.com`, `https://gitlab.example.com/api/v4`, `http://127.0.0.1:8080`.
     pub fn parse(url: &str) -> Result<Self> {
         let bad = || {

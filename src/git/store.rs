@@ -125,11 +125,7 @@ impl Store {
                 head.symbolic_target().ok().flatten().map(str::to_string)
             }
             Location::Remote(url) => {
-                let t = Rc::new(Transcript::default());
-                let mut remote = self
-                    .repo
-                    .remote_anonymous(url)
-                    .map_err(|e| local_error(&e, "bad remote"))?;
+                let (mut remote, t) = self.remote(url)?;
                 let conn = remote
                     .connect_auth(Direction::Fetch, Some(self.auth.callbacks(t.clone())), None)
                     .map_err(|e| self.remote_err(&e, "connect", &t))?;
@@ -153,11 +149,7 @@ impl Store {
         let local_ref = match &self.location {
             Location::Local(_) => format!("refs/heads/{branch}"),
             Location::Remote(url) => {
-                let t = Rc::new(Transcript::default());
-                let mut remote = self
-                    .repo
-                    .remote_anonymous(url)
-                    .map_err(|e| local_error(&e, "bad remote"))?;
+                let (mut remote, t) = self.remote(url)?;
                 let mut fo = FetchOptions::new();
                 fo.remote_callbacks(self.auth.callbacks(t.clone()));
                 // Shallow on the first fetch only: asking a warm mirror to deepen again makes the
@@ -340,11 +332,7 @@ impl Store {
                 self.repo
                     .reference(OUT_REF, new, true, "flux-ephemeral")
                     .map_err(|e| local_error(&e, "write ref"))?;
-                let t = Rc::new(Transcript::default());
-                let mut remote = self
-                    .repo
-                    .remote_anonymous(url)
-                    .map_err(|e| local_error(&e, "bad remote"))?;
+                let (mut remote, t) = self.remote(url)?;
                 let mut po = PushOptions::new();
                 po.remote_callbacks(self.auth.callbacks(t.clone()));
                 let spec = format!("{OUT_REF}:{name}");
@@ -379,6 +367,15 @@ impl Store {
                 }
             }
         }
+    }
+
+    /// An anonymous remote for `url`, and the transcript its callbacks fill.
+    fn remote<'r>(&'r self, url: &str) -> Result<(git2::Remote<'r>, Rc<Transcript>)> {
+        let remote = self
+            .repo
+            .remote_anonymous(url)
+            .map_err(|e| local_error(&e, "bad remote"))?;
+        Ok((remote, Rc::new(Transcript::default())))
     }
 
     fn tree_of(&self, commit: Oid) -> Result<git2::Tree<'_>> {

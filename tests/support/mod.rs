@@ -232,6 +232,13 @@ impl TestEnv {
     }
 }
 
+/// Run `c` from async tests (a fake forge serves on the runtime meanwhile).
+pub async fn run_async(mut c: Command) -> Run {
+    tokio::task::spawn_blocking(move || to_run(c.output().unwrap()))
+        .await
+        .unwrap()
+}
+
 pub fn to_run(out: Output) -> Run {
     Run {
         code: out.status.code().unwrap_or(-1),
