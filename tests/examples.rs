@@ -132,3 +132,37 @@ fn the_projects_pipeline_runs_the_readme_test_command() {
     let ci = std::fs::read_to_string(Path::new(ROOT).join(".ci/run")).unwrap();
     assert!(ci.contains("./scripts/test.sh"));
 }
+
+#[test]
+fn the_example_configuration_is_complete_and_valid() {
+    let path = Path::new(ROOT).join("examples/flux-ephemeral.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let config =
+        flux_ephemeral::config::FileConfig::parse(&text, "examples/flux-ephemeral.yaml").unwrap();
+    flux_ephemeral::config::Settings::resolve(config).unwrap();
+    // Every key the README documents is in the example (commented or not).
+    let readme = std::fs::read_to_string(Path::new(ROOT).join("README.md")).unwrap();
+    let section = &readme[readme.find("## Configuration").unwrap()..];
+    for line in section
+        .lines()
+        .skip_while(|l| !l.starts_with("| key"))
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+    {
+        for key in line
+            .split('|')
+            .nth(1)
+            .unwrap()
+            .split(',')
+            .map(|k| k.trim().trim_matches('`'))
+        {
+            if key == "target_branch" {
+                continue;
+            }
+            assert!(
+                text.contains(&format!("{key}:")),
+                "examples/flux-ephemeral.yaml lacks {key}"
+            );
+        }
+    }
+}
