@@ -86,7 +86,6 @@ impl ServeCmd {
                     let name = job.event.as_deref();
                     if let Err(e) = handler.handle(name, &job.body, &mode) {
                         tracing::error!(event = name.unwrap_or("GitLab"), "{e}");
-                        eprintln!("error: {} event: {e}", name.unwrap_or("GitLab"));
                     }
                 }
             });
