@@ -149,7 +149,7 @@ pub fn print_ignored(format: Format, reason: &str) {
     match format {
         Format::Json => println!(
             "{}",
-            json!({ "action": "ignored", "reason": reason, "changed": false })
+            json!({ "action": "ignored", "reason": reason, "slug": null, "commit": null, "changed": false })
         ),
         Format::Text => println!("ignored: {reason}; nothing to do"),
     }

@@ -74,6 +74,22 @@ pub struct Report {
     pub settings: Settings,
 }
 
+/// The target branch: named by flags or `--config`, else the repository's default.
+pub fn target_branch(store: &Store, config: &ConfigSource) -> Result<String> {
+    match config.target_branch() {
+        Some(b) => Ok(b),
+        None => store.default_branch(),
+    }
+}
+
+/// Read the target branch once, before a transaction, and pin `config` to it, so that the
+/// snapshot can serve the transaction's first attempt.
+pub fn first_snapshot<'a>(store: &'a Store, config: &mut ConfigSource) -> Result<Snapshot<'a>> {
+    let branch = target_branch(store, config)?;
+    config.flags.target_branch = Some(branch.clone());
+    snapshot(store, &branch, config)
+}
+
 /// Read the target branch, resolve the configuration, and read the instances directory.
 pub fn snapshot<'a>(store: &'a Store, branch: &str, config: &ConfigSource) -> Result<Snapshot<'a>> {
     let tip = store.fetch(branch)?;
@@ -118,22 +134,26 @@ pub fn snapshot<'a>(store: &'a Store, branch: &str, config: &ConfigSource) -> Re
     })
 }
 
-/// Apply `intents` (computed from each fresh snapshot) to the target branch.
+/// Apply `intents` (computed from each fresh snapshot) to the target branch. `first`, when the
+/// caller already read the branch (to learn its settings), serves the first attempt instead of a
+/// second fetch; it must be of the target branch.
 pub fn reconcile(
     store: &Store,
     config: &ConfigSource,
+    first: Option<Snapshot>,
     intents: &dyn Fn(&Snapshot) -> Result<Vec<Intent>>,
     opts: &RunOptions,
 ) -> Result<Report> {
-    let branch = match config.target_branch() {
-        Some(b) => b,
-        None => store.default_branch()?,
-    };
+    let branch = target_branch(store, config)?;
     let max = opts.max_attempts.max(1);
     let mut last_reason = String::new();
+    let mut first = first;
     for attempt in 1..=max {
         let started = std::time::Instant::now();
-        let snap = snapshot(store, &branch, config)?;
+        let snap = match first.take() {
+            Some(s) => s,
+            None => snapshot(store, &branch, config)?,
+        };
         tracing::debug!(elapsed = ?started.elapsed(), tip = %snap.tip, files = snap.files.len(), "read the target branch");
         let wanted = intents(&snap)?;
         let mut plan_opts = opts.plan.clone();

@@ -10,6 +10,14 @@ impl Secret {
     pub fn new(value: impl Into<String>) -> Self {
         Secret(value.into())
     }
+    /// The value of environment variable `name`, if set and not empty.
+    pub fn from_env(name: &str) -> Option<Secret> {
+        std::env::var(name)
+            .ok()
+            .filter(|v| !v.is_empty())
+            .map(Secret)
+    }
+
     pub fn expose(&self) -> &str {
         &self.0
     }

@@ -141,6 +141,16 @@ impl Fake {
 }
 
 async fn handle(env: &TestEnv, fake: &Fake, event_name: &str, event: &Value) -> Run {
+    handle_with(env, fake, event_name, event, &[]).await
+}
+
+async fn handle_with(
+    env: &TestEnv,
+    fake: &Fake,
+    event_name: &str,
+    event: &Value,
+    vars: &[(&str, &str)],
+) -> Run {
     let file = env.path("event.json");
     std::fs::write(&file, event.to_string()).unwrap();
     let mut c = env.command();
@@ -157,6 +167,9 @@ async fn handle(env: &TestEnv, fake: &Fake, event_name: &str, event: &Value) -> 
     ])
     .env("GITHUB_API_URL", fake.server.uri())
     .env("GITHUB_TOKEN", "ghs-test-token");
+    for (k, v) in vars {
+        c.env(k, v);
+    }
     support::run_async(c).await
 }
 
@@ -570,4 +583,62 @@ async fn the_environment_cap_is_answered_as_a_refusal() {
     assert_eq!(out["action"], "refused", "{out}");
     assert_eq!(env.head(), head);
     assert_eq!(fake.statuses("failure").await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_branch_is_read_once_per_event() {
+    let env = TestEnv::new();
+    let fake = Fake::start("org/app").await;
+    fake.comments(json!([])).await;
+    let debug = [("FLUX_EPHEMERAL_LOG", "flux_ephemeral=debug")];
+    let out = handle_with(
+        &env,
+        &fake,
+        "issue_comment",
+        &comment_event("writer", "/deploy-ephemeral"),
+        &debug,
+    )
+    .await
+    .ok();
+    assert_eq!(
+        out.stderr.matches("reading the target branch").count(),
+        1,
+        "{}",
+        out.stderr
+    );
+    let out = handle_with(
+        &env,
+        &fake,
+        "issue_comment",
+        &comment_event("writer", "/destroy-ephemeral"),
+        &debug,
+    )
+    .await
+    .ok();
+    assert_eq!(
+        out.stderr.matches("reading the target branch").count(),
+        1,
+        "{}",
+        out.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ignored_events_report_the_same_fields() {
+    let env = TestEnv::new();
+    let fake = Fake::start("org/app").await;
+    let out = handle(
+        &env,
+        &fake,
+        "issue_comment",
+        &comment_event("writer", "no command here"),
+    )
+    .await
+    .ok()
+    .json();
+    let fields = out.as_object().unwrap();
+    for key in ["action", "reason", "slug", "commit"] {
+        assert!(fields.contains_key(key), "{key} missing: {out}");
+    }
+    assert_eq!(out["action"], "ignored");
 }

@@ -175,6 +175,11 @@ async fn an_expired_time_to_live_removes_and_says_why_on_the_open_pull_request()
     let s1 = slug(1);
     age(&env, &s1);
     let server = fake_github(&[1, 2], 100).await;
+    Mock::given(method("GET"))
+        .and(path("/repos/org/app/issues/1/comments"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
+        .mount(&server)
+        .await;
     Mock::given(method("POST"))
         .and(path("/repos/org/app/issues/1/comments"))
         .and(body_string_contains("time to live"))
@@ -400,4 +405,32 @@ async fn without_a_forge_only_time_decides() {
     let out = cleanup(&env, &["--ttl", "72h"], &[]).await.ok().json();
     assert_eq!(out["forge"], "none");
     assert_eq!(out["removed"].as_array().unwrap().len(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_comment_is_a_warning_not_a_failure() {
+    let env = TestEnv::new();
+    seed(&env, &[1, 2]);
+    let s1 = slug(1);
+    age(&env, &s1);
+    let server = fake_github(&[1, 2], 100).await;
+    Mock::given(method("GET"))
+        .and(path("/repos/org/app/issues/1/comments"))
+        .respond_with(ResponseTemplate::new(500).set_body_json(json!({"message": "Server Error"})))
+        .mount(&server)
+        .await;
+    let out = cleanup(
+        &env,
+        &["--github-repo", "org/app", "--ttl", "72h"],
+        &gh(&server),
+    )
+    .await
+    .ok()
+    .json();
+    assert_eq!(out["comments"], 0);
+    assert_eq!(out["problems"].as_array().unwrap().len(), 1, "{out}");
+    assert!(
+        env.sync_file(&s1).is_none(),
+        "the environment is removed all the same"
+    );
 }

@@ -12,6 +12,7 @@ use crate::forge::{ChangeForge, Status};
 use crate::model::file_name;
 use crate::output::Format;
 use crate::plan::{Action, Intent};
+use crate::reconcile::Snapshot;
 use crate::replies;
 
 /// What `handle` reports: `deployed`, `destroyed`, `unchanged`, `refused` or `ignored`.
@@ -35,6 +36,9 @@ impl Handled {
     }
 
     fn print(&self, format: Format) {
+        if self.action == "ignored" {
+            return crate::output::print_ignored(format, &self.reason);
+        }
         match format {
             Format::Json => println!(
                 "{}",
@@ -57,16 +61,35 @@ impl Handled {
     }
 }
 
-/// The GitOps repository as read before acting.
+/// The GitOps repository as read before acting: its settings and environments, and the snapshot
+/// itself, which serves the transaction's first attempt instead of a second fetch.
 pub struct Ctx<'a> {
     pub store: &'a crate::git::Store,
     pub config: &'a crate::reconcile::ConfigSource,
-    pub settings: &'a crate::config::Settings,
-    pub files: &'a crate::overlay::Files,
+    pub settings: crate::config::Settings,
+    pub files: crate::overlay::Files,
+    first: std::cell::RefCell<Option<Snapshot<'a>>>,
 }
 
-pub fn print_ignored(format: Format, reason: &str) {
-    Handled::only("ignored", reason).print(format);
+impl<'a> Ctx<'a> {
+    pub fn new(
+        store: &'a crate::git::Store,
+        config: &'a crate::reconcile::ConfigSource,
+        first: Snapshot<'a>,
+    ) -> Self {
+        Ctx {
+            store,
+            config,
+            settings: first.settings.clone(),
+            files: first.files.clone(),
+            first: std::cell::RefCell::new(Some(first)),
+        }
+    }
+
+    /// The snapshot read before acting, once (a retry reads the branch again).
+    pub fn take_first(&self) -> Option<Snapshot<'a>> {
+        self.first.borrow_mut().take()
+    }
 }
 
 /// Print a deploy's report in `handle`'s words.
@@ -92,7 +115,7 @@ pub fn print_deployed(format: Format, report: &crate::reconcile::Report, reason:
 /// Handle one change event with `forge`. Refused and ignored events are handled (exit 0); a
 /// failure to act is an error (non-zero), reported on the pull/merge request too.
 pub fn handle(mut event: Event, forge: &dyn ChangeForge, ctx: &Ctx, mode: &Mode) -> Result<()> {
-    let s = ctx.settings;
+    let s = &ctx.settings;
     let number = event.change.number;
     let reply = |body: String| {
         if let Err(e) = forge.reply(number, &body) {
@@ -146,9 +169,7 @@ pub fn handle(mut event: Event, forge: &dyn ChangeForge, ctx: &Ctx, mode: &Mode)
                 Handled::only("refused", why)
             } else {
                 forge.complete(&mut event.change)?;
-                act(
-                    &event, decision, forge, ctx.store, ctx.config, mode, s, &reply,
-                )?
+                act(&event, decision, forge, ctx, mode, &reply)?
             }
         }
     };
@@ -156,17 +177,15 @@ pub fn handle(mut event: Event, forge: &dyn ChangeForge, ctx: &Ctx, mode: &Mode)
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
 fn act(
     event: &Event,
     decision: Decision,
     forge: &dyn ChangeForge,
-    store: &crate::git::Store,
-    config: &crate::reconcile::ConfigSource,
+    ctx: &Ctx,
     mode: &Mode,
-    s: &crate::config::Settings,
     reply: &dyn Fn(String),
 ) -> Result<Handled> {
+    let (store, config, s) = (ctx.store, ctx.config, &ctx.settings);
     let c = &event.change;
     let from_fork = c.from_fork == Some(true);
     let input = EnvInput {
@@ -209,7 +228,7 @@ fn act(
                 refresh: true,
                 ..mode.clone()
             };
-            let result = ops::run(store, config, None, &mode, &|snap| {
+            let result = ops::run(store, config, ctx.take_first(), None, &mode, &|snap| {
                 let spec = input.spec(&snap.settings)?;
                 if only_if_present && !snap.files.contains_key(&file_name(&spec.slug)) {
                     return Ok(Err("new commits, but no environment to move".to_string()));
@@ -265,7 +284,14 @@ fn act(
             }
         }
         _ => {
-            let result = ops::run(store, config, None, mode, &ops::destroy_intent(&input));
+            let result = ops::run(
+                store,
+                config,
+                ctx.take_first(),
+                None,
+                mode,
+                &ops::destroy_intent(&input),
+            );
             let report = match result {
                 Err(e) => {
                     reply(replies::failed(&e.message));

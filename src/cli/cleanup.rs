@@ -9,12 +9,13 @@ use super::args::{RepoArgs, SettingsArgs};
 use super::ops;
 use crate::cleanup::{guard, stale, ForgeState, Reason, Stale};
 use crate::error::{Error, Result};
-use crate::forge::github::{GitHub, DEFAULT_API};
-use crate::forge::gitlab::{Environment, GitLab, GitLabUrl};
+use crate::forge::github::{GitHubChanges, DEFAULT_API};
+use crate::forge::gitlab::{Environment, GitLab, GitLabChanges, GitLabUrl};
+use crate::forge::ChangeForge;
 use crate::output::Format;
 use crate::overlay::records;
 use crate::plan::{Intent, PlanOptions};
-use crate::reconcile::{reconcile, Report, RunOptions, Snapshot};
+use crate::reconcile::{first_snapshot, reconcile, Report, RunOptions, Snapshot};
 use crate::redact::Secret;
 
 /// Remove stale environments in one commit.
@@ -72,39 +73,56 @@ pub struct CleanupCmd {
 
 enum Forge {
     None,
-    GitHub(GitHub),
-    GitLab(GitLab, String),
+    GitHub(GitHubChanges),
+    GitLab(GitLabChanges),
+}
+
+impl Forge {
+    fn name(&self) -> &'static str {
+        match self {
+            Forge::None => "none",
+            Forge::GitHub(_) => "github",
+            Forge::GitLab(_) => "gitlab",
+        }
+    }
+
+    fn replies(&self) -> Option<&dyn ChangeForge> {
+        match self {
+            Forge::None => None,
+            Forge::GitHub(gh) => Some(gh),
+            Forge::GitLab(gl) => Some(gl),
+        }
+    }
+}
+
+/// What happened after the commit: replies are best effort (warnings), GitLab clean-up that was
+/// asked for and failed is a failure (non-zero exit).
+#[derive(Default)]
+struct Tally {
+    comments: usize,
+    stopped: usize,
+    warnings: Vec<Error>,
+    failures: Vec<Error>,
 }
 
 impl CleanupCmd {
     pub fn run(&self, format: Format) -> Result<()> {
         let (store, mut config) = ops::open(&self.repo, &self.settings)?;
-        // Read the configuration once to learn the forge; the transaction reads it again.
-        let branch = match config.target_branch() {
-            Some(b) => b,
-            None => store.default_branch()?,
-        };
-        config.flags.target_branch = Some(branch.clone());
-        let first = crate::reconcile::snapshot(&store, &branch, &config)?;
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| Error::internal(format!("tokio: {e}")))?;
-        // octocrab's client must be built inside the runtime.
-        let _entered = runtime.enter();
+        // Read the branch once to learn the forge; the same snapshot serves the first attempt.
+        let first = first_snapshot(&store, &mut config)?;
         let forge = self.forge(&first.settings)?;
         let mut environments: Vec<Environment> = Vec::new();
         // Every forge answer first: if any call fails, nothing is deleted.
         let state = match &forge {
             Forge::None => ForgeState::default(),
             Forge::GitHub(gh) => ForgeState {
-                open: Some(runtime.block_on(gh.open_pull_numbers())?),
+                open: Some(gh.runtime.block_on(gh.github.open_pull_numbers())?),
                 available_environments: None,
             },
-            Forge::GitLab(gl, project) => {
-                environments = gl.available_environments(project)?;
+            Forge::GitLab(gl) => {
+                environments = gl.gitlab.available_environments(&gl.project)?;
                 ForgeState {
-                    open: Some(gl.open_merge_requests(project)?),
+                    open: Some(gl.gitlab.open_merge_requests(&gl.project)?),
                     available_environments: Some(
                         environments
                             .iter()
@@ -134,22 +152,11 @@ impl CleanupCmd {
             plan: PlanOptions::default(),
             max_attempts: 10,
         };
-        let report = reconcile(&store, &config, &intents, &opts)?;
+        let report = reconcile(&store, &config, Some(first), &intents, &opts)?;
         let (removed, total) = removed.into_inner();
-        let mut problems = Vec::new();
-        let mut comments = 0;
-        let mut stopped = 0;
+        let mut tally = Tally::default();
         if !self.dry_run && report.commit.is_some() {
-            self.after(
-                &runtime,
-                &forge,
-                &state,
-                &removed,
-                &environments,
-                &mut comments,
-                &mut stopped,
-                &mut problems,
-            );
+            self.after(&forge, &state, &removed, &environments, &mut tally);
         }
         print(
             format,
@@ -157,59 +164,46 @@ impl CleanupCmd {
             &removed,
             total,
             &forge,
-            comments,
-            stopped,
-            &problems,
+            &tally,
             self.dry_run,
         );
-        match problems.first() {
-            Some(p) if self.stop_gitlab_environments || self.delete_stopped_review_apps => {
-                Err(p.clone())
-            }
-            _ => Ok(()),
+        match tally.failures.into_iter().next() {
+            Some(e) => Err(e),
+            None => Ok(()),
         }
     }
 
-    /// Replies and GitLab clean-up after the commit landed. Comment failures are reported, not fatal.
-    #[allow(clippy::too_many_arguments)]
+    /// Replies and GitLab clean-up after the commit landed.
     fn after(
         &self,
-        rt: &tokio::runtime::Runtime,
         forge: &Forge,
         state: &ForgeState,
         removed: &[Stale],
         environments: &[Environment],
-        comments: &mut usize,
-        stopped: &mut usize,
-        problems: &mut Vec<Error>,
+        tally: &mut Tally,
     ) {
         let still_open = |s: &Stale| {
             s.id.as_ref()
                 .is_some_and(|id| state.open.as_ref().is_some_and(|o| o.contains(id)))
         };
-        for s in removed.iter().filter(|s| {
-            matches!(s.reason, Reason::TtlExpired { .. }) && still_open(s) && !self.no_comment
-        }) {
-            let body = crate::replies::removed_by_cleanup(s);
-            let id = s.id.as_deref().unwrap_or_default();
-            let result = match forge {
-                Forge::GitHub(gh) => rt.block_on(gh.comment(id, &body)),
-                Forge::GitLab(gl, project) => {
-                    gl.comment(project, id.parse().unwrap_or_default(), &body)
-                }
-                Forge::None => continue,
-            };
-            match result {
-                Ok(()) => *comments += 1,
-                Err(e) => {
-                    tracing::warn!("{e}");
-                    problems.push(e);
+        if let (Some(replies), false) = (forge.replies(), self.no_comment) {
+            for s in removed
+                .iter()
+                .filter(|s| matches!(s.reason, Reason::TtlExpired { .. }) && still_open(s))
+            {
+                let Some(number) = s.id.as_deref().and_then(|id| id.parse().ok()) else {
+                    continue;
+                };
+                match replies.reply(number, &crate::replies::removed_by_cleanup(s)) {
+                    Ok(()) => tally.comments += 1,
+                    Err(e) => {
+                        tracing::warn!("{e}");
+                        tally.warnings.push(e);
+                    }
                 }
             }
         }
-        let Forge::GitLab(gl, project) = forge else {
-            return;
-        };
+        let Forge::GitLab(gl) = forge else { return };
         if self.stop_gitlab_environments {
             for s in removed {
                 let Some(env) = environments
@@ -218,15 +212,15 @@ impl CleanupCmd {
                 else {
                     continue;
                 };
-                match gl.stop_environment(project, env.id) {
-                    Ok(()) => *stopped += 1,
-                    Err(e) => problems.push(e),
+                match gl.gitlab.stop_environment(&gl.project, env.id) {
+                    Ok(()) => tally.stopped += 1,
+                    Err(e) => tally.failures.push(e),
                 }
             }
         }
         if self.delete_stopped_review_apps {
-            if let Err(e) = gl.delete_stopped_review_apps(project) {
-                problems.push(e);
+            if let Err(e) = gl.gitlab.delete_stopped_review_apps(&gl.project) {
+                tally.failures.push(e);
             }
         }
     }
@@ -245,8 +239,8 @@ impl CleanupCmd {
                 "pass either --github-repo or --gitlab-project, not both",
             )),
             (Some(repo), None) => {
-                let token = env_secret("GITHUB_TOKEN");
-                Ok(Forge::GitHub(GitHub::new(
+                let token = Secret::from_env("GITHUB_TOKEN");
+                Ok(Forge::GitHub(GitHubChanges::connect(
                     &self.github_api_url,
                     token.as_ref(),
                     &repo,
@@ -254,45 +248,34 @@ impl CleanupCmd {
             }
             (None, Some(project)) => {
                 let url = GitLabUrl::resolve(self.gitlab_url.as_deref())?;
-                let token = env_secret("GITLAB_TOKEN")
+                let token = Secret::from_env("GITLAB_TOKEN")
                     .ok_or_else(|| Error::config("GITLAB_TOKEN is not set"))?;
-                Ok(Forge::GitLab(GitLab::connect(&url, &token)?, project))
+                Ok(Forge::GitLab(GitLabChanges {
+                    gitlab: GitLab::connect(&url, &token)?,
+                    project,
+                }))
             }
             (None, None) => Ok(Forge::None),
         }
     }
 }
 
-fn env_secret(name: &str) -> Option<Secret> {
-    std::env::var(name)
-        .ok()
-        .filter(|t| !t.is_empty())
-        .map(Secret::new)
-}
-
-#[allow(clippy::too_many_arguments)]
 fn print(
     format: Format,
     report: &Report,
     removed: &[Stale],
     total: usize,
     forge: &Forge,
-    comments: usize,
-    stopped: usize,
-    problems: &[Error],
+    tally: &Tally,
     dry_run: bool,
 ) {
-    let forge_name = match forge {
-        Forge::None => "none",
-        Forge::GitHub(_) => "github",
-        Forge::GitLab(..) => "gitlab",
-    };
+    let problems: Vec<&Error> = tally.warnings.iter().chain(&tally.failures).collect();
     match format {
         Format::Json => {
             let mut v = json!({
-                "action": "cleanup", "forge": forge_name, "removed": removed, "kept": total - removed.len(),
+                "action": "cleanup", "forge": forge.name(), "removed": removed, "kept": total - removed.len(),
                 "changed": report.commit.is_some(), "commit": report.commit, "dry_run": dry_run,
-                "comments": comments, "stopped_environments": stopped,
+                "comments": tally.comments, "stopped_environments": tally.stopped,
                 "problems": problems.iter().map(|p| p.message.clone()).collect::<Vec<_>>(),
             });
             if let Some(d) = &report.diff {
@@ -301,7 +284,7 @@ fn print(
             println!("{v}");
         }
         Format::Text => {
-            if forge_name == "none" {
+            if matches!(forge, Forge::None) {
                 println!("no --github-repo or --gitlab-project: only time to live decides");
             }
             let verb = if dry_run { "would remove" } else { "removed" };
@@ -324,7 +307,7 @@ fn print(
             if dry_run {
                 print!("{}", report.diff.as_deref().unwrap_or(""));
             }
-            for p in problems {
+            for p in &tally.warnings {
                 eprintln!("warning: {p}");
             }
         }

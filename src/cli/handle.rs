@@ -10,13 +10,12 @@ use crate::command::Prefixes;
 use crate::error::{Error, Result};
 use crate::events::gitlab::{self as hooks, DeploymentHook, GitLabEvent};
 use crate::events::Parsed;
-use crate::forge::github::{GitHub, GitHubChanges, DEFAULT_API};
+use crate::forge::github::{api_from_env, GitHubChanges};
 use crate::forge::gitlab::GitLabChanges;
 use crate::forge::gitlab::{DeploymentInfo, GitLab, GitLabUrl};
-use crate::git::Store;
-use crate::output::Format;
+use crate::output::{print_ignored, Format};
 use crate::plan::Intent;
-use crate::reconcile::{snapshot, ConfigSource};
+use crate::reconcile::first_snapshot;
 use crate::redact::Secret;
 
 /// Handle one forge event (a webhook payload).
@@ -108,44 +107,20 @@ impl Handler<'_> {
         // rename the commands) and parse for real.
         Self::check(name, body)?;
         let (store, mut config) = ops::open(self.repo, self.settings)?;
-        let branch = match config.target_branch() {
-            Some(b) => b,
-            None => store.default_branch()?,
-        };
-        config.flags.target_branch = Some(branch.clone());
-        let first = snapshot(&store, &branch, &config)?;
-        let ctx = chat::Ctx {
-            store: &store,
-            config: &config,
-            settings: &first.settings,
-            files: &first.files,
-        };
-        let prefixes = &first.settings.commands;
+        let first = first_snapshot(&store, &mut config)?;
+        let ctx = chat::Ctx::new(&store, &config, first);
+        let prefixes = &ctx.settings.commands;
         if github {
             let parsed = crate::events::github::parse(name.unwrap_or_default(), body, prefixes)?;
             let Parsed::Act(event) = parsed else {
                 return ignored(format, parsed);
             };
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| Error::internal(format!("tokio: {e}")))?;
-            let entered = runtime.enter();
-            let api = std::env::var("GITHUB_API_URL")
-                .ok()
-                .filter(|u| !u.is_empty())
-                .unwrap_or_else(|| DEFAULT_API.into());
-            let token = std::env::var("GITHUB_TOKEN")
-                .ok()
-                .filter(|t| !t.is_empty())
-                .map(Secret::new);
-            let github = GitHub::new(&api, token.as_ref(), &event.repository)?;
-            drop(entered);
-            let forge = GitHubChanges { github, runtime };
+            let token = Secret::from_env("GITHUB_TOKEN");
+            let forge = GitHubChanges::connect(&api_from_env(), token.as_ref(), &event.repository)?;
             return chat::handle(*event, &forge, &ctx, mode);
         }
         match hooks::parse(name, body, prefixes)? {
-            GitLabEvent::Deployment(hook) => self.deployment(&hook, mode, &store, &config),
+            GitLabEvent::Deployment(hook) => self.deployment(&hook, mode, &ctx),
             GitLabEvent::Change(Parsed::Act(event)) => {
                 let gitlab = GitLab::connect(&self.gitlab_url()?, &gitlab_token()?)?;
                 let forge = GitLabChanges {
@@ -158,15 +133,9 @@ impl Handler<'_> {
         }
     }
 
-    fn deployment(
-        &self,
-        hook: &DeploymentHook,
-        mode: &Mode,
-        store: &Store,
-        config: &ConfigSource,
-    ) -> Result<()> {
+    fn deployment(&self, hook: &DeploymentHook, mode: &Mode, ctx: &chat::Ctx) -> Result<()> {
         if !matches!(hook.status.as_str(), "running" | "success") {
-            chat::print_ignored(
+            print_ignored(
                 mode.format,
                 &format!(
                     "deployment status is {:?}, not running or success",
@@ -176,34 +145,41 @@ impl Handler<'_> {
             return Ok(());
         }
         let info: RefCell<Option<DeploymentInfo>> = RefCell::new(None);
-        let done = ops::run(store, config, Some(&hook.environment), mode, &|snap| {
-            if info.borrow().is_none() {
-                let api = GitLab::connect(&self.gitlab_url()?, &gitlab_token()?)?;
-                *info.borrow_mut() = Some(api.deployment(hook.project.id, hook.deployment_id)?);
-            }
-            let d = info.borrow().clone().expect("fetched above");
-            let input = EnvInput {
-                branch: Some(d.git_ref.clone()),
-                sha: Some(d.sha.clone()),
-                author: hook
-                    .user
-                    .as_ref()
-                    .map(|u| u.username.clone())
-                    .or(d.user.map(|u| u.username)),
-                slug: hook.environment_slug.clone(),
-                environment: Some(hook.environment.clone()),
-                environment_url: hook.environment_external_url.clone(),
-                ci_source_url: hook
-                    .project
-                    .git_http_url
-                    .clone()
-                    .or(hook.project.web_url.clone()),
-                ..EnvInput::default()
-            };
-            Ok(Ok(Intent::Upsert(input.spec(&snap.settings)?)))
-        })?;
+        let done = ops::run(
+            ctx.store,
+            ctx.config,
+            ctx.take_first(),
+            Some(&hook.environment),
+            mode,
+            &|snap| {
+                if info.borrow().is_none() {
+                    let api = GitLab::connect(&self.gitlab_url()?, &gitlab_token()?)?;
+                    *info.borrow_mut() = Some(api.deployment(hook.project.id, hook.deployment_id)?);
+                }
+                let d = info.borrow().clone().expect("fetched above");
+                let input = EnvInput {
+                    branch: Some(d.git_ref.clone()),
+                    sha: Some(d.sha.clone()),
+                    author: hook
+                        .user
+                        .as_ref()
+                        .map(|u| u.username.clone())
+                        .or(d.user.map(|u| u.username)),
+                    slug: hook.environment_slug.clone(),
+                    environment: Some(hook.environment.clone()),
+                    environment_url: hook.environment_external_url.clone(),
+                    ci_source_url: hook
+                        .project
+                        .git_http_url
+                        .clone()
+                        .or(hook.project.web_url.clone()),
+                    ..EnvInput::default()
+                };
+                Ok(Ok(Intent::Upsert(input.spec(&snap.settings)?)))
+            },
+        )?;
         match done {
-            ops::Done::Ignored(reason) => chat::print_ignored(mode.format, &reason),
+            ops::Done::Ignored(reason) => print_ignored(mode.format, &reason),
             ops::Done::Report(report) => chat::print_deployed(
                 mode.format,
                 &report,
@@ -220,19 +196,15 @@ impl Handler<'_> {
 
 fn ignored(format: Format, parsed: Parsed) -> Result<()> {
     if let Parsed::Ignore(reason) = parsed {
-        chat::print_ignored(format, &reason);
+        print_ignored(format, &reason);
     }
     Ok(())
 }
 
 fn gitlab_token() -> Result<Secret> {
-    std::env::var("GITLAB_TOKEN")
-        .ok()
-        .filter(|t| !t.is_empty())
-        .map(Secret::new)
-        .ok_or_else(|| {
-            Error::config(
-                "GITLAB_TOKEN is not set: GitLab's API needs a token with api or read_api scope",
-            )
-        })
+    Secret::from_env("GITLAB_TOKEN").ok_or_else(|| {
+        Error::config(
+            "GITLAB_TOKEN is not set: GitLab's API needs a token with api or read_api scope",
+        )
+    })
 }

@@ -2,10 +2,9 @@ use clap::Args;
 
 use super::args::{RepoArgs, SettingsArgs};
 use crate::error::Result;
-use crate::git::Store;
 use crate::output::{print_list, Format};
 use crate::overlay::records;
-use crate::reconcile::{snapshot, ConfigSource};
+use crate::reconcile::first_snapshot;
 
 /// Show the environments in the instances directory (slug, branch, ref, file).
 ///
@@ -21,20 +20,8 @@ pub struct ListCmd {
 
 impl ListCmd {
     pub fn run(&self, format: Format) -> Result<()> {
-        let location = self.repo.location()?;
-        let config =
-            ConfigSource::load(self.repo.config.as_deref(), self.settings.to_file_config())?;
-        let store = Store::open(location, self.repo.auth()?, self.repo.cache_dir.as_deref())?;
-        let branch = match self
-            .repo
-            .target_branch
-            .clone()
-            .or_else(|| config.target_branch())
-        {
-            Some(b) => b,
-            None => store.default_branch()?,
-        };
-        let snap = snapshot(&store, &branch, &config)?;
+        let (store, mut config) = super::ops::open(&self.repo, &self.settings)?;
+        let snap = first_snapshot(&store, &mut config)?;
         print_list(format, &records(&snap.files), &snap.settings.instances_dir);
         Ok(())
     }

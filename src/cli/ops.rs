@@ -44,10 +44,11 @@ pub fn open(repo: &RepoArgs, settings: &SettingsArgs) -> Result<(Store, ConfigSo
 }
 
 /// Run the intent built from each fresh snapshot, unless the environment filters reject it.
-/// An intent of `None` means "nothing to do", with the reason.
+/// An intent of `Err(reason)` means "nothing to do". `first`: see [`reconcile`].
 pub fn run(
     store: &Store,
     config: &ConfigSource,
+    first: Option<Snapshot>,
     environment: Option<&str>,
     mode: &Mode,
     intent: &dyn Fn(&Snapshot) -> Result<std::result::Result<Intent, String>>,
@@ -74,7 +75,7 @@ pub fn run(
         },
         max_attempts: 10,
     };
-    let report = reconcile(store, config, &intents, &opts)?;
+    let report = reconcile(store, config, first, &intents, &opts)?;
     Ok(match ignored.into_inner() {
         Some(reason) => Done::Ignored(reason),
         None => Done::Report(Box::new(report)),
@@ -132,6 +133,7 @@ pub fn deploy(
     let done = run(
         &store,
         &config,
+        None,
         input.environment.as_deref(),
         mode,
         &deploy_intent(input),
@@ -152,6 +154,7 @@ pub fn destroy(
     let done = run(
         &store,
         &config,
+        None,
         input.environment.as_deref(),
         mode,
         &destroy_intent(input),

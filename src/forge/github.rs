@@ -29,7 +29,7 @@ impl GitHub {
     pub fn new(api: &str, token: Option<&Secret>, repository: &str) -> Result<Self> {
         let (owner, repo) = repository
             .split_once('/')
-            .filter(|(o, r)| !o.is_empty() && !r.is_empty() && !r.contains('/'))
+            .filter(|(o, r)| is_name(o) && is_name(r))
             .ok_or_else(|| {
                 Error::config(format!(
                     "GitHub repository {repository:?} is not owner/name"
@@ -76,22 +76,12 @@ impl GitHub {
         }
     }
 
-    /// Comment on a pull request.
-    pub async fn comment(&self, number: &str, body: &str) -> Result<()> {
-        let route = format!(
-            "/repos/{}/{}/issues/{number}/comments",
-            self.owner, self.repo
-        );
-        let _: serde_json::Value = self
-            .client
-            .post(&route, Some(&serde_json::json!({ "body": body })))
-            .await
-            .map_err(|e| self.err(&format!("comment on pull request #{number}"), e))?;
-        Ok(())
-    }
-
     /// `write`, `maintain` and `admin` may deploy; anybody else (or a 404) may not.
     pub async fn has_write_access(&self, login: &str) -> Result<bool> {
+        // The login comes from a payload and goes into a URL path: GitHub's own alphabet only.
+        if !is_name(login.trim_end_matches("[bot]")) {
+            return Ok(false);
+        }
         #[derive(Deserialize)]
         struct Permission {
             permission: Option<String>,
@@ -209,6 +199,24 @@ impl GitHub {
     }
 }
 
+/// An owner, repository or user name as GitHub allows them: ASCII letters, digits, `-`, `_`, `.`.
+fn is_name(s: &str) -> bool {
+    !s.is_empty()
+        && s != "."
+        && s != ".."
+        && s.len() <= 100
+        && s.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+}
+
+/// `GITHUB_API_URL`, else the public API.
+pub fn api_from_env() -> String {
+    std::env::var("GITHUB_API_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| DEFAULT_API.into())
+}
+
 fn truncate(s: &str, max: usize) -> String {
     s.chars().take(max).collect()
 }
@@ -217,6 +225,23 @@ fn truncate(s: &str, max: usize) -> String {
 pub struct GitHubChanges {
     pub github: GitHub,
     pub runtime: tokio::runtime::Runtime,
+}
+
+impl GitHubChanges {
+    /// A client for `repository` (`owner/name`) with its own runtime: octocrab is async, the rest
+    /// of flux-ephemeral is not.
+    pub fn connect(api: &str, token: Option<&Secret>, repository: &str) -> Result<Self> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::internal(format!("tokio: {e}")))?;
+        // octocrab's client must be built inside the runtime.
+        let github = {
+            let _entered = runtime.enter();
+            GitHub::new(api, token, repository)?
+        };
+        Ok(GitHubChanges { github, runtime })
+    }
 }
 
 impl ChangeForge for GitHubChanges {
@@ -252,5 +277,20 @@ impl ChangeForge for GitHubChanges {
     fn reply(&self, number: u64, body: &str) -> Result<()> {
         self.runtime
             .block_on(self.github.upsert_comment(number, body))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_name;
+
+    #[test]
+    fn names_from_payloads_are_checked() {
+        for ok in ["org", "my-app", "app.js", "a_b", "dependabot"] {
+            assert!(is_name(ok), "{ok}");
+        }
+        for bad in ["", ".", "..", "a/b", "a?b", "a b", "%2e%2e", "ü"] {
+            assert!(!is_name(bad), "{bad}");
+        }
     }
 }

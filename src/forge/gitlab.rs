@@ -219,20 +219,6 @@ impl GitLab {
             .map_err(|e| self.err("delete stopped review apps", project, e))
     }
 
-    /// Comment on a merge request.
-    pub fn comment(&self, project: &str, iid: u64, body: &str) -> Result<()> {
-        let endpoint =
-            gitlab::api::projects::merge_requests::notes::CreateMergeRequestNote::builder()
-                .project(project)
-                .merge_request(iid)
-                .body(body)
-                .build()
-                .map_err(|e| Error::internal(e.to_string()))?;
-        api::ignore(endpoint)
-            .query(&self.client)
-            .map_err(|e| self.err(&format!("comment on merge request !{iid}"), project, e))
-    }
-
     pub(crate) fn err<E: std::error::Error>(&self, what: &str, project: &str, e: E) -> Error {
         Error::remote(format!(
             "GitLab {}: {what} of project {project} failed: {e}",

@@ -146,6 +146,7 @@ impl Store {
 
     /// Bring the target branch up to date and return its commit.
     pub fn fetch(&self, branch: &str) -> Result<Oid> {
+        tracing::debug!(branch, "reading the target branch");
         let local_ref = match &self.location {
             Location::Local(_) => format!("refs/heads/{branch}"),
             Location::Remote(url) => {
