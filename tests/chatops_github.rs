@@ -149,47 +149,18 @@ async fn handle_with(
     fake: &Fake,
     event_name: &str,
     event: &Value,
-    vars: &[(&str, &str)],
+    extra: &[(&str, &str)],
 ) -> Run {
-    let file = env.path("event.json");
-    std::fs::write(&file, event.to_string()).unwrap();
-    let mut c = env.command();
-    c.args([
-        "handle",
-        "--event-name",
-        event_name,
-        "--event-file",
-        file.to_str().unwrap(),
-        "--repo",
-        env.remote.to_str().unwrap(),
-        "--output",
-        "json",
-    ])
-    .env("GITHUB_API_URL", fake.server.uri())
-    .env("GITHUB_TOKEN", "ghs-test-token");
-    for (k, v) in vars {
-        c.env(k, v);
-    }
-    support::run_async(c).await
+    let mut vars = vec![
+        ("GITHUB_API_URL", fake.server.uri()),
+        ("GITHUB_TOKEN", "ghs-test-token".to_string()),
+    ];
+    vars.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
+    support::handle_event(env, event_name, event, &vars).await
 }
 
 fn slug() -> String {
-    let out = std::process::Command::new(support::BIN)
-        .args([
-            "render",
-            "--branch",
-            BRANCH,
-            "--source-url",
-            "x",
-            "--output",
-            "json",
-        ])
-        .output()
-        .unwrap();
-    serde_json::from_slice::<Value>(&out.stdout).unwrap()["slug"]
-        .as_str()
-        .unwrap()
-        .to_string()
+    support::slug_of(BRANCH)
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -103,23 +103,11 @@ async fn notes(server: &MockServer) -> Vec<String> {
 }
 
 async fn handle(env: &TestEnv, server: &MockServer, kind: &str, event: &Value) -> Run {
-    let file = env.path("hook.json");
-    std::fs::write(&file, event.to_string()).unwrap();
-    let mut c = env.command();
-    c.args([
-        "handle",
-        "--event-name",
-        kind,
-        "--event-file",
-        file.to_str().unwrap(),
-        "--repo",
-        env.remote.to_str().unwrap(),
-        "--output",
-        "json",
-    ])
-    .env("GITLAB_URL", server.uri())
-    .env("GITLAB_TOKEN", "glpat-test");
-    support::run_async(c).await
+    let vars = [
+        ("GITLAB_URL", server.uri()),
+        ("GITLAB_TOKEN", "glpat-test".to_string()),
+    ];
+    support::handle_event(env, kind, event, &vars).await
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -100,22 +100,7 @@ fn gh(server: &MockServer) -> Vec<(&'static str, String)> {
 }
 
 fn slug(n: u64) -> String {
-    let out = std::process::Command::new(support::BIN)
-        .args([
-            "render",
-            "--branch",
-            &format!("feature/{n}"),
-            "--source-url",
-            "x",
-            "--output",
-            "json",
-        ])
-        .output()
-        .unwrap();
-    serde_json::from_slice::<Value>(&out.stdout).unwrap()["slug"]
-        .as_str()
-        .unwrap()
-        .to_string()
+    support::slug_of(&format!("feature/{n}"))
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -63,32 +63,11 @@ async fn fake_gitlab(expect_deployments: u64) -> MockServer {
 }
 
 async fn handle(env: &TestEnv, server: &MockServer, payload: &Value, token: &str) -> Run {
-    let file = env.path("hook.json");
-    std::fs::write(&file, payload.to_string()).unwrap();
-    let args: Vec<String> = [
-        "handle",
-        "--event-name",
-        "Deployment Hook",
-        "--event-file",
-        file.to_str().unwrap(),
-        "--repo",
-        env.remote.to_str().unwrap(),
-        "--output",
-        "json",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let vars = vec![
-        ("GITLAB_URL".to_string(), server.uri()),
-        ("GITLAB_TOKEN".to_string(), token.to_string()),
+    let vars = [
+        ("GITLAB_URL", server.uri()),
+        ("GITLAB_TOKEN", token.to_string()),
     ];
-    let mut c = env.command();
-    c.args(&args);
-    for (k, v) in vars {
-        c.env(k, v);
-    }
-    support::run_async(c).await
+    support::handle_event(env, "Deployment Hook", payload, &vars).await
 }
 
 fn env_without_source_url() -> TestEnv {

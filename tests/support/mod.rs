@@ -232,6 +232,51 @@ impl TestEnv {
     }
 }
 
+/// `handle --event-name NAME` on `event` against the GitOps repository, with `vars` set (the
+/// fake forge's URL and token), from an async test.
+pub async fn handle_event(
+    env: &TestEnv,
+    name: &str,
+    event: &serde_json::Value,
+    vars: &[(&str, String)],
+) -> Run {
+    let file = env.path("event.json");
+    std::fs::write(&file, event.to_string()).unwrap();
+    let mut c = env.command();
+    c.args([
+        "handle",
+        "--event-name",
+        name,
+        "--event-file",
+        file.to_str().unwrap(),
+    ])
+    .args(["--repo", env.remote.to_str().unwrap(), "--output", "json"]);
+    for (k, v) in vars {
+        c.env(k, v);
+    }
+    run_async(c).await
+}
+
+/// The slug the binary derives for `branch`.
+pub fn slug_of(branch: &str) -> String {
+    let out = Command::new(BIN)
+        .args([
+            "render",
+            "--branch",
+            branch,
+            "--source-url",
+            "x",
+            "--output",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["slug"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
 /// Run `c` from async tests (a fake forge serves on the runtime meanwhile).
 pub async fn run_async(mut c: Command) -> Run {
     tokio::task::spawn_blocking(move || to_run(c.output().unwrap()))
