@@ -13,7 +13,6 @@ import http.server
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -21,8 +20,9 @@ import threading
 import time
 import urllib.parse
 
+from common import DEFAULT_BIN, ensure_binary, git_daemon
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
 
 SYNC = """apiVersion: source.toolkit.fluxcd.io/v1
 kind: GitRepository
@@ -93,33 +93,21 @@ class FakeGitHub(http.server.BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--envs", type=int, default=5000)
-    ap.add_argument("--bin", default=os.path.join(ROOT, "target/release/flux-ephemeral"))
+    ap.add_argument("--bin", default=DEFAULT_BIN)
     a = ap.parse_args()
-    if not os.path.exists(a.bin):
-        subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
+    ensure_binary(a.bin)
     tmp = tempfile.mkdtemp(prefix="fe-bench-cleanup-")
     try:
         srv = os.path.join(tmp, "srv")
         os.makedirs(srv)
         repo = os.path.join(srv, "gitops.git")
         make_repo(repo, a.envs)
-        port = free_port()
-        daemon = subprocess.Popen(["git", "daemon", "--reuseaddr", "--export-all", "--enable=receive-pack",
-                                   "--listen=127.0.0.1", f"--port={port}", f"--base-path={srv}", srv],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(0.3)
-        url = f"git://127.0.0.1:{port}/gitops.git"
+        daemon, url = git_daemon(srv)
         FakeGitHub.open_prs = [n for n in range(1, a.envs + 1) if n % 2 == 1]
         api = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FakeGitHub)
         threading.Thread(target=api.serve_forever, daemon=True).start()

@@ -14,17 +14,16 @@ Medians are compared; every run's seconds are printed too.
 """
 import argparse
 import os
-import resource
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
+from common import DEFAULT_BIN, ensure_binary, git_daemon
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
 DIR = "overlays/ephemeral-instances"
 GIT_ENV = dict(os.environ, GIT_AUTHOR_NAME="bench", GIT_AUTHOR_EMAIL="bench@example.com",
                GIT_COMMITTER_NAME="bench", GIT_COMMITTER_EMAIL="bench@example.com",
@@ -90,12 +89,6 @@ def floor_way(mirror, branch, content):
     return [run]
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def main():
@@ -103,27 +96,16 @@ def main():
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--files", type=int, default=20000)
     ap.add_argument("--commits", type=int, default=2000)
-    ap.add_argument("--bin", default=os.path.join(ROOT, "target/release/flux-ephemeral"))
+    ap.add_argument("--bin", default=DEFAULT_BIN)
     a = ap.parse_args()
-    if not os.path.exists(a.bin):
-        subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
+    ensure_binary(a.bin)
     tmp = tempfile.mkdtemp(prefix="fe-bench-")
     try:
         srv = os.path.join(tmp, "srv")
         os.makedirs(srv)
         subprocess.run([sys.executable, os.path.join(HERE, "gen_repo.py"), os.path.join(srv, "gitops.git"),
                         "--files", str(a.files), "--commits", str(a.commits)], check=True)
-        port = free_port()
-        daemon = subprocess.Popen(["git", "daemon", "--reuseaddr", "--export-all", "--enable=receive-pack",
-                                   "--listen=127.0.0.1", f"--port={port}", f"--base-path={srv}", srv],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for _ in range(200):
-            try:
-                socket.create_connection(("127.0.0.1", port)).close()
-                break
-            except OSError:
-                time.sleep(0.02)
-        url = f"git://127.0.0.1:{port}/gitops.git"
+        daemon, url = git_daemon(srv)
         content = open(os.path.join(HERE, "sample-sync.yaml")).read()
         tool = [a.bin, "deploy", "--repo", url, "--target-branch", "main",
                 "--source-url", "https://git.example.com/org/app.git"]
