@@ -93,6 +93,18 @@ impl RepoArgs {
     }
 }
 
+/// The GitOps repository, its settings, and whether to push: what every command that writes takes.
+#[derive(Debug, Clone, Args)]
+pub struct GitOpsArgs {
+    #[command(flatten)]
+    pub repo: RepoArgs,
+    #[command(flatten)]
+    pub settings: SettingsArgs,
+    /// Show the change as a diff and push nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
 /// Settings that override the configuration file.
 #[derive(Debug, Clone, Default, Args)]
 pub struct SettingsArgs {

@@ -2,7 +2,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::args::{EnvArgs, RepoArgs, SettingsArgs};
+use super::args::{EnvArgs, GitOpsArgs};
 use super::ops::{self, Mode};
 use crate::error::Result;
 use crate::output::Format;
@@ -24,12 +24,7 @@ pub struct DeployCmd {
     #[command(flatten)]
     env: EnvArgs,
     #[command(flatten)]
-    repo: RepoArgs,
-    #[command(flatten)]
-    settings: SettingsArgs,
-    /// Show the change as a diff and push nothing
-    #[arg(long)]
-    dry_run: bool,
+    gitops: GitOpsArgs,
     /// Also write DYNAMIC_ENVIRONMENT_URL, FLUX_EPHEMERAL_SLUG, _NAME and _NAMESPACE to this
     /// dotenv file (publish it as artifacts:reports:dotenv in GitLab)
     #[arg(long, value_name = "FILE")]
@@ -42,11 +37,16 @@ pub struct DeployCmd {
 impl DeployCmd {
     pub fn run(&self, format: Format) -> Result<()> {
         let mode = Mode {
-            dry_run: self.dry_run,
+            dry_run: self.gitops.dry_run,
             format,
             dotenv: self.dotenv.clone(),
             refresh: self.refresh,
         };
-        ops::deploy(&self.repo, &self.settings, &self.env.input()?, &mode)
+        ops::deploy(
+            &self.gitops.repo,
+            &self.gitops.settings,
+            &self.env.input()?,
+            &mode,
+        )
     }
 }

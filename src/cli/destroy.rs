@@ -1,6 +1,6 @@
 use clap::Args;
 
-use super::args::{RepoArgs, SettingsArgs, TargetArgs};
+use super::args::{GitOpsArgs, TargetArgs};
 use super::ops::{self, Mode};
 use crate::error::Result;
 use crate::output::Format;
@@ -22,25 +22,20 @@ pub struct DestroyCmd {
     #[command(flatten)]
     target: TargetArgs,
     #[command(flatten)]
-    repo: RepoArgs,
-    #[command(flatten)]
-    settings: SettingsArgs,
-    /// Show the change as a diff and push nothing
-    #[arg(long)]
-    dry_run: bool,
+    gitops: GitOpsArgs,
 }
 
 impl DestroyCmd {
     pub fn run(&self, format: Format) -> Result<()> {
         let mode = Mode {
-            dry_run: self.dry_run,
+            dry_run: self.gitops.dry_run,
             format,
             dotenv: None,
             refresh: false,
         };
         ops::destroy(
-            &self.repo,
-            &self.settings,
+            &self.gitops.repo,
+            &self.gitops.settings,
             &self.target.input(self.branch.clone())?,
             &mode,
         )

@@ -2,7 +2,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::args::{EnvInput, RepoArgs, SettingsArgs};
+use super::args::{EnvInput, GitOpsArgs};
 use super::ops::{self, Mode};
 use crate::ci::{from_process, EnvAction, Provider};
 use crate::error::{Error, Result};
@@ -21,12 +21,7 @@ use crate::output::{print_ignored, Format};
 #[command(verbatim_doc_comment)]
 pub struct EnvCmd {
     #[command(flatten)]
-    repo: RepoArgs,
-    #[command(flatten)]
-    settings: SettingsArgs,
-    /// Show the change as a diff and push nothing
-    #[arg(long)]
-    dry_run: bool,
+    gitops: GitOpsArgs,
     /// Also write DYNAMIC_ENVIRONMENT_URL, FLUX_EPHEMERAL_SLUG, _NAME and _NAMESPACE to this dotenv file
     #[arg(long, value_name = "FILE")]
     dotenv: Option<PathBuf>,
@@ -46,14 +41,18 @@ impl EnvCmd {
         })?;
         let input = EnvInput::default().with_ci(Some(ci))?;
         let mode = Mode {
-            dry_run: self.dry_run,
+            dry_run: self.gitops.dry_run,
             format,
             dotenv: self.dotenv.clone(),
             refresh: false,
         };
         match action {
-            EnvAction::Start => ops::deploy(&self.repo, &self.settings, &input, &mode),
-            EnvAction::Stop => ops::destroy(&self.repo, &self.settings, &input, &mode),
+            EnvAction::Start => {
+                ops::deploy(&self.gitops.repo, &self.gitops.settings, &input, &mode)
+            }
+            EnvAction::Stop => {
+                ops::destroy(&self.gitops.repo, &self.gitops.settings, &input, &mode)
+            }
             EnvAction::Other => {
                 print_ignored(format, "CI_ENVIRONMENT_ACTION is neither start nor stop");
                 Ok(())

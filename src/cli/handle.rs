@@ -3,7 +3,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::args::{EnvInput, RepoArgs, SettingsArgs};
+use super::args::{EnvInput, GitOpsArgs, RepoArgs, SettingsArgs};
 use super::chat;
 use super::ops::{self, Mode};
 use crate::command::Prefixes;
@@ -43,12 +43,7 @@ pub struct HandleCmd {
     #[arg(long, value_name = "URL")]
     gitlab_url: Option<String>,
     #[command(flatten)]
-    repo: RepoArgs,
-    #[command(flatten)]
-    settings: SettingsArgs,
-    /// Show the change as a diff and push nothing
-    #[arg(long)]
-    dry_run: bool,
+    gitops: GitOpsArgs,
 }
 
 impl HandleCmd {
@@ -60,14 +55,14 @@ impl HandleCmd {
             ))
         })?;
         let mode = Mode {
-            dry_run: self.dry_run,
+            dry_run: self.gitops.dry_run,
             format,
             dotenv: None,
             refresh: false,
         };
         let handler = Handler {
-            repo: &self.repo,
-            settings: &self.settings,
+            repo: &self.gitops.repo,
+            settings: &self.gitops.settings,
             gitlab_url: self.gitlab_url.clone(),
         };
         handler.handle(self.event_name.as_deref(), &body, &mode)
