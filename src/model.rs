@@ -8,7 +8,6 @@ use serde::Serialize;
 /// Annotation keys that record an environment in its sync file. A file without
 /// [`keys::MANAGED_BY`] was not created by flux-ephemeral and is never touched.
 pub mod keys {
-    pub const PREFIX: &str = "flux-ephemeral.io/";
     pub const MANAGED_BY: &str = "flux-ephemeral.io/managed-by";
     pub const SLUG: &str = "flux-ephemeral.io/slug";
     pub const BRANCH: &str = "flux-ephemeral.io/branch";

@@ -47,11 +47,10 @@ impl ConfigSource {
 }
 
 /// Everything one attempt works with.
-pub struct Snapshot<'a> {
+pub struct Snapshot {
     pub settings: Settings,
     pub files: Files,
     pub renderer: crate::render::Renderer,
-    pub store: &'a Store,
     pub tip: Oid,
 }
 
@@ -71,7 +70,6 @@ pub struct Report {
     pub attempts: u32,
     /// With `--dry-run`: the change as a unified diff.
     pub diff: Option<String>,
-    pub settings: Settings,
 }
 
 /// The target branch: named by flags or `--config`, else the repository's default.
@@ -84,14 +82,14 @@ pub fn target_branch(store: &Store, config: &ConfigSource) -> Result<String> {
 
 /// Read the target branch once, before a transaction, and pin `config` to it, so that the
 /// snapshot can serve the transaction's first attempt.
-pub fn first_snapshot<'a>(store: &'a Store, config: &mut ConfigSource) -> Result<Snapshot<'a>> {
+pub fn first_snapshot(store: &Store, config: &mut ConfigSource) -> Result<Snapshot> {
     let branch = target_branch(store, config)?;
     config.flags.target_branch = Some(branch.clone());
     snapshot(store, &branch, config)
 }
 
 /// Read the target branch, resolve the configuration, and read the instances directory.
-pub fn snapshot<'a>(store: &'a Store, branch: &str, config: &ConfigSource) -> Result<Snapshot<'a>> {
+pub fn snapshot(store: &Store, branch: &str, config: &ConfigSource) -> Result<Snapshot> {
     let tip = store.fetch(branch)?;
     let (file, from_repo) = match &config.local {
         Some((c, _)) => (c.clone(), false),
@@ -129,7 +127,6 @@ pub fn snapshot<'a>(store: &'a Store, branch: &str, config: &ConfigSource) -> Re
         settings,
         files,
         renderer,
-        store,
         tip,
     })
 }
@@ -175,7 +172,6 @@ pub fn reconcile(
             instances_dir: dir.clone(),
             attempts: attempt,
             diff: None,
-            settings: snap.settings.clone(),
         };
         if report.plan.is_empty() {
             return Ok(report);

@@ -68,14 +68,14 @@ pub struct Ctx<'a> {
     pub config: &'a crate::reconcile::ConfigSource,
     pub settings: crate::config::Settings,
     pub files: crate::overlay::Files,
-    first: std::cell::RefCell<Option<Snapshot<'a>>>,
+    first: std::cell::RefCell<Option<Snapshot>>,
 }
 
 impl<'a> Ctx<'a> {
     pub fn new(
         store: &'a crate::git::Store,
         config: &'a crate::reconcile::ConfigSource,
-        first: Snapshot<'a>,
+        first: Snapshot,
     ) -> Self {
         Ctx {
             store,
@@ -87,7 +87,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// The snapshot read before acting, once (a retry reads the branch again).
-    pub fn take_first(&self) -> Option<Snapshot<'a>> {
+    pub fn take_first(&self) -> Option<Snapshot> {
         self.first.borrow_mut().take()
     }
 }
