@@ -5,7 +5,6 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-use crate::config::parse_ttl;
 use crate::error::{Error, Result};
 use crate::model::{parse_time, EnvRecord};
 
@@ -54,24 +53,27 @@ pub struct Stale {
 }
 
 /// The stale environments among `records`. Records the tool did not create never get here.
+/// How long environments live: the default for records without their own, and the maximum any
+/// record may claim (a hand-edited annotation cannot keep an environment forever).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TtlPolicy {
+    pub default: Option<Duration>,
+    pub max: Duration,
+}
+
 pub fn stale(
     records: &[EnvRecord],
     forge: &ForgeState,
     now: SystemTime,
-    default_ttl: Option<Duration>,
+    ttl: TtlPolicy,
 ) -> Vec<Stale> {
     records
         .iter()
-        .filter_map(|r| reason(r, forge, now, default_ttl).map(|reason| to_stale(r, reason)))
+        .filter_map(|r| reason(r, forge, now, ttl).map(|reason| to_stale(r, reason)))
         .collect()
 }
 
-fn reason(
-    r: &EnvRecord,
-    forge: &ForgeState,
-    now: SystemTime,
-    default_ttl: Option<Duration>,
-) -> Option<Reason> {
+fn reason(r: &EnvRecord, forge: &ForgeState, now: SystemTime, policy: TtlPolicy) -> Option<Reason> {
     if let (Some(id), Some(open)) = (&r.id, &forge.open) {
         if !open.contains(id) {
             return Some(Reason::Closed { id: id.clone() });
@@ -87,10 +89,12 @@ fn reason(
     let ttl = r
         .ttl
         .as_deref()
-        .and_then(|t| parse_ttl(t).ok())
-        .or(default_ttl)?;
+        .and_then(|t| humantime::parse_duration(t.trim()).ok())
+        .or(policy.default)?
+        .min(policy.max);
     let deployed = r.deployed_at.as_deref().and_then(parse_time)?;
-    if deployed + ttl <= now {
+    // Checked: a time that does not fit the clock never runs out.
+    if deployed.checked_add(ttl).is_some_and(|end| end <= now) {
         return Some(Reason::TtlExpired {
             ttl: humantime::format_duration(ttl).to_string(),
             deployed_at: r.deployed_at.clone().unwrap_or_default(),
@@ -193,18 +197,22 @@ mod tests {
             ),
             rec("old-default-ttl", None, None, "2026-01-01T00:00:00Z", None),
         ];
-        let got: Vec<(String, &str)> =
-            stale(&records, &forge, now, Some(Duration::from_secs(72 * 3600)))
-                .into_iter()
-                .map(|s| {
-                    let kind = match s.reason {
-                        Reason::Closed { .. } => "closed",
-                        Reason::EnvironmentStopped { .. } => "stopped",
-                        Reason::TtlExpired { .. } => "ttl",
-                    };
-                    (s.slug, kind)
-                })
-                .collect();
+        let got: Vec<(String, &str)> = stale(
+            &records,
+            &forge,
+            now,
+            policy(Some(Duration::from_secs(72 * 3600))),
+        )
+        .into_iter()
+        .map(|s| {
+            let kind = match s.reason {
+                Reason::Closed { .. } => "closed",
+                Reason::EnvironmentStopped { .. } => "stopped",
+                Reason::TtlExpired { .. } => "ttl",
+            };
+            (s.slug, kind)
+        })
+        .collect();
         let want: Vec<(String, &str)> = vec![
             ("closed".into(), "closed"),
             ("env-stopped".into(), "stopped"),
@@ -213,7 +221,61 @@ mod tests {
         ];
         assert_eq!(got, want);
         // Without forge answers, only time decides.
-        assert_eq!(stale(&records, &ForgeState::default(), now, None).len(), 1);
+        assert_eq!(
+            stale(&records, &ForgeState::default(), now, policy(None)).len(),
+            1
+        );
+    }
+
+    fn policy(default: Option<Duration>) -> TtlPolicy {
+        TtlPolicy {
+            default,
+            max: crate::config::DEFAULT_MAX_TTL,
+        }
+    }
+
+    #[test]
+    fn hand_edited_times_never_panic() {
+        let now = parse_time("2026-01-10T00:00:00Z").unwrap();
+        let records = vec![
+            // Longer than max_ttl: capped at 30 days, so it ran out.
+            rec(
+                "forever",
+                None,
+                None,
+                "2025-01-01T00:00:00Z",
+                Some("500000000000y"),
+            ),
+            rec("capped", None, None, "2025-01-01T00:00:00Z", Some("90d")),
+            rec(
+                "garbage-ttl",
+                None,
+                None,
+                "2025-01-01T00:00:00Z",
+                Some("soon"),
+            ),
+            rec("garbage-time", None, None, "yesterday", Some("1h")),
+            rec(
+                "far-future",
+                None,
+                None,
+                "9999-12-31T23:59:59Z",
+                Some("100y"),
+            ),
+        ];
+        let huge = TtlPolicy {
+            default: None,
+            max: Duration::from_secs(u64::MAX),
+        };
+        let got: Vec<String> = stale(&records, &ForgeState::default(), now, policy(None))
+            .into_iter()
+            .map(|s| s.slug)
+            .collect();
+        assert_eq!(got, vec!["forever".to_string(), "capped".to_string()]);
+        // A maximum that overflows the clock is no reason to panic either.
+        assert!(stale(&records, &ForgeState::default(), now, huge)
+            .iter()
+            .all(|s| s.slug != "far-future"));
     }
 
     #[test]

@@ -35,6 +35,9 @@ pub struct FileConfig {
     pub commit_author: Option<CommitAuthor>,
     pub max_environments: Option<usize>,
     pub ttl: Option<String>,
+    /// The longest time to live anyone may ask for (`ttl`, `--ttl`, `ttl=` in a comment)
+    /// [default: 30d].
+    pub max_ttl: Option<String>,
     /// Regex an environment name must match to become a preview [default: review/.*].
     pub include_environment: Option<String>,
     /// Regex of environment names never to turn into previews.
@@ -103,6 +106,7 @@ impl FileConfig {
             commit_author,
             max_environments,
             ttl,
+            max_ttl,
             include_environment,
             exclude_environment,
             allow_forks,
@@ -127,6 +131,8 @@ pub struct Settings {
     pub author: CommitAuthor,
     pub max_environments: Option<usize>,
     pub ttl: Option<Duration>,
+    /// The longest time to live that may be asked for.
+    pub max_ttl: Duration,
     pub filter: crate::filter::EnvFilter,
     pub allow_forks: bool,
     pub github_repository: Option<String>,
@@ -140,7 +146,15 @@ impl Settings {
         let d = RenderSettings::default();
         let instances_dir =
             normalize_dir(c.instances_dir.as_deref().unwrap_or(DEFAULT_INSTANCES_DIR))?;
-        let ttl = c.ttl.as_deref().map(parse_ttl).transpose()?;
+        let max_ttl = match c.max_ttl.as_deref() {
+            Some(m) => parse_ttl(m)?,
+            None => DEFAULT_MAX_TTL,
+        };
+        let ttl = c
+            .ttl
+            .as_deref()
+            .map(|t| bounded_ttl(t, max_ttl))
+            .transpose()?;
         Ok(Settings {
             render: RenderSettings {
                 prefix: c.app.unwrap_or(d.prefix),
@@ -158,6 +172,7 @@ impl Settings {
             author: c.commit_author.unwrap_or_default(),
             max_environments: c.max_environments,
             ttl,
+            max_ttl,
             filter: crate::filter::EnvFilter::new(
                 c.include_environment.as_deref(),
                 c.exclude_environment.as_deref(),
@@ -200,10 +215,35 @@ impl Settings {
     }
 }
 
-/// `72h`, `3d`, `90m`: a time to live.
+/// The longest time to live unless `max_ttl` says otherwise: 30 days.
+pub const DEFAULT_MAX_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// Nothing is kept longer than this, whatever is configured: 100 years (a time that still adds
+/// to any clock without overflowing).
+const CEILING: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// `72h`, `3d`, `90m`: a time to live, at most 100 years.
 pub fn parse_ttl(s: &str) -> Result<Duration> {
-    humantime::parse_duration(s.trim())
-        .map_err(|e| Error::config(format!("ttl {s:?} is not a duration like 72h or 3d: {e}")))
+    let d = humantime::parse_duration(s.trim())
+        .map_err(|e| Error::config(format!("ttl {s:?} is not a duration like 72h or 3d: {e}")))?;
+    if d > CEILING {
+        return Err(Error::input(format!(
+            "ttl {s:?} is longer than 100 years; ask for days or hours, like 72h or 3d"
+        )));
+    }
+    Ok(d)
+}
+
+/// A time to live that someone asks for: a duration no longer than `max`.
+pub fn bounded_ttl(s: &str, max: Duration) -> Result<Duration> {
+    let d = parse_ttl(s)?;
+    if d > max {
+        return Err(Error::input(format!(
+            "ttl {s:?} is longer than the maximum of {} (max_ttl in .flux-ephemeral.yaml)",
+            humantime::format_duration(max)
+        )));
+    }
+    Ok(d)
 }
 
 /// A relative directory inside the repository, without `.`/`..` tricks, `/`-separated.
@@ -265,5 +305,24 @@ mod tests {
     fn ttl() {
         assert_eq!(parse_ttl("72h").unwrap(), Duration::from_secs(72 * 3600));
         assert!(parse_ttl("soon").is_err());
+        assert!(parse_ttl("500000000000y").is_err());
+        assert!(parse_ttl("99999999999999999999999y").is_err());
+        let max = DEFAULT_MAX_TTL;
+        assert_eq!(bounded_ttl("30d", max).unwrap(), max);
+        let e = bounded_ttl("31d", max).unwrap_err();
+        assert!(e.message.contains("maximum of 30days"), "{}", e.message);
+        let too_long = FileConfig {
+            ttl: Some("90d".into()),
+            ..FileConfig::default()
+        };
+        assert!(Settings::resolve(too_long.clone()).is_err());
+        let raised = FileConfig {
+            max_ttl: Some("120d".into()),
+            ..too_long
+        };
+        assert_eq!(
+            Settings::resolve(raised).unwrap().ttl,
+            Some(Duration::from_secs(90 * 86400))
+        );
     }
 }

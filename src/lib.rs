@@ -26,6 +26,7 @@ pub mod reconcile;
 pub mod redact;
 pub mod render;
 pub mod replies;
+pub mod server;
 pub mod slug;
 pub mod webhook;
 pub mod yaml_quote;

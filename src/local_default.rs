@@ -66,6 +66,12 @@ pub fn home() -> Result<PathBuf> {
     }
 }
 
+/// The demo repository's path when it exists.
+pub fn existing() -> Result<Option<PathBuf>> {
+    let path = home()?.join("gitops.git");
+    Ok(path.join("HEAD").exists().then_some(path))
+}
+
 /// The demo repository's path, creating it when missing. The flag says whether it was created now.
 pub fn ensure() -> Result<(PathBuf, bool)> {
     let path = home()?.join("gitops.git");

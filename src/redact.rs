@@ -35,10 +35,19 @@ impl fmt::Display for Secret {
     }
 }
 
-/// `https://user:token@host/x` → `https://user:***@host/x`; anything else unchanged.
+/// `https://user:token@host/x` → `https://user:***@host/x`, `user:pw@host:path` →
+/// `user:***@host:path`, `file://user:pw@host/x` likewise; anything else unchanged.
 pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
+        // scp-like `user[:password]@host:path`: the user info ends at the last `@` before the
+        // host's `:`.
+        return match url.rsplit_once('@') {
+            Some((userinfo, host)) if userinfo.contains(':') => {
+                let user = userinfo.split(':').next().unwrap_or("");
+                format!("{user}:***@{host}")
+            }
+            _ => url.to_string(),
+        };
     };
     let authority_end = rest.find('/').unwrap_or(rest.len());
     let (authority, path) = rest.split_at(authority_end);
@@ -76,6 +85,18 @@ mod tests {
         assert_eq!(redact_url("ssh://git@h/x.git"), "ssh://git@h/x.git");
         assert_eq!(redact_url("git@h:x.git"), "git@h:x.git");
         assert_eq!(redact_url("/tmp/x"), "/tmp/x");
+        assert_eq!(
+            redact_url("user:secret@host:org/x.git"),
+            "user:***@host:org/x.git"
+        );
+        assert_eq!(
+            redact_url("user:se@cret@host:org/x.git"),
+            "user:***@host:org/x.git"
+        );
+        assert_eq!(
+            redact_url("file://user:secret@localhost/srv/x.git"),
+            "file://user:***@localhost/srv/x.git"
+        );
     }
 
     #[test]

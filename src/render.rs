@@ -89,6 +89,11 @@ impl Renderer {
         let mut tera = Tera::default();
         tera.autoescape_on(vec![]);
         tera.register_filter("yaml", yaml_filter);
+        // Templates come from the GitOps repository: whoever edits it must not read the bot's
+        // environment (tokens) or anything else outside the documented variables.
+        for f in SEALED_FUNCTIONS {
+            tera.register_function(f, sealed(f));
+        }
         tera.add_raw_template(MAIN, source).map_err(|e| {
             Error::config(format!("template {template_name}: {}", tera_message(&e)))
         })?;
@@ -227,6 +232,17 @@ fn yaml_filter(value: &tera::Value, _: &HashMap<String, tera::Value>) -> tera::R
         other => other.to_string(),
     };
     Ok(tera::Value::String(quote(&text)))
+}
+
+/// Tera's functions that reach outside the template's variables (environment, randomness, clock).
+const SEALED_FUNCTIONS: [&str; 3] = ["get_env", "get_random", "now"];
+
+fn sealed(name: &'static str) -> impl tera::Function {
+    move |_: &HashMap<String, tera::Value>| -> tera::Result<tera::Value> {
+        Err(tera::Error::msg(format!(
+            "{name}() is not available in flux-ephemeral templates: they see only the documented variables (slug, branch, sha, ...)"
+        )))
+    }
 }
 
 fn tera_message(e: &tera::Error) -> String {

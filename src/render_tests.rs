@@ -125,3 +125,39 @@ fn preview_url_template_errors_are_config_errors() {
     .unwrap();
     assert!(e.message.contains("preview_url"), "{e}");
 }
+
+#[test]
+fn templates_cannot_reach_the_environment() {
+    std::env::set_var("FLUX_EPHEMERAL_RENDER_TEST_SECRET", "s3cret-value");
+    for f in [
+        "get_env(name='FLUX_EPHEMERAL_RENDER_TEST_SECRET')",
+        "get_random(end=10)",
+        "now()",
+    ] {
+        let url = Renderer::builtin(
+            "kustomization",
+            RenderSettings {
+                preview_url: Some(format!("https://{{{{ {f} }}}}.example.com")),
+                ..RenderSettings::default()
+            },
+        )
+        .unwrap();
+        let e = url.render(&spec("feature/x", None), at()).unwrap_err();
+        assert!(e.message.contains("preview_url template"), "{e}");
+        assert!(e.message.contains("not available"), "{e}");
+        assert!(!e.message.contains("s3cret-value"), "{e}");
+        let file = Renderer::new(
+            "overlays/my-template.yaml.tera",
+            &format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{{{ {f} }}}}\n"),
+            RenderSettings::default(),
+        )
+        .unwrap();
+        let e = file.render(&spec("feature/x", None), at()).unwrap_err();
+        assert!(
+            e.message
+                .contains("template overlays/my-template.yaml.tera"),
+            "{e}"
+        );
+        assert!(!e.message.contains("s3cret-value"), "{e}");
+    }
+}

@@ -66,6 +66,19 @@ pub fn destroyed(slug: &str, commit: Option<&str>, why: &str) -> String {
     }
 }
 
+/// Why a deploy on a pull/merge request that is not open is refused.
+pub fn not_open(number: u64, state: crate::events::ChangeState) -> String {
+    use crate::events::ChangeState::*;
+    let how = match state {
+        Merged => "merged",
+        Closed => "closed",
+        Open | Unknown => "not known to be open",
+    };
+    format!(
+        "pull/merge request #{number} is {how}; no preview is deployed for it (no close event would ever remove it)"
+    )
+}
+
 pub fn refused(who: &str, why: &str) -> String {
     format!("{REPLY_MARKER}\n@{who}, flux-ephemeral did not act: {why}.")
 }

@@ -91,8 +91,11 @@ impl Fake {
                 .await;
         }
         Mock::given(method("GET"))
-            .and(path("/repos/org/app/pulls/7"))
-            .respond_with(ResponseTemplate::new(200).set_body_json(pull_request(head_repo, SHA)))
+            .and(path("/user"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(json!({"login": "bot", "id": 99, "type": "User"})),
+            )
             .mount(&server)
             .await;
         Mock::given(method("POST"))
@@ -104,7 +107,21 @@ impl Fake {
             )
             .mount(&server)
             .await;
-        Fake { server }
+        let fake = Fake { server };
+        fake.pull(pull_request(head_repo, SHA)).await;
+        fake
+    }
+
+    /// Pull request #7 as the API answers it from now on (its head moved, it was closed, ...).
+    async fn pull(&self, pr: Value) {
+        use std::sync::atomic::{AtomicU8, Ordering};
+        static PRIORITY: AtomicU8 = AtomicU8::new(200);
+        Mock::given(method("GET"))
+            .and(path("/repos/org/app/pulls/7"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(pr))
+            .with_priority(PRIORITY.fetch_sub(1, Ordering::SeqCst))
+            .mount(&self.server)
+            .await;
     }
 
     /// The pull request's comments, as GitHub lists them.
@@ -263,6 +280,7 @@ async fn new_pushes_move_an_existing_environment_only() {
     )
     .await
     .ok();
+    fake.pull(pull_request("org/app", NEW_SHA)).await;
     let out = handle(
         &env,
         &fake,

@@ -46,8 +46,26 @@ fn merge_request(action: &str, user_id: u64) -> Value {
     m
 }
 
+/// Merge request !1 as GitLab's API answers it: head `sha`, `state`, from `source_project`. A later
+/// call wins over earlier ones (the merge request moved on).
+async fn mr_api(server: &MockServer, sha: &str, state: &str, source_project: u64) {
+    use std::sync::atomic::{AtomicU8, Ordering};
+    static PRIORITY: AtomicU8 = AtomicU8::new(200);
+    let mr = json!({"id": 101, "iid": 1, "project_id": 5, "title": "MS-Viewport", "state": state,
+        "source_branch": "master", "target_branch": "main", "sha": sha,
+        "source_project_id": source_project, "target_project_id": 5,
+        "author": {"id": 1, "username": "root"}});
+    Mock::given(method("GET"))
+        .and(path("/api/v4/projects/5/merge_requests/1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(mr))
+        .with_priority(PRIORITY.fetch_sub(1, Ordering::SeqCst))
+        .mount(server)
+        .await;
+}
+
 async fn fake_gitlab() -> MockServer {
     let server = MockServer::start().await;
+    mr_api(&server, SHA, "opened", 5).await;
     let ok = |v: Value| ResponseTemplate::new(200).set_body_json(v);
     Mock::given(method("GET"))
         .and(path("/api/v4/user"))
@@ -145,6 +163,7 @@ async fn a_maintainers_note_deploys_and_merging_destroys() {
     assert_eq!(statuses, 2, "running, then success");
 
     // A new commit moves it; merging removes it.
+    mr_api(&server, NEW_SHA, "opened", 5).await;
     let out = handle(
         &env,
         &server,
@@ -227,6 +246,14 @@ async fn destroy_help_and_forks() {
     assert_eq!(out["action"], "destroyed");
     let mut fork = note(1, "/deploy-ephemeral");
     fork["merge_request"]["source_project_id"] = json!(77);
+    mr_api(&server, SHA, "opened", 77).await;
+    Mock::given(method("GET"))
+        .and(path("/api/v4/projects/77"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({"id": 77, "http_url_to_repo": "https://gitlab.example.com/evil/app.git"}),
+        ))
+        .mount(&server)
+        .await;
     let head = env.head();
     assert_eq!(
         handle(&env, &server, "Note Hook", &fork).await.ok().json()["action"],
@@ -240,6 +267,7 @@ async fn destroy_help_and_forks() {
 async fn the_bots_note_is_edited_not_repeated() {
     let env = TestEnv::new();
     let server = MockServer::start().await;
+    mr_api(&server, SHA, "opened", 5).await;
     let ok = |v: Value| ResponseTemplate::new(200).set_body_json(v);
     Mock::given(method("GET"))
         .and(path("/api/v4/user"))
@@ -259,8 +287,9 @@ async fn the_bots_note_is_edited_not_repeated() {
     Mock::given(method("GET"))
         .and(path("/api/v4/projects/5/merge_requests/1/notes"))
         .respond_with(ok(json!([
-            {"id": 10, "body": "please review", "author": {"username": "someone"}, "system": false},
-            {"id": 11, "body": "<!-- flux-ephemeral -->\nold", "author": {"username": "bot"}, "system": false}
+            {"id": 10, "body": "please review", "author": {"id": 3, "username": "someone"}, "system": false},
+            {"id": 12, "body": "<!-- flux-ephemeral -->\nforged by a person", "author": {"id": 1, "username": "root"}, "system": false},
+            {"id": 11, "body": "<!-- flux-ephemeral -->\nold", "author": {"id": 99, "username": "bot"}, "system": false}
         ])))
         .mount(&server)
         .await;

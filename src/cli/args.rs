@@ -51,10 +51,24 @@ pub struct RepoArgs {
 }
 
 impl RepoArgs {
-    /// The repository location; the demo repository when `--repo` is absent.
-    pub fn location(&self) -> Result<Location> {
+    /// The repository location; the demo repository when `--repo` is absent (a dry run does not
+    /// create it).
+    pub fn location(&self, dry_run: bool) -> Result<Location> {
         match &self.repo {
             Some(r) => Location::parse(r),
+            None if dry_run => {
+                let path = crate::local_default::existing()?.ok_or_else(|| {
+                    Error::input(
+                        "no --repo given and the demo repository does not exist yet; a dry run creates nothing: \
+                         run once without --dry-run to create it, or pass --repo",
+                    )
+                })?;
+                eprintln!(
+                    "note: no --repo given: using the demo GitOps repository {}",
+                    path.display()
+                );
+                Ok(Location::Local(path))
+            }
             None => {
                 let (path, created) = crate::local_default::ensure()?;
                 if created {

@@ -5,10 +5,10 @@ use serde_json::json;
 use super::args::EnvInput;
 use super::ops::{self, Done, Mode};
 use crate::chatops::{decide, trusted, Answer, Decision};
-use crate::config::parse_ttl;
+use crate::config::bounded_ttl;
 use crate::error::Result;
-use crate::events::Event;
-use crate::forge::{ChangeForge, Status};
+use crate::events::{ChangeState, Event};
+use crate::forge::{ChangeForge, DryRun, Status};
 use crate::model::file_name;
 use crate::output::Format;
 use crate::plan::{Action, Intent};
@@ -115,6 +115,9 @@ pub fn print_deployed(format: Format, report: &crate::reconcile::Report, reason:
 /// Handle one change event with `forge`. Refused and ignored events are handled (exit 0); a
 /// failure to act is an error (non-zero), reported on the pull/merge request too.
 pub fn handle(mut event: Event, forge: &dyn ChangeForge, ctx: &Ctx, mode: &Mode) -> Result<()> {
+    // A dry run reads from the forge but writes nothing there either.
+    let dry = DryRun(forge);
+    let forge: &dyn ChangeForge = if mode.dry_run { &dry } else { forge };
     let s = &ctx.settings;
     let number = event.change.number;
     let reply = |body: String| {
@@ -168,7 +171,14 @@ pub fn handle(mut event: Event, forge: &dyn ChangeForge, ctx: &Ctx, mode: &Mode)
                 }
                 Handled::only("refused", why)
             } else {
-                forge.complete(&mut event.change)?;
+                // What the change is now comes from the API, not from the payload: always for a
+                // deploy (its head and whether it is still open), for a destroy when the payload
+                // lacks the branch (GitHub's issue_comment).
+                if matches!(decision, Decision::Deploy { .. }) || event.change.branch.is_none() {
+                    let title = event.change.title.take();
+                    event.change = forge.read(number)?;
+                    event.change.title = event.change.title.take().or(title);
+                }
                 act(&event, decision, forge, ctx, mode, &reply)?
             }
         }
@@ -212,10 +222,23 @@ fn act(
                 reply(replies::refused(&event.actor.login, why));
                 return Ok(Handled::only("refused", why));
             }
-            let input = EnvInput {
-                ttl: ttl.as_deref().map(parse_ttl).transpose()?,
-                ..input
+            if c.state != ChangeState::Open {
+                let why = replies::not_open(c.number, c.state);
+                reply(replies::refused(&event.actor.login, &why));
+                return Ok(Handled::only("refused", why));
+            }
+            let ttl = match ttl
+                .as_deref()
+                .map(|t| bounded_ttl(t, s.max_ttl))
+                .transpose()
+            {
+                Ok(t) => t,
+                Err(e) => {
+                    reply(replies::refused(&event.actor.login, &e.message));
+                    return Ok(Handled::only("refused", e.message));
+                }
             };
+            let input = EnvInput { ttl, ..input };
             let status = |st: Status, text: &str, url: Option<&str>| {
                 if let Some(sha) = &c.sha {
                     if let Err(e) = forge.set_status(sha, st, text, url) {

@@ -107,7 +107,7 @@ struct Tally {
 
 impl CleanupCmd {
     pub fn run(&self, format: Format) -> Result<()> {
-        let (store, mut config) = ops::open(&self.repo, &self.settings)?;
+        let (store, mut config) = ops::open(&self.repo, &self.settings, self.dry_run)?;
         // Read the branch once to learn the forge; the same snapshot serves the first attempt.
         let first = first_snapshot(&store, &mut config)?;
         let forge = self.forge(&first.settings)?;
@@ -135,7 +135,11 @@ impl CleanupCmd {
         let removed: RefCell<(Vec<Stale>, usize)> = RefCell::new((Vec::new(), 0));
         let intents = |snap: &Snapshot| {
             let all = records(&snap.files);
-            let found = stale(&all, &state, SystemTime::now(), snap.settings.ttl);
+            let policy = crate::cleanup::TtlPolicy {
+                default: snap.settings.ttl,
+                max: snap.settings.max_ttl,
+            };
+            let found = stale(&all, &state, SystemTime::now(), policy);
             guard(found.len(), all.len(), self.max_deletions, self.force)?;
             let intents = found
                 .iter()
@@ -250,10 +254,10 @@ impl CleanupCmd {
                 let url = GitLabUrl::resolve(self.gitlab_url.as_deref())?;
                 let token = Secret::from_env("GITLAB_TOKEN")
                     .ok_or_else(|| Error::config("GITLAB_TOKEN is not set"))?;
-                Ok(Forge::GitLab(GitLabChanges {
-                    gitlab: GitLab::connect(&url, &token)?,
+                Ok(Forge::GitLab(GitLabChanges::new(
+                    GitLab::connect(&url, &token)?,
                     project,
-                }))
+                )))
             }
             (None, None) => Ok(Forge::None),
         }

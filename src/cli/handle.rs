@@ -6,10 +6,9 @@ use clap::Args;
 use super::args::{EnvInput, GitOpsArgs, RepoArgs, SettingsArgs};
 use super::chat;
 use super::ops::{self, Mode};
-use crate::command::Prefixes;
 use crate::error::{Error, Result};
 use crate::events::gitlab::{self as hooks, DeploymentHook, GitLabEvent};
-use crate::events::Parsed;
+use crate::events::{Forge, Parsed};
 use crate::forge::github::{api_from_env, GitHubChanges};
 use crate::forge::gitlab::GitLabChanges;
 use crate::forge::gitlab::{DeploymentInfo, GitLab, GitLabUrl};
@@ -39,11 +38,21 @@ pub struct HandleCmd {
     /// header (Note Hook, Merge Request Hook, Deployment Hook) [default: the payload's object_kind]
     #[arg(long, env = "GITHUB_EVENT_NAME", value_name = "NAME")]
     event_name: Option<String>,
+    /// Which forge sent the event [default: github in GitHub Actions, gitlab in GitLab CI, else
+    /// github for GitHub's event names (issue_comment, pull_request) and gitlab otherwise]
+    #[arg(long, value_enum, value_name = "FORGE")]
+    forge: Option<ForgeArg>,
     /// GitLab's URL, e.g. https://gitlab.example.com [env: CI_API_V4_URL, GITLAB_URL]
     #[arg(long, value_name = "URL")]
     gitlab_url: Option<String>,
     #[command(flatten)]
     gitops: GitOpsArgs,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum ForgeArg {
+    Github,
+    Gitlab,
 }
 
 impl HandleCmd {
@@ -65,16 +74,23 @@ impl HandleCmd {
             settings: &self.gitops.settings,
             gitlab_url: self.gitlab_url.clone(),
         };
-        handler.handle(self.event_name.as_deref(), &body, &mode)
+        let name = self.event_name.as_deref();
+        handler.handle(self.forge(name), name, &body, &mode)
     }
-}
 
-/// GitHub's event names; anything else is a GitLab hook.
-fn is_github(name: Option<&str>) -> bool {
-    matches!(
-        name,
-        Some("issue_comment" | "pull_request" | "pull_request_target")
-    )
+    /// The forge: `--forge`, else the CI the job runs in, else guessed from the event name. (The
+    /// server never guesses: the route a delivery came in on decides.)
+    fn forge(&self, name: Option<&str>) -> Forge {
+        let set = |k: &str| std::env::var(k).is_ok_and(|v| v == "true");
+        match self.forge {
+            Some(ForgeArg::Github) => Forge::GitHub,
+            Some(ForgeArg::Gitlab) => Forge::GitLab,
+            None if set("GITHUB_ACTIONS") => Forge::GitHub,
+            None if set("GITLAB_CI") => Forge::GitLab,
+            None if name.is_some_and(crate::events::github::handles) => Forge::GitHub,
+            None => Forge::GitLab,
+        }
+    }
 }
 
 /// Handles one event: for `handle` (an event file) and `serve` (webhooks).
@@ -85,27 +101,16 @@ pub struct Handler<'a> {
 }
 
 impl Handler<'_> {
-    /// Check a payload's shape without touching any repository.
-    pub fn check(name: Option<&str>, body: &str) -> Result<()> {
-        let defaults = Prefixes::default();
-        if is_github(name) {
-            crate::events::github::parse(name.unwrap_or_default(), body, &defaults).map(|_| ())
-        } else {
-            hooks::parse(name, body, &defaults).map(|_| ())
-        }
-    }
-
-    pub fn handle(&self, name: Option<&str>, body: &str, mode: &Mode) -> Result<()> {
+    pub fn handle(&self, forge: Forge, name: Option<&str>, body: &str, mode: &Mode) -> Result<()> {
         let format = mode.format;
-        let github = is_github(name);
         // Check the payload before touching any repository; then read the settings (they may
         // rename the commands) and parse for real.
-        Self::check(name, body)?;
-        let (store, mut config) = ops::open(self.repo, self.settings)?;
+        crate::events::check(forge, name, body)?;
+        let (store, mut config) = ops::open(self.repo, self.settings, mode.dry_run)?;
         let first = first_snapshot(&store, &mut config)?;
         let ctx = chat::Ctx::new(&store, &config, first);
         let prefixes = &ctx.settings.commands;
-        if github {
+        if forge == Forge::GitHub {
             let parsed = crate::events::github::parse(name.unwrap_or_default(), body, prefixes)?;
             let Parsed::Act(event) = parsed else {
                 return ignored(format, parsed);
@@ -118,10 +123,7 @@ impl Handler<'_> {
             GitLabEvent::Deployment(hook) => self.deployment(&hook, mode, &ctx),
             GitLabEvent::Change(Parsed::Act(event)) => {
                 let gitlab = GitLab::connect(&self.gitlab_url()?, &gitlab_token()?)?;
-                let forge = GitLabChanges {
-                    gitlab,
-                    project: event.repository.clone(),
-                };
+                let forge = GitLabChanges::new(gitlab, event.repository.clone());
                 chat::handle(*event, &forge, &ctx, mode)
             }
             GitLabEvent::Change(parsed) => ignored(format, parsed),

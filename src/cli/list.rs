@@ -20,7 +20,7 @@ pub struct ListCmd {
 
 impl ListCmd {
     pub fn run(&self, format: Format) -> Result<()> {
-        let (store, mut config) = super::ops::open(&self.repo, &self.settings)?;
+        let (store, mut config) = super::ops::open(&self.repo, &self.settings, false)?;
         let snap = first_snapshot(&store, &mut config)?;
         print_list(format, &records(&snap.files), &snap.settings.instances_dir);
         Ok(())

@@ -28,9 +28,14 @@ pub enum Done {
     Ignored(String),
 }
 
-pub fn open(repo: &RepoArgs, settings: &SettingsArgs) -> Result<(Store, ConfigSource)> {
+/// The store and settings. `dry_run`: create nothing, not even the demo repository.
+pub fn open(
+    repo: &RepoArgs,
+    settings: &SettingsArgs,
+    dry_run: bool,
+) -> Result<(Store, ConfigSource)> {
     super::args::check_ttl(&settings.ttl)?;
-    let location = repo.location()?;
+    let location = repo.location(dry_run)?;
     let config = ConfigSource::load(repo.config.as_deref(), settings.to_file_config())?;
     let config = ConfigSource {
         flags: FileConfig {
@@ -129,7 +134,7 @@ pub fn deploy(
     mode: &Mode,
 ) -> Result<()> {
     input.branch()?;
-    let (store, config) = open(repo, settings)?;
+    let (store, config) = open(repo, settings, mode.dry_run)?;
     let done = run(
         &store,
         &config,
@@ -150,7 +155,7 @@ pub fn destroy(
     if input.slug.is_none() {
         input.branch()?;
     }
-    let (store, config) = open(repo, settings)?;
+    let (store, config) = open(repo, settings, mode.dry_run)?;
     let done = run(
         &store,
         &config,

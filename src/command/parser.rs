@@ -75,20 +75,20 @@ impl fmt::Display for ParseError {
 /// The command in `body`, if any.
 pub fn parse(body: &str, p: &Prefixes) -> Option<Result<Command, ParseError>> {
     let mut found: Vec<Result<Command, ParseError>> = Vec::new();
-    let mut fence: Option<&str> = None;
+    let mut fence: Option<Fence> = None;
     for raw in body.lines() {
-        let trimmed = raw.trim_start();
         if let Some(open) = fence {
-            if trimmed.starts_with(open) {
+            if open.closed_by(raw) {
                 fence = None;
             }
             continue;
         }
-        if trimmed.starts_with("```") || trimmed.starts_with("~~~") {
-            fence = Some(&trimmed[..3]);
+        if let Some(open) = Fence::opened_by(raw) {
+            fence = Some(open);
             continue;
         }
-        if raw.starts_with("    ") || raw.starts_with('\t') || trimmed.starts_with('>') {
+        let trimmed = raw.trim_start();
+        if indented_code(raw) || trimmed.starts_with('>') {
             continue;
         }
         if let Some(result) = parse_line(trimmed.trim_end(), p) {
@@ -100,6 +100,48 @@ pub fn parse(body: &str, p: &Prefixes) -> Option<Result<Command, ParseError>> {
         1 => found.pop(),
         _ => Some(Err(ParseError::MoreThanOne)),
     }
+}
+
+/// A CommonMark code fence: three or more backticks or tildes, indented at most three spaces. It
+/// closes only with a run of the same character at least as long, and nothing else on the line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Fence {
+    ch: char,
+    len: usize,
+}
+
+impl Fence {
+    fn opened_by(line: &str) -> Option<Fence> {
+        let rest = strip_fence_indent(line)?;
+        let ch = rest.chars().next().filter(|c| *c == '`' || *c == '~')?;
+        let len = rest.chars().take_while(|c| *c == ch).count();
+        // A backtick fence's info string may not hold a backtick (that is inline code).
+        let info = &rest[len..];
+        (len >= 3 && !(ch == '`' && info.contains('`'))).then_some(Fence { ch, len })
+    }
+
+    fn closed_by(&self, line: &str) -> bool {
+        let Some(rest) = strip_fence_indent(line) else {
+            return false;
+        };
+        let len = rest.chars().take_while(|c| *c == self.ch).count();
+        len >= self.len && rest[len..].trim().is_empty()
+    }
+}
+
+/// The line without up to three leading spaces; `None` when it is indented further (code).
+fn strip_fence_indent(line: &str) -> Option<&str> {
+    let spaces = line.bytes().take_while(|b| *b == b' ').count();
+    (spaces <= 3 && !line[spaces..].starts_with('\t')).then(|| &line[spaces..])
+}
+
+/// An indented code block line: four spaces or a tab before any text.
+fn indented_code(line: &str) -> bool {
+    let lead: String = line
+        .chars()
+        .take_while(|c| *c == ' ' || *c == '\t')
+        .collect();
+    lead.contains('\t') || lead.len() >= 4
 }
 
 fn parse_line(line: &str, p: &Prefixes) -> Option<Result<Command, ParseError>> {
@@ -126,10 +168,10 @@ fn parse_line(line: &str, p: &Prefixes) -> Option<Result<Command, ParseError>> {
     let candidates = [&p.deploy, &p.destroy];
     let best = candidates
         .iter()
-        .min_by_key(|c| distance(&lower, c))
+        .min_by_key(|c| strsim::levenshtein(&lower, c))
         .expect("two candidates");
-    let close =
-        distance(&lower, best) <= 3 || candidates.iter().any(|c| lower.starts_with(&stem(c)));
+    let close = strsim::levenshtein(&lower, best) <= 3
+        || candidates.iter().any(|c| lower.starts_with(&stem(c)));
     if first.starts_with('/') && close {
         return Some(Err(ParseError::Unknown {
             word: first.into(),
@@ -167,21 +209,6 @@ fn deploy_args(command: &str, args: &[&str]) -> Result<Command, ParseError> {
     Ok(Command::Deploy { ttl })
 }
 
-/// Levenshtein distance, for "did you mean".
-fn distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
-    }
-    prev[b.len()]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -208,6 +235,14 @@ mod tests {
             ("> /deploy-ephemeral\nquoted, not a command", "none"),
             ("```\n/deploy-ephemeral\n```", "none"),
             ("~~~sh\n/destroy-ephemeral\n~~~\n", "none"),
+            ("````\n```\n/deploy-ephemeral\n````", "none"),
+            ("````md\n```\n/deploy-ephemeral\n```\n````\n", "none"),
+            ("~~~~\n~~~\n/destroy-ephemeral\n~~~~\n/deploy-ephemeral", "Deploy { ttl: None }"),
+            ("```\n~~~\n/deploy-ephemeral\n```", "none"),
+            ("```\n/deploy-ephemeral", "none"),
+            ("```\n``` not a close\n/deploy-ephemeral\n```", "none"),
+            ("    ```\n/deploy-ephemeral", "Deploy { ttl: None }"),
+            ("``` inline ` code\n/deploy-ephemeral", "Deploy { ttl: None }"),
             ("    /deploy-ephemeral", "none"),
             ("```\n/deploy-ephemeral\n```\n/destroy-ephemeral", "Destroy"),
             ("/deploy-ephemeral\n/destroy-ephemeral", "error: one command per comment, please"),
@@ -241,5 +276,43 @@ mod tests {
         );
         assert_eq!(parse("/unpreview", &p), Some(Ok(Command::Destroy)));
         assert_eq!(parse("/deploy-ephemeral", &p), None);
+    }
+
+    mod fences {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn fence(ch: char, n: usize) -> String {
+            std::iter::repeat_n(ch, n).collect()
+        }
+
+        proptest! {
+            /// Inside a fence of any length and character, a shorter fence line or one of the
+            /// other character never closes it: the command inside is never run.
+            #[test]
+            fn commands_inside_any_fence_are_ignored(
+                ch in prop_oneof![Just('`'), Just('~')],
+                other in prop_oneof![Just('`'), Just('~')],
+                open in 3usize..12,
+                inner in 3usize..12,
+                indent in 0usize..4,
+                info in "[a-z]{0,6}",
+            ) {
+                // A shorter run of the same character, or a run of the other character.
+                let inner_line = if other == ch { fence(ch, inner.min(open - 1)) } else { fence(other, inner) };
+                let body = format!("{pad}{open_fence}{info}\n{inner_line}\n/deploy-ephemeral\n", pad = " ".repeat(indent), open_fence = fence(ch, open));
+                prop_assert_eq!(parse(&body, &Prefixes::default()), None, "{}", body);
+                // Closed by a long enough run of the same character, the text after counts.
+                let closed = format!("{body}{}\n/destroy-ephemeral", fence(ch, open + inner % 3));
+                prop_assert_eq!(parse(&closed, &Prefixes::default()), Some(Ok(Command::Destroy)), "{}", closed);
+            }
+
+            /// Any text: the parser answers, never panics.
+            #[test]
+            fn never_panics(body in "\\PC{0,200}", lines in proptest::collection::vec("[`~ >/a-z=0-9-]{0,20}", 0..8)) {
+                let _ = parse(&body, &Prefixes::default());
+                let _ = parse(&lines.join("\n"), &Prefixes::default());
+            }
+        }
     }
 }

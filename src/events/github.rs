@@ -52,6 +52,8 @@ pub struct PullRequest {
     pub user: Option<PrUser>,
     pub head: Head,
     pub base: Base,
+    /// `open` or `closed` (API answers; payloads are not trusted for it).
+    pub state: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -89,6 +91,17 @@ struct Label {
 }
 
 impl PullRequest {
+    /// Open, closed or merged: for an API answer.
+    pub fn state(&self) -> super::ChangeState {
+        use super::ChangeState::*;
+        match (self.state.as_deref(), self.merged) {
+            (Some("open"), _) => Open,
+            (_, Some(true)) => Merged,
+            (Some("closed"), _) => Closed,
+            _ => Unknown,
+        }
+    }
+
     /// The change this pull request describes.
     pub fn change(&self) -> Change {
         let head = self.head.repo.as_ref().map(|r| r.full_name.as_str());
@@ -102,12 +115,25 @@ impl PullRequest {
             // A deleted fork has no head repository: treat it as a fork.
             from_fork: Some(head.is_none() || head != base),
             head_clone_url: self.head.repo.as_ref().and_then(|r| r.clone_url.clone()),
+            state: super::ChangeState::Unknown,
         }
     }
 }
 
+/// The events `parse` acts on; the server answers every other GitHub event "ignored".
+pub fn handles(event_name: &str) -> bool {
+    matches!(
+        event_name,
+        "issue_comment" | "pull_request" | "pull_request_target"
+    )
+}
+
 /// Parse a GitHub event by its name (`X-GitHub-Event`, `GITHUB_EVENT_NAME`).
 pub fn parse(event_name: &str, body: &str, prefixes: &Prefixes) -> Result<Parsed> {
+    super::checked(parse_unchecked(event_name, body, prefixes)?)
+}
+
+fn parse_unchecked(event_name: &str, body: &str, prefixes: &Prefixes) -> Result<Parsed> {
     let bad =
         |e: serde_json::Error| Error::input(format!("malformed GitHub {event_name} payload: {e}"));
     match event_name {

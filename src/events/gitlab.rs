@@ -127,6 +127,7 @@ impl MergeRequest {
             title: self.title.clone(),
             from_fork: Some(fork),
             head_clone_url: self.source.as_ref().and_then(|s| s.git_http_url.clone()),
+            state: super::ChangeState::Unknown,
         }
     }
 }
@@ -139,8 +140,27 @@ pub enum GitLabEvent {
     Change(Parsed),
 }
 
+/// The hooks `parse` acts on; the server answers GitLab's other hooks "ignored".
+pub fn handles(event_name: &str) -> bool {
+    matches!(
+        event_name,
+        "Note Hook" | "Merge Request Hook" | "Deployment Hook"
+    )
+}
+
 /// The hook kind: the `X-Gitlab-Event` value (`Deployment Hook`), else the payload's `object_kind`.
 pub fn parse(event_name: Option<&str>, body: &str, prefixes: &Prefixes) -> Result<GitLabEvent> {
+    match parse_unchecked(event_name, body, prefixes)? {
+        GitLabEvent::Change(p) => Ok(GitLabEvent::Change(super::checked(p)?)),
+        d => Ok(d),
+    }
+}
+
+fn parse_unchecked(
+    event_name: Option<&str>,
+    body: &str,
+    prefixes: &Prefixes,
+) -> Result<GitLabEvent> {
     let value: serde_json::Value = serde_json::from_str(body)
         .map_err(|e| Error::input(format!("the GitLab event is not JSON: {e}")))?;
     let kind = match event_name {

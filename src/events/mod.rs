@@ -22,6 +22,45 @@ pub struct Change {
     pub from_fork: Option<bool>,
     /// The head repository's clone URL (for forks).
     pub head_clone_url: Option<String>,
+    /// Open, closed or merged, as the forge's API says; `Unknown` for what a payload says.
+    pub state: ChangeState,
+}
+
+/// A pull/merge request's state as read from the forge's API (never taken from a payload).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ChangeState {
+    #[default]
+    Unknown,
+    Open,
+    Closed,
+    Merged,
+}
+
+/// Which forge an event comes from. The server knows it from the route a delivery came in on
+/// (and verifies that forge's signature); `handle` from `--forge` or its CI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Forge {
+    GitHub,
+    GitLab,
+}
+
+/// A full commit id: 40 (SHA-1) or 64 (SHA-256) lower-case hex digits. Every sha from a payload or
+/// an API answer is checked with this before it goes into a path or a file.
+pub fn is_full_sha(s: &str) -> bool {
+    (s.len() == 40 || s.len() == 64) && s.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// Refuse an event whose head sha is not a full commit id.
+pub(crate) fn checked(parsed: Parsed) -> crate::error::Result<Parsed> {
+    if let Parsed::Act(e) = &parsed {
+        if let Some(sha) = e.change.sha.as_deref().filter(|s| !is_full_sha(s)) {
+            return Err(crate::error::Error::input(format!(
+                "the payload's head sha {:?} is not a full commit id",
+                sha.chars().take(80).collect::<String>()
+            )));
+        }
+    }
+    Ok(parsed)
 }
 
 /// Who did it: a login, and for GitLab the numeric user id.
@@ -63,4 +102,21 @@ pub enum Parsed {
 
 pub fn ignore(reason: impl Into<String>) -> Parsed {
     Parsed::Ignore(reason.into())
+}
+
+/// Check a payload's shape as `forge`'s event named `name`, without any I/O: what `handle` and the
+/// server do before touching a repository. A payload that is not that forge's event is an error.
+pub fn check(forge: Forge, name: Option<&str>, body: &str) -> crate::error::Result<()> {
+    let defaults = crate::command::Prefixes::default();
+    match forge {
+        Forge::GitHub => {
+            let name = name.ok_or_else(|| {
+                crate::error::Error::input(
+                    "no GitHub event name: pass --event-name (the X-GitHub-Event header)",
+                )
+            })?;
+            github::parse(name, body, &defaults).map(|_| ())
+        }
+        Forge::GitLab => gitlab::parse(name, body, &defaults).map(|_| ()),
+    }
 }

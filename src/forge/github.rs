@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 use super::{ChangeForge, Status};
 use crate::error::{Error, Result};
+use crate::events::github::PrUser;
 use crate::events::{Actor, Change, REPLY_MARKER};
 use crate::redact::Secret;
 
@@ -17,6 +18,15 @@ pub struct GitHub {
     owner: String,
     repo: String,
     api: String,
+}
+
+/// Who the bot is on GitHub, so it edits only its own comments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BotLogin {
+    Known(String),
+    /// The token's user cannot be read (an app installation token outside Actions, without
+    /// FLUX_EPHEMERAL_BOT_LOGIN): every reply is a new comment.
+    Unknown,
 }
 
 #[derive(Debug, Deserialize)]
@@ -113,6 +123,36 @@ impl GitHub {
             .map_err(|e| self.err(&format!("read pull request #{number}"), e))
     }
 
+    /// The login comments are written under: FLUX_EPHEMERAL_BOT_LOGIN, else the token's user
+    /// (`GET /user`), else in GitHub Actions `github-actions[bot]` (the GITHUB_TOKEN's author).
+    pub async fn bot_login(&self) -> Result<BotLogin> {
+        if let Some(l) = std::env::var("FLUX_EPHEMERAL_BOT_LOGIN")
+            .ok()
+            .filter(|l| !l.is_empty())
+        {
+            return Ok(BotLogin::Known(l));
+        }
+        #[derive(Deserialize)]
+        struct Me {
+            login: String,
+        }
+        match self.client.get::<Me, _, ()>("/user", None).await {
+            Ok(me) => Ok(BotLogin::Known(me.login)),
+            // An installation token may not read /user ("Resource not accessible by integration").
+            Err(octocrab::Error::GitHub { source, .. })
+                if matches!(source.status_code.as_u16(), 401 | 403 | 404) =>
+            {
+                if std::env::var("GITHUB_ACTIONS").as_deref() == Ok("true") {
+                    Ok(BotLogin::Known("github-actions[bot]".into()))
+                } else {
+                    tracing::warn!("cannot tell which account the GitHub token belongs to; set FLUX_EPHEMERAL_BOT_LOGIN (for a GitHub App: <app-slug>[bot]) so replies are edited instead of added");
+                    Ok(BotLogin::Unknown)
+                }
+            }
+            Err(e) => Err(self.err("read the token's user", e)),
+        }
+    }
+
     pub async fn set_status(
         &self,
         sha: &str,
@@ -125,6 +165,7 @@ impl GitHub {
             Status::Success => "success",
             Status::Failure => "failure",
         };
+        let sha = super::checked_sha(sha.to_string(), "the caller")?;
         let route = format!("/repos/{}/{}/statuses/{sha}", self.owner, self.repo);
         let mut body = serde_json::json!({ "state": state, "context": "flux-ephemeral", "description": truncate(description, 140) });
         if let Some(u) = url {
@@ -138,13 +179,22 @@ impl GitHub {
         Ok(())
     }
 
-    /// Edit the bot's comment on the pull request, or create it.
-    pub async fn upsert_comment(&self, number: u64, body: &str) -> Result<()> {
+    /// Edit the bot's comment on the pull request (the bot's own, carrying the marker), or
+    /// create it.
+    pub async fn upsert_comment(&self, number: u64, body: &str, bot: &BotLogin) -> Result<()> {
         #[derive(Deserialize)]
         struct IssueComment {
             id: u64,
             body: Option<String>,
+            user: Option<PrUser>,
         }
+        let mine = |c: &IssueComment| match bot {
+            BotLogin::Known(login) => {
+                c.user.as_ref().is_some_and(|u| &u.login == login)
+                    && c.body.as_deref().is_some_and(|b| b.contains(REPLY_MARKER))
+            }
+            BotLogin::Unknown => false,
+        };
         let route = format!(
             "/repos/{}/{}/issues/{number}/comments",
             self.owner, self.repo
@@ -156,11 +206,7 @@ impl GitHub {
             .await
             .map_err(|e| self.err(&what, e))?;
         let existing = loop {
-            if let Some(c) = page
-                .items
-                .iter()
-                .find(|c| c.body.as_deref().is_some_and(|b| b.contains(REPLY_MARKER)))
-            {
+            if let Some(c) = page.items.iter().find(|c| mine(c)) {
                 break Some(c.id);
             }
             match self
@@ -225,6 +271,7 @@ fn truncate(s: &str, max: usize) -> String {
 pub struct GitHubChanges {
     pub github: GitHub,
     pub runtime: tokio::runtime::Runtime,
+    bot: std::sync::OnceLock<BotLogin>,
 }
 
 impl GitHubChanges {
@@ -240,7 +287,11 @@ impl GitHubChanges {
             let _entered = runtime.enter();
             GitHub::new(api, token, repository)?
         };
-        Ok(GitHubChanges { github, runtime })
+        Ok(GitHubChanges {
+            github,
+            runtime,
+            bot: std::sync::OnceLock::new(),
+        })
     }
 }
 
@@ -250,17 +301,12 @@ impl ChangeForge for GitHubChanges {
             .block_on(self.github.has_write_access(&actor.login))
     }
 
-    fn complete(&self, change: &mut Change) -> Result<()> {
-        if change.branch.is_some() && change.sha.is_some() && change.from_fork.is_some() {
-            return Ok(());
-        }
-        let pr = self
-            .runtime
-            .block_on(self.github.pull_request(change.number))?;
-        let title = change.title.take();
-        *change = pr.change();
-        change.title = change.title.take().or(title);
-        Ok(())
+    fn read(&self, number: u64) -> Result<Change> {
+        let pr = self.runtime.block_on(self.github.pull_request(number))?;
+        let mut change = pr.change();
+        change.sha = Some(super::checked_sha(pr.head.sha.clone(), "GitHub")?);
+        change.state = pr.state();
+        Ok(change)
     }
 
     fn set_status(
@@ -275,8 +321,15 @@ impl ChangeForge for GitHubChanges {
     }
 
     fn reply(&self, number: u64, body: &str) -> Result<()> {
+        let bot = match self.bot.get() {
+            Some(b) => b.clone(),
+            None => {
+                let b = self.runtime.block_on(self.github.bot_login())?;
+                self.bot.get_or_init(|| b).clone()
+            }
+        };
         self.runtime
-            .block_on(self.github.upsert_comment(number, body))
+            .block_on(self.github.upsert_comment(number, body, &bot))
     }
 }
 

@@ -260,6 +260,52 @@ mod tests {
 pub struct GitLabChanges {
     pub gitlab: GitLab,
     pub project: String,
+    /// The token's user: the only author whose notes are the bot's.
+    me: std::sync::OnceLock<u64>,
+}
+
+impl GitLabChanges {
+    pub fn new(gitlab: GitLab, project: String) -> Self {
+        GitLabChanges {
+            gitlab,
+            project,
+            me: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The id of the token's user (`GET /user`), read once.
+    fn me(&self) -> Result<u64> {
+        if let Some(id) = self.me.get() {
+            return Ok(*id);
+        }
+        #[derive(Deserialize)]
+        struct Me {
+            id: u64,
+        }
+        let me: Me = gitlab::api::users::CurrentUser::builder()
+            .build()
+            .map_err(|e| Error::internal(e.to_string()))?
+            .query(&self.gitlab.client)
+            .map_err(|e| self.gitlab.err("read the token's user", &self.project, e))?;
+        Ok(*self.me.get_or_init(|| me.id))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct ApiMergeRequest {
+    iid: u64,
+    state: String,
+    source_branch: String,
+    sha: Option<String>,
+    source_project_id: Option<u64>,
+    target_project_id: Option<u64>,
+    title: Option<String>,
+    author: Option<User>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ApiProject {
+    http_url_to_repo: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -271,6 +317,12 @@ struct Member {
 struct Note {
     id: u64,
     body: Option<String>,
+    author: Option<NoteAuthor>,
+}
+
+#[derive(Debug, Deserialize)]
+struct NoteAuthor {
+    id: u64,
 }
 
 /// GitLab's Developer access level: may push, so may deploy previews.
@@ -297,8 +349,54 @@ impl ChangeForge for GitLabChanges {
         }
     }
 
-    fn complete(&self, _change: &mut Change) -> Result<()> {
-        Ok(())
+    fn read(&self, number: u64) -> Result<Change> {
+        use crate::events::ChangeState;
+        let what = format!("read merge request !{number}");
+        let endpoint = gitlab::api::projects::merge_requests::MergeRequest::builder()
+            .project(self.project.as_str())
+            .merge_request(number)
+            .build()
+            .map_err(|e| Error::internal(e.to_string()))?;
+        let mr: ApiMergeRequest = endpoint
+            .query(&self.gitlab.client)
+            .map_err(|e| self.gitlab.err(&what, &self.project, e))?;
+        let sha = mr.sha.clone().ok_or_else(|| {
+            Error::remote(format!(
+                "GitLab: merge request !{number} has no head commit"
+            ))
+        })?;
+        // A source project that is gone counts as a fork.
+        let from_fork = match (mr.source_project_id, mr.target_project_id) {
+            (Some(s), Some(t)) => s != t,
+            _ => true,
+        };
+        let head_clone_url = match (from_fork, mr.source_project_id) {
+            (true, Some(source)) => {
+                let p: ApiProject = gitlab::api::projects::Project::builder()
+                    .project(source)
+                    .build()
+                    .map_err(|e| Error::internal(e.to_string()))?
+                    .query(&self.gitlab.client)
+                    .map_err(|e| self.gitlab.err("read the fork", &self.project, e))?;
+                p.http_url_to_repo
+            }
+            _ => None,
+        };
+        Ok(Change {
+            number: mr.iid,
+            branch: Some(mr.source_branch),
+            sha: Some(super::checked_sha(sha, "GitLab")?),
+            author: mr.author.map(|a| a.username),
+            title: mr.title,
+            from_fork: Some(from_fork),
+            head_clone_url,
+            state: match mr.state.as_str() {
+                "opened" => ChangeState::Open,
+                "merged" => ChangeState::Merged,
+                "closed" | "locked" => ChangeState::Closed,
+                _ => ChangeState::Unknown,
+            },
+        })
     }
 
     fn set_status(
@@ -314,9 +412,10 @@ impl ChangeForge for GitLabChanges {
             Status::Success => CommitStatusState::Success,
             Status::Failure => CommitStatusState::Failed,
         };
+        let sha = super::checked_sha(sha.to_string(), "the caller")?;
         let mut b = CreateCommitStatus::builder();
         b.project(self.project.as_str())
-            .commit(sha)
+            .commit(sha.as_str())
             .state(state)
             .name("flux-ephemeral")
             .description(description);
@@ -342,9 +441,11 @@ impl ChangeForge for GitLabChanges {
         let notes: Vec<Note> = api::paged(list, Pagination::All)
             .query(&self.gitlab.client)
             .map_err(|e| self.gitlab.err(&what, &self.project, e))?;
-        let mine = notes
-            .iter()
-            .find(|n| n.body.as_deref().is_some_and(|b| b.contains(REPLY_MARKER)));
+        let me = self.me()?;
+        let mine = notes.iter().find(|n| {
+            n.author.as_ref().is_some_and(|a| a.id == me)
+                && n.body.as_deref().is_some_and(|b| b.contains(REPLY_MARKER))
+        });
         let result = match mine {
             Some(n) => {
                 let e = EditMergeRequestNote::builder()

@@ -22,6 +22,16 @@ impl Location {
             ));
         }
         if let Some(path) = spec.strip_prefix("file://") {
+            if path
+                .split('/')
+                .next()
+                .is_some_and(|host| host.contains('@'))
+            {
+                return Err(Error::input(format!(
+                    "{} names a user: a file:// URL is a local path (file:///srv/gitops.git) and takes no credentials",
+                    redact_url(spec)
+                )));
+            }
             return Ok(Location::Local(absolute(Path::new(path))?));
         }
         if let Some((scheme, _)) = spec.split_once("://") {

@@ -1,0 +1,3 @@
+//! The webhook service: HTTP routes and the queue in front of the handler.
+
+pub mod http;
