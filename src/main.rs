@@ -23,7 +23,14 @@ fn main() -> ExitCode {
         .with_ansi(colour)
         .with_writer(std::io::stderr)
         .init();
-    match cli.run() {
+    // A panic is a defect: report it as an internal error (exit 70), never as Rust's 101.
+    let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cli.run()));
+    let result = run.unwrap_or_else(|_| {
+        Err(flux_ephemeral::error::Error::internal(
+            "flux-ephemeral hit a bug (a panic, shown above); please report it",
+        ))
+    });
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             print_error(cli.output, &e);

@@ -2,81 +2,14 @@
 
 mod support;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use flux_ephemeral::webhook::sign_github;
 use serde_json::{json, Value};
-use support::servers::free_port;
+use support::serving::{request, Serving, SECRET};
 use support::TestEnv;
 use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, MockServer, ResponseTemplate};
-
-const SECRET: &str = "webhook-s3cret";
-const GL_TOKEN: &str = "gitlab-hook-token";
-
-struct Serving {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Serving {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve(env: &TestEnv, api: &str) -> Serving {
-    let port = free_port();
-    let child = env
-        .command()
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--repo",
-            env.remote.to_str().unwrap(),
-            "--output",
-            "json",
-        ])
-        .env("GITHUB_WEBHOOK_SECRET", SECRET)
-        .env("GITLAB_WEBHOOK_TOKEN", GL_TOKEN)
-        .env("GITHUB_API_URL", api)
-        .env("GITHUB_TOKEN", "ghs-test")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "serve did not listen"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Serving { child, port }
-}
-
-/// One HTTP request; the status code and body of the answer.
-fn post(port: u16, path: &str, headers: &[(&str, String)], body: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    let mut req = format!("POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n", body.len());
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    req.push_str(body);
-    s.write_all(req.as_bytes()).unwrap();
-    let mut answer = String::new();
-    s.read_to_string(&mut answer).unwrap();
-    let status = answer.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let text = answer.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
-    (status, text)
-}
 
 fn comment(who: &str) -> String {
     let mut e: Value = serde_json::from_str(include_str!(
@@ -134,8 +67,18 @@ async fn fake_github() -> MockServer {
 async fn signed_deliveries_are_handled_and_others_refused() {
     let env = TestEnv::new();
     let api = fake_github().await;
-    let s = serve(&env, &api.uri());
+    let s = Serving::start(
+        &env,
+        env.remote.to_str().unwrap(),
+        &[
+            ("GITHUB_API_URL", api.uri()),
+            ("GITHUB_TOKEN", "ghs-test".into()),
+        ],
+    );
     let port = s.port;
+    let post = |port, path, headers: &[(&str, String)], body: &str| {
+        request(port, "POST", path, headers, body)
+    };
     let head = env.head();
     let result = tokio::task::spawn_blocking(move || {
         let body = comment("writer");

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod servers;
+pub mod serving;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
