@@ -101,6 +101,8 @@ mod tests {
     fn ev(trigger: Trigger) -> Event {
         Event {
             repository: String::new(),
+            project_id: None,
+            source_url: None,
             change: Change::default(),
             actor: Actor {
                 login: "a".into(),

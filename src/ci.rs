@@ -38,8 +38,11 @@ pub struct CiContext {
     pub environment_url: Option<String>,
     /// The application repository the job runs for.
     pub source_url: Option<String>,
-    /// The pull request comes from a fork (GitHub), with the fork's clone URL.
+    /// The pull request comes from a fork (GitHub), with the fork's clone URL (empty when the
+    /// fork was deleted).
     pub fork_clone_url: Option<String>,
+    /// The pipeline's own repository: GITHUB_REPOSITORY, or CI_PROJECT_PATH and CI_PROJECT_ID.
+    pub repository: Option<crate::apps::RepoRef>,
 }
 
 impl CiContext {
@@ -57,6 +60,7 @@ impl CiContext {
             environment_url: None,
             source_url: None,
             fork_clone_url: None,
+            repository: None,
         }
     }
 }
@@ -92,7 +96,13 @@ fn gitlab(get: &dyn Fn(&str) -> Option<String>) -> CiContext {
         _ => EnvAction::Other,
     });
     c.environment_url = get("CI_ENVIRONMENT_URL");
-    c.source_url = get("CI_PROJECT_URL");
+    // Never CI_REPOSITORY_URL: it embeds the job's token.
+    c.source_url = get("CI_PROJECT_URL").map(|u| format!("{}.git", u.trim_end_matches('/')));
+    c.repository = get("CI_PROJECT_PATH").map(|path| crate::apps::RepoRef {
+        forge: crate::events::Forge::GitLab,
+        path,
+        id: get("CI_PROJECT_ID").and_then(|i| i.parse().ok()),
+    });
     c
 }
 
@@ -107,6 +117,11 @@ fn github(
     let server = get("GITHUB_SERVER_URL").unwrap_or_else(|| "https://github.com".into());
     c.source_url =
         get("GITHUB_REPOSITORY").map(|r| format!("{}/{r}.git", server.trim_end_matches('/')));
+    c.repository = get("GITHUB_REPOSITORY").map(|path| crate::apps::RepoRef {
+        forge: crate::events::Forge::GitHub,
+        path,
+        id: None,
+    });
     if let Some(path) = get("GITHUB_EVENT_PATH") {
         let text = read_file(&path)?;
         let event: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
@@ -121,8 +136,8 @@ fn github(
             c.title = s(&pr["title"]);
             let head = s(&pr["head"]["repo"]["full_name"]);
             let base = s(&pr["base"]["repo"]["full_name"]);
-            if head.is_some() && head != base {
-                c.fork_clone_url = s(&pr["head"]["repo"]["clone_url"]);
+            if crate::events::is_fork(head.as_deref(), base.as_deref()) {
+                c.fork_clone_url = Some(s(&pr["head"]["repo"]["clone_url"]).unwrap_or_default());
             }
         }
     }

@@ -58,6 +58,86 @@ pub struct FileConfig {
     pub deploy_command: Option<String>,
     /// The destroy command word [default: /destroy-ephemeral].
     pub destroy_command: Option<String>,
+    /// The applications this GitOps repository takes previews for; without a list, one.
+    pub applications: Option<Vec<AppConfig>>,
+}
+
+/// One application of the `applications` list: its name (the prefix of its object names,
+/// namespaces and sync files), its forge repository, and the settings it overrides.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AppConfig {
+    pub name: String,
+    /// The GitHub repository (`owner/name`) whose pull requests it previews.
+    pub github_repository: Option<String>,
+    /// Or the GitLab project (path or numeric id) whose merge requests it previews.
+    pub gitlab_project: Option<String>,
+    pub source_url: Option<String>,
+    pub path: Option<String>,
+    pub template: Option<String>,
+    pub flux_namespace: Option<String>,
+    pub interval: Option<String>,
+    pub secret_ref: Option<String>,
+    pub service_account: Option<String>,
+    pub preview_url: Option<String>,
+    pub chart: Option<String>,
+    pub max_environments: Option<usize>,
+    pub ttl: Option<String>,
+    pub max_ttl: Option<String>,
+    pub include_environment: Option<String>,
+    pub exclude_environment: Option<String>,
+    pub allow_forks: Option<bool>,
+    pub deploy_label: Option<String>,
+    pub allowed_users: Option<Vec<String>>,
+    pub allowlist_only: Option<bool>,
+}
+
+impl AppConfig {
+    /// Whether events and jobs of `r` belong to this application.
+    pub fn serves(&self, r: &crate::apps::RepoRef) -> bool {
+        let configured = match r.forge {
+            crate::events::Forge::GitHub => &self.github_repository,
+            crate::events::Forge::GitLab => &self.gitlab_project,
+        };
+        configured.as_deref().is_some_and(|c| r.matches(c))
+    }
+
+    /// Its repository as configured, with the forge's name.
+    pub fn repository(&self) -> Option<(&'static str, String)> {
+        match (&self.github_repository, &self.gitlab_project) {
+            (Some(r), _) => Some(("github", r.clone())),
+            (None, Some(p)) => Some(("gitlab", p.clone())),
+            (None, None) => None,
+        }
+    }
+
+    /// Its overrides, as a configuration to lay over the top-level keys.
+    pub fn settings(&self) -> FileConfig {
+        let a = self.clone();
+        FileConfig {
+            github_repository: a.github_repository,
+            gitlab_project: a.gitlab_project,
+            source_url: a.source_url,
+            path: a.path,
+            template: a.template,
+            flux_namespace: a.flux_namespace,
+            interval: a.interval,
+            secret_ref: a.secret_ref,
+            service_account: a.service_account,
+            preview_url: a.preview_url,
+            chart: a.chart,
+            max_environments: a.max_environments,
+            ttl: a.ttl,
+            max_ttl: a.max_ttl,
+            include_environment: a.include_environment,
+            exclude_environment: a.exclude_environment,
+            allow_forks: a.allow_forks,
+            deploy_label: a.deploy_label,
+            allowed_users: a.allowed_users,
+            allowlist_only: a.allowlist_only,
+            ..FileConfig::default()
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -116,7 +196,8 @@ impl FileConfig {
             allowed_users,
             allowlist_only,
             deploy_command,
-            destroy_command
+            destroy_command,
+            applications
         )
     }
 }
@@ -139,10 +220,27 @@ pub struct Settings {
     pub gitlab_project: Option<String>,
     pub chat: crate::chatops::ChatSettings,
     pub commands: crate::command::Prefixes,
+    /// The application this run is for.
+    pub application: crate::apps::Application,
 }
 
 impl Settings {
+    /// Settings for a plain command (no event, no CI job): see [`Settings::resolve_for`].
     pub fn resolve(c: FileConfig) -> Result<Settings> {
+        Self::resolve_for(c, FileConfig::default(), &crate::apps::Origin::default())
+    }
+
+    /// The settings of the application `origin` is for: defaults < `file` < the application's
+    /// overrides < `flags`. An origin whose repository is not configured is refused.
+    pub fn resolve_for(
+        file: FileConfig,
+        flags: FileConfig,
+        origin: &crate::apps::Origin,
+    ) -> Result<Settings> {
+        if let Some(list) = &file.applications {
+            check_applications(list)?;
+        }
+        let (c, application) = crate::apps::select(file, flags, origin)?;
         let d = RenderSettings::default();
         let instances_dir =
             normalize_dir(c.instances_dir.as_deref().unwrap_or(DEFAULT_INSTANCES_DIR))?;
@@ -192,6 +290,7 @@ impl Settings {
                     destroy: c.destroy_command.unwrap_or(d.destroy),
                 }
             },
+            application,
         })
     }
 
@@ -213,6 +312,32 @@ impl Settings {
     pub fn slug_budget(&self) -> usize {
         crate::slug::budget_for_prefix(&self.render.prefix)
     }
+}
+
+/// Application names are DNS labels (they prefix object names) and unique.
+fn check_applications(list: &[AppConfig]) -> Result<()> {
+    let mut seen = std::collections::BTreeSet::new();
+    for a in list {
+        if !crate::slug::is_dns_label(&a.name) || a.name.len() > 20 {
+            return Err(Error::config(format!(
+                "application name {:?} must be a DNS-1123 label of at most 20 characters",
+                a.name
+            )));
+        }
+        if a.github_repository.is_some() == a.gitlab_project.is_some() {
+            return Err(Error::config(format!(
+                "application {:?} needs exactly one of github_repository or gitlab_project",
+                a.name
+            )));
+        }
+        if !seen.insert(a.name.as_str()) {
+            return Err(Error::config(format!(
+                "application {:?} is listed twice",
+                a.name
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The longest time to live unless `max_ttl` says otherwise: 30 days.

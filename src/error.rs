@@ -10,6 +10,9 @@ use std::fmt;
 pub enum ErrorKind {
     /// The input (branch name, flag value, payload) is not acceptable. Exit code 1.
     Input,
+    /// The request came from somewhere this GitOps repository does not serve (an unconfigured
+    /// repository). Exit code 1, like bad input; `handle` reports it as a refused event.
+    Refused,
     /// Configuration or template is missing or invalid. Exit code 3.
     Config,
     /// The Git remote could not be reached, refused our credentials or refused the push. Exit code 4.
@@ -23,7 +26,7 @@ pub enum ErrorKind {
 impl ErrorKind {
     pub fn exit_code(self) -> i32 {
         match self {
-            ErrorKind::Input => 1,
+            ErrorKind::Input | ErrorKind::Refused => 1,
             ErrorKind::Config => 3,
             ErrorKind::Remote => 4,
             ErrorKind::Conflict => 5,
@@ -34,6 +37,7 @@ impl ErrorKind {
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorKind::Input => "input",
+            ErrorKind::Refused => "refused",
             ErrorKind::Config => "config",
             ErrorKind::Remote => "remote",
             ErrorKind::Conflict => "conflict",
@@ -55,6 +59,9 @@ impl Error {
             kind,
             message: message.into(),
         }
+    }
+    pub fn refused(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Refused, message)
     }
     pub fn input(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Input, message)

@@ -6,6 +6,7 @@
 //! [`git`] reads and writes the repository, [`reconcile`] runs one transaction with retries,
 //! [`cli`] parses arguments.
 
+pub mod apps;
 pub mod chatops;
 pub mod ci;
 pub mod cleanup;

@@ -18,6 +18,9 @@ pub mod keys {
     pub const ENVIRONMENT: &str = "flux-ephemeral.io/environment";
     pub const DEPLOYED_AT: &str = "flux-ephemeral.io/deployed-at";
     pub const TTL: &str = "flux-ephemeral.io/ttl";
+    pub const APP: &str = "flux-ephemeral.io/app";
+    pub const FORGE: &str = "flux-ephemeral.io/forge";
+    pub const REPOSITORY: &str = "flux-ephemeral.io/repository";
     pub const MANAGED_BY_VALUE: &str = "flux-ephemeral";
 }
 
@@ -31,10 +34,65 @@ pub fn slug_of_file_name(name: &str) -> Option<&str> {
     name.strip_prefix("sync-")?.strip_suffix(".yaml")
 }
 
+/// Who owns an environment, or who asks to change it: the application and, when known, the forge,
+/// the repository and the pull/merge request. Parts that are unknown match anything (files written
+/// by earlier versions record none of them).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Owner {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub app: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forge: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
+    /// Pull/merge request number.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub change: Option<String>,
+}
+
+impl Owner {
+    /// Whether `self` and `other` are different owners: some part both know differs.
+    pub fn conflicts(&self, other: &Owner) -> bool {
+        let differ = |a: &Option<String>, b: &Option<String>| match (a, b) {
+            (Some(a), Some(b)) => !a.eq_ignore_ascii_case(b),
+            _ => false,
+        };
+        differ(&self.app, &other.app)
+            || differ(&self.repository, &other.repository)
+            || differ(&self.change, &other.change)
+    }
+
+    /// `application web, org/web #5`, for messages.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(a) = &self.app {
+            parts.push(format!("application {a}"));
+        }
+        match (&self.repository, &self.change) {
+            (Some(r), Some(c)) => parts.push(format!("{r} #{c}")),
+            (Some(r), None) => parts.push(r.clone()),
+            (None, Some(c)) => parts.push(format!("#{c}")),
+            (None, None) => {}
+        }
+        if parts.is_empty() {
+            "an unrecorded owner".into()
+        } else {
+            parts.join(", ")
+        }
+    }
+}
+
 /// One environment as somebody wants it to be: the input of a deploy.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct EnvSpec {
     pub slug: String,
+    /// The sync file's key (`sync-<key>.yaml`) when it is not the slug: `<app>-<slug>` for an
+    /// application of the `applications` list.
+    pub key: Option<String>,
+    /// The application, and where the environment comes from (recorded as its owner).
+    pub app: Option<String>,
+    pub forge: Option<String>,
+    pub repository: Option<String>,
     pub branch: String,
     /// Pin the source to this commit; otherwise it follows the branch.
     pub sha: Option<String>,
@@ -53,12 +111,37 @@ pub struct EnvSpec {
     pub preview_url: Option<String>,
 }
 
+impl EnvSpec {
+    /// The sync file's key: `sync-<key>.yaml`.
+    pub fn key(&self) -> &str {
+        self.key.as_deref().unwrap_or(&self.slug)
+    }
+
+    pub fn owner(&self) -> Owner {
+        Owner {
+            app: self.app.clone(),
+            forge: self.forge.clone(),
+            repository: self.repository.clone(),
+            change: self.id.clone(),
+        }
+    }
+}
+
 /// One environment as it is recorded in the instances directory.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct EnvRecord {
     pub slug: String,
     pub file: String,
     pub branch: String,
+    /// The Flux objects' name (`metadata.name` of the recorded document).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub app: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forge: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sha: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -74,6 +157,15 @@ pub struct EnvRecord {
 }
 
 impl EnvRecord {
+    pub fn owner(&self) -> Owner {
+        Owner {
+            app: self.app.clone(),
+            forge: self.forge.clone(),
+            repository: self.repository.clone(),
+            change: self.id.clone(),
+        }
+    }
+
     /// `commit <sha>` or `branch <name>`: what the GitRepository follows.
     pub fn reference(&self) -> String {
         match &self.sha {
@@ -92,6 +184,10 @@ impl EnvRecord {
             slug: get(keys::SLUG)?,
             file: file.to_string(),
             branch: get(keys::BRANCH)?,
+            name: None,
+            app: get(keys::APP),
+            forge: get(keys::FORGE),
+            repository: get(keys::REPOSITORY),
             sha: get(keys::SHA),
             id: get(keys::ID),
             author: get(keys::AUTHOR),
@@ -114,6 +210,9 @@ pub fn annotations_for(spec: &EnvSpec, deployed_at: SystemTime) -> BTreeMap<Stri
         (keys::ID, &spec.id),
         (keys::AUTHOR, &spec.author),
         (keys::ENVIRONMENT, &spec.environment),
+        (keys::APP, &spec.app),
+        (keys::FORGE, &spec.forge),
+        (keys::REPOSITORY, &spec.repository),
     ];
     for (k, v) in optional {
         if let Some(v) = v {

@@ -36,7 +36,12 @@ pub fn classify(file: &str, content: &str) -> Option<Entry> {
             .iter()
             .filter_map(|(k, v)| Some((k.as_str()?.to_string(), v.as_str()?.to_string())))
             .collect();
-        if let Some(record) = EnvRecord::from_annotations(file, &map) {
+        if let Some(mut record) = EnvRecord::from_annotations(file, &map) {
+            record.name = doc
+                .get("metadata")
+                .and_then(|m| m.get("name"))
+                .and_then(Value::as_str)
+                .map(str::to_string);
             return Some(Entry::Managed(Box::new(record)));
         }
     }

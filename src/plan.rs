@@ -7,7 +7,7 @@ use std::time::SystemTime;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::model::{file_name, parse_time, EnvSpec};
+use crate::model::{file_name, parse_time, EnvSpec, Owner};
 use crate::overlay::{classify, Entry, Files};
 use crate::render::{Rendered, Renderer};
 
@@ -17,10 +17,19 @@ pub enum Intent {
     /// The environment should exist as described.
     Upsert(EnvSpec),
     /// The environment should not exist.
-    Remove {
-        slug: String,
-        branch: Option<String>,
-    },
+    Remove(Removal),
+}
+
+/// An environment to remove, and who asks.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Removal {
+    pub slug: String,
+    /// The sync file's key when it is not the slug (see [`EnvSpec::key`]).
+    pub key: Option<String>,
+    /// When given, the environment must belong to this branch (a mismatch is an error).
+    pub branch: Option<String>,
+    /// Who asks: another owner's environment is left alone.
+    pub requester: Owner,
 }
 
 /// One file change, relative to the instances directory.
@@ -140,7 +149,7 @@ pub fn plan(
     for intent in intents {
         let (outcome, change) = match intent {
             Intent::Upsert(spec) => plan_upsert(files, spec, renderer, now, opts, &mut live)?,
-            Intent::Remove { slug, branch } => plan_remove(files, slug, branch.as_deref())?,
+            Intent::Remove(target) => plan_remove(files, target, renderer)?,
         };
         out.outcomes.push(outcome);
         out.changes.extend(change);
@@ -155,22 +164,46 @@ fn plan_upsert(
     now: SystemTime,
     opts: &PlanOptions,
     live: &mut usize,
-) -> Result<(Outcome, Option<Change>)> {
-    let file = file_name(&spec.slug);
-    let before = files.get(&file);
+) -> Result<(Outcome, Vec<Change>)> {
+    let file = file_name(spec.key());
+    // A file of an earlier version (`sync-<slug>.yaml`, no application recorded) holding this
+    // environment's objects is adopted: replaced by the new file in the same commit.
+    let object_name = renderer.settings().object_name(&spec.slug);
+    let legacy = legacy_file(
+        files,
+        spec.key(),
+        &spec.slug,
+        &object_name,
+        spec.app.as_deref(),
+    );
+    let (before_file, before) = match (files.get(&file), &legacy) {
+        (Some(c), _) => (file.clone(), Some(c)),
+        (None, Some((f, c))) => (f.clone(), Some(c)),
+        (None, None) => (file.clone(), None),
+    };
     let mut previous_time = None;
     if let Some(content) = before {
-        match classify(&file, content) {
-            Some(Entry::Managed(r)) if r.branch == spec.branch => previous_time = r.deployed_at.as_deref().and_then(parse_time),
-            Some(Entry::Managed(r)) => {
+        match classify(&before_file, content) {
+            Some(Entry::Managed(r)) if r.branch != spec.branch => {
                 return Err(Error::input(format!(
                     "environment {} already belongs to branch {:?}; refusing to let branch {:?} replace it",
                     spec.slug, r.branch, spec.branch
                 )))
             }
+            Some(Entry::Managed(r)) if r.owner().conflicts(&spec.owner()) => {
+                return Err(Error::input(format!(
+                    "environment {} belongs to {}; refusing to let {} replace it",
+                    spec.slug,
+                    r.owner().describe(),
+                    spec.owner().describe()
+                )))
+            }
+            Some(Entry::Managed(r)) => {
+                previous_time = r.deployed_at.as_deref().and_then(parse_time)
+            }
             _ => {
                 return Err(Error::input(format!(
-                    "{file} exists but was not created by flux-ephemeral (no {} annotation); \
+                    "{before_file} exists but was not created by flux-ephemeral (no {} annotation); \
                      refusing to overwrite it",
                     crate::model::keys::MANAGED_BY
                 )))
@@ -184,17 +217,33 @@ fn plan_upsert(
             )));
         }
     }
+    let adopt = |write: Change| -> Vec<Change> {
+        match &legacy {
+            Some((f, c)) if before_file == *f => vec![
+                Change::Delete {
+                    file: f.clone(),
+                    before: c.clone(),
+                },
+                write,
+            ],
+            _ => vec![write],
+        }
+    };
+    let moving = before_file != file;
     // Keep the recorded deploy time when nothing else changed, so deploying twice commits nothing.
-    if let (Some(t), Some(content), false) = (previous_time, before, opts.refresh) {
+    if let (Some(t), Some(content), false, false) = (previous_time, before, opts.refresh, moving) {
         let same = renderer.render(spec, t)?;
         if &same.content == content {
-            return Ok((outcome(Action::Unchanged, spec, file, Some(same)), None));
+            return Ok((outcome(Action::Unchanged, spec, file, Some(same)), vec![]));
         }
     }
     let rendered = renderer.render(spec, now)?;
     let action = match before {
-        Some(c) if c == &rendered.content => {
-            return Ok((outcome(Action::Unchanged, spec, file, Some(rendered)), None))
+        Some(c) if c == &rendered.content && !moving => {
+            return Ok((
+                outcome(Action::Unchanged, spec, file, Some(rendered)),
+                vec![],
+            ))
         }
         Some(_) => Action::Updated,
         None => {
@@ -205,17 +254,55 @@ fn plan_upsert(
     let change = Change::Write {
         file: file.clone(),
         content: rendered.content.clone(),
-        before: before.cloned(),
+        before: files.get(&file).cloned(),
     };
-    Ok((outcome(action, spec, file, Some(rendered)), Some(change)))
+    Ok((outcome(action, spec, file, Some(rendered)), adopt(change)))
+}
+
+/// `sync-<slug>.yaml` written by an earlier version for the environment now kept under `key`:
+/// managed, without an application recorded, holding objects named `object_name`.
+fn legacy_file(
+    files: &Files,
+    key: &str,
+    slug: &str,
+    object_name: &str,
+    app: Option<&str>,
+) -> Option<(String, String)> {
+    if key == slug {
+        return None;
+    }
+    let f = file_name(slug);
+    let content = files.get(&f)?;
+    match classify(&f, content)? {
+        Entry::Managed(r)
+            if r.name.as_deref() == Some(object_name)
+                && (r.app.is_none() || r.app.as_deref() == app) =>
+        {
+            Some((f, content.clone()))
+        }
+        _ => None,
+    }
 }
 
 fn plan_remove(
     files: &Files,
-    slug: &str,
-    branch: Option<&str>,
-) -> Result<(Outcome, Option<Change>)> {
-    let file = file_name(slug);
+    target: &Removal,
+    renderer: &Renderer,
+) -> Result<(Outcome, Vec<Change>)> {
+    let (slug, branch) = (target.slug.as_str(), target.branch.as_deref());
+    let key = target.key.as_deref().unwrap_or(slug);
+    let object_name = renderer.settings().object_name(slug);
+    let legacy = legacy_file(
+        files,
+        key,
+        slug,
+        &object_name,
+        target.requester.app.as_deref(),
+    );
+    let file = match (files.contains_key(&file_name(key)), legacy) {
+        (false, Some((f, _))) => f,
+        _ => file_name(key),
+    };
     let absent = Outcome {
         action: Action::Absent,
         slug: slug.into(),
@@ -225,7 +312,7 @@ fn plan_remove(
         rendered: None,
     };
     let Some(content) = files.get(&file) else {
-        return Ok((absent, None));
+        return Ok((absent, vec![]));
     };
     match classify(&file, content) {
         Some(Entry::Managed(r)) => {
@@ -237,6 +324,19 @@ fn plan_remove(
                     )));
                 }
             }
+            // Another owner's environment is not this requester's to remove: for them it is
+            // absent. A pull/merge request removes only the environment recorded for it.
+            let theirs = r.owner().conflicts(&target.requester)
+                || (target.requester.change.is_some() && r.id.is_none());
+            if theirs {
+                tracing::info!(
+                    slug,
+                    owner = %r.owner().describe(),
+                    requester = %target.requester.describe(),
+                    "not removing another owner's environment"
+                );
+                return Ok((absent, vec![]));
+            }
             let o = Outcome {
                 action: Action::Destroyed,
                 slug: slug.into(),
@@ -247,10 +347,10 @@ fn plan_remove(
             };
             Ok((
                 o,
-                Some(Change::Delete {
+                vec![Change::Delete {
                     file,
                     before: content.clone(),
-                }),
+                }],
             ))
         }
         _ => Err(Error::input(format!(

@@ -4,7 +4,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::model::{file_name, EnvSpec};
 use crate::overlay::Files;
-use crate::plan::{plan, Action, Change, Intent, PlanOptions};
+use crate::plan::{plan, Action, Change, Intent, PlanOptions, Removal};
 use crate::render::{RenderSettings, Renderer};
 
 fn renderer() -> Renderer {
@@ -108,40 +108,44 @@ fn table() {
         (
             "foreign file is not deleted",
             foreign,
-            vec![Intent::Remove {
+            vec![Intent::Remove(Removal {
                 slug: "f".into(),
                 branch: None,
-            }],
+                ..Removal::default()
+            })],
             &none,
             Err("not created by flux-ephemeral"),
         ),
         (
             "remove missing",
             Files::new(),
-            vec![Intent::Remove {
+            vec![Intent::Remove(Removal {
                 slug: "a".into(),
                 branch: None,
-            }],
+                ..Removal::default()
+            })],
             &none,
             Ok(vec![Action::Absent]),
         ),
         (
             "remove present",
             overlay(&[&a]),
-            vec![Intent::Remove {
+            vec![Intent::Remove(Removal {
                 slug: "a".into(),
                 branch: Some("a".into()),
-            }],
+                ..Removal::default()
+            })],
             &none,
             Ok(vec![Action::Destroyed]),
         ),
         (
             "remove with another branch",
             overlay(&[&a]),
-            vec![Intent::Remove {
+            vec![Intent::Remove(Removal {
                 slug: "a".into(),
                 branch: Some("b".into()),
-            }],
+                ..Removal::default()
+            })],
             &none,
             Err("belongs to branch"),
         ),
@@ -163,18 +167,21 @@ fn table() {
             "several at once (cleanup)",
             overlay(&[&a, &spec("b", "b", None), &spec("c", "c", None)]),
             vec![
-                Intent::Remove {
+                Intent::Remove(Removal {
                     slug: "a".into(),
                     branch: None,
-                },
-                Intent::Remove {
+                    ..Removal::default()
+                }),
+                Intent::Remove(Removal {
                     slug: "c".into(),
                     branch: None,
-                },
-                Intent::Remove {
+                    ..Removal::default()
+                }),
+                Intent::Remove(Removal {
                     slug: "z".into(),
                     branch: None,
-                },
+                    ..Removal::default()
+                }),
             ],
             &none,
             Ok(vec![Action::Destroyed, Action::Destroyed, Action::Absent]),
@@ -194,10 +201,11 @@ fn table() {
 fn changes_and_commit_message() {
     let files = overlay(&[&spec("a", "feature/a", None), &spec("b", "b", None)]);
     let intents = vec![
-        Intent::Remove {
+        Intent::Remove(Removal {
             slug: "a".into(),
             branch: None,
-        },
+            ..Removal::default()
+        }),
         Intent::Upsert(spec(
             "c",
             "c",

@@ -18,6 +18,8 @@ pub struct ConfigSource {
     pub local: Option<(FileConfig, PathBuf)>,
     /// Flags and their environment variables; they win over any file.
     pub flags: FileConfig,
+    /// Where the run comes from: it chooses the application and must be a configured repository.
+    pub origin: crate::apps::Origin,
 }
 
 impl ConfigSource {
@@ -33,7 +35,11 @@ impl ConfigSource {
             }
             None => None,
         };
-        Ok(ConfigSource { local, flags })
+        Ok(ConfigSource {
+            local,
+            flags,
+            origin: crate::apps::Origin::default(),
+        })
     }
 
     /// The target branch named by flags or `--config`, if any.
@@ -88,6 +94,27 @@ pub fn first_snapshot(store: &Store, config: &mut ConfigSource) -> Result<Snapsh
     snapshot(store, &branch, config)
 }
 
+/// The names of the applications the configuration lists (none without a list).
+pub fn application_names(store: &Store, config: &ConfigSource) -> Result<Vec<String>> {
+    let file = match &config.local {
+        Some((c, _)) => c.clone(),
+        None => {
+            let branch = target_branch(store, config)?;
+            let tip = store.fetch(&branch)?;
+            match store.read_file(tip, FILE_NAME)? {
+                Some(text) => FileConfig::parse(&text, &format!("{FILE_NAME} in {branch}"))?,
+                None => FileConfig::default(),
+            }
+        }
+    };
+    Ok(file
+        .applications
+        .unwrap_or_default()
+        .into_iter()
+        .map(|a| a.name)
+        .collect())
+}
+
 /// Read the target branch, resolve the configuration, and read the instances directory.
 pub fn snapshot(store: &Store, branch: &str, config: &ConfigSource) -> Result<Snapshot> {
     let tip = store.fetch(branch)?;
@@ -106,7 +133,11 @@ pub fn snapshot(store: &Store, branch: &str, config: &ConfigSource) -> Result<Sn
             None => (FileConfig::default(), false),
         },
     };
-    let settings = Settings::resolve(file.overlay(config.flags.clone()))?;
+    let origin = crate::apps::Origin {
+        app: config.flags.app.clone(),
+        ..config.origin.clone()
+    };
+    let settings = Settings::resolve_for(file, config.flags.clone(), &origin)?;
     let renderer = settings.renderer(|path| {
         let from_flag = config.flags.template.as_deref() == Some(path);
         if from_flag || !from_repo {

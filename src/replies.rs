@@ -6,15 +6,15 @@ use crate::command::{ParseError, Prefixes};
 use crate::events::REPLY_MARKER;
 
 /// Left on a pull/merge request whose environment cleanup removed while it is still open.
-pub fn removed_by_cleanup(s: &Stale) -> String {
+pub fn removed_by_cleanup(s: &Stale, p: &Prefixes) -> String {
     let why = match &s.reason {
         Reason::TtlExpired { ttl, .. } => format!("its time to live ({ttl}) ran out"),
         other => other.describe(),
     };
     format!(
         "{REPLY_MARKER}\nflux-ephemeral removed the preview environment `{}` of branch `{}`: {why}.\n\n\
-         Comment `/deploy-ephemeral` to deploy it again.",
-        s.slug, s.branch
+         Comment `{}` to deploy it again.",
+        s.slug, s.branch, p.deploy
     )
 }
 
@@ -26,6 +26,8 @@ pub struct Deployed<'a> {
     pub sha: Option<&'a str>,
     pub commit: Option<&'a str>,
     pub changed: bool,
+    /// When its time to live runs out, if one is in force.
+    pub until: Option<String>,
 }
 
 pub fn deployed(d: &Deployed, p: &Prefixes) -> String {
@@ -47,6 +49,9 @@ pub fn deployed(d: &Deployed, p: &Prefixes) -> String {
     }
     if let Some(c) = d.commit {
         text.push_str(&format!("| GitOps commit | `{c}` |\n"));
+    }
+    if let Some(u) = &d.until {
+        text.push_str(&format!("| Kept until | {u} (deploy again to extend) |\n"));
     }
     text.push_str(&format!(
         "\nFlux applies it within its interval. Comment `{}` to remove it.",

@@ -25,12 +25,15 @@ fn note(user_id: u64, body: &str) -> Value {
     n["object_attributes"]["note"] = json!(body);
     n["user"]["id"] = json!(user_id);
     n["user"]["username"] = json!(if user_id == 1 { "root" } else { "stranger" });
+    n["project"]["id"] = json!(5);
+    n["project"]["path_with_namespace"] = json!("org/app");
     n
 }
 
 fn merge_request(action: &str, user_id: u64) -> Value {
     let mut m = fixture("merge_request.json");
     m["project"]["id"] = json!(5);
+    m["project"]["path_with_namespace"] = json!("org/app");
     m["user"]["id"] = json!(user_id);
     let oa = &mut m["object_attributes"];
     oa["action"] = json!(action);

@@ -76,8 +76,8 @@ fn gitlab_start_and_stop_jobs_use_gitlabs_slug() {
     let docs = env.docs(SLUG);
     assert_eq!(docs[0]["spec"]["ref"]["commit"], SHA);
     assert_eq!(
-        docs[0]["spec"]["url"],
-        "https://gitlab.example.com/group/app"
+        docs[0]["spec"]["url"], "https://gitlab.example.com/group/app.git",
+        "CI_PROJECT_URL + .git, never CI_REPOSITORY_URL (it holds the job token)"
     );
     let ann = &docs[0]["metadata"]["annotations"];
     assert_eq!(ann["flux-ephemeral.io/environment"], "review/feature-login");

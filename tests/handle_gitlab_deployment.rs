@@ -20,6 +20,8 @@ fn hook(status: &str, environment: &str) -> Value {
     v["environment_slug"] = json!(SLUG);
     v["environment_external_url"] = json!(format!("https://app-{SLUG}.example.com"));
     v["ref"] = json!("feature/login");
+    // The repository this GitOps repository takes previews for (its source_url's path).
+    v["project"]["path_with_namespace"] = json!("org/app");
     v
 }
 
@@ -73,7 +75,10 @@ async fn handle(env: &TestEnv, server: &MockServer, payload: &Value, token: &str
 fn env_without_source_url() -> TestEnv {
     let env = TestEnv::new();
     env.commit_as_other(
-        &[(".flux-ephemeral.yaml", Some("app: app\n"))],
+        &[(
+            ".flux-ephemeral.yaml",
+            Some("app: app\ngitlab_project: org/app\n"),
+        )],
         "source from the hook",
     );
     env

@@ -229,6 +229,19 @@ pub struct EnvInput {
     pub fork_clone_url: Option<String>,
     /// A time to live for this environment only (`/deploy-ephemeral ttl=24h`).
     pub ttl: Option<std::time::Duration>,
+    /// The CI job's own repository: it picks the application and must be configured.
+    pub ci_repository: Option<crate::apps::RepoRef>,
+}
+
+impl EnvInput {
+    /// Where this input comes from, for choosing the application.
+    pub fn origin(&self) -> crate::apps::Origin {
+        crate::apps::Origin {
+            app: None,
+            repository: self.ci_repository.clone(),
+            ci_repository: self.ci_repository.clone(),
+        }
+    }
 }
 
 impl EnvArgs {
@@ -296,6 +309,7 @@ impl EnvInput {
             ci_source_url: ci.source_url,
             fork_clone_url: ci.fork_clone_url,
             ttl: self.ttl,
+            ci_repository: ci.repository,
         })
     }
 
@@ -317,8 +331,24 @@ impl EnvInput {
         }
     }
 
+    /// Who asks for this environment: the application, its repository and the change.
+    pub fn requester(&self, settings: &Settings) -> Result<crate::model::Owner> {
+        let app = &settings.application;
+        Ok(crate::model::Owner {
+            app: Some(app.name.clone()),
+            forge: app.forge.clone(),
+            repository: app.repository.clone(),
+            change: self.id.as_deref().map(check_id).transpose()?,
+        })
+    }
+
     pub fn spec(&self, settings: &Settings) -> Result<EnvSpec> {
         let source_url = match &self.fork_clone_url {
+            Some(fork) if fork.is_empty() => {
+                return Err(Error::input(
+                    "refused: the pull request's fork was deleted; there is nothing to preview",
+                ))
+            }
             Some(fork) if settings.allow_forks => Some(fork.clone()),
             Some(fork) => {
                 return Err(Error::input(format!(
@@ -332,8 +362,14 @@ impl EnvInput {
                 "no source URL: pass --source-url or set source_url in .flux-ephemeral.yaml",
             )
         })?;
+        let slug = self.slug(settings)?;
+        let app = &settings.application;
         Ok(EnvSpec {
-            slug: self.slug(settings)?,
+            key: app.key(&slug),
+            app: Some(app.name.clone()),
+            forge: app.forge.clone(),
+            repository: app.repository.clone(),
+            slug,
             branch: check_branch(self.branch()?)?,
             sha: self.sha.as_deref().map(check_sha).transpose()?,
             id: self.id.as_deref().map(check_id).transpose()?,

@@ -92,6 +92,11 @@ impl<'a> Ctx<'a> {
     }
 }
 
+/// Print a refusal in `handle`'s words.
+pub fn print_refused(format: Format, reason: &str) {
+    Handled::only("refused", reason).print(format);
+}
+
 /// Print a deploy's report in `handle`'s words.
 pub fn print_deployed(format: Format, report: &crate::reconcile::Report, reason: &str) {
     let Some(o) = report.plan.outcomes.first() else {
@@ -156,7 +161,10 @@ pub fn handle(mut event: Event, forge: &dyn ChangeForge, ctx: &Ctx, mode: &Mode)
                     };
                     input
                         .slug(s)
-                        .map(|slug| ctx.files.contains_key(&file_name(&slug)))
+                        .map(|slug| {
+                            let key = s.application.key(&slug).unwrap_or(slug);
+                            ctx.files.contains_key(&file_name(&key))
+                        })
                         .unwrap_or(false)
                 });
                 if !matches!(
@@ -209,6 +217,7 @@ fn act(
         } else {
             None
         },
+        ci_source_url: event.source_url.clone(),
         ..EnvInput::default()
     };
     match decision {
@@ -247,13 +256,16 @@ fn act(
                 }
             };
             status(Status::Pending, "deploying the preview environment", None);
+            // A deploy extends a time to live when one is in force; otherwise an unchanged
+            // environment commits nothing, whatever the clock says.
+            let ttl_in_force = input.ttl.or(s.ttl);
             let mode = Mode {
-                refresh: true,
+                refresh: ttl_in_force.is_some(),
                 ..mode.clone()
             };
             let result = ops::run(store, config, ctx.take_first(), None, &mode, &|snap| {
                 let spec = input.spec(&snap.settings)?;
-                if only_if_present && !snap.files.contains_key(&file_name(&spec.slug)) {
+                if only_if_present && !present_for(&snap.files, &spec) {
                     return Ok(Err("new commits, but no environment to move".to_string()));
                 }
                 Ok(Ok(Intent::Upsert(spec)))
@@ -288,6 +300,9 @@ fn act(
                             sha: o.sha.as_deref(),
                             commit: report.commit.as_deref(),
                             changed: o.action.changed(),
+                            until: ttl_in_force
+                                .and_then(|t| std::time::SystemTime::now().checked_add(t))
+                                .map(crate::model::format_time),
                         },
                         &s.commands,
                     ));
@@ -344,6 +359,21 @@ fn act(
                 preview_url: None,
             })
         }
+    }
+}
+
+/// Whether `spec`'s environment exists and belongs to the same owner (a push moves only the
+/// environment of its own pull/merge request).
+fn present_for(files: &crate::overlay::Files, spec: &crate::model::EnvSpec) -> bool {
+    let file = file_name(spec.key());
+    match files
+        .get(&file)
+        .and_then(|c| crate::overlay::classify(&file, c))
+    {
+        Some(crate::overlay::Entry::Managed(r)) => {
+            !r.owner().conflicts(&spec.owner()) && r.branch == spec.branch
+        }
+        _ => false,
     }
 }
 

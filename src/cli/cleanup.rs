@@ -7,14 +7,16 @@ use serde_json::json;
 
 use super::args::{RepoArgs, SettingsArgs};
 use super::ops;
+use crate::apps::{Application, Origin, RepoRef};
 use crate::cleanup::{guard, stale, ForgeState, Reason, Stale};
 use crate::error::{Error, Result};
 use crate::forge::github::{GitHubChanges, DEFAULT_API};
 use crate::forge::gitlab::{Environment, GitLab, GitLabChanges, GitLabUrl};
 use crate::forge::ChangeForge;
+use crate::model::{EnvRecord, Owner};
 use crate::output::Format;
 use crate::overlay::records;
-use crate::plan::{Intent, PlanOptions};
+use crate::plan::{Intent, PlanOptions, Removal};
 use crate::reconcile::{first_snapshot, reconcile, Report, RunOptions, Snapshot};
 use crate::redact::Secret;
 
@@ -69,6 +71,10 @@ pub struct CleanupCmd {
     /// Show the plan and the change as a diff; delete nothing
     #[arg(long)]
     dry_run: bool,
+    /// With an `applications` list: clean up every application, each with its own forge listing
+    /// (else the application of --app, --github-repo/--gitlab-project or the CI job's repository)
+    #[arg(long)]
+    all_applications: bool,
 }
 
 enum Forge {
@@ -86,12 +92,30 @@ impl Forge {
         }
     }
 
+    /// The repository whose listing decides, as recorded on environments.
+    fn repository(&self) -> Option<String> {
+        match self {
+            Forge::None => None,
+            Forge::GitHub(gh) => Some(gh.github.full_name()),
+            Forge::GitLab(gl) => Some(gl.project.clone()),
+        }
+    }
+
     fn replies(&self) -> Option<&dyn ChangeForge> {
         match self {
             Forge::None => None,
             Forge::GitHub(gh) => Some(gh),
             Forge::GitLab(gl) => Some(gl),
         }
+    }
+}
+
+/// Whether the record `r` belongs to application `app` (files of earlier versions record no
+/// application: they belong to the one whose objects they hold).
+fn in_scope(r: &EnvRecord, app: &Application, object_name: &str) -> bool {
+    match &r.app {
+        Some(a) => a == &app.name,
+        None => !app.listed || r.name.as_deref() == Some(object_name),
     }
 }
 
@@ -107,10 +131,69 @@ struct Tally {
 
 impl CleanupCmd {
     pub fn run(&self, format: Format) -> Result<()> {
+        if !self.all_applications {
+            return self.run_one(format, None);
+        }
+        let (store, config) = ops::open(&self.repo, &self.settings, self.dry_run)?;
+        let names = crate::reconcile::application_names(&store, &config)?;
+        if names.is_empty() {
+            return Err(Error::input(
+                "--all-applications: .flux-ephemeral.yaml lists no applications",
+            ));
+        }
+        // Each application with its own listing; the first failure is reported after all ran.
+        let mut first_error = None;
+        for name in names {
+            if let Err(e) = self.run_one(format, Some(name.clone())) {
+                tracing::error!(application = %name, "{e}");
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Where this cleanup comes from: `--app`, the repository flags, or the CI job's repository.
+    fn origin(&self, app: Option<String>) -> Origin {
+        let ci = crate::ci::from_process()
+            .ok()
+            .flatten()
+            .and_then(|c| c.repository);
+        let flagged = match (&self.github_repo, &self.gitlab_project) {
+            (Some(r), _) => Some(RepoRef {
+                forge: crate::events::Forge::GitHub,
+                path: r.clone(),
+                id: None,
+            }),
+            (None, Some(p)) => Some(RepoRef {
+                forge: crate::events::Forge::GitLab,
+                path: p.clone(),
+                id: p.parse().ok(),
+            }),
+            (None, None) => None,
+        };
+        Origin {
+            repository: if app.is_some() {
+                None
+            } else {
+                flagged.or(ci.clone())
+            },
+            ci_repository: ci,
+            app,
+        }
+    }
+
+    fn run_one(&self, format: Format, app: Option<String>) -> Result<()> {
         let (store, mut config) = ops::open(&self.repo, &self.settings, self.dry_run)?;
+        config.origin = self.origin(app.clone());
+        if let Some(name) = app {
+            config.flags.app = Some(name);
+        }
+        // The repository flags name the repository this cleanup is about.
+        config.flags.github_repository = self.github_repo.clone();
+        config.flags.gitlab_project = self.gitlab_project.clone();
         // Read the branch once to learn the forge; the same snapshot serves the first attempt.
         let first = first_snapshot(&store, &mut config)?;
-        let forge = self.forge(&first.settings)?;
+        let forge = self.forge(&first.settings, &config.origin)?;
         let mut environments: Vec<Environment> = Vec::new();
         // Every forge answer first: if any call fails, nothing is deleted.
         let state = match &forge {
@@ -132,23 +215,47 @@ impl CleanupCmd {
                 }
             }
         };
+        let listed_repository = forge.repository();
         let removed: RefCell<(Vec<Stale>, usize)> = RefCell::new((Vec::new(), 0));
         let intents = |snap: &Snapshot| {
-            let all = records(&snap.files);
+            let app = &snap.settings.application;
+            let object_name = |slug: &str| snap.renderer.settings().object_name(slug);
+            // Only this application's environments; of those, the listing decides only for the
+            // ones recorded for its repository (files of earlier versions record none: with an
+            // applications list only their time to live can remove them).
+            let (mine, unrecorded): (Vec<EnvRecord>, Vec<EnvRecord>) = records(&snap.files)
+                .into_iter()
+                .filter(|r| in_scope(r, app, &object_name(&r.slug)))
+                .filter(|r| match (&r.repository, &listed_repository) {
+                    // A GitLab project given by id cannot be compared with a recorded path: the
+                    // application's name already scopes those.
+                    (Some(rec), Some(listed)) => {
+                        rec.eq_ignore_ascii_case(listed) || listed.parse::<u64>().is_ok()
+                    }
+                    _ => true,
+                })
+                .partition(|r| r.repository.is_some() || !app.listed);
             let policy = crate::cleanup::TtlPolicy {
                 default: snap.settings.ttl,
                 max: snap.settings.max_ttl,
             };
-            let found = stale(&all, &state, SystemTime::now(), policy);
-            guard(found.len(), all.len(), self.max_deletions, self.force)?;
+            let now = SystemTime::now();
+            let mut found = stale(&mine, &state, now, policy);
+            found.extend(stale(&unrecorded, &ForgeState::default(), now, policy));
+            let total = mine.len() + unrecorded.len();
+            guard(found.len(), total, self.max_deletions, self.force)?;
             let intents = found
                 .iter()
-                .map(|s| Intent::Remove {
-                    slug: s.slug.clone(),
-                    branch: Some(s.branch.clone()),
+                .map(|s| {
+                    Intent::Remove(Removal {
+                        slug: s.slug.clone(),
+                        key: crate::model::slug_of_file_name(&s.file).map(str::to_string),
+                        branch: Some(s.branch.clone()),
+                        requester: Owner::default(),
+                    })
                 })
                 .collect();
-            *removed.borrow_mut() = (found, all.len());
+            *removed.borrow_mut() = (found, total);
             Ok(intents)
         };
         let opts = RunOptions {
@@ -156,11 +263,19 @@ impl CleanupCmd {
             plan: PlanOptions::default(),
             max_attempts: 10,
         };
+        let commands = first.settings.commands.clone();
         let report = reconcile(&store, &config, Some(first), &intents, &opts)?;
         let (removed, total) = removed.into_inner();
         let mut tally = Tally::default();
         if !self.dry_run && report.commit.is_some() {
-            self.after(&forge, &state, &removed, &environments, &mut tally);
+            self.after(
+                &forge,
+                &state,
+                &removed,
+                &environments,
+                &commands,
+                &mut tally,
+            );
         }
         print(
             format,
@@ -184,6 +299,7 @@ impl CleanupCmd {
         state: &ForgeState,
         removed: &[Stale],
         environments: &[Environment],
+        commands: &crate::command::Prefixes,
         tally: &mut Tally,
     ) {
         let still_open = |s: &Stale| {
@@ -198,7 +314,7 @@ impl CleanupCmd {
                 let Some(number) = s.id.as_deref().and_then(|id| id.parse().ok()) else {
                     continue;
                 };
-                match replies.reply(number, &crate::replies::removed_by_cleanup(s)) {
+                match replies.reply(number, &crate::replies::removed_by_cleanup(s, commands)) {
                     Ok(()) => tally.comments += 1,
                     Err(e) => {
                         tracing::warn!("{e}");
@@ -229,15 +345,33 @@ impl CleanupCmd {
         }
     }
 
-    fn forge(&self, settings: &crate::config::Settings) -> Result<Forge> {
+    /// The forge listing that decides: the flags, else the application's configured repository,
+    /// else (in CI) the job's own repository.
+    fn forge(&self, settings: &crate::config::Settings, origin: &Origin) -> Result<Forge> {
+        let ci = origin.ci_repository.as_ref();
+        let from_ci = |f: crate::events::Forge| {
+            ci.filter(|r| r.forge == f)
+                .map(|r| r.id.map(|i| i.to_string()).unwrap_or(r.path.clone()))
+        };
+        let configured = settings.github_repository.is_some() || settings.gitlab_project.is_some();
         let github = self
             .github_repo
             .clone()
-            .or(settings.github_repository.clone());
+            .or(settings.github_repository.clone())
+            .or_else(|| {
+                (!configured)
+                    .then(|| from_ci(crate::events::Forge::GitHub))
+                    .flatten()
+            });
         let gitlab = self
             .gitlab_project
             .clone()
-            .or(settings.gitlab_project.clone());
+            .or(settings.gitlab_project.clone())
+            .or_else(|| {
+                (!configured)
+                    .then(|| from_ci(crate::events::Forge::GitLab))
+                    .flatten()
+            });
         match (github, gitlab) {
             (Some(_), Some(_)) => Err(Error::input(
                 "pass either --github-repo or --gitlab-project, not both",

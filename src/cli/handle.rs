@@ -107,7 +107,24 @@ impl Handler<'_> {
         // rename the commands) and parse for real.
         crate::events::check(forge, name, body)?;
         let (store, mut config) = ops::open(self.repo, self.settings, mode.dry_run)?;
-        let first = first_snapshot(&store, &mut config)?;
+        // The event's repository picks the application; one that is not configured is refused
+        // before anything else (no reply: it is not this bot's repository).
+        config.origin = crate::apps::Origin {
+            app: None,
+            repository: crate::events::repository_of(forge, body),
+            ci_repository: crate::ci::from_process()
+                .ok()
+                .flatten()
+                .and_then(|c| c.repository),
+        };
+        let first = match first_snapshot(&store, &mut config) {
+            Err(e) if e.kind == crate::error::ErrorKind::Refused => {
+                tracing::warn!("{}", e.message);
+                chat::print_refused(format, &e.message);
+                return Ok(());
+            }
+            other => other?,
+        };
         let ctx = chat::Ctx::new(&store, &config, first);
         let prefixes = &ctx.settings.commands;
         if forge == Forge::GitHub {
@@ -123,7 +140,11 @@ impl Handler<'_> {
             GitLabEvent::Deployment(hook) => self.deployment(&hook, mode, &ctx),
             GitLabEvent::Change(Parsed::Act(event)) => {
                 let gitlab = GitLab::connect(&self.gitlab_url()?, &gitlab_token()?)?;
-                let forge = GitLabChanges::new(gitlab, event.repository.clone());
+                let project = event
+                    .project_id
+                    .map(|id| id.to_string())
+                    .unwrap_or_else(|| event.repository.clone());
+                let forge = GitLabChanges::new(gitlab, project);
                 chat::handle(*event, &forge, &ctx, mode)
             }
             GitLabEvent::Change(parsed) => ignored(format, parsed),

@@ -8,7 +8,7 @@ use crate::config::FileConfig;
 use crate::error::Result;
 use crate::git::Store;
 use crate::output::{print_ignored, print_single, write_dotenv};
-use crate::plan::{Intent, PlanOptions};
+use crate::plan::{Intent, PlanOptions, Removal};
 use crate::reconcile::{reconcile, ConfigSource, Report, RunOptions, Snapshot};
 
 /// How a deploy or destroy runs and reports.
@@ -123,7 +123,12 @@ pub fn destroy_intent(
         } else {
             None
         };
-        Ok(Ok(Intent::Remove { slug, branch }))
+        Ok(Ok(Intent::Remove(Removal {
+            key: snap.settings.application.key(&slug),
+            slug,
+            branch,
+            requester: input.requester(&snap.settings)?,
+        })))
     }
 }
 
@@ -134,7 +139,8 @@ pub fn deploy(
     mode: &Mode,
 ) -> Result<()> {
     input.branch()?;
-    let (store, config) = open(repo, settings, mode.dry_run)?;
+    let (store, mut config) = open(repo, settings, mode.dry_run)?;
+    config.origin = input.origin();
     let done = run(
         &store,
         &config,
@@ -155,7 +161,8 @@ pub fn destroy(
     if input.slug.is_none() {
         input.branch()?;
     }
-    let (store, config) = open(repo, settings, mode.dry_run)?;
+    let (store, mut config) = open(repo, settings, mode.dry_run)?;
+    config.origin = input.origin();
     let done = run(
         &store,
         &config,

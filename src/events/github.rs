@@ -83,6 +83,7 @@ pub struct Repo {
 #[derive(Debug, Deserialize)]
 struct RepoName {
     full_name: String,
+    clone_url: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -112,8 +113,7 @@ impl PullRequest {
             sha: Some(self.head.sha.clone()),
             author: self.user.as_ref().map(|u| u.login.clone()),
             title: self.title.clone(),
-            // A deleted fork has no head repository: treat it as a fork.
-            from_fork: Some(head.is_none() || head != base),
+            from_fork: Some(super::is_fork(head, base)),
             head_clone_url: self.head.repo.as_ref().and_then(|r| r.clone_url.clone()),
             state: super::ChangeState::Unknown,
         }
@@ -157,6 +157,8 @@ fn parse_unchecked(event_name: &str, body: &str, prefixes: &Prefixes) -> Result<
             };
             Ok(Parsed::Act(Box::new(Event {
                 repository: e.repository.full_name,
+                project_id: None,
+                source_url: e.repository.clone_url,
                 change: Change {
                     number: e.issue.number,
                     title: e.issue.title,
@@ -194,6 +196,8 @@ fn parse_unchecked(event_name: &str, body: &str, prefixes: &Prefixes) -> Result<
             };
             Ok(Parsed::Act(Box::new(Event {
                 repository: e.repository.full_name,
+                project_id: None,
+                source_url: e.repository.clone_url,
                 change: e.pull_request.change(),
                 actor: Actor {
                     login: e.sender.login,

@@ -26,6 +26,7 @@ pub struct DeploymentHook {
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 pub struct Project {
     pub id: u64,
+    pub path_with_namespace: Option<String>,
     pub web_url: Option<String>,
     pub git_http_url: Option<String>,
 }
@@ -74,6 +75,16 @@ struct MergeRequest {
 #[derive(Debug, Deserialize)]
 struct ProjectId {
     id: u64,
+    path_with_namespace: Option<String>,
+    git_http_url: Option<String>,
+}
+
+impl ProjectId {
+    fn path(&self) -> String {
+        self.path_with_namespace
+            .clone()
+            .unwrap_or_else(|| self.id.to_string())
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -115,10 +126,11 @@ struct LabelTitle {
 
 impl MergeRequest {
     fn change(&self) -> Change {
-        let fork = match (self.source_project_id, self.target_project_id) {
-            (Some(s), Some(t)) => s != t,
-            _ => false,
-        };
+        let (s, t) = (
+            self.source_project_id.map(|i| i.to_string()),
+            self.target_project_id.map(|i| i.to_string()),
+        );
+        let fork = super::is_fork(s.as_deref(), t.as_deref());
         Change {
             number: self.iid,
             branch: Some(self.source_branch.clone()),
@@ -215,7 +227,9 @@ fn note(n: NoteHook, prefixes: &Prefixes) -> Parsed {
         return ignore("no command in the note");
     };
     Parsed::Act(Box::new(Event {
-        repository: n.project.id.to_string(),
+        repository: n.project.path(),
+        project_id: Some(n.project.id),
+        source_url: n.project.git_http_url.clone(),
         change: mr.change(),
         actor: Actor {
             login: n.user.username,
@@ -251,7 +265,9 @@ fn merge_request(m: MergeRequestHook) -> Parsed {
         }
     };
     Parsed::Act(Box::new(Event {
-        repository: m.project.id.to_string(),
+        repository: m.project.path(),
+        project_id: Some(m.project.id),
+        source_url: m.project.git_http_url.clone(),
         change: mr.change(),
         actor: Actor {
             login: m.user.username,

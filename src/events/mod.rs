@@ -44,6 +44,41 @@ pub enum Forge {
     GitLab,
 }
 
+impl Event {
+    /// Where the event comes from, as the configuration names repositories.
+    pub fn origin(&self, forge: Forge) -> crate::apps::RepoRef {
+        crate::apps::RepoRef {
+            forge,
+            path: self.repository.clone(),
+            id: self.project_id,
+        }
+    }
+}
+
+/// A pull/merge request comes from a fork when its head repository differs from its base; a
+/// deleted head repository counts as a fork. One rule for events and CI jobs.
+pub fn is_fork(head: Option<&str>, base: Option<&str>) -> bool {
+    head.is_none() || head != base
+}
+
+/// The repository a payload names, before anything else is parsed: GitHub `repository`, GitLab
+/// `project`. The server and `handle` use it to pick the application.
+pub fn repository_of(forge: Forge, body: &str) -> Option<crate::apps::RepoRef> {
+    let v: serde_json::Value = serde_json::from_str(body).ok()?;
+    let (path, id) = match forge {
+        Forge::GitHub => (v["repository"]["full_name"].as_str()?, None),
+        Forge::GitLab => (
+            v["project"]["path_with_namespace"].as_str()?,
+            v["project"]["id"].as_u64(),
+        ),
+    };
+    Some(crate::apps::RepoRef {
+        forge,
+        path: path.to_string(),
+        id,
+    })
+}
+
 /// A full commit id: 40 (SHA-1) or 64 (SHA-256) lower-case hex digits. Every sha from a payload or
 /// an API answer is checked with this before it goes into a path or a file.
 pub fn is_full_sha(s: &str) -> bool {
@@ -87,8 +122,12 @@ pub enum Trigger {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
-    /// GitHub `owner/name`, or GitLab project id: where the change lives.
+    /// GitHub `owner/name`, or GitLab project path (`group/project`): where the change lives.
     pub repository: String,
+    /// GitLab's numeric project id (its API takes it).
+    pub project_id: Option<u64>,
+    /// The repository's clone URL, for when no source URL is configured.
+    pub source_url: Option<String>,
     pub change: Change,
     pub actor: Actor,
     pub trigger: Trigger,

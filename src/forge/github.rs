@@ -62,6 +62,11 @@ impl GitHub {
         })
     }
 
+    /// `owner/name`.
+    pub fn full_name(&self) -> String {
+        format!("{}/{}", self.owner, self.repo)
+    }
+
     /// Every open pull request number: one paged list, 100 a page.
     pub async fn open_pull_numbers(&self) -> Result<BTreeSet<String>> {
         let route = format!("/repos/{}/{}/pulls", self.owner, self.repo);
