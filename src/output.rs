@@ -130,10 +130,15 @@ pub fn print_list(format: Format, records: &[EnvRecord], dir: &str) {
                 .max()
                 .unwrap_or(6)
                 .max(6);
-            println!("{:w$}  {:wb$}  {:48}  FILE", "SLUG", "BRANCH", "REF");
-            for r in records {
+            let owners: Vec<String> = records.iter().map(|r| r.owner().describe()).collect();
+            let wo = owners.iter().map(String::len).max().unwrap_or(5).max(5);
+            println!(
+                "{:w$}  {:wb$}  {:48}  {:wo$}  FILE",
+                "SLUG", "BRANCH", "REF", "OWNER"
+            );
+            for (r, owner) in records.iter().zip(&owners) {
                 println!(
-                    "{:w$}  {:wb$}  {:48}  {dir}/{}",
+                    "{:w$}  {:wb$}  {:48}  {owner:wo$}  {dir}/{}",
                     r.slug,
                     r.branch,
                     r.reference(),

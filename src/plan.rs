@@ -30,6 +30,9 @@ pub struct Removal {
     pub branch: Option<String>,
     /// Who asks: another owner's environment is left alone.
     pub requester: Owner,
+    /// The slug was named directly (`destroy --slug`): a file of an earlier version,
+    /// `sync-<slug>.yaml` without an owner, is found by it too.
+    pub exact: bool,
 }
 
 /// One file change, relative to the instances directory.
@@ -299,8 +302,15 @@ fn plan_remove(
         &object_name,
         target.requester.app.as_deref(),
     );
+    let unowned = |f: &String| {
+        files
+            .get(f)
+            .and_then(|c| classify(f, c))
+            .is_some_and(|e| matches!(e, Entry::Managed(r) if r.app.is_none()))
+    };
     let file = match (files.contains_key(&file_name(key)), legacy) {
         (false, Some((f, _))) => f,
+        (false, None) if target.exact && unowned(&file_name(slug)) => file_name(slug),
         _ => file_name(key),
     };
     let absent = Outcome {

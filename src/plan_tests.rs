@@ -235,3 +235,129 @@ fn changes_and_commit_message() {
     .unwrap();
     assert!(nothing.is_empty());
 }
+
+fn owned(slug: &str, app: &str, repo: &str, change: &str) -> EnvSpec {
+    EnvSpec {
+        app: Some(app.into()),
+        repository: Some(repo.into()),
+        forge: Some("github".into()),
+        id: Some(change.into()),
+        ..spec(slug, slug, None)
+    }
+}
+
+#[test]
+fn owners() {
+    let mine = owned("a", "app", "org/app", "1");
+    let files = overlay(&[&mine]);
+    let other_pr = owned("a", "app", "org/app", "2");
+    let other_repo = owned("a", "app", "org/other", "1");
+    let other_app = owned("a", "api", "org/app", "1");
+    for (what, theirs) in [
+        ("pr", &other_pr),
+        ("repo", &other_repo),
+        ("app", &other_app),
+    ] {
+        let e = actions(
+            &files,
+            &[Intent::Upsert(theirs.clone())],
+            &PlanOptions::default(),
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("belongs to application app, org/app #1"),
+            "{what}: {e}"
+        );
+        // Removing: not theirs to remove, so for them it is absent.
+        let removal = Intent::Remove(Removal {
+            slug: "a".into(),
+            requester: theirs.owner(),
+            ..Removal::default()
+        });
+        assert_eq!(
+            actions(&files, &[removal], &PlanOptions::default()),
+            Ok(vec![Action::Absent]),
+            "{what}"
+        );
+    }
+    // The same owner, or one that knows less (a plain command), may.
+    let removal = Intent::Remove(Removal {
+        slug: "a".into(),
+        requester: mine.owner(),
+        ..Removal::default()
+    });
+    assert_eq!(
+        actions(&files, &[removal], &PlanOptions::default()),
+        Ok(vec![Action::Destroyed])
+    );
+    let plain = Intent::Remove(Removal {
+        slug: "a".into(),
+        ..Removal::default()
+    });
+    assert_eq!(
+        actions(&files, &[plain], &PlanOptions::default()),
+        Ok(vec![Action::Destroyed])
+    );
+}
+
+#[test]
+fn a_listed_application_adopts_its_file_of_an_earlier_version() {
+    // Written before applications: `sync-a.yaml`, no owner, objects named `app-a`.
+    let files = overlay(&[&spec("a", "a", None)]);
+    let listed = EnvSpec {
+        key: Some("app-a".into()),
+        app: Some("app".into()),
+        ..spec("a", "a", None)
+    };
+    let p = plan(
+        &files,
+        &[Intent::Upsert(listed.clone())],
+        &renderer(),
+        t(5),
+        &PlanOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(p.outcomes[0].action, Action::Updated);
+    assert!(matches!(&p.changes[0], Change::Delete { file, .. } if file == "sync-a.yaml"));
+    assert!(matches!(&p.changes[1], Change::Write { file, .. } if file == "sync-app-a.yaml"));
+    // Another application's objects are not adopted.
+    let web = EnvSpec {
+        key: Some("web-a".into()),
+        app: Some("web".into()),
+        ..spec("a", "a", None)
+    };
+    let web_renderer = Renderer::builtin(
+        "kustomization",
+        RenderSettings {
+            prefix: "web".into(),
+            ..RenderSettings::default()
+        },
+    )
+    .unwrap();
+    let p = plan(
+        &files,
+        &[Intent::Upsert(web)],
+        &web_renderer,
+        t(5),
+        &PlanOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(p.outcomes[0].action, Action::Created);
+    assert_eq!(p.changes.len(), 1);
+    // Removing the listed application's environment finds the earlier file.
+    let removal = Intent::Remove(Removal {
+        slug: "a".into(),
+        key: Some("app-a".into()),
+        requester: listed.owner(),
+        ..Removal::default()
+    });
+    let p = plan(
+        &files,
+        &[removal],
+        &renderer(),
+        t(5),
+        &PlanOptions::default(),
+    )
+    .unwrap();
+    assert!(matches!(&p.changes[0], Change::Delete { file, .. } if file == "sync-a.yaml"));
+}

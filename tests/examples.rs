@@ -166,3 +166,43 @@ fn the_example_configuration_is_complete_and_valid() {
         }
     }
 }
+
+#[test]
+fn the_fleet_example_resolves_for_each_application() {
+    use flux_ephemeral::apps::{Origin, RepoRef};
+    use flux_ephemeral::config::{FileConfig, Settings};
+    use flux_ephemeral::events::Forge;
+    let path = Path::new(ROOT).join("examples/fleet.flux-ephemeral.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let file = FileConfig::parse(&text, "examples/fleet.flux-ephemeral.yaml").unwrap();
+    let origin = |forge, path: &str| Origin {
+        repository: Some(RepoRef {
+            forge,
+            path: path.into(),
+            id: None,
+        }),
+        ..Origin::default()
+    };
+    let web = Settings::resolve_for(
+        file.clone(),
+        FileConfig::default(),
+        &origin(Forge::GitHub, "example-org/web"),
+    )
+    .unwrap();
+    assert_eq!(web.application.name, "web");
+    assert_eq!(web.template, "kustomization");
+    let api = Settings::resolve_for(
+        file.clone(),
+        FileConfig::default(),
+        &origin(Forge::GitLab, "example-group/api"),
+    )
+    .unwrap();
+    assert_eq!(api.template, "helm");
+    assert_eq!(api.ttl, Some(std::time::Duration::from_secs(24 * 3600)));
+    assert!(Settings::resolve_for(
+        file,
+        FileConfig::default(),
+        &origin(Forge::GitHub, "example-org/other")
+    )
+    .is_err());
+}

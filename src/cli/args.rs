@@ -138,7 +138,8 @@ pub struct SettingsArgs {
     #[arg(long, env = "FLUX_EPHEMERAL_TEMPLATE", value_name = "NAME|FILE")]
     pub template: Option<String>,
 
-    /// Prefix of object names and namespaces, `<app>-<slug>` (config: app) [default: app]
+    /// The application of the `applications` list; without a list, the prefix of object names and
+    /// namespaces, `<app>-<slug>` (config: app) [default: app]
     #[arg(long, value_name = "NAME")]
     pub app: Option<String>,
 

@@ -252,6 +252,7 @@ impl CleanupCmd {
                         key: crate::model::slug_of_file_name(&s.file).map(str::to_string),
                         branch: Some(s.branch.clone()),
                         requester: Owner::default(),
+                        exact: true,
                     })
                 })
                 .collect();

@@ -1,13 +1,14 @@
 use clap::Args;
 
-use super::args::{GitOpsArgs, TargetArgs};
+use super::args::{EnvInput, GitOpsArgs, TargetArgs};
 use super::ops::{self, Mode};
 use crate::error::Result;
 use crate::output::Format;
 
 /// Remove the environment of a branch: delete its sync file in a commit; Flux prunes the rest.
 ///
-/// Destroying an environment that does not exist succeeds and commits nothing.
+/// Destroying an environment that does not exist succeeds and commits nothing. With --id (in CI:
+/// the job's pull/merge request), an environment recorded for another change is left alone.
 /// Inside GitLab CI (a stop job) the environment is GitLab's CI_ENVIRONMENT_SLUG.
 ///
 /// Examples:
@@ -19,6 +20,9 @@ pub struct DestroyCmd {
     /// Application branch whose environment to remove [in CI: the job's branch]
     #[arg(long, value_name = "BRANCH")]
     branch: Option<String>,
+    /// Only the environment recorded for this pull/merge request number [in CI: the job's]
+    #[arg(long, value_name = "N")]
+    id: Option<String>,
     #[command(flatten)]
     target: TargetArgs,
     #[command(flatten)]
@@ -36,7 +40,13 @@ impl DestroyCmd {
         ops::destroy(
             &self.gitops.repo,
             &self.gitops.settings,
-            &self.target.input(self.branch.clone())?,
+            &{
+                let input = self.target.input(self.branch.clone())?;
+                EnvInput {
+                    id: self.id.clone().or(input.id.clone()),
+                    ..input
+                }
+            },
             &mode,
         )
     }

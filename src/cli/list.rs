@@ -4,9 +4,9 @@ use super::args::{RepoArgs, SettingsArgs};
 use crate::error::Result;
 use crate::output::{print_list, Format};
 use crate::overlay::records;
-use crate::reconcile::first_snapshot;
+use crate::reconcile::{application_names, first_snapshot};
 
-/// Show the environments in the instances directory (slug, branch, ref, file).
+/// Show the environments in the instances directory (slug, branch, ref, owner, file).
 ///
 /// Files that flux-ephemeral did not create are not listed (and never touched).
 #[derive(Debug, Args)]
@@ -21,6 +21,10 @@ pub struct ListCmd {
 impl ListCmd {
     pub fn run(&self, format: Format) -> Result<()> {
         let (store, mut config) = super::ops::open(&self.repo, &self.settings, false)?;
+        // Every application's environments: the instances directory is one for all of them.
+        if config.flags.app.is_none() {
+            config.flags.app = application_names(&store, &config)?.into_iter().next();
+        }
         let snap = first_snapshot(&store, &mut config)?;
         print_list(format, &records(&snap.files), &snap.settings.instances_dir);
         Ok(())

@@ -128,6 +128,7 @@ pub fn destroy_intent(
             slug,
             branch,
             requester: input.requester(&snap.settings)?,
+            exact: input.slug.is_some(),
         })))
     }
 }

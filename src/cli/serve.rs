@@ -8,6 +8,7 @@ use super::handle::Handler;
 use super::ops::Mode;
 use crate::error::{Error, Result};
 use crate::output::Format;
+use crate::reconcile::{application_names, first_snapshot};
 use crate::server::http::{self, Job, Secrets};
 /// Events waiting for the worker; beyond this, deliveries get 503 and the forge retries.
 const QUEUE: usize = 256;
@@ -63,6 +64,7 @@ impl ServeCmd {
                 "serve needs GITHUB_WEBHOOK_SECRET (or --github-secret-file) or GITLAB_WEBHOOK_TOKEN (or --gitlab-token-file)",
             ));
         }
+        self.check_configured()?;
         let listener = std::net::TcpListener::bind(&self.listen)
             .and_then(|l| l.set_nonblocking(true).map(|()| l))
             .map_err(|e| Error::input(format!("cannot listen on {}: {e}", self.listen)))?;
@@ -98,6 +100,24 @@ impl ServeCmd {
             });
             served.map_err(|e| Error::internal(format!("serving webhooks: {e}")))
         })
+    }
+}
+
+impl ServeCmd {
+    /// An always-on bot must know whose events to act on: an applications list, or the one
+    /// repository of github_repository, gitlab_project or source_url.
+    fn check_configured(&self) -> Result<()> {
+        let (store, mut config) = super::ops::open(&self.repo, &self.settings, false)?;
+        if !application_names(&store, &config)?.is_empty() {
+            return Ok(());
+        }
+        let snap = first_snapshot(&store, &mut config)?;
+        if snap.settings.application.repositories.is_empty() {
+            return Err(Error::config(
+                "serve needs to know which repositories' events to act on: set github_repository, gitlab_project or source_url in .flux-ephemeral.yaml, or list applications",
+            ));
+        }
+        Ok(())
     }
 }
 

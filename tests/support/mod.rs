@@ -3,6 +3,7 @@
 //! package, unless FLUX_EPHEMERAL_REQUIRE_SERVERS=1 (CI) turns the skip into a failure.
 #![allow(dead_code)]
 
+pub mod fake_forges;
 pub mod servers;
 pub mod serving;
 

@@ -1,0 +1,467 @@
+//! Stateful fake GitHub and GitLab APIs on 127.0.0.1 (wiremock), answering like the real ones for
+//! what flux-ephemeral calls: pull/merge requests, permissions, comments/notes (created and
+//! edited), commit statuses, open lists, the token's user. Every request is recorded.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use serde_json::{json, Value};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+fn not_found() -> ResponseTemplate {
+    ResponseTemplate::new(404).set_body_json(json!({"message": "Not Found"}))
+}
+
+fn ok(v: Value) -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(v)
+}
+
+/// The recorded requests: `METHOD /path`.
+pub async fn requests(server: &MockServer) -> Vec<String> {
+    server
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.url.path()))
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// GitHub
+
+#[derive(Default)]
+struct GitHubState {
+    bot: String,
+    /// (repo, number) → pull request JSON.
+    pulls: BTreeMap<(String, u64), Value>,
+    /// (repo, login) → permission.
+    permissions: BTreeMap<(String, String), String>,
+    /// (repo, number) → comments.
+    comments: BTreeMap<(String, u64), Vec<Value>>,
+    /// (repo, sha, status JSON).
+    statuses: Vec<(String, String, Value)>,
+    next_id: u64,
+}
+
+#[derive(Clone)]
+pub struct FakeGitHub {
+    pub server: Arc<MockServer>,
+    state: Arc<Mutex<GitHubState>>,
+}
+
+/// A pull request as GitHub's API returns it.
+pub fn github_pull(repo: &str, number: u64, branch: &str, sha: &str, head_repo: &str) -> Value {
+    let r = |full: &str| {
+        json!({"id": 1, "name": full.split('/').nth(1).unwrap_or(full), "full_name": full,
+               "clone_url": format!("https://github.com/{full}.git"), "private": false})
+    };
+    json!({
+        "url": format!("https://api.github.com/repos/{repo}/pulls/{number}"), "id": 1000 + number,
+        "number": number, "state": "open", "locked": false, "title": format!("Change {number}"),
+        "user": {"login": "author", "id": 7, "type": "User"}, "merged": false,
+        "head": {"ref": branch, "sha": sha, "label": format!("x:{branch}"), "repo": r(head_repo)},
+        "base": {"ref": "main", "sha": "f95f852bd8fca8fcc58a9a2d6c842781e32a215e", "label": "x:main", "repo": r(repo)},
+        "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z", "draft": false
+    })
+}
+
+impl FakeGitHub {
+    /// The fake, with the token's user `bot`.
+    pub async fn start(bot: &str) -> FakeGitHub {
+        let server = Arc::new(MockServer::start().await);
+        let state = Arc::new(Mutex::new(GitHubState {
+            bot: bot.into(),
+            next_id: 1000,
+            ..GitHubState::default()
+        }));
+        Mock::given(wiremock::matchers::any())
+            .respond_with(GitHubResponder(state.clone()))
+            .mount(&server)
+            .await;
+        FakeGitHub { server, state }
+    }
+
+    pub fn uri(&self) -> String {
+        self.server.uri()
+    }
+
+    pub fn pull(&self, repo: &str, pr: Value) {
+        let n = pr["number"].as_u64().unwrap();
+        self.state
+            .lock()
+            .unwrap()
+            .pulls
+            .insert((repo.into(), n), pr);
+    }
+
+    /// Change a pull request, e.g. close it or move its head.
+    pub fn edit_pull(&self, repo: &str, number: u64, f: impl FnOnce(&mut Value)) {
+        let mut s = self.state.lock().unwrap();
+        f(s.pulls.get_mut(&(repo.to_string(), number)).unwrap());
+    }
+
+    pub fn permission(&self, repo: &str, login: &str, permission: &str) {
+        self.state
+            .lock()
+            .unwrap()
+            .permissions
+            .insert((repo.into(), login.into()), permission.into());
+    }
+
+    /// A comment someone else wrote.
+    pub fn add_comment(&self, repo: &str, number: u64, login: &str, body: &str) {
+        let mut s = self.state.lock().unwrap();
+        s.next_id += 1;
+        let id = s.next_id;
+        s.comments
+            .entry((repo.into(), number))
+            .or_default()
+            .push(json!({"id": id, "body": body, "user": {"login": login, "type": "User"}}));
+    }
+
+    pub fn comments(&self, repo: &str, number: u64) -> Vec<Value> {
+        self.state
+            .lock()
+            .unwrap()
+            .comments
+            .get(&(repo.to_string(), number))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The statuses set on `repo`: (sha, state, description).
+    pub fn statuses(&self, repo: &str) -> Vec<(String, String, String)> {
+        self.state
+            .lock()
+            .unwrap()
+            .statuses
+            .iter()
+            .filter(|(r, _, _)| r == repo)
+            .map(|(_, sha, v)| {
+                (
+                    sha.clone(),
+                    v["state"].as_str().unwrap_or("").into(),
+                    v["description"].as_str().unwrap_or("").into(),
+                )
+            })
+            .collect()
+    }
+
+    pub async fn requests(&self) -> Vec<String> {
+        requests(&self.server).await
+    }
+}
+
+struct GitHubResponder(Arc<Mutex<GitHubState>>);
+
+impl Respond for GitHubResponder {
+    fn respond(&self, req: &Request) -> ResponseTemplate {
+        let mut s = self.0.lock().unwrap();
+        let path: Vec<&str> = req.url.path().trim_matches('/').split('/').collect();
+        let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
+        let query = |k: &str| {
+            req.url
+                .query_pairs()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.into_owned())
+        };
+        match (req.method.as_str(), path.as_slice()) {
+            ("GET", ["user"]) => ok(json!({"login": s.bot, "id": 99, "type": "User"})),
+            ("GET", ["repos", o, r, "collaborators", login, "permission"]) => {
+                match s.permissions.get(&(format!("{o}/{r}"), login.to_string())) {
+                    Some(p) => {
+                        ok(json!({"permission": p, "role_name": p, "user": {"login": login}}))
+                    }
+                    None => not_found(),
+                }
+            }
+            ("GET", ["repos", o, r, "pulls"]) => {
+                let repo = format!("{o}/{r}");
+                let want = query("state").unwrap_or_else(|| "open".into());
+                let list: Vec<Value> = s
+                    .pulls
+                    .iter()
+                    .filter(|((rp, _), pr)| *rp == repo && (want == "all" || pr["state"] == want))
+                    .map(|(_, pr)| pr.clone())
+                    .collect();
+                ok(Value::Array(list))
+            }
+            ("GET", ["repos", o, r, "pulls", n]) => {
+                let key = (format!("{o}/{r}"), n.parse().unwrap_or(0));
+                s.pulls.get(&key).cloned().map_or_else(not_found, ok)
+            }
+            ("GET", ["repos", o, r, "issues", n, "comments"]) => {
+                let key = (format!("{o}/{r}"), n.parse().unwrap_or(0));
+                ok(Value::Array(
+                    s.comments.get(&key).cloned().unwrap_or_default(),
+                ))
+            }
+            ("POST", ["repos", o, r, "issues", n, "comments"]) => {
+                s.next_id += 1;
+                let c = json!({"id": s.next_id, "body": body["body"], "user": {"login": s.bot, "type": "User"}});
+                let key = (format!("{o}/{r}"), n.parse().unwrap_or(0));
+                s.comments.entry(key).or_default().push(c.clone());
+                ResponseTemplate::new(201).set_body_json(c)
+            }
+            ("PATCH", ["repos", o, r, "issues", "comments", id]) => {
+                let repo = format!("{o}/{r}");
+                let id: u64 = id.parse().unwrap_or(0);
+                for ((rp, _), list) in s.comments.iter_mut() {
+                    if *rp != repo {
+                        continue;
+                    }
+                    if let Some(c) = list.iter_mut().find(|c| c["id"] == id) {
+                        c["body"] = body["body"].clone();
+                        return ok(c.clone());
+                    }
+                }
+                not_found()
+            }
+            ("POST", ["repos", o, r, "statuses", sha]) => {
+                s.statuses
+                    .push((format!("{o}/{r}"), sha.to_string(), body.clone()));
+                ResponseTemplate::new(201).set_body_json(json!({"id": 1, "state": body["state"]}))
+            }
+            _ => not_found(),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// GitLab
+
+#[derive(Default)]
+struct GitLabState {
+    /// project id → path.
+    projects: BTreeMap<u64, String>,
+    /// (project, iid) → merge request JSON.
+    merge_requests: BTreeMap<(u64, u64), Value>,
+    /// (project, user id) → access level.
+    members: BTreeMap<(u64, u64), u64>,
+    /// (project, iid) → notes.
+    notes: BTreeMap<(u64, u64), Vec<Value>>,
+    /// project → environments.
+    environments: BTreeMap<u64, Vec<Value>>,
+    statuses: Vec<(u64, String, String)>,
+    next_id: u64,
+}
+
+#[derive(Clone)]
+pub struct FakeGitLab {
+    pub server: Arc<MockServer>,
+    state: Arc<Mutex<GitLabState>>,
+}
+
+/// The bot's user id on the fake GitLab.
+pub const GITLAB_BOT_ID: u64 = 99;
+
+/// A merge request as GitLab's API returns it.
+pub fn gitlab_merge_request(project: u64, iid: u64, branch: &str, sha: &str) -> Value {
+    json!({
+        "id": 10_000 + iid, "iid": iid, "project_id": project, "title": format!("Change {iid}"),
+        "state": "opened", "source_branch": branch, "target_branch": "main", "sha": sha,
+        "source_project_id": project, "target_project_id": project,
+        "author": {"id": 1, "username": "root"}, "web_url": format!("https://gitlab.example.com/-/merge_requests/{iid}")
+    })
+}
+
+impl FakeGitLab {
+    pub async fn start() -> FakeGitLab {
+        let server = Arc::new(MockServer::start().await);
+        let state = Arc::new(Mutex::new(GitLabState {
+            next_id: 500,
+            ..GitLabState::default()
+        }));
+        Mock::given(wiremock::matchers::any())
+            .respond_with(GitLabResponder(state.clone()))
+            .mount(&server)
+            .await;
+        FakeGitLab { server, state }
+    }
+
+    pub fn uri(&self) -> String {
+        self.server.uri()
+    }
+
+    pub fn project(&self, id: u64, path: &str) {
+        self.state.lock().unwrap().projects.insert(id, path.into());
+    }
+
+    pub fn merge_request(&self, mr: Value) {
+        let key = (
+            mr["project_id"].as_u64().unwrap(),
+            mr["iid"].as_u64().unwrap(),
+        );
+        self.state.lock().unwrap().merge_requests.insert(key, mr);
+    }
+
+    pub fn edit_merge_request(&self, project: u64, iid: u64, f: impl FnOnce(&mut Value)) {
+        let mut s = self.state.lock().unwrap();
+        f(s.merge_requests.get_mut(&(project, iid)).unwrap());
+    }
+
+    pub fn member(&self, project: u64, user: u64, access_level: u64) {
+        self.state
+            .lock()
+            .unwrap()
+            .members
+            .insert((project, user), access_level);
+    }
+
+    pub fn notes(&self, project: u64, iid: u64) -> Vec<Value> {
+        self.state
+            .lock()
+            .unwrap()
+            .notes
+            .get(&(project, iid))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    pub fn statuses(&self, project: u64) -> Vec<(String, String)> {
+        self.state
+            .lock()
+            .unwrap()
+            .statuses
+            .iter()
+            .filter(|(p, _, _)| *p == project)
+            .map(|(_, sha, st)| (sha.clone(), st.clone()))
+            .collect()
+    }
+
+    pub async fn requests(&self) -> Vec<String> {
+        requests(&self.server).await
+    }
+}
+
+struct GitLabResponder(Arc<Mutex<GitLabState>>);
+
+impl Respond for GitLabResponder {
+    fn respond(&self, req: &Request) -> ResponseTemplate {
+        let mut s = self.0.lock().unwrap();
+        let raw = req.url.path().trim_matches('/').to_string();
+        let Some(rest) = raw.strip_prefix("api/v4/") else {
+            return not_found();
+        };
+        let path: Vec<&str> = rest.split('/').collect();
+        // The gitlab crate sends form-encoded bodies.
+        let form: BTreeMap<String, String> = url::form_urlencoded::parse(&req.body)
+            .into_owned()
+            .collect();
+        let query = |k: &str| {
+            req.url
+                .query_pairs()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.into_owned())
+        };
+        let project = |p: &str| -> Option<u64> {
+            p.parse().ok().or_else(|| {
+                let decoded = p.replace("%2F", "/");
+                s.projects
+                    .iter()
+                    .find(|(_, path)| **path == decoded)
+                    .map(|(id, _)| *id)
+            })
+        };
+        match (req.method.as_str(), path.as_slice()) {
+            ("GET", ["user"]) => {
+                ok(json!({"id": GITLAB_BOT_ID, "username": "flux-bot", "state": "active"}))
+            }
+            ("GET", ["projects", p]) => match project(p) {
+                Some(id) => ok(json!({"id": id, "path_with_namespace": s.projects.get(&id),
+                    "http_url_to_repo": format!("https://gitlab.example.com/{}.git", s.projects.get(&id).cloned().unwrap_or_default())})),
+                None => not_found(),
+            },
+            ("GET", ["projects", p, "members", "all", user]) => {
+                let (Some(p), Ok(u)) = (project(p), user.parse::<u64>()) else {
+                    return not_found();
+                };
+                match s.members.get(&(p, u)) {
+                    Some(level) => ok(
+                        json!({"id": u, "username": format!("user{u}"), "state": "active", "access_level": level}),
+                    ),
+                    None => not_found(),
+                }
+            }
+            ("GET", ["projects", p, "merge_requests"]) => {
+                let Some(p) = project(p) else {
+                    return not_found();
+                };
+                let want = query("state");
+                let list: Vec<Value> = s
+                    .merge_requests
+                    .iter()
+                    .filter(|((pid, _), mr)| {
+                        *pid == p && want.as_deref().is_none_or(|w| mr["state"] == w)
+                    })
+                    .map(|(_, mr)| mr.clone())
+                    .collect();
+                ok(Value::Array(list))
+            }
+            ("GET", ["projects", p, "merge_requests", iid]) => {
+                let (Some(p), Ok(i)) = (project(p), iid.parse::<u64>()) else {
+                    return not_found();
+                };
+                s.merge_requests
+                    .get(&(p, i))
+                    .cloned()
+                    .map_or_else(not_found, ok)
+            }
+            ("GET", ["projects", p, "environments"]) => {
+                let Some(p) = project(p) else {
+                    return not_found();
+                };
+                ok(Value::Array(
+                    s.environments.get(&p).cloned().unwrap_or_default(),
+                ))
+            }
+            ("GET", ["projects", p, "merge_requests", iid, "notes"]) => {
+                let (Some(p), Ok(i)) = (project(p), iid.parse::<u64>()) else {
+                    return not_found();
+                };
+                ok(Value::Array(
+                    s.notes.get(&(p, i)).cloned().unwrap_or_default(),
+                ))
+            }
+            ("POST", ["projects", p, "merge_requests", iid, "notes"]) => {
+                let (Some(p), Ok(i)) = (project(p), iid.parse::<u64>()) else {
+                    return not_found();
+                };
+                s.next_id += 1;
+                let n = json!({"id": s.next_id, "body": form.get("body"), "system": false,
+                    "author": {"id": GITLAB_BOT_ID, "username": "flux-bot"}});
+                s.notes.entry((p, i)).or_default().push(n.clone());
+                ResponseTemplate::new(201).set_body_json(n)
+            }
+            ("PUT", ["projects", p, "merge_requests", iid, "notes", id]) => {
+                let (Some(p), Ok(i), Ok(id)) = (project(p), iid.parse::<u64>(), id.parse::<u64>())
+                else {
+                    return not_found();
+                };
+                let body = form.get("body").cloned();
+                match s
+                    .notes
+                    .get_mut(&(p, i))
+                    .and_then(|l| l.iter_mut().find(|n| n["id"] == id))
+                {
+                    Some(n) => {
+                        n["body"] = json!(body);
+                        ok(n.clone())
+                    }
+                    None => not_found(),
+                }
+            }
+            ("POST", ["projects", p, "statuses", sha]) => {
+                let Some(p) = project(p) else {
+                    return not_found();
+                };
+                let state = form.get("state").cloned().unwrap_or_default();
+                s.statuses.push((p, sha.to_string(), state.clone()));
+                ResponseTemplate::new(201)
+                    .set_body_json(json!({"id": 1, "status": state, "name": "flux-ephemeral"}))
+            }
+            _ => not_found(),
+        }
+    }
+}
