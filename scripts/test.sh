@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run the whole test suite: installs what the integration tests need (git daemon, lighttpd for
-# smart HTTP, sshd, kubectl) when it is missing and this machine can install it, then runs
+# smart HTTP, sshd, docker-registry and htpasswd for the OCI registry, kubectl) when it is missing and this machine can install it, then runs
 # `cargo test`. Tests whose server is still missing are skipped with a message naming the package;
 # with FLUX_EPHEMERAL_REQUIRE_SERVERS=1 (CI) they fail instead.
 set -euo pipefail
@@ -11,6 +11,8 @@ missing=()
 [ -x /usr/sbin/lighttpd ] || missing+=(lighttpd)
 [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
 command -v ssh-keygen >/dev/null || missing+=(openssh-client)
+[ -x /usr/bin/docker-registry ] || missing+=(docker-registry)
+[ -x /usr/bin/htpasswd ] || missing+=(apache2-utils)
 
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""

@@ -49,6 +49,9 @@ pub struct Stale {
     pub file: String,
     pub id: Option<String>,
     pub environment: Option<String>,
+    /// `oci://HOST/REPOSITORY@sha256:…` of an OCI-sourced environment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub artifact: Option<String>,
     pub reason: Reason,
 }
 
@@ -110,6 +113,7 @@ fn to_stale(r: &EnvRecord, reason: Reason) -> Stale {
         file: r.file.clone(),
         id: r.id.clone(),
         environment: r.environment.clone(),
+        artifact: r.artifact.clone(),
         reason,
     }
 }
@@ -152,6 +156,7 @@ mod tests {
             app: None,
             forge: None,
             repository: None,
+            artifact: None,
             sha: None,
             id: id.map(Into::into),
             author: None,

@@ -60,6 +60,11 @@ pub struct FileConfig {
     pub destroy_command: Option<String>,
     /// The applications this GitOps repository takes previews for; without a list, one.
     pub applications: Option<Vec<AppConfig>>,
+    /// Where a preview's manifests come from: `git` (a GitRepository on the branch or commit,
+    /// the default) or `oci` (an artifact pushed by the deploy, pinned by digest).
+    pub source: Option<String>,
+    /// `oci://HOST[:PORT]/REPOSITORY` the artifacts are pushed to (with `source: oci`).
+    pub artifact_url: Option<String>,
 }
 
 /// One application of the `applications` list: its name (the prefix of its object names,
@@ -90,6 +95,8 @@ pub struct AppConfig {
     pub deploy_label: Option<String>,
     pub allowed_users: Option<Vec<String>>,
     pub allowlist_only: Option<bool>,
+    pub source: Option<String>,
+    pub artifact_url: Option<String>,
 }
 
 impl AppConfig {
@@ -135,6 +142,8 @@ impl AppConfig {
             deploy_label: a.deploy_label,
             allowed_users: a.allowed_users,
             allowlist_only: a.allowlist_only,
+            source: a.source,
+            artifact_url: a.artifact_url,
             ..FileConfig::default()
         }
     }
@@ -197,7 +206,9 @@ impl FileConfig {
             allowlist_only,
             deploy_command,
             destroy_command,
-            applications
+            applications,
+            source,
+            artifact_url
         )
     }
 }
@@ -222,6 +233,16 @@ pub struct Settings {
     pub commands: crate::command::Prefixes,
     /// The application this run is for.
     pub application: crate::apps::Application,
+    /// `git` or `oci`.
+    pub source: SourceKind,
+    pub artifact_url: Option<crate::oci::ArtifactUrl>,
+}
+
+/// Where a preview's manifests come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceKind {
+    Git,
+    Oci,
 }
 
 impl Settings {
@@ -242,6 +263,21 @@ impl Settings {
         }
         let (c, application) = crate::apps::select(file, flags, origin)?;
         let d = RenderSettings::default();
+        let source = match c.source.as_deref() {
+            None | Some("git") => SourceKind::Git,
+            Some("oci") => SourceKind::Oci,
+            Some(other) => {
+                return Err(Error::config(format!("source {other:?} is not git or oci")))
+            }
+        };
+        let artifact_url = c
+            .artifact_url
+            .as_deref()
+            .map(crate::oci::ArtifactUrl::parse)
+            .transpose()
+            .map_err(|e| Error::config(e.message))?;
+        // An artifact holds the manifests at its root, unless a path says otherwise.
+        let artifact_path = c.path.clone().unwrap_or(d.artifact_path.clone());
         let instances_dir =
             normalize_dir(c.instances_dir.as_deref().unwrap_or(DEFAULT_INSTANCES_DIR))?;
         let max_ttl = match c.max_ttl.as_deref() {
@@ -258,6 +294,7 @@ impl Settings {
                 prefix: c.app.unwrap_or(d.prefix),
                 flux_namespace: c.flux_namespace.unwrap_or(d.flux_namespace),
                 path: c.path.unwrap_or(d.path),
+                artifact_path,
                 interval: c.interval.unwrap_or(d.interval),
                 secret_ref: c.secret_ref.filter(|s| !s.is_empty()),
                 service_account: c.service_account.filter(|s| !s.is_empty()),
@@ -291,6 +328,8 @@ impl Settings {
                 }
             },
             application,
+            source,
+            artifact_url,
         })
     }
 

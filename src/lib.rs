@@ -20,6 +20,7 @@ pub mod forge;
 pub mod git;
 pub mod local_default;
 pub mod model;
+pub mod oci;
 pub mod output;
 pub mod overlay;
 pub mod plan;

@@ -7,6 +7,8 @@ use flux_ephemeral::output::print_error;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
+    // One TLS crypto provider for every client (octocrab, the GitLab and OCI clients).
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let cli = Cli::parse();
     let default = match cli.verbose {
         0 => "warn",

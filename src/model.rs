@@ -21,6 +21,7 @@ pub mod keys {
     pub const APP: &str = "flux-ephemeral.io/app";
     pub const FORGE: &str = "flux-ephemeral.io/forge";
     pub const REPOSITORY: &str = "flux-ephemeral.io/repository";
+    pub const ARTIFACT: &str = "flux-ephemeral.io/artifact";
     pub const MANAGED_BY_VALUE: &str = "flux-ephemeral";
 }
 
@@ -109,6 +110,26 @@ pub struct EnvSpec {
     /// A preview URL given from outside (GitLab's `CI_ENVIRONMENT_URL`), used when no
     /// `preview_url` template is configured.
     pub preview_url: Option<String>,
+    /// The OCI artifact the preview deploys, instead of the branch.
+    pub artifact: Option<ArtifactRef>,
+}
+
+/// A pushed OCI artifact, pinned by digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArtifactRef {
+    /// `oci://HOST/REPOSITORY`.
+    pub url: String,
+    /// `sha256:…`.
+    pub digest: String,
+    /// Plain HTTP (loopback test registries): the OCIRepository says `insecure: true`.
+    pub insecure: bool,
+}
+
+impl ArtifactRef {
+    /// `oci://HOST/REPOSITORY@sha256:…`, as recorded.
+    pub fn pinned(&self) -> String {
+        format!("{}@{}", self.url, self.digest)
+    }
 }
 
 impl EnvSpec {
@@ -142,6 +163,9 @@ pub struct EnvRecord {
     pub forge: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub repository: Option<String>,
+    /// `oci://HOST/REPOSITORY@sha256:…` of an OCI-sourced environment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub artifact: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sha: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -188,6 +212,7 @@ impl EnvRecord {
             app: get(keys::APP),
             forge: get(keys::FORGE),
             repository: get(keys::REPOSITORY),
+            artifact: get(keys::ARTIFACT),
             sha: get(keys::SHA),
             id: get(keys::ID),
             author: get(keys::AUTHOR),
@@ -218,6 +243,9 @@ pub fn annotations_for(spec: &EnvSpec, deployed_at: SystemTime) -> BTreeMap<Stri
         if let Some(v) = v {
             a.insert(k.into(), v.clone());
         }
+    }
+    if let Some(art) = &spec.artifact {
+        a.insert(keys::ARTIFACT.into(), art.pinned());
     }
     if let Some(title) = &spec.title {
         // Titles are free text of any length; an annotation only needs to identify the change.

@@ -48,7 +48,13 @@ fn env_result<'a>(o: &'a Outcome, report: &'a Report) -> EnvResult<'a> {
 }
 
 /// Print the result of a deploy or destroy of one environment.
-pub fn print_single(format: Format, report: &Report, repo: &str, dry_run: bool) {
+pub fn print_single(
+    format: Format,
+    report: &Report,
+    repo: &str,
+    dry_run: bool,
+    pushed: Option<&crate::oci::Pushed>,
+) {
     let Some(o) = report.plan.outcomes.first() else {
         return;
     };
@@ -59,6 +65,11 @@ pub fn print_single(format: Format, report: &Report, repo: &str, dry_run: bool) 
             v["repo"] = json!(repo);
             v["dry_run"] = json!(dry_run);
             v["attempts"] = json!(report.attempts);
+            if let Some(p) = pushed {
+                v["artifact"] = json!(format!("{}:{}", p.url.url(), p.tag));
+                v["digest"] = json!(p.digest);
+                v["artifact_uploaded"] = json!(p.uploaded);
+            }
             if let Some(d) = &report.diff {
                 v["diff"] = json!(d);
             }
@@ -84,6 +95,19 @@ pub fn print_single(format: Format, report: &Report, repo: &str, dry_run: bool) 
                 return;
             }
             println!("{what}");
+            if let Some(p) = pushed {
+                let how = if p.uploaded {
+                    "pushed"
+                } else {
+                    "already in the registry"
+                };
+                println!(
+                    "  artifact:  {}:{} @ {} ({how})",
+                    p.url.url(),
+                    p.tag,
+                    p.digest
+                );
+            }
             if let Some(r) = &o.rendered {
                 if o.action != Action::Destroyed {
                     println!("  namespace: {}", r.namespace);

@@ -11,7 +11,9 @@ use crate::model::{file_name, parse_time, EnvSpec, Owner};
 use crate::overlay::{classify, Entry, Files};
 use crate::render::{Rendered, Renderer};
 
-/// What somebody wants for one environment.
+/// What somebody wants for one environment. (A plan holds a handful of these: the size
+/// difference between the variants costs nothing worth a box.)
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Intent {
     /// The environment should exist as described.

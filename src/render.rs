@@ -30,6 +30,8 @@ pub struct RenderSettings {
     pub flux_namespace: String,
     /// Path of the overlay inside the source repository.
     pub path: String,
+    /// Path inside an OCI artifact (the configured `path`, else its root).
+    pub artifact_path: String,
     pub interval: String,
     pub secret_ref: Option<String>,
     pub service_account: Option<String>,
@@ -45,6 +47,7 @@ impl Default for RenderSettings {
             prefix: "app".into(),
             flux_namespace: "flux-system".into(),
             path: "./overlays/ephemeral".into(),
+            artifact_path: "./".into(),
             interval: "1m".into(),
             secret_ref: None,
             service_account: None,
@@ -161,7 +164,14 @@ impl Renderer {
             },
         );
         ctx.insert("source_url", &spec.source_url);
-        ctx.insert("path", &s.path);
+        ctx.insert(
+            "path",
+            if spec.artifact.is_some() {
+                &s.artifact_path
+            } else {
+                &s.path
+            },
+        );
         ctx.insert("interval", &s.interval);
         ctx.insert("secret_ref", &opt(&s.secret_ref));
         ctx.insert("service_account", &opt(&s.service_account));
@@ -172,6 +182,20 @@ impl Renderer {
         ctx.insert("title", &opt(&spec.title));
         ctx.insert("environment", &opt(&spec.environment));
         ctx.insert("deployed_at", &format_time(deployed_at));
+        let artifact = spec.artifact.as_ref();
+        ctx.insert(
+            "source_kind",
+            if artifact.is_some() { "oci" } else { "git" },
+        );
+        ctx.insert(
+            "artifact_url",
+            &artifact.map(|a| a.url.clone()).unwrap_or_default(),
+        );
+        ctx.insert(
+            "artifact_digest",
+            &artifact.map(|a| a.digest.clone()).unwrap_or_default(),
+        );
+        ctx.insert("artifact_insecure", &artifact.is_some_and(|a| a.insecure));
         ctx.insert(
             "ttl",
             &spec

@@ -232,6 +232,8 @@ pub struct EnvInput {
     pub ttl: Option<std::time::Duration>,
     /// The CI job's own repository: it picks the application and must be configured.
     pub ci_repository: Option<crate::apps::RepoRef>,
+    /// The pushed OCI artifact to deploy instead of the branch.
+    pub artifact: Option<crate::model::ArtifactRef>,
 }
 
 impl EnvInput {
@@ -311,6 +313,7 @@ impl EnvInput {
             fork_clone_url: ci.fork_clone_url,
             ttl: self.ttl,
             ci_repository: ci.repository,
+            artifact: self.artifact,
         })
     }
 
@@ -344,6 +347,11 @@ impl EnvInput {
     }
 
     pub fn spec(&self, settings: &Settings) -> Result<EnvSpec> {
+        if settings.source == crate::config::SourceKind::Oci && self.artifact.is_none() {
+            return Err(Error::input(
+                "source: oci, but this deploy has no artifact: run it where the manifests are, with --artifact DIR (webhook deliveries and Deployment Hooks cannot pack one)",
+            ));
+        }
         let source_url = match &self.fork_clone_url {
             Some(fork) if fork.is_empty() => {
                 return Err(Error::input(
@@ -358,11 +366,15 @@ impl EnvInput {
             }
             None => settings.source_url.clone().or_else(|| self.ci_source_url.clone()),
         };
-        let source_url = source_url.filter(|s| !s.trim().is_empty()).ok_or_else(|| {
-            Error::config(
-                "no source URL: pass --source-url or set source_url in .flux-ephemeral.yaml",
-            )
-        })?;
+        // An artifact is the source itself; the URL then only names where it was built from.
+        let source_url =
+            match source_url.filter(|s| !s.trim().is_empty()) {
+                Some(u) => u,
+                None if self.artifact.is_some() => String::new(),
+                None => return Err(Error::config(
+                    "no source URL: pass --source-url or set source_url in .flux-ephemeral.yaml",
+                )),
+            };
         let slug = self.slug(settings)?;
         let app = &settings.application;
         Ok(EnvSpec {
@@ -380,6 +392,7 @@ impl EnvInput {
             source_url,
             ttl: self.ttl.or(settings.ttl),
             preview_url: self.environment_url.clone().filter(|u| !u.is_empty()),
+            artifact: self.artifact.clone(),
         })
     }
 }

@@ -68,6 +68,8 @@ pub struct Ctx<'a> {
     pub config: &'a crate::reconcile::ConfigSource,
     pub settings: crate::config::Settings,
     pub files: crate::overlay::Files,
+    /// The OCI artifact to deploy (`handle --artifact DIR`), for `source: oci`.
+    pub artifact: super::artifact::ArtifactArgs,
     first: std::cell::RefCell<Option<Snapshot>>,
 }
 
@@ -82,6 +84,7 @@ impl<'a> Ctx<'a> {
             config,
             settings: first.settings.clone(),
             files: first.files.clone(),
+            artifact: super::artifact::ArtifactArgs::default(),
             first: std::cell::RefCell::new(Some(first)),
         }
     }
@@ -256,6 +259,19 @@ fn act(
                 }
             };
             status(Status::Pending, "deploying the preview environment", None);
+            // With an OCI source, the artifact is packed and pushed before the commit.
+            let input = match ctx.artifact.prepare(s, &input, mode.dry_run) {
+                Ok((input, _)) => input,
+                Err(e) => {
+                    status(
+                        Status::Failure,
+                        "the preview artifact could not be pushed",
+                        None,
+                    );
+                    reply(replies::failed(&e.message));
+                    return Err(e);
+                }
+            };
             // A deploy extends a time to live when one is in force; otherwise an unchanged
             // environment commits nothing, whatever the clock says.
             let ttl_in_force = input.ttl.or(s.ttl);

@@ -71,6 +71,13 @@ pub struct CleanupCmd {
     /// Show the plan and the change as a diff; delete nothing
     #[arg(long)]
     dry_run: bool,
+    /// Also delete the removed environments' OCI artifacts from their registry, where it allows
+    /// that (a failure is a warning). Credentials as for deploy --artifact
+    #[arg(long)]
+    prune_artifacts: bool,
+    /// The artifacts' registry is plain HTTP (loopback tests)
+    #[arg(long)]
+    insecure_registry: bool,
     /// With an `applications` list: clean up every application, each with its own forge listing
     /// (else the application of --app, --github-repo/--gitlab-project or the CI job's repository)
     #[arg(long)]
@@ -124,6 +131,7 @@ fn in_scope(r: &EnvRecord, app: &Application, object_name: &str) -> bool {
 #[derive(Default)]
 struct Tally {
     comments: usize,
+    pruned: usize,
     stopped: usize,
     warnings: Vec<Error>,
     failures: Vec<Error>,
@@ -293,6 +301,22 @@ impl CleanupCmd {
         }
     }
 
+    /// Delete one recorded artifact (`oci://HOST/REPOSITORY@sha256:…`).
+    fn prune(&self, recorded: &str) -> Result<()> {
+        let (url, digest) = recorded
+            .rsplit_once('@')
+            .filter(|(_, d)| crate::oci::is_digest(d))
+            .ok_or_else(|| {
+                Error::input(format!("recorded artifact {recorded:?} is not URL@digest"))
+            })?;
+        let url = crate::oci::ArtifactUrl::parse(url)?;
+        let vars = |k: &str| std::env::var(k).ok();
+        let credentials =
+            crate::oci::auth::resolve(&url.registry, &vars, &|p| std::fs::read_to_string(p).ok())?;
+        crate::oci::registry::Registry::new(&url, credentials, self.insecure_registry)?
+            .delete(digest)
+    }
+
     /// Replies and GitLab clean-up after the commit landed.
     fn after(
         &self,
@@ -317,6 +341,17 @@ impl CleanupCmd {
                 };
                 match replies.reply(number, &crate::replies::removed_by_cleanup(s, commands)) {
                     Ok(()) => tally.comments += 1,
+                    Err(e) => {
+                        tracing::warn!("{e}");
+                        tally.warnings.push(e);
+                    }
+                }
+            }
+        }
+        if self.prune_artifacts {
+            for a in removed.iter().filter_map(|s| s.artifact.as_deref()) {
+                match self.prune(a) {
+                    Ok(()) => tally.pruned += 1,
                     Err(e) => {
                         tracing::warn!("{e}");
                         tally.warnings.push(e);
@@ -414,7 +449,7 @@ fn print(
             let mut v = json!({
                 "action": "cleanup", "forge": forge.name(), "removed": removed, "kept": total - removed.len(),
                 "changed": report.commit.is_some(), "commit": report.commit, "dry_run": dry_run,
-                "comments": tally.comments, "stopped_environments": tally.stopped,
+                "comments": tally.comments, "stopped_environments": tally.stopped, "pruned_artifacts": tally.pruned,
                 "problems": problems.iter().map(|p| p.message.clone()).collect::<Vec<_>>(),
             });
             if let Some(d) = &report.diff {

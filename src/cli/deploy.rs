@@ -3,6 +3,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::args::{EnvArgs, GitOpsArgs};
+use super::artifact::ArtifactArgs;
 use super::ops::{self, Mode};
 use crate::error::Result;
 use crate::output::Format;
@@ -18,6 +19,8 @@ use crate::output::Format;
 ///   flux-ephemeral deploy --repo git@github.com:org/gitops.git --branch feature/login \
 ///       --sha 3f2c...e1 --id 42 --author alice --source-url https://github.com/org/app.git
 ///   flux-ephemeral deploy --from-ci --dotenv deploy.env               (a GitLab start job)
+///   flux-ephemeral deploy --from-ci --artifact ./rendered \
+///       --artifact-url oci://$CI_REGISTRY_IMAGE/manifests             (an OCI artifact source)
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub struct DeployCmd {
@@ -25,6 +28,8 @@ pub struct DeployCmd {
     env: EnvArgs,
     #[command(flatten)]
     gitops: GitOpsArgs,
+    #[command(flatten)]
+    artifact: ArtifactArgs,
     /// Also write DYNAMIC_ENVIRONMENT_URL, FLUX_EPHEMERAL_SLUG, _NAME and _NAMESPACE to this
     /// dotenv file (publish it as artifacts:reports:dotenv in GitLab)
     #[arg(long, value_name = "FILE")]
@@ -46,6 +51,7 @@ impl DeployCmd {
             &self.gitops.repo,
             &self.gitops.settings,
             &self.env.input()?,
+            &self.artifact,
             &mode,
         )
     }

@@ -3,6 +3,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::args::{EnvInput, GitOpsArgs};
+use super::artifact::ArtifactArgs;
 use super::ops::{self, Mode};
 use crate::ci::{from_process, EnvAction, Provider};
 use crate::error::{Error, Result};
@@ -22,6 +23,8 @@ use crate::output::{print_ignored, Format};
 pub struct EnvCmd {
     #[command(flatten)]
     gitops: GitOpsArgs,
+    #[command(flatten)]
+    artifact: ArtifactArgs,
     /// Also write DYNAMIC_ENVIRONMENT_URL, FLUX_EPHEMERAL_SLUG, _NAME and _NAMESPACE to this dotenv file
     #[arg(long, value_name = "FILE")]
     dotenv: Option<PathBuf>,
@@ -47,9 +50,13 @@ impl EnvCmd {
             refresh: false,
         };
         match action {
-            EnvAction::Start => {
-                ops::deploy(&self.gitops.repo, &self.gitops.settings, &input, &mode)
-            }
+            EnvAction::Start => ops::deploy(
+                &self.gitops.repo,
+                &self.gitops.settings,
+                &input,
+                &self.artifact,
+                &mode,
+            ),
             EnvAction::Stop => {
                 ops::destroy(&self.gitops.repo, &self.gitops.settings, &input, &mode)
             }

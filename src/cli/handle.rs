@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::args::{EnvInput, GitOpsArgs, RepoArgs, SettingsArgs};
+use super::artifact::ArtifactArgs;
 use super::chat;
 use super::ops::{self, Mode};
 use crate::error::{Error, Result};
@@ -47,6 +48,8 @@ pub struct HandleCmd {
     gitlab_url: Option<String>,
     #[command(flatten)]
     gitops: GitOpsArgs,
+    #[command(flatten)]
+    artifact: ArtifactArgs,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -73,6 +76,7 @@ impl HandleCmd {
             repo: &self.gitops.repo,
             settings: &self.gitops.settings,
             gitlab_url: self.gitlab_url.clone(),
+            artifact: self.artifact.clone(),
         };
         let name = self.event_name.as_deref();
         handler.handle(self.forge(name), name, &body, &mode)
@@ -98,6 +102,7 @@ pub struct Handler<'a> {
     pub repo: &'a RepoArgs,
     pub settings: &'a SettingsArgs,
     pub gitlab_url: Option<String>,
+    pub artifact: ArtifactArgs,
 }
 
 impl Handler<'_> {
@@ -125,7 +130,8 @@ impl Handler<'_> {
             }
             other => other?,
         };
-        let ctx = chat::Ctx::new(&store, &config, first);
+        let mut ctx = chat::Ctx::new(&store, &config, first);
+        ctx.artifact = self.artifact.clone();
         let prefixes = &ctx.settings.commands;
         if forge == Forge::GitHub {
             let parsed = crate::events::github::parse(name.unwrap_or_default(), body, prefixes)?;

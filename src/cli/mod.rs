@@ -1,6 +1,7 @@
 //! The command line: global options and one module per subcommand.
 
 pub mod args;
+mod artifact;
 mod chat;
 mod cleanup;
 mod deploy;
@@ -27,9 +28,9 @@ pub use crate::output::Format;
 ///
 /// Try it without a server:   flux-ephemeral deploy --branch feature/login
 ///
-/// Exit codes: 0 done (also when nothing had to change), 1 bad input, 2 bad usage, 3 bad
-/// configuration or template, 4 the Git remote failed or refused, 5 the target branch kept moving,
-/// 70 internal error.
+/// Exit codes: 0 done (also when nothing had to change), 1 bad input or refused, 2 bad usage,
+/// 3 bad configuration or template, 4 the Git remote or a registry failed or refused, 5 the
+/// target branch kept moving, 70 internal error.
 #[derive(Debug, Parser)]
 #[command(name = "flux-ephemeral", version, verbatim_doc_comment)]
 pub struct Cli {

@@ -4,11 +4,14 @@ use std::cell::RefCell;
 use std::path::PathBuf;
 
 use super::args::{EnvInput, RepoArgs, SettingsArgs};
+use super::artifact::ArtifactArgs;
 use crate::config::FileConfig;
 use crate::error::Result;
 use crate::git::Store;
+use crate::oci::Pushed;
 use crate::output::{print_ignored, print_single, write_dotenv};
 use crate::plan::{Intent, PlanOptions, Removal};
+use crate::reconcile::first_snapshot;
 use crate::reconcile::{reconcile, ConfigSource, Report, RunOptions, Snapshot};
 
 /// How a deploy or destroy runs and reports.
@@ -87,7 +90,7 @@ pub fn run(
     })
 }
 
-fn finish(done: Done, store: &Store, mode: &Mode) -> Result<()> {
+fn finish(done: Done, store: &Store, mode: &Mode, pushed: Option<&Pushed>) -> Result<()> {
     match done {
         Done::Ignored(reason) => print_ignored(mode.format, &reason),
         Done::Report(report) => {
@@ -96,6 +99,7 @@ fn finish(done: Done, store: &Store, mode: &Mode) -> Result<()> {
                 &report,
                 &store.location().display(),
                 mode.dry_run,
+                pushed,
             );
             if let Some(path) = &mode.dotenv {
                 write_dotenv(path, &report)?;
@@ -137,20 +141,25 @@ pub fn deploy(
     repo: &RepoArgs,
     settings: &SettingsArgs,
     input: &EnvInput,
+    artifact: &ArtifactArgs,
     mode: &Mode,
 ) -> Result<()> {
     input.branch()?;
     let (store, mut config) = open(repo, settings, mode.dry_run)?;
     config.origin = input.origin();
+    // The settings first: with an artifact, it is packed and pushed before the transaction, and
+    // the same snapshot serves the transaction's first attempt.
+    let first = first_snapshot(&store, &mut config)?;
+    let (input, pushed) = artifact.prepare(&first.settings, input, mode.dry_run)?;
     let done = run(
         &store,
         &config,
-        None,
+        Some(first),
         input.environment.as_deref(),
         mode,
-        &deploy_intent(input),
+        &deploy_intent(&input),
     )?;
-    finish(done, &store, mode)
+    finish(done, &store, mode, pushed.as_ref())
 }
 
 pub fn destroy(
@@ -172,5 +181,5 @@ pub fn destroy(
         mode,
         &destroy_intent(input),
     )?;
-    finish(done, &store, mode)
+    finish(done, &store, mode, None)
 }

@@ -22,6 +22,15 @@ pub struct RenderCmd {
     /// Configuration file (.flux-ephemeral.yaml) to read settings from
     #[arg(long, env = "FLUX_EPHEMERAL_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Render an OCI source: the artifact's oci://HOST/REPOSITORY ...
+    #[arg(long, value_name = "URL", requires = "artifact_digest")]
+    artifact_url: Option<String>,
+    /// ... pinned to this manifest digest (sha256:...)
+    #[arg(long, value_name = "DIGEST", requires = "artifact_url")]
+    artifact_digest: Option<String>,
+    /// The registry is plain HTTP (the OCIRepository says insecure: true)
+    #[arg(long)]
+    insecure_registry: bool,
 }
 
 impl RenderCmd {
@@ -32,7 +41,11 @@ impl RenderCmd {
             .local
             .clone()
             .unwrap_or((FileConfig::default(), PathBuf::new()));
-        let settings = Settings::resolve(file.overlay(source.flags.clone()))?;
+        let origin = crate::apps::Origin {
+            app: source.flags.app.clone(),
+            ..crate::apps::Origin::default()
+        };
+        let settings = Settings::resolve_for(file, source.flags.clone(), &origin)?;
         let from_flag = self.settings.template.is_some();
         let renderer = settings.renderer(|path| {
             let full = if from_flag {
@@ -44,7 +57,26 @@ impl RenderCmd {
                 .map(Some)
                 .map_err(|e| Error::config(format!("cannot read template {}: {e}", full.display())))
         })?;
-        let spec = self.env.input()?.spec(&settings)?;
+        let artifact = match (&self.artifact_url, &self.artifact_digest) {
+            (Some(url), Some(digest)) => {
+                if !crate::oci::is_digest(digest) {
+                    return Err(Error::input(format!(
+                        "--artifact-digest {digest:?} is not sha256: and 64 hex digits"
+                    )));
+                }
+                Some(crate::model::ArtifactRef {
+                    url: crate::oci::ArtifactUrl::parse(url)?.url(),
+                    digest: digest.clone(),
+                    insecure: self.insecure_registry,
+                })
+            }
+            _ => None,
+        };
+        let spec = crate::cli::args::EnvInput {
+            artifact,
+            ..self.env.input()?
+        }
+        .spec(&settings)?;
         let rendered = renderer.render(&spec, SystemTime::now())?;
         match format {
             Format::Text => print!("{}", rendered.content),
@@ -52,7 +84,7 @@ impl RenderCmd {
                 "{}",
                 serde_json::json!({
                     "slug": spec.slug, "name": rendered.name, "namespace": rendered.namespace,
-                    "file": format!("{}/{}", settings.instances_dir, crate::model::file_name(&spec.slug)),
+                    "file": format!("{}/{}", settings.instances_dir, crate::model::file_name(spec.key())),
                     "preview_url": rendered.preview_url, "content": rendered.content,
                 })
             ),

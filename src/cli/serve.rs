@@ -78,6 +78,7 @@ impl ServeCmd {
             repo: &self.repo,
             settings: &self.settings,
             gitlab_url: self.gitlab_url.clone(),
+            artifact: Default::default(),
         };
         let mode = Mode {
             format,

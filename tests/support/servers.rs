@@ -202,3 +202,50 @@ pub fn sshd(base: &Path, work: &Path) -> Option<Ssh> {
         known_hosts_line: format!("[127.0.0.1]:{port} {} {}\n", host_pub[0], host_pub[1]),
     })
 }
+
+/// Debian's `docker-registry` (distribution 2.8) on 127.0.0.1 over plain HTTP, filesystem storage
+/// under `work`, htpasswd (bcrypt) auth for `user`:`password`, deletion enabled. `url` is
+/// `oci://127.0.0.1:PORT`.
+pub fn docker_registry(work: &Path, user: &str, password: &str) -> Option<Server> {
+    let Some(bin) = find(&["/usr/bin/docker-registry"]) else {
+        skip("docker-registry is not installed (apt-get install docker-registry)");
+        return None;
+    };
+    if find(&["/usr/bin/htpasswd"]).is_none() {
+        skip("htpasswd is not installed (apt-get install apache2-utils)");
+        return None;
+    }
+    std::fs::create_dir_all(work.join("storage")).unwrap();
+    let out = Command::new("htpasswd")
+        .args(["-Bbn", user, password])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "htpasswd failed");
+    write(
+        &work.join("htpasswd"),
+        &String::from_utf8(out.stdout).unwrap(),
+    );
+    let port = free_port();
+    let conf = work.join("config.yml");
+    write(
+        &conf,
+        &format!(
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {w}/storage\n  delete:\n    enabled: true\n\
+             http:\n  addr: 127.0.0.1:{port}\nauth:\n  htpasswd:\n    realm: flux-ephemeral-tests\n    path: {w}/htpasswd\n",
+            w = work.display()
+        ),
+    );
+    let mut child = Command::new(bin)
+        .arg("serve")
+        .arg(&conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(port, &mut child, "docker-registry");
+    Some(Server {
+        child,
+        port,
+        url: format!("oci://127.0.0.1:{port}"),
+    })
+}
