@@ -65,6 +65,14 @@ pub struct FileConfig {
     pub source: Option<String>,
     /// `oci://HOST[:PORT]/REPOSITORY` the artifacts are pushed to (with `source: oci`).
     pub artifact_url: Option<String>,
+    /// The Flux Receiver to notify after a push: its full webhook URL, or a base URL with
+    /// `receiver_name` (and `receiver_namespace`).
+    pub receiver_url: Option<String>,
+    pub receiver_name: Option<String>,
+    /// [default: flux-system]
+    pub receiver_namespace: Option<String>,
+    /// `generic`, `generic-hmac`, `github` or `gitlab` [default: generic].
+    pub receiver_type: Option<String>,
 }
 
 /// One application of the `applications` list: its name (the prefix of its object names,
@@ -208,7 +216,11 @@ impl FileConfig {
             destroy_command,
             applications,
             source,
-            artifact_url
+            artifact_url,
+            receiver_url,
+            receiver_name,
+            receiver_namespace,
+            receiver_type
         )
     }
 }
@@ -236,6 +248,17 @@ pub struct Settings {
     /// `git` or `oci`.
     pub source: SourceKind,
     pub artifact_url: Option<crate::oci::ArtifactUrl>,
+    /// The Flux Receiver to notify after a push, when configured.
+    pub receiver: Option<ReceiverSettings>,
+}
+
+/// Where and how to notify Flux (the token comes from FLUX_RECEIVER_TOKEN or a file).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceiverSettings {
+    pub url: String,
+    pub name: Option<String>,
+    pub namespace: String,
+    pub kind: crate::flux::receiver::ReceiverType,
 }
 
 /// Where a preview's manifests come from.
@@ -276,6 +299,20 @@ impl Settings {
             .map(crate::oci::ArtifactUrl::parse)
             .transpose()
             .map_err(|e| Error::config(e.message))?;
+        let receiver = match c.receiver_url.clone().filter(|u| !u.is_empty()) {
+            Some(url) => Some(ReceiverSettings {
+                url,
+                name: c.receiver_name.clone(),
+                namespace: c
+                    .receiver_namespace
+                    .clone()
+                    .unwrap_or_else(|| "flux-system".into()),
+                kind: crate::flux::receiver::ReceiverType::parse(
+                    c.receiver_type.as_deref().unwrap_or("generic"),
+                )?,
+            }),
+            None => None,
+        };
         // An artifact holds the manifests at its root, unless a path says otherwise.
         let artifact_path = c.path.clone().unwrap_or(d.artifact_path.clone());
         let instances_dir =
@@ -330,6 +367,7 @@ impl Settings {
             application,
             source,
             artifact_url,
+            receiver,
         })
     }
 

@@ -19,6 +19,10 @@ pub enum ErrorKind {
     Remote,
     /// Another writer kept winning the race to the target branch; nothing was lost. Exit code 5.
     Conflict,
+    /// The change landed, but Flux reported the preview failed (`--wait`). Exit code 6.
+    FluxFailed,
+    /// The change landed, but the preview was not Ready in time (`--wait`). Exit code 7.
+    WaitTimedOut,
     /// A bug or an unexpected local failure (disk, libgit2). Exit code 70.
     Internal,
 }
@@ -30,6 +34,8 @@ impl ErrorKind {
             ErrorKind::Config => 3,
             ErrorKind::Remote => 4,
             ErrorKind::Conflict => 5,
+            ErrorKind::FluxFailed => 6,
+            ErrorKind::WaitTimedOut => 7,
             ErrorKind::Internal => 70,
         }
     }
@@ -41,6 +47,8 @@ impl ErrorKind {
             ErrorKind::Config => "config",
             ErrorKind::Remote => "remote",
             ErrorKind::Conflict => "conflict",
+            ErrorKind::FluxFailed => "flux_failed",
+            ErrorKind::WaitTimedOut => "timed_out",
             ErrorKind::Internal => "internal",
         }
     }
@@ -51,6 +59,8 @@ impl ErrorKind {
 pub struct Error {
     pub kind: ErrorKind,
     pub message: String,
+    /// The outcome was already printed (a wait that ended badly): only the exit code is left.
+    pub reported: bool,
 }
 
 impl Error {
@@ -58,6 +68,7 @@ impl Error {
         Error {
             kind,
             message: message.into(),
+            reported: false,
         }
     }
     pub fn refused(message: impl Into<String>) -> Self {
@@ -77,6 +88,20 @@ impl Error {
     }
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Internal, message)
+    }
+
+    /// The exit status of a wait whose outcome was printed already.
+    pub fn from_wait(w: &crate::flux::WaitOutcome) -> Option<Self> {
+        let kind = match w.state {
+            crate::flux::WaitState::Ready => return None,
+            crate::flux::WaitState::Failed => ErrorKind::FluxFailed,
+            crate::flux::WaitState::TimedOut => ErrorKind::WaitTimedOut,
+        };
+        Some(Error {
+            kind,
+            message: w.describe(),
+            reported: true,
+        })
     }
 
     /// Prefix the message with what was being done.

@@ -16,6 +16,7 @@ pub mod config;
 pub mod error;
 pub mod events;
 pub mod filter;
+pub mod flux;
 pub mod forge;
 pub mod git;
 pub mod local_default;

@@ -48,13 +48,16 @@ fn env_result<'a>(o: &'a Outcome, report: &'a Report) -> EnvResult<'a> {
 }
 
 /// Print the result of a deploy or destroy of one environment.
-pub fn print_single(
-    format: Format,
-    report: &Report,
-    repo: &str,
-    dry_run: bool,
-    pushed: Option<&crate::oci::Pushed>,
-) {
+/// What happened besides the commit: the artifact pushed, Flux notified, the wait's outcome.
+#[derive(Debug, Default)]
+pub struct Extras<'a> {
+    pub pushed: Option<&'a crate::oci::Pushed>,
+    pub notified: Option<bool>,
+    pub wait: Option<&'a crate::flux::WaitOutcome>,
+}
+
+pub fn print_single(format: Format, report: &Report, repo: &str, dry_run: bool, extras: &Extras) {
+    let pushed = extras.pushed;
     let Some(o) = report.plan.outcomes.first() else {
         return;
     };
@@ -65,6 +68,12 @@ pub fn print_single(
             v["repo"] = json!(repo);
             v["dry_run"] = json!(dry_run);
             v["attempts"] = json!(report.attempts);
+            if let Some(n) = extras.notified {
+                v["notified"] = json!(n);
+            }
+            if let Some(w) = extras.wait {
+                v["wait"] = json!(w);
+            }
             if let Some(p) = pushed {
                 v["artifact"] = json!(format!("{}:{}", p.url.url(), p.tag));
                 v["digest"] = json!(p.digest);
@@ -118,6 +127,16 @@ pub fn print_single(
             }
             if let Some(c) = &report.commit {
                 println!("  commit:    {c} on {} of {repo}", report.target_branch);
+            }
+            match extras.notified {
+                Some(true) => println!("  flux:      notified"),
+                Some(false) => println!(
+                    "  flux:      could not be notified (it applies the change at its interval)"
+                ),
+                None => {}
+            }
+            if let Some(w) = extras.wait {
+                println!("  preview:   {} (via {})", w.describe(), w.via);
             }
         }
     }
@@ -211,6 +230,10 @@ pub fn write_dotenv(path: &std::path::Path, report: &Report) -> Result<(), Error
 }
 
 pub fn print_error(format: Format, e: &Error) {
+    if e.reported {
+        eprintln!("error: {e}");
+        return;
+    }
     match format {
         Format::Json => println!(
             "{}",

@@ -28,13 +28,18 @@ pub struct Deployed<'a> {
     pub changed: bool,
     /// When its time to live runs out, if one is in force.
     pub until: Option<String>,
+    /// What Flux said, when the bot waited for it.
+    pub flux: Option<&'a crate::flux::WaitOutcome>,
 }
 
 pub fn deployed(d: &Deployed, p: &Prefixes) -> String {
-    let head = if d.changed {
-        "is being deployed"
-    } else {
-        "is up to date"
+    use crate::flux::WaitState;
+    let head = match (d.flux.map(|w| w.state), d.changed) {
+        (Some(WaitState::Ready), _) => "is ready",
+        (Some(WaitState::Failed), _) => "failed in Flux",
+        (Some(WaitState::TimedOut), _) => "is not ready yet",
+        (None, true) => "is being deployed",
+        (None, false) => "is up to date",
     };
     let mut text = format!(
         "{REPLY_MARKER}\n### Preview environment `{}` {head}\n\n| | |\n|---|---|\n",
@@ -53,10 +58,24 @@ pub fn deployed(d: &Deployed, p: &Prefixes) -> String {
     if let Some(u) = &d.until {
         text.push_str(&format!("| Kept until | {u} (deploy again to extend) |\n"));
     }
-    text.push_str(&format!(
-        "\nFlux applies it within its interval. Comment `{}` to remove it.",
-        p.destroy
-    ));
+    match d.flux {
+        Some(w) => {
+            let said = match w.state {
+                WaitState::Ready => match d.preview_url {
+                    Some(url) => format!("ready at {url} (in {:.0} s)", w.seconds),
+                    None => format!("ready (in {:.0} s)", w.seconds),
+                },
+                WaitState::Failed => format!("failed: {}", w.message),
+                WaitState::TimedOut => format!("not ready after {:.0} s: {}", w.seconds, w.message),
+            };
+            text.push_str(&format!("| Flux | {said} |\n"));
+            text.push_str(&format!("\nComment `{}` to remove it.", p.destroy));
+        }
+        None => text.push_str(&format!(
+            "\nFlux applies it within its interval. Comment `{}` to remove it.",
+            p.destroy
+        )),
+    }
     text
 }
 

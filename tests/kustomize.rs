@@ -161,4 +161,18 @@ fn the_instances_directory_builds() {
         2,
         "{kinds:?}"
     );
+    // Beside the watcher: Flux's Provider and Alert for the previews' commit statuses, and the
+    // Receiver flux-ephemeral notifies.
+    for kind in ["Provider", "Alert", "Receiver"] {
+        assert_eq!(
+            kinds.iter().filter(|k| **k == kind).count(),
+            1,
+            "{kind}: {kinds:?}"
+        );
+    }
+    let alert = objects.iter().find(|o| o["kind"] == "Alert").unwrap();
+    assert_eq!(
+        alert["spec"]["eventSources"][0]["matchLabels"]["app.kubernetes.io/managed-by"],
+        "flux-ephemeral"
+    );
 }

@@ -22,6 +22,8 @@ struct Handled {
     slug: Option<String>,
     commit: Option<String>,
     preview_url: Option<String>,
+    notified: Option<bool>,
+    wait: Option<crate::flux::WaitOutcome>,
 }
 
 impl Handled {
@@ -32,6 +34,8 @@ impl Handled {
             slug: None,
             commit: None,
             preview_url: None,
+            notified: None,
+            wait: None,
         }
     }
 
@@ -40,13 +44,19 @@ impl Handled {
             return crate::output::print_ignored(format, &self.reason);
         }
         match format {
-            Format::Json => println!(
-                "{}",
-                json!({
+            Format::Json => {
+                let mut v = json!({
                     "action": self.action, "reason": self.reason, "slug": self.slug, "commit": self.commit,
                     "preview_url": self.preview_url, "changed": self.commit.is_some(),
-                })
-            ),
+                });
+                if let Some(n) = self.notified {
+                    v["notified"] = json!(n);
+                }
+                if let Some(w) = &self.wait {
+                    v["wait"] = json!(w);
+                }
+                println!("{v}");
+            }
             Format::Text => {
                 let mut line = format!("{}: {}", self.action, self.reason);
                 if let Some(s) = &self.slug {
@@ -54,6 +64,9 @@ impl Handled {
                 }
                 if let Some(c) = &self.commit {
                     line.push_str(&format!(", commit {c}"));
+                }
+                if let Some(w) = &self.wait {
+                    line.push_str(&format!("; preview {}", w.describe()));
                 }
                 println!("{line}");
             }
@@ -70,6 +83,9 @@ pub struct Ctx<'a> {
     pub files: crate::overlay::Files,
     /// The OCI artifact to deploy (`handle --artifact DIR`), for `source: oci`.
     pub artifact: super::artifact::ArtifactArgs,
+    /// Notify Flux after a push; wait for the preview (`handle --wait`).
+    pub notify: super::flux::NotifyArgs,
+    pub wait: Option<super::flux::WaitArgs>,
     first: std::cell::RefCell<Option<Snapshot>>,
 }
 
@@ -85,6 +101,8 @@ impl<'a> Ctx<'a> {
             settings: first.settings.clone(),
             files: first.files.clone(),
             artifact: super::artifact::ArtifactArgs::default(),
+            notify: super::flux::NotifyArgs::default(),
+            wait: None,
             first: std::cell::RefCell::new(Some(first)),
         }
     }
@@ -116,6 +134,8 @@ pub fn print_deployed(format: Format, report: &crate::reconcile::Report, reason:
         slug: Some(o.slug.clone()),
         commit: report.commit.clone(),
         preview_url: o.rendered.as_ref().and_then(|r| r.preview_url.clone()),
+        notified: None,
+        wait: None,
     }
     .print(format);
 }
@@ -195,7 +215,14 @@ pub fn handle(mut event: Event, forge: &dyn ChangeForge, ctx: &Ctx, mode: &Mode)
         }
     };
     handled.print(mode.format);
-    Ok(())
+    match handled
+        .wait
+        .as_ref()
+        .and_then(crate::error::Error::from_wait)
+    {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
 }
 
 fn act(
@@ -307,21 +334,51 @@ fn act(
                     let o = report.plan.outcomes.first().expect("one intent");
                     let r = o.rendered.as_ref().expect("rendered on deploy");
                     let url = r.preview_url.as_deref();
-                    status(Status::Success, "preview environment deployed", url);
-                    reply(replies::deployed(
-                        &replies::Deployed {
-                            slug: &o.slug,
-                            namespace: &r.namespace,
-                            preview_url: url,
-                            sha: o.sha.as_deref(),
-                            commit: report.commit.as_deref(),
-                            changed: o.action.changed(),
-                            until: ttl_in_force
-                                .and_then(|t| std::time::SystemTime::now().checked_add(t))
-                                .map(crate::model::format_time),
-                        },
-                        &s.commands,
-                    ));
+                    let notified = ctx.notify.notify(
+                        s,
+                        &report.target_branch,
+                        report.commit.as_deref(),
+                        mode.dry_run,
+                    );
+                    let until = ttl_in_force
+                        .and_then(|t| std::time::SystemTime::now().checked_add(t))
+                        .map(crate::model::format_time);
+                    let deployed = |flux| {
+                        replies::deployed(
+                            &replies::Deployed {
+                                slug: &o.slug,
+                                namespace: &r.namespace,
+                                preview_url: url,
+                                sha: o.sha.as_deref(),
+                                commit: report.commit.as_deref(),
+                                changed: o.action.changed(),
+                                until: until.clone(),
+                                flux,
+                            },
+                            &s.commands,
+                        )
+                    };
+                    reply(deployed(None));
+                    // With --wait, the status stays pending until Flux has answered.
+                    let waited = match ctx.wait.as_ref().filter(|w| w.wait && !mode.dry_run) {
+                        None => {
+                            status(Status::Success, "preview environment deployed", url);
+                            None
+                        }
+                        Some(w) => {
+                            let outcome = w.wait_for(&r.content, Some(forge))?;
+                            match outcome.state {
+                                crate::flux::WaitState::Ready => status(
+                                    Status::Success,
+                                    &format!("preview ready in {:.0} s", outcome.seconds),
+                                    url,
+                                ),
+                                _ => status(Status::Failure, &outcome.describe(), None),
+                            }
+                            reply(deployed(Some(&outcome)));
+                            Some(outcome)
+                        }
+                    };
                     let action = if o.action == Action::Unchanged || mode.dry_run {
                         "unchanged"
                     } else {
@@ -333,6 +390,8 @@ fn act(
                         slug: Some(o.slug.clone()),
                         commit: report.commit.clone(),
                         preview_url: r.preview_url.clone(),
+                        notified,
+                        wait: waited,
                     })
                 }
             }
@@ -367,12 +426,20 @@ fn act(
             } else {
                 "unchanged"
             };
+            let notified = ctx.notify.notify(
+                s,
+                &report.target_branch,
+                report.commit.as_deref(),
+                mode.dry_run,
+            );
             Ok(Handled {
                 action,
                 reason: why,
                 slug: Some(o.slug.clone()),
                 commit: report.commit.clone(),
                 preview_url: None,
+                notified,
+                wait: None,
             })
         }
     }

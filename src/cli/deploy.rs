@@ -4,6 +4,7 @@ use clap::Args;
 
 use super::args::{EnvArgs, GitOpsArgs};
 use super::artifact::ArtifactArgs;
+use super::flux::{NotifyArgs, WaitArgs};
 use super::ops::{self, Mode};
 use crate::error::Result;
 use crate::output::Format;
@@ -30,6 +31,10 @@ pub struct DeployCmd {
     gitops: GitOpsArgs,
     #[command(flatten)]
     artifact: ArtifactArgs,
+    #[command(flatten)]
+    notify: NotifyArgs,
+    #[command(flatten)]
+    wait: WaitArgs,
     /// Also write DYNAMIC_ENVIRONMENT_URL, FLUX_EPHEMERAL_SLUG, _NAME and _NAMESPACE to this
     /// dotenv file (publish it as artifacts:reports:dotenv in GitLab)
     #[arg(long, value_name = "FILE")]
@@ -51,7 +56,11 @@ impl DeployCmd {
             &self.gitops.repo,
             &self.gitops.settings,
             &self.env.input()?,
-            &self.artifact,
+            &ops::Steps {
+                artifact: &self.artifact,
+                notify: &self.notify,
+                wait: Some(&self.wait),
+            },
             &mode,
         )
     }

@@ -1,6 +1,7 @@
 use clap::Args;
 
 use super::args::{EnvInput, GitOpsArgs, TargetArgs};
+use super::flux::NotifyArgs;
 use super::ops::{self, Mode};
 use crate::error::Result;
 use crate::output::Format;
@@ -27,6 +28,8 @@ pub struct DestroyCmd {
     target: TargetArgs,
     #[command(flatten)]
     gitops: GitOpsArgs,
+    #[command(flatten)]
+    notify: NotifyArgs,
 }
 
 impl DestroyCmd {
@@ -47,6 +50,7 @@ impl DestroyCmd {
                     ..input
                 }
             },
+            &self.notify,
             &mode,
         )
     }

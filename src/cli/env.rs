@@ -4,6 +4,7 @@ use clap::Args;
 
 use super::args::{EnvInput, GitOpsArgs};
 use super::artifact::ArtifactArgs;
+use super::flux::{NotifyArgs, WaitArgs};
 use super::ops::{self, Mode};
 use crate::ci::{from_process, EnvAction, Provider};
 use crate::error::{Error, Result};
@@ -25,6 +26,10 @@ pub struct EnvCmd {
     gitops: GitOpsArgs,
     #[command(flatten)]
     artifact: ArtifactArgs,
+    #[command(flatten)]
+    notify: NotifyArgs,
+    #[command(flatten)]
+    wait: WaitArgs,
     /// Also write DYNAMIC_ENVIRONMENT_URL, FLUX_EPHEMERAL_SLUG, _NAME and _NAMESPACE to this dotenv file
     #[arg(long, value_name = "FILE")]
     dotenv: Option<PathBuf>,
@@ -54,12 +59,20 @@ impl EnvCmd {
                 &self.gitops.repo,
                 &self.gitops.settings,
                 &input,
-                &self.artifact,
+                &ops::Steps {
+                    artifact: &self.artifact,
+                    notify: &self.notify,
+                    wait: Some(&self.wait),
+                },
                 &mode,
             ),
-            EnvAction::Stop => {
-                ops::destroy(&self.gitops.repo, &self.gitops.settings, &input, &mode)
-            }
+            EnvAction::Stop => ops::destroy(
+                &self.gitops.repo,
+                &self.gitops.settings,
+                &input,
+                &self.notify,
+                &mode,
+            ),
             EnvAction::Other => {
                 print_ignored(format, "CI_ENVIRONMENT_ACTION is neither start nor stop");
                 Ok(())

@@ -6,6 +6,7 @@ use clap::Args;
 use super::args::{EnvInput, GitOpsArgs, RepoArgs, SettingsArgs};
 use super::artifact::ArtifactArgs;
 use super::chat;
+use super::flux::{NotifyArgs, WaitArgs};
 use super::ops::{self, Mode};
 use crate::error::{Error, Result};
 use crate::events::gitlab::{self as hooks, DeploymentHook, GitLabEvent};
@@ -50,6 +51,10 @@ pub struct HandleCmd {
     gitops: GitOpsArgs,
     #[command(flatten)]
     artifact: ArtifactArgs,
+    #[command(flatten)]
+    notify: NotifyArgs,
+    #[command(flatten)]
+    wait: WaitArgs,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -77,6 +82,8 @@ impl HandleCmd {
             settings: &self.gitops.settings,
             gitlab_url: self.gitlab_url.clone(),
             artifact: self.artifact.clone(),
+            notify: self.notify.clone(),
+            wait: Some(self.wait.clone()),
         };
         let name = self.event_name.as_deref();
         handler.handle(self.forge(name), name, &body, &mode)
@@ -103,6 +110,8 @@ pub struct Handler<'a> {
     pub settings: &'a SettingsArgs,
     pub gitlab_url: Option<String>,
     pub artifact: ArtifactArgs,
+    pub notify: NotifyArgs,
+    pub wait: Option<WaitArgs>,
 }
 
 impl Handler<'_> {
@@ -132,6 +141,8 @@ impl Handler<'_> {
         };
         let mut ctx = chat::Ctx::new(&store, &config, first);
         ctx.artifact = self.artifact.clone();
+        ctx.notify = self.notify.clone();
+        ctx.wait = self.wait.clone();
         let prefixes = &ctx.settings.commands;
         if forge == Forge::GitHub {
             let parsed = crate::events::github::parse(name.unwrap_or_default(), body, prefixes)?;

@@ -7,11 +7,13 @@ mod cleanup;
 mod deploy;
 mod destroy;
 mod env;
+mod flux;
 mod handle;
 mod list;
 mod ops;
 mod render;
 mod serve;
+mod wait;
 
 use clap::{ArgAction, Parser, Subcommand};
 
@@ -30,7 +32,8 @@ pub use crate::output::Format;
 ///
 /// Exit codes: 0 done (also when nothing had to change), 1 bad input or refused, 2 bad usage,
 /// 3 bad configuration or template, 4 the Git remote or a registry failed or refused, 5 the
-/// target branch kept moving, 70 internal error.
+/// target branch kept moving, 6 Flux reported the preview failed (--wait), 7 the preview was not
+/// Ready in time (--wait), 70 internal error.
 #[derive(Debug, Parser)]
 #[command(name = "flux-ephemeral", version, verbatim_doc_comment)]
 pub struct Cli {
@@ -56,6 +59,7 @@ pub enum Command {
     Serve(serve::ServeCmd),
     List(list::ListCmd),
     Cleanup(cleanup::CleanupCmd),
+    Wait(wait::WaitCmd),
 }
 
 impl Cli {
@@ -69,6 +73,7 @@ impl Cli {
             Command::Serve(c) => c.run(self.output),
             Command::List(c) => c.run(self.output),
             Command::Cleanup(c) => c.run(self.output),
+            Command::Wait(c) => c.run(self.output),
         }
     }
 }

@@ -5,10 +5,11 @@ use std::path::PathBuf;
 
 use super::args::{EnvInput, RepoArgs, SettingsArgs};
 use super::artifact::ArtifactArgs;
+use super::flux::{NotifyArgs, WaitArgs};
 use crate::config::FileConfig;
 use crate::error::Result;
 use crate::git::Store;
-use crate::oci::Pushed;
+use crate::output::Extras;
 use crate::output::{print_ignored, print_single, write_dotenv};
 use crate::plan::{Intent, PlanOptions, Removal};
 use crate::reconcile::first_snapshot;
@@ -90,7 +91,7 @@ pub fn run(
     })
 }
 
-fn finish(done: Done, store: &Store, mode: &Mode, pushed: Option<&Pushed>) -> Result<()> {
+fn finish(done: Done, store: &Store, mode: &Mode, extras: &Extras) -> Result<()> {
     match done {
         Done::Ignored(reason) => print_ignored(mode.format, &reason),
         Done::Report(report) => {
@@ -99,7 +100,7 @@ fn finish(done: Done, store: &Store, mode: &Mode, pushed: Option<&Pushed>) -> Re
                 &report,
                 &store.location().display(),
                 mode.dry_run,
-                pushed,
+                extras,
             );
             if let Some(path) = &mode.dotenv {
                 write_dotenv(path, &report)?;
@@ -137,11 +138,18 @@ pub fn destroy_intent(
     }
 }
 
+/// What a deploy does besides the commit: push an artifact first, notify Flux and wait after.
+pub struct Steps<'a> {
+    pub artifact: &'a ArtifactArgs,
+    pub notify: &'a NotifyArgs,
+    pub wait: Option<&'a WaitArgs>,
+}
+
 pub fn deploy(
     repo: &RepoArgs,
     settings: &SettingsArgs,
     input: &EnvInput,
-    artifact: &ArtifactArgs,
+    steps: &Steps,
     mode: &Mode,
 ) -> Result<()> {
     input.branch()?;
@@ -150,7 +158,8 @@ pub fn deploy(
     // The settings first: with an artifact, it is packed and pushed before the transaction, and
     // the same snapshot serves the transaction's first attempt.
     let first = first_snapshot(&store, &mut config)?;
-    let (input, pushed) = artifact.prepare(&first.settings, input, mode.dry_run)?;
+    let the_settings = first.settings.clone();
+    let (input, pushed) = steps.artifact.prepare(&the_settings, input, mode.dry_run)?;
     let done = run(
         &store,
         &config,
@@ -159,13 +168,44 @@ pub fn deploy(
         mode,
         &deploy_intent(&input),
     )?;
-    finish(done, &store, mode, pushed.as_ref())
+    let Done::Report(report) = &done else {
+        return finish(done, &store, mode, &Extras::default());
+    };
+    let notified = steps.notify.notify(
+        &the_settings,
+        &report.target_branch,
+        report.commit.as_deref(),
+        mode.dry_run,
+    );
+    let waited = match (steps.wait.filter(|w| w.wait), report.plan.outcomes.first()) {
+        (Some(w), Some(o)) if !mode.dry_run => {
+            let content = o
+                .rendered
+                .as_ref()
+                .map(|r| r.content.as_str())
+                .unwrap_or("");
+            let forge = super::flux::ci_forge();
+            Some(w.wait_for(content, forge.as_deref())?)
+        }
+        _ => None,
+    };
+    let extras = Extras {
+        pushed: pushed.as_ref(),
+        notified,
+        wait: waited.as_ref(),
+    };
+    finish(done, &store, mode, &extras)?;
+    match waited.as_ref().and_then(crate::error::Error::from_wait) {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
 }
 
 pub fn destroy(
     repo: &RepoArgs,
     settings: &SettingsArgs,
     input: &EnvInput,
+    notify: &NotifyArgs,
     mode: &Mode,
 ) -> Result<()> {
     if input.slug.is_none() {
@@ -173,13 +213,32 @@ pub fn destroy(
     }
     let (store, mut config) = open(repo, settings, mode.dry_run)?;
     config.origin = input.origin();
+    let first = first_snapshot(&store, &mut config)?;
+    let the_settings = first.settings.clone();
     let done = run(
         &store,
         &config,
-        None,
+        Some(first),
         input.environment.as_deref(),
         mode,
         &destroy_intent(input),
     )?;
-    finish(done, &store, mode, None)
+    let notified = match &done {
+        Done::Report(r) => notify.notify(
+            &the_settings,
+            &r.target_branch,
+            r.commit.as_deref(),
+            mode.dry_run,
+        ),
+        Done::Ignored(_) => None,
+    };
+    finish(
+        done,
+        &store,
+        mode,
+        &Extras {
+            notified,
+            ..Extras::default()
+        },
+    )
 }

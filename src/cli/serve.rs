@@ -51,6 +51,8 @@ pub struct ServeCmd {
     repo: RepoArgs,
     #[command(flatten)]
     settings: SettingsArgs,
+    #[command(flatten)]
+    notify: super::flux::NotifyArgs,
 }
 
 impl ServeCmd {
@@ -79,6 +81,8 @@ impl ServeCmd {
             settings: &self.settings,
             gitlab_url: self.gitlab_url.clone(),
             artifact: Default::default(),
+            notify: self.notify.clone(),
+            wait: None,
         };
         let mode = Mode {
             format,

@@ -158,6 +158,35 @@ impl GitHub {
         }
     }
 
+    /// The statuses of `sha` (the combined status).
+    pub async fn commit_statuses(&self, sha: &str) -> Result<Vec<super::CommitStatus>> {
+        #[derive(Deserialize)]
+        struct Combined {
+            statuses: Vec<One>,
+        }
+        #[derive(Deserialize)]
+        struct One {
+            context: String,
+            state: String,
+            description: Option<String>,
+        }
+        let sha = super::checked_sha(sha.to_string(), "the caller")?;
+        let route = format!("/repos/{}/{}/commits/{sha}/status", self.owner, self.repo);
+        let c: Combined = self
+            .client
+            .get(&route, Some(&[("per_page", "100")]))
+            .await
+            .map_err(|e| self.err("read the commit statuses", e))?;
+        Ok(c.statuses
+            .into_iter()
+            .map(|s| super::CommitStatus {
+                context: s.context,
+                state: s.state,
+                description: s.description.unwrap_or_default(),
+            })
+            .collect())
+    }
+
     pub async fn set_status(
         &self,
         sha: &str,
@@ -323,6 +352,10 @@ impl ChangeForge for GitHubChanges {
     ) -> Result<()> {
         self.runtime
             .block_on(self.github.set_status(sha, status, description, url))
+    }
+
+    fn commit_statuses(&self, sha: &str) -> Result<Vec<super::CommitStatus>> {
+        self.runtime.block_on(self.github.commit_statuses(sha))
     }
 
     fn reply(&self, number: u64, body: &str) -> Result<()> {

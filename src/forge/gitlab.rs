@@ -428,6 +428,35 @@ impl ChangeForge for GitLabChanges {
             .map_err(|e| self.gitlab.err("set the commit status", &self.project, e))
     }
 
+    fn commit_statuses(&self, sha: &str) -> Result<Vec<super::CommitStatus>> {
+        #[derive(Deserialize)]
+        struct One {
+            name: String,
+            status: String,
+            description: Option<String>,
+        }
+        let sha = super::checked_sha(sha.to_string(), "the caller")?;
+        let endpoint = gitlab::api::projects::repository::commits::CommitStatuses::builder()
+            .project(self.project.as_str())
+            .commit(sha.as_str())
+            .build()
+            .map_err(|e| Error::internal(e.to_string()))?;
+        let list: Vec<One> = api::paged(endpoint, Pagination::All)
+            .query(&self.gitlab.client)
+            .map_err(|e| {
+                self.gitlab
+                    .err("read the commit statuses", &self.project, e)
+            })?;
+        Ok(list
+            .into_iter()
+            .map(|s| super::CommitStatus {
+                context: s.name,
+                state: s.status,
+                description: s.description.unwrap_or_default(),
+            })
+            .collect())
+    }
+
     fn reply(&self, number: u64, body: &str) -> Result<()> {
         use gitlab::api::projects::merge_requests::notes::{
             CreateMergeRequestNote, EditMergeRequestNote, MergeRequestNotes,

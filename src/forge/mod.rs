@@ -14,6 +14,16 @@ pub enum Status {
     Failure,
 }
 
+/// One commit status as the forge lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitStatus {
+    /// GitHub's `context`, GitLab's `name`.
+    pub context: String,
+    /// `success`, `failure`, `pending`, … (GitLab: `success`, `failed`, `running`, …).
+    pub state: String,
+    pub description: String,
+}
+
 /// What ChatOps needs from a forge for one pull/merge request.
 pub trait ChangeForge {
     /// Whether the actor has write access (GitHub write/maintain/admin; GitLab Developer+).
@@ -31,6 +41,8 @@ pub trait ChangeForge {
     /// Create the bot's one comment on the change, or edit it: the comment carrying the reply
     /// marker that the bot's own account wrote. Nobody else's comment is ever edited.
     fn reply(&self, number: u64, body: &str) -> Result<()>;
+    /// The statuses of commit `sha` (Flux's Providers post theirs there).
+    fn commit_statuses(&self, sha: &str) -> Result<Vec<CommitStatus>>;
 }
 
 /// A forge for `--dry-run`: reads go through, writes (comments, statuses) are only printed.
@@ -59,6 +71,9 @@ impl ChangeForge for DryRun<'_> {
     fn reply(&self, number: u64, body: &str) -> Result<()> {
         eprintln!("dry run: would comment on #{number}:\n{body}");
         Ok(())
+    }
+    fn commit_statuses(&self, sha: &str) -> Result<Vec<CommitStatus>> {
+        self.0.commit_statuses(sha)
     }
 }
 

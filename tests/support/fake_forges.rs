@@ -148,6 +148,22 @@ impl FakeGitHub {
             .collect()
     }
 
+    /// A commit status someone else (Flux's notification Provider) posts.
+    pub fn post_status(
+        &self,
+        repo: &str,
+        sha: &str,
+        context: &str,
+        state: &str,
+        description: &str,
+    ) {
+        self.state.lock().unwrap().statuses.push((
+            repo.into(),
+            sha.into(),
+            json!({"state": state, "context": context, "description": description}),
+        ));
+    }
+
     pub async fn requests(&self) -> Vec<String> {
         requests(&self.server).await
     }
@@ -217,6 +233,23 @@ impl Respond for GitHubResponder {
                     }
                 }
                 not_found()
+            }
+            ("GET", ["repos", o, r, "commits", sha, "status"]) => {
+                // The combined status: the latest status of each context.
+                let repo = format!("{o}/{r}");
+                let mut latest: BTreeMap<String, Value> = BTreeMap::new();
+                for (_, _, v) in s
+                    .statuses
+                    .iter()
+                    .filter(|(rp, sh, _)| *rp == repo && sh == sha)
+                {
+                    let ctx = v["context"].as_str().unwrap_or("default").to_string();
+                    latest.insert(ctx, v.clone());
+                }
+                let statuses: Vec<Value> = latest.into_values().collect();
+                ok(
+                    json!({"state": "pending", "sha": sha, "total_count": statuses.len(), "statuses": statuses}),
+                )
             }
             ("POST", ["repos", o, r, "statuses", sha]) => {
                 s.statuses

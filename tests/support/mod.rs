@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod fake_forges;
+pub mod fake_kube;
 pub mod servers;
 pub mod serving;
 
@@ -186,7 +187,8 @@ impl TestEnv {
             .unwrap()
     }
 
-    /// The files of the instances directory on main.
+    /// The sync files of the instances directory on main (the watcher `sync.yaml` and the
+    /// environments' `sync-*.yaml`; the example notification manifests beside them left out).
     pub fn instances(&self) -> Vec<String> {
         self.git(&[
             "ls-tree",
@@ -196,6 +198,7 @@ impl TestEnv {
         ])
         .lines()
         .map(|l| l.rsplit('/').next().unwrap().to_string())
+        .filter(|f| f.starts_with("sync") || f == ".keep")
         .collect()
     }
 

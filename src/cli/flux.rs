@@ -1,0 +1,182 @@
+//! After a push: `--receiver-*` to notify Flux, `--wait` to wait until the preview is Ready.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::config::Settings;
+use crate::error::{Error, Result};
+use crate::flux::kube_wait::KubeWaiter;
+use crate::flux::receiver::{Receiver, ReceiverType};
+use crate::flux::targets::Targets;
+use crate::flux::WaitOutcome;
+use crate::forge::ChangeForge;
+use crate::redact::Secret;
+
+/// Notify a Flux notification-controller Receiver after a push that changed something.
+#[derive(Debug, Clone, Default, Args)]
+pub struct NotifyArgs {
+    /// The Receiver's webhook URL (https://flux-webhook.example.com/hook/<id>), or its base URL
+    /// with --receiver-name (config: receiver_url). Token: FLUX_RECEIVER_TOKEN or --receiver-token-file
+    #[arg(long, env = "FLUX_EPHEMERAL_RECEIVER_URL", value_name = "URL")]
+    pub receiver_url: Option<String>,
+    /// The Receiver's name, to compute the webhook path as `flux trigger receiver` does (config: receiver_name)
+    #[arg(long, env = "FLUX_EPHEMERAL_RECEIVER_NAME", value_name = "NAME")]
+    pub receiver_name: Option<String>,
+    /// The Receiver's namespace (config: receiver_namespace) [default: flux-system]
+    #[arg(long, env = "FLUX_EPHEMERAL_RECEIVER_NAMESPACE", value_name = "NS")]
+    pub receiver_namespace: Option<String>,
+    /// The Receiver's type (config: receiver_type) [default: generic]
+    #[arg(
+        long,
+        value_enum,
+        env = "FLUX_EPHEMERAL_RECEIVER_TYPE",
+        value_name = "TYPE"
+    )]
+    pub receiver_type: Option<ReceiverType>,
+    /// File holding the Receiver's token [else FLUX_RECEIVER_TOKEN]
+    #[arg(long, env = "FLUX_RECEIVER_TOKEN_FILE", value_name = "FILE")]
+    pub receiver_token_file: Option<PathBuf>,
+}
+
+impl NotifyArgs {
+    /// The Receiver, from the flags over the configuration; `None` when none is configured.
+    pub fn receiver(&self, settings: &Settings) -> Result<Option<Receiver>> {
+        let conf = settings.receiver.as_ref();
+        let Some(url) = self
+            .receiver_url
+            .clone()
+            .or_else(|| conf.map(|c| c.url.clone()))
+        else {
+            return Ok(None);
+        };
+        let token = match &self.receiver_token_file {
+            Some(f) => std::fs::read_to_string(f)
+                .map(|t| Secret::new(t.trim()))
+                .map_err(|e| Error::config(format!("cannot read {}: {e}", f.display())))?,
+            None => Secret::from_env("FLUX_RECEIVER_TOKEN").ok_or_else(|| {
+                Error::config("a Flux receiver is configured but FLUX_RECEIVER_TOKEN (or --receiver-token-file) is not set")
+            })?,
+        };
+        let name = self
+            .receiver_name
+            .clone()
+            .or_else(|| conf.and_then(|c| c.name.clone()));
+        let namespace = self
+            .receiver_namespace
+            .clone()
+            .or_else(|| conf.map(|c| c.namespace.clone()))
+            .unwrap_or_else(|| "flux-system".into());
+        let kind = self
+            .receiver_type
+            .or_else(|| conf.map(|c| c.kind))
+            .unwrap_or(ReceiverType::Generic);
+        Receiver::new(&url, name.as_deref(), &namespace, kind, token).map(Some)
+    }
+
+    /// Notify after `commit` landed on `branch`: `Some(true)` notified, `Some(false)` failed (a
+    /// warning: Flux still reconciles at its interval), `None` nothing to notify.
+    pub fn notify(
+        &self,
+        settings: &Settings,
+        branch: &str,
+        commit: Option<&str>,
+        dry_run: bool,
+    ) -> Option<bool> {
+        let commit = commit?;
+        let receiver = match self.receiver(settings) {
+            Ok(Some(r)) => r,
+            Ok(None) => return None,
+            Err(e) => {
+                eprintln!("warning: {e}");
+                return Some(false);
+            }
+        };
+        if dry_run {
+            return None;
+        }
+        match receiver.notify(branch, commit) {
+            Ok(()) => Some(true),
+            Err(e) => {
+                eprintln!("warning: {e} (the commit landed; Flux applies it at its interval)");
+                Some(false)
+            }
+        }
+    }
+}
+
+/// `--wait`: wait until the preview is Ready at the pushed revision.
+#[derive(Debug, Clone, Args)]
+pub struct WaitArgs {
+    /// After the push, wait until Flux reports the preview Ready at the pushed revision (exit 6
+    /// when Flux reports it failed, 7 on timeout): through the Kubernetes API when a kubeconfig
+    /// is available, else through the commit statuses Flux's notification Provider posts
+    #[arg(long)]
+    pub wait: bool,
+    /// How long to wait
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub timeout: Duration,
+    /// Kubeconfig for --wait [default: KUBECONFIG, ~/.kube/config, or in-cluster]
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+}
+
+impl WaitArgs {
+    /// Wait for the environment rendered as `content`. `forge`: where Flux posts its commit
+    /// statuses, used when no cluster credentials are available.
+    pub fn wait_for(&self, content: &str, forge: Option<&dyn ChangeForge>) -> Result<WaitOutcome> {
+        let targets = crate::flux::targets::from_sync_file(content)?;
+        wait_for_targets(&targets, self.kubeconfig.as_deref(), self.timeout, forge)
+    }
+}
+
+/// Wait through the Kubernetes API when it is reachable, else through the forge.
+pub fn wait_for_targets(
+    targets: &Targets,
+    kubeconfig: Option<&std::path::Path>,
+    timeout: Duration,
+    forge: Option<&dyn ChangeForge>,
+) -> Result<WaitOutcome> {
+    if let Some(kube) = KubeWaiter::connect(kubeconfig)? {
+        return kube.wait(targets, timeout);
+    }
+    match (forge, &targets.sha) {
+        (Some(f), Some(sha)) => crate::flux::forge_status::wait(
+            f,
+            sha,
+            &targets.deployer,
+            timeout,
+            Duration::from_secs(2),
+        ),
+        (Some(_), None) => Err(Error::config(
+            "--wait without cluster credentials reads Flux's commit statuses, which need the commit (--sha)",
+        )),
+        (None, _) => Err(Error::config(
+            "--wait needs a kubeconfig (--kubeconfig, KUBECONFIG, in-cluster) or a forge to read Flux's commit statuses from (GITHUB_TOKEN with GITHUB_REPOSITORY, or GITLAB_TOKEN with CI_PROJECT_ID)",
+        )),
+    }
+}
+
+/// The forge of the CI job, for reading commit statuses: GitHub Actions or GitLab CI.
+pub fn ci_forge() -> Option<Box<dyn ChangeForge>> {
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    if let (Some(repo), Some(_)) = (var("GITHUB_REPOSITORY"), var("GITHUB_TOKEN")) {
+        let token = Secret::from_env("GITHUB_TOKEN");
+        return crate::forge::github::GitHubChanges::connect(
+            &crate::forge::github::api_from_env(),
+            token.as_ref(),
+            &repo,
+        )
+        .ok()
+        .map(|f| Box::new(f) as Box<dyn ChangeForge>);
+    }
+    if let (Some(project), Some(token)) = (var("CI_PROJECT_ID"), Secret::from_env("GITLAB_TOKEN")) {
+        let url = crate::forge::gitlab::GitLabUrl::resolve(None).ok()?;
+        let gitlab = crate::forge::gitlab::GitLab::connect(&url, &token).ok()?;
+        return Some(Box::new(crate::forge::gitlab::GitLabChanges::new(
+            gitlab, project,
+        )));
+    }
+    None
+}

@@ -1,0 +1,90 @@
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::args::{check_sha, RepoArgs, SettingsArgs, TargetArgs};
+use super::flux::{ci_forge, wait_for_targets};
+use crate::error::{Error, Result};
+use crate::output::Format;
+use crate::reconcile::first_snapshot;
+
+/// Wait until a preview environment is Ready in Flux at the revision its sync file pins.
+///
+/// Reads the environment's sync file from the GitOps repository, then watches its source and its
+/// Kustomization (or HelmRelease) through the Kubernetes API — or, without cluster credentials,
+/// reads the commit statuses Flux's notification Provider posts (GitHub: GITHUB_TOKEN and
+/// GITHUB_REPOSITORY; GitLab: GITLAB_TOKEN and CI_PROJECT_ID).
+///
+/// Exit codes: 0 ready, 6 Flux reports it failed (its reason and message are shown), 7 timed out.
+///
+/// Example: flux-ephemeral wait --repo https://github.com/org/gitops.git --branch feature/login --timeout 10m
+#[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
+pub struct WaitCmd {
+    /// Application branch of the environment [in CI: the job's branch]
+    #[arg(long, value_name = "BRANCH")]
+    branch: Option<String>,
+    /// Wait for this commit instead of the one the sync file pins
+    #[arg(long, value_name = "SHA")]
+    sha: Option<String>,
+    #[command(flatten)]
+    target: TargetArgs,
+    #[command(flatten)]
+    repo: RepoArgs,
+    #[command(flatten)]
+    settings: SettingsArgs,
+    /// How long to wait
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    timeout: Duration,
+    /// Kubeconfig [default: KUBECONFIG, ~/.kube/config, or in-cluster]
+    #[arg(long, value_name = "FILE")]
+    kubeconfig: Option<PathBuf>,
+}
+
+impl WaitCmd {
+    pub fn run(&self, format: Format) -> Result<()> {
+        let input = self.target.input(self.branch.clone())?;
+        let (store, mut config) = super::ops::open(&self.repo, &self.settings, false)?;
+        config.origin = input.origin();
+        let snap = first_snapshot(&store, &mut config)?;
+        let slug = input.slug(&snap.settings)?;
+        let key = snap.settings.application.key(&slug).unwrap_or(slug.clone());
+        let file = crate::model::file_name(&key);
+        let content = snap.files.get(&file).ok_or_else(|| {
+            Error::input(format!(
+                "there is no environment {slug} ({}/{file}) to wait for",
+                snap.settings.instances_dir
+            ))
+        })?;
+        let mut targets = crate::flux::targets::from_sync_file(content)?;
+        if let Some(sha) = &self.sha {
+            let sha = check_sha(sha)?;
+            targets.revision = Some(format!("sha1:{sha}"));
+            targets.sha = Some(sha);
+        }
+        let forge = ci_forge();
+        let outcome = wait_for_targets(
+            &targets,
+            self.kubeconfig.as_deref(),
+            self.timeout,
+            forge.as_deref(),
+        )?;
+        match format {
+            Format::Json => println!(
+                "{}",
+                serde_json::json!({"action": "wait", "slug": slug, "file": format!("{}/{file}", snap.settings.instances_dir),
+                                   "revision": targets.revision, "wait": outcome})
+            ),
+            Format::Text => println!(
+                "environment {slug}: {} (via {})",
+                outcome.describe(),
+                outcome.via
+            ),
+        }
+        match Error::from_wait(&outcome) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,165 @@
+//! Waiting through the Kubernetes API: watch the preview's source and its Kustomization (or
+//! HelmRelease) as dynamic objects and assess every change, so Ready is noticed as Flux reports it.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use futures::{StreamExt, TryStreamExt};
+use kube::api::{Api, ApiResource, DynamicObject};
+use kube::runtime::{watcher, WatchStreamExt};
+
+use super::readiness::{assess, Verdict};
+use super::targets::{ObjectRef, Targets};
+use super::{WaitOutcome, WaitState};
+use crate::error::{Error, Result};
+
+/// A Kubernetes client, when there is a cluster to ask: `--kubeconfig`, `KUBECONFIG`,
+/// `~/.kube/config`, or the in-cluster service account (a GitLab agent's CI context is a
+/// kubeconfig context too).
+pub struct KubeWaiter {
+    client: kube::Client,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl KubeWaiter {
+    /// `None` when no cluster credentials are available at all.
+    pub fn connect(kubeconfig: Option<&Path>) -> Result<Option<KubeWaiter>> {
+        let available = kubeconfig.is_some()
+            || std::env::var_os("KUBECONFIG").is_some_and(|v| !v.is_empty())
+            || std::env::var_os("KUBERNETES_SERVICE_HOST").is_some()
+            || std::env::var_os("HOME")
+                .is_some_and(|h| Path::new(&h).join(".kube/config").exists());
+        if !available {
+            return Ok(None);
+        }
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .map_err(|e| Error::internal(format!("tokio: {e}")))?;
+        let client = runtime.block_on(async {
+            let config = match kubeconfig {
+                Some(path) => {
+                    let kc = kube::config::Kubeconfig::read_from(path).map_err(|e| {
+                        Error::config(format!("--kubeconfig {}: {e}", path.display()))
+                    })?;
+                    kube::Config::from_custom_kubeconfig(kc, &Default::default())
+                        .await
+                        .map_err(|e| {
+                            Error::config(format!("--kubeconfig {}: {e}", path.display()))
+                        })?
+                }
+                None => kube::Config::infer()
+                    .await
+                    .map_err(|e| Error::config(format!("Kubernetes credentials: {e}")))?,
+            };
+            kube::Client::try_from(config)
+                .map_err(|e| Error::config(format!("Kubernetes client: {e}")))
+        })?;
+        Ok(Some(KubeWaiter { client, runtime }))
+    }
+
+    /// Watch until the preview is Ready at the revision, fails in Flux, or `timeout` passes.
+    pub fn wait(&self, targets: &Targets, timeout: Duration) -> Result<WaitOutcome> {
+        let start = Instant::now();
+        let revision = targets.revision.as_deref();
+        let outcome = |state, message: String| WaitOutcome {
+            state,
+            message,
+            seconds: start.elapsed().as_secs_f64(),
+            via: "kubernetes",
+        };
+        self.runtime.block_on(async {
+            let source = self.watch(&targets.source).map(|e| (true, e)).boxed();
+            let deployer = self.watch(&targets.deployer).map(|e| (false, e)).boxed();
+            let mut events = futures::stream::select(source, deployer);
+            let (mut src, mut dep): (Option<serde_json::Value>, Option<serde_json::Value>) =
+                (None, None);
+            let mut last = "nothing seen yet".to_string();
+            let deadline = tokio::time::sleep(timeout);
+            tokio::pin!(deadline);
+            loop {
+                tokio::select! {
+                    _ = &mut deadline => return Ok(outcome(WaitState::TimedOut, last)),
+                    next = events.next() => {
+                        let Some((is_source, event)) = next else {
+                            return Ok(outcome(WaitState::TimedOut, last));
+                        };
+                        match event {
+                            Ok(obj) => {
+                                let v = serde_json::to_value(&obj).ok();
+                                if is_source { src = v } else { dep = v }
+                            }
+                            Err(e) => {
+                                tracing::debug!("watch: {e}");
+                                last = format!("watching failed: {e}");
+                                continue;
+                            }
+                        }
+                        match assess(src.as_ref(), dep.as_ref(), revision) {
+                            Verdict::Ready => return Ok(outcome(WaitState::Ready, "Ready".into())),
+                            Verdict::Failed { reason, message } => {
+                                return Ok(outcome(WaitState::Failed, format!("{reason}: {message}")))
+                            }
+                            Verdict::Pending(why) => {
+                                tracing::debug!("{why}");
+                                last = why;
+                            }
+                        }
+                    }
+                }
+            }
+        })
+    }
+
+    /// The object's states as they change (the first is its current state).
+    fn watch(
+        &self,
+        r: &ObjectRef,
+    ) -> impl futures::Stream<Item = std::result::Result<DynamicObject, watcher::Error>> + Send + 'static
+    {
+        let (group, version) = r
+            .api_version
+            .split_once('/')
+            .unwrap_or(("", r.api_version.as_str()));
+        let resource = ApiResource {
+            group: group.into(),
+            version: version.into(),
+            api_version: r.api_version.clone(),
+            kind: r.kind.clone(),
+            plural: plural(&r.kind),
+        };
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(self.client.clone(), &r.namespace, &resource);
+        let config = watcher::Config::default().fields(&format!("metadata.name={}", r.name));
+        watcher(api, config)
+            .default_backoff()
+            .applied_objects()
+            .into_stream()
+    }
+}
+
+/// The resource name of a kind: `GitRepository` → `gitrepositories`, `Kustomization` →
+/// `kustomizations`.
+fn plural(kind: &str) -> String {
+    let lower = kind.to_ascii_lowercase();
+    match lower.strip_suffix('y') {
+        Some(stem) => format!("{stem}ies"),
+        None => format!("{lower}s"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn plurals() {
+        for (kind, want) in [
+            ("GitRepository", "gitrepositories"),
+            ("OCIRepository", "ocirepositories"),
+            ("Kustomization", "kustomizations"),
+            ("HelmRelease", "helmreleases"),
+        ] {
+            assert_eq!(super::plural(kind), want);
+        }
+    }
+}

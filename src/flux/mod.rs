@@ -1,0 +1,57 @@
+//! After a push: notify Flux (a notification-controller Receiver) and wait until the preview is
+//! Ready at the pushed revision — from the Kubernetes API, or from the commit statuses Flux's own
+//! notification Providers post on the forge.
+
+pub mod forge_status;
+pub mod kube_wait;
+pub mod readiness;
+pub mod receiver;
+pub mod targets;
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// How a wait ended.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WaitOutcome {
+    /// `ready`, `failed` or `timed_out`.
+    pub state: WaitState,
+    pub message: String,
+    /// Seconds from the start of the wait.
+    pub seconds: f64,
+    /// `kubernetes` or `forge`.
+    pub via: &'static str,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WaitState {
+    Ready,
+    Failed,
+    TimedOut,
+}
+
+impl WaitOutcome {
+    /// The exit code it maps to: 0 ready, 6 failed in Flux, 7 timed out.
+    pub fn exit_code(&self) -> i32 {
+        match self.state {
+            WaitState::Ready => 0,
+            WaitState::Failed => 6,
+            WaitState::TimedOut => 7,
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self.state {
+            WaitState::Ready => format!("ready in {:.1} s", self.seconds),
+            WaitState::Failed => format!("failed in Flux: {}", self.message),
+            WaitState::TimedOut => {
+                format!("not ready after {:.0} s: {}", self.seconds, self.message)
+            }
+        }
+    }
+}
+
+/// The default `--timeout`.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
