@@ -78,6 +78,8 @@ pub struct CleanupCmd {
     /// The artifacts' registry is plain HTTP (loopback tests)
     #[arg(long)]
     insecure_registry: bool,
+    #[command(flatten)]
+    notify: super::flux::NotifyArgs,
     /// With an `applications` list: clean up every application, each with its own forge listing
     /// (else the application of --app, --github-repo/--gitlab-project or the CI job's repository)
     #[arg(long)]
@@ -130,6 +132,8 @@ fn in_scope(r: &EnvRecord, app: &Application, object_name: &str) -> bool {
 /// asked for and failed is a failure (non-zero exit).
 #[derive(Default)]
 struct Tally {
+    /// Flux's Receiver was notified (`None`: nothing to notify, or none configured).
+    notified: Option<bool>,
     comments: usize,
     pruned: usize,
     stopped: usize,
@@ -273,9 +277,19 @@ impl CleanupCmd {
             max_attempts: 10,
         };
         let commands = first.settings.commands.clone();
+        let settings = first.settings.clone();
         let report = reconcile(&store, &config, Some(first), &intents, &opts)?;
+        let notified = self.notify.notify(
+            &settings,
+            &report.target_branch,
+            report.commit.as_deref(),
+            self.dry_run,
+        );
         let (removed, total) = removed.into_inner();
-        let mut tally = Tally::default();
+        let mut tally = Tally {
+            notified,
+            ..Tally::default()
+        };
         if !self.dry_run && report.commit.is_some() {
             self.after(
                 &forge,
@@ -450,6 +464,7 @@ fn print(
                 "action": "cleanup", "forge": forge.name(), "removed": removed, "kept": total - removed.len(),
                 "changed": report.commit.is_some(), "commit": report.commit, "dry_run": dry_run,
                 "comments": tally.comments, "stopped_environments": tally.stopped, "pruned_artifacts": tally.pruned,
+                "notified": tally.notified,
                 "problems": problems.iter().map(|p| p.message.clone()).collect::<Vec<_>>(),
             });
             if let Some(d) = &report.diff {
