@@ -126,7 +126,12 @@ fn the_instances_directory_builds() {
     env.deploy(&["--branch", "on", "--sha", SHA, "--template", "helm"])
         .ok();
     let dir = env.path("instances");
-    let files = env.instances();
+    // Every file Flux applies from the directory: the sync files and the manifests beside them.
+    let files: Vec<String> = env
+        .git(&["ls-tree", "--name-only", "main", "overlays/ephemeral-instances/"])
+        .lines()
+        .map(|l| l.rsplit('/').next().unwrap().to_string())
+        .collect();
     for f in &files {
         write(
             &dir.join(f),
