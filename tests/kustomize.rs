@@ -128,7 +128,12 @@ fn the_instances_directory_builds() {
     let dir = env.path("instances");
     // Every file Flux applies from the directory: the sync files and the manifests beside them.
     let files: Vec<String> = env
-        .git(&["ls-tree", "--name-only", "main", "overlays/ephemeral-instances/"])
+        .git(&[
+            "ls-tree",
+            "--name-only",
+            "main",
+            "overlays/ephemeral-instances/",
+        ])
         .lines()
         .map(|l| l.rsplit('/').next().unwrap().to_string())
         .collect();
