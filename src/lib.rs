@@ -30,6 +30,7 @@ pub mod redact;
 pub mod render;
 pub mod replies;
 pub mod server;
+pub mod service;
 pub mod slug;
 pub mod webhook;
 pub mod yaml_quote;

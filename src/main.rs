@@ -2,7 +2,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
-use flux_ephemeral::cli::Cli;
+use flux_ephemeral::cli::{Cli, LogFormat};
 use flux_ephemeral::output::print_error;
 use tracing_subscriber::EnvFilter;
 
@@ -20,11 +20,13 @@ fn main() -> ExitCode {
     // Colour only on a terminal, and never with NO_COLOR (https://no-color.org).
     let colour = std::io::stderr().is_terminal()
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(colour)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Json => logs.json().init(),
+        LogFormat::Text => logs.with_ansi(colour).init(),
+    }
     // A panic is a defect: report it as an internal error (exit 70), never as Rust's 101.
     let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cli.run()));
     let result = run.unwrap_or_else(|_| {

@@ -112,6 +112,8 @@ pub struct EnvSpec {
     pub preview_url: Option<String>,
     /// The OCI artifact the preview deploys, instead of the branch.
     pub artifact: Option<ArtifactRef>,
+    /// Record a new deploy time even when nothing else changed (extends a time to live).
+    pub refresh: bool,
 }
 
 /// A pushed OCI artifact, pinned by digest.

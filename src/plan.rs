@@ -236,7 +236,8 @@ fn plan_upsert(
     };
     let moving = before_file != file;
     // Keep the recorded deploy time when nothing else changed, so deploying twice commits nothing.
-    if let (Some(t), Some(content), false, false) = (previous_time, before, opts.refresh, moving) {
+    let refresh = opts.refresh || spec.refresh;
+    if let (Some(t), Some(content), false, false) = (previous_time, before, refresh, moving) {
         let same = renderer.render(spec, t)?;
         if &same.content == content {
             return Ok((outcome(Action::Unchanged, spec, file, Some(same)), vec![]));

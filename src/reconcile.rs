@@ -169,7 +169,7 @@ pub fn reconcile(
     store: &Store,
     config: &ConfigSource,
     first: Option<Snapshot>,
-    intents: &dyn Fn(&Snapshot) -> Result<Vec<Intent>>,
+    intents: &mut dyn FnMut(&Snapshot) -> Result<Vec<Intent>>,
     opts: &RunOptions,
 ) -> Result<Report> {
     let branch = target_branch(store, config)?;

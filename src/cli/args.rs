@@ -4,13 +4,11 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::ci::CiContext;
-use crate::config::{parse_ttl, FileConfig, Settings};
+use crate::config::{parse_ttl, FileConfig};
 use crate::error::{Error, Result};
-use crate::git::{Auth, Location};
-use crate::model::EnvSpec;
+use crate::git::Auth;
 use crate::redact::Secret;
-use crate::slug::{slugify, validate_slug};
+pub use crate::service::input::{check_branch, check_id, check_sha, EnvInput};
 
 /// Where the GitOps repository is and how to reach it.
 #[derive(Debug, Clone, Args)]
@@ -51,42 +49,6 @@ pub struct RepoArgs {
 }
 
 impl RepoArgs {
-    /// The repository location; the demo repository when `--repo` is absent (a dry run does not
-    /// create it).
-    pub fn location(&self, dry_run: bool) -> Result<Location> {
-        match &self.repo {
-            Some(r) => Location::parse(r),
-            None if dry_run => {
-                let path = crate::local_default::existing()?.ok_or_else(|| {
-                    Error::input(
-                        "no --repo given and the demo repository does not exist yet; a dry run creates nothing: \
-                         run once without --dry-run to create it, or pass --repo",
-                    )
-                })?;
-                eprintln!(
-                    "note: no --repo given: using the demo GitOps repository {}",
-                    path.display()
-                );
-                Ok(Location::Local(path))
-            }
-            None => {
-                let (path, created) = crate::local_default::ensure()?;
-                if created {
-                    eprintln!(
-                        "note: no --repo given: created the demo GitOps repository {}",
-                        path.display()
-                    );
-                } else {
-                    eprintln!(
-                        "note: no --repo given: using the demo GitOps repository {}",
-                        path.display()
-                    );
-                }
-                Ok(Location::Local(path))
-            }
-        }
-    }
-
     /// Credentials from the environment and files; never from argv.
     pub fn auth(&self) -> Result<Auth> {
         let token = match &self.token_file {
@@ -105,6 +67,19 @@ impl RepoArgs {
             insecure_ignore_host_key: self.insecure_ignore_host_key,
         })
     }
+}
+
+/// The service layer's plain description of the GitOps repository and the settings flags.
+pub fn repo(repo: &RepoArgs, settings: &SettingsArgs) -> Result<crate::service::environment::Repo> {
+    check_ttl(&settings.ttl)?;
+    Ok(crate::service::environment::Repo {
+        url: repo.repo.clone(),
+        target_branch: repo.target_branch.clone(),
+        cache_dir: repo.cache_dir.clone(),
+        auth: repo.auth()?,
+        config: repo.config.clone(),
+        flags: settings.to_file_config(),
+    })
 }
 
 /// The GitOps repository, its settings, and whether to push: what every command that writes takes.
@@ -215,38 +190,6 @@ pub struct TargetArgs {
     pub from_ci: bool,
 }
 
-/// An environment as asked for: flags first, then the CI job.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct EnvInput {
-    pub branch: Option<String>,
-    pub sha: Option<String>,
-    pub id: Option<String>,
-    pub author: Option<String>,
-    pub title: Option<String>,
-    pub slug: Option<String>,
-    pub environment: Option<String>,
-    pub environment_url: Option<String>,
-    pub ci_source_url: Option<String>,
-    pub fork_clone_url: Option<String>,
-    /// A time to live for this environment only (`/deploy-ephemeral ttl=24h`).
-    pub ttl: Option<std::time::Duration>,
-    /// The CI job's own repository: it picks the application and must be configured.
-    pub ci_repository: Option<crate::apps::RepoRef>,
-    /// The pushed OCI artifact to deploy instead of the branch.
-    pub artifact: Option<crate::model::ArtifactRef>,
-}
-
-impl EnvInput {
-    /// Where this input comes from, for choosing the application.
-    pub fn origin(&self) -> crate::apps::Origin {
-        crate::apps::Origin {
-            app: None,
-            repository: self.ci_repository.clone(),
-            ci_repository: self.ci_repository.clone(),
-        }
-    }
-}
-
 impl EnvArgs {
     pub fn input(&self) -> Result<EnvInput> {
         let flags = EnvInput {
@@ -271,7 +214,7 @@ impl TargetArgs {
     }
 
     /// The CI context when asked for (`--from-ci`) or when the branch is not given.
-    pub fn ci(&self, no_branch: bool) -> Result<Option<CiContext>> {
+    pub fn ci(&self, no_branch: bool) -> Result<Option<crate::ci::CiContext>> {
         if !self.from_ci && !no_branch {
             return Ok(None);
         }
@@ -291,140 +234,6 @@ impl TargetArgs {
             ..self.flags()
         }
         .with_ci(self.ci(no_branch)?)
-    }
-}
-
-impl EnvInput {
-    /// Fill what the flags left open from the CI job.
-    pub fn with_ci(self, ci: Option<CiContext>) -> Result<EnvInput> {
-        let Some(ci) = ci else { return Ok(self) };
-        // A slug from GitLab belongs to GitLab's environment; only take it with that environment.
-        let from_env = self.environment.is_none() || self.environment == ci.environment;
-        Ok(EnvInput {
-            branch: self.branch.or(ci.branch),
-            sha: self.sha.or(ci.sha),
-            id: self.id.or(ci.id),
-            author: self.author.or(ci.author),
-            title: self.title.or(ci.title),
-            slug: self.slug.or(if from_env { ci.slug } else { None }),
-            environment: self.environment.or(ci.environment),
-            environment_url: ci.environment_url,
-            ci_source_url: ci.source_url,
-            fork_clone_url: ci.fork_clone_url,
-            ttl: self.ttl,
-            ci_repository: ci.repository,
-            artifact: self.artifact,
-        })
-    }
-
-    pub fn branch(&self) -> Result<&str> {
-        self.branch.as_deref().ok_or_else(|| {
-            Error::input("no branch: pass --branch NAME, or run inside GitLab CI or GitHub Actions (--from-ci)")
-        })
-    }
-
-    /// The environment's slug: given (GitLab's), or derived from the branch.
-    pub fn slug(&self, settings: &Settings) -> Result<String> {
-        let budget = settings.slug_budget();
-        match &self.slug {
-            Some(s) => {
-                validate_slug(s, budget)?;
-                Ok(s.clone())
-            }
-            None => slugify(self.branch()?, budget),
-        }
-    }
-
-    /// Who asks for this environment: the application, its repository and the change.
-    pub fn requester(&self, settings: &Settings) -> Result<crate::model::Owner> {
-        let app = &settings.application;
-        Ok(crate::model::Owner {
-            app: Some(app.name.clone()),
-            forge: app.forge.clone(),
-            repository: app.repository.clone(),
-            change: self.id.as_deref().map(check_id).transpose()?,
-        })
-    }
-
-    pub fn spec(&self, settings: &Settings) -> Result<EnvSpec> {
-        if settings.source == crate::config::SourceKind::Oci && self.artifact.is_none() {
-            return Err(Error::input(
-                "source: oci, but this deploy has no artifact: run it where the manifests are, with --artifact DIR (webhook deliveries and Deployment Hooks cannot pack one)",
-            ));
-        }
-        let source_url = match &self.fork_clone_url {
-            Some(fork) if fork.is_empty() => {
-                return Err(Error::input(
-                    "refused: the pull request's fork was deleted; there is nothing to preview",
-                ))
-            }
-            Some(fork) if settings.allow_forks => Some(fork.clone()),
-            Some(fork) => {
-                return Err(Error::input(format!(
-                    "refused: the pull request comes from a fork ({fork}); set allow_forks: true in .flux-ephemeral.yaml to preview forks"
-                )))
-            }
-            None => settings.source_url.clone().or_else(|| self.ci_source_url.clone()),
-        };
-        // An artifact is the source itself; the URL then only names where it was built from.
-        let source_url =
-            match source_url.filter(|s| !s.trim().is_empty()) {
-                Some(u) => u,
-                None if self.artifact.is_some() => String::new(),
-                None => return Err(Error::config(
-                    "no source URL: pass --source-url or set source_url in .flux-ephemeral.yaml",
-                )),
-            };
-        let slug = self.slug(settings)?;
-        let app = &settings.application;
-        Ok(EnvSpec {
-            key: app.key(&slug),
-            app: Some(app.name.clone()),
-            forge: app.forge.clone(),
-            repository: app.repository.clone(),
-            slug,
-            branch: check_branch(self.branch()?)?,
-            sha: self.sha.as_deref().map(check_sha).transpose()?,
-            id: self.id.as_deref().map(check_id).transpose()?,
-            author: self.author.clone().filter(|a| !a.is_empty()),
-            title: self.title.clone().filter(|t| !t.is_empty()),
-            environment: self.environment.clone(),
-            source_url,
-            ttl: self.ttl.or(settings.ttl),
-            preview_url: self.environment_url.clone().filter(|u| !u.is_empty()),
-            artifact: self.artifact.clone(),
-        })
-    }
-}
-
-pub fn check_branch(b: &str) -> Result<String> {
-    if b.is_empty() || b.chars().any(char::is_control) {
-        return Err(Error::input(format!(
-            "branch name {b:?} is empty or has control characters"
-        )));
-    }
-    Ok(b.to_string())
-}
-
-pub fn check_sha(s: &str) -> Result<String> {
-    let s = s.trim().to_ascii_lowercase();
-    if (s.len() == 40 || s.len() == 64) && s.bytes().all(|c| c.is_ascii_hexdigit()) {
-        Ok(s)
-    } else {
-        Err(Error::input(format!(
-            "--sha {s:?} is not a full commit id (40 hex digits); Flux needs the full sha"
-        )))
-    }
-}
-
-pub fn check_id(s: &str) -> Result<String> {
-    let t = s.trim().trim_start_matches(['#', '!']);
-    if !t.is_empty() && t.len() <= 12 && t.bytes().all(|c| c.is_ascii_digit()) {
-        Ok(t.to_string())
-    } else {
-        Err(Error::input(format!(
-            "--id {s:?} is not a pull/merge request number"
-        )))
     }
 }
 

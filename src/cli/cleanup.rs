@@ -6,7 +6,6 @@ use clap::Args;
 use serde_json::json;
 
 use super::args::{RepoArgs, SettingsArgs};
-use super::ops;
 use crate::apps::{Application, Origin, RepoRef};
 use crate::cleanup::{guard, stale, ForgeState, Reason, Stale};
 use crate::error::{Error, Result};
@@ -19,6 +18,7 @@ use crate::overlay::records;
 use crate::plan::{Intent, PlanOptions, Removal};
 use crate::reconcile::{first_snapshot, reconcile, Report, RunOptions, Snapshot};
 use crate::redact::Secret;
+use crate::service::environment as ops;
 
 /// Remove stale environments in one commit.
 ///
@@ -79,7 +79,7 @@ pub struct CleanupCmd {
     #[arg(long)]
     insecure_registry: bool,
     #[command(flatten)]
-    notify: super::flux::NotifyArgs,
+    notify: super::flags::NotifyArgs,
     /// With an `applications` list: clean up every application, each with its own forge listing
     /// (else the application of --app, --github-repo/--gitlab-project or the CI job's repository)
     #[arg(long)]
@@ -146,7 +146,10 @@ impl CleanupCmd {
         if !self.all_applications {
             return self.run_one(format, None);
         }
-        let (store, config) = ops::open(&self.repo, &self.settings, self.dry_run)?;
+        let (store, config) = ops::open(
+            &super::args::repo(&self.repo, &self.settings)?,
+            self.dry_run,
+        )?;
         let names = crate::reconcile::application_names(&store, &config)?;
         if names.is_empty() {
             return Err(Error::input(
@@ -195,7 +198,10 @@ impl CleanupCmd {
     }
 
     fn run_one(&self, format: Format, app: Option<String>) -> Result<()> {
-        let (store, mut config) = ops::open(&self.repo, &self.settings, self.dry_run)?;
+        let (store, mut config) = ops::open(
+            &super::args::repo(&self.repo, &self.settings)?,
+            self.dry_run,
+        )?;
         config.origin = self.origin(app.clone());
         if let Some(name) = app {
             config.flags.app = Some(name);
@@ -229,7 +235,7 @@ impl CleanupCmd {
         };
         let listed_repository = forge.repository();
         let removed: RefCell<(Vec<Stale>, usize)> = RefCell::new((Vec::new(), 0));
-        let intents = |snap: &Snapshot| {
+        let mut intents = |snap: &Snapshot| {
             let app = &snap.settings.application;
             let object_name = |slug: &str| snap.renderer.settings().object_name(slug);
             // Only this application's environments; of those, the listing decides only for the
@@ -278,8 +284,8 @@ impl CleanupCmd {
         };
         let commands = first.settings.commands.clone();
         let settings = first.settings.clone();
-        let report = reconcile(&store, &config, Some(first), &intents, &opts)?;
-        let notified = self.notify.notify(
+        let report = reconcile(&store, &config, Some(first), &mut intents, &opts)?;
+        let notified = self.notify.options().notify(
             &settings,
             &report.target_branch,
             report.commit.as_deref(),

@@ -3,11 +3,10 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::args::{EnvArgs, GitOpsArgs};
-use super::artifact::ArtifactArgs;
-use super::flux::{NotifyArgs, WaitArgs};
-use super::ops::{self, Mode};
+use super::flags::{ArtifactArgs, NotifyArgs, WaitArgs};
 use crate::error::Result;
 use crate::output::Format;
+use crate::service::environment::{self as ops, Mode};
 
 /// Create or update the environment of a branch, commit its sync file and push.
 ///
@@ -53,13 +52,12 @@ impl DeployCmd {
             refresh: self.refresh,
         };
         ops::deploy(
-            &self.gitops.repo,
-            &self.gitops.settings,
+            &super::args::repo(&self.gitops.repo, &self.gitops.settings)?,
             &self.env.input()?,
             &ops::Steps {
-                artifact: &self.artifact,
-                notify: &self.notify,
-                wait: Some(&self.wait),
+                artifact: &self.artifact.options(),
+                notify: &self.notify.options(),
+                wait: Some(&self.wait.options()),
             },
             &mode,
         )

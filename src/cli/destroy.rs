@@ -1,10 +1,10 @@
 use clap::Args;
 
 use super::args::{EnvInput, GitOpsArgs, TargetArgs};
-use super::flux::NotifyArgs;
-use super::ops::{self, Mode};
+use super::flags::NotifyArgs;
 use crate::error::Result;
 use crate::output::Format;
+use crate::service::environment::{self as ops, Mode};
 
 /// Remove the environment of a branch: delete its sync file in a commit; Flux prunes the rest.
 ///
@@ -41,8 +41,7 @@ impl DestroyCmd {
             refresh: false,
         };
         ops::destroy(
-            &self.gitops.repo,
-            &self.gitops.settings,
+            &super::args::repo(&self.gitops.repo, &self.gitops.settings)?,
             &{
                 let input = self.target.input(self.branch.clone())?;
                 EnvInput {
@@ -50,7 +49,7 @@ impl DestroyCmd {
                     ..input
                 }
             },
-            &self.notify,
+            &self.notify.options(),
             &mode,
         )
     }

@@ -3,12 +3,11 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::args::{EnvInput, GitOpsArgs};
-use super::artifact::ArtifactArgs;
-use super::flux::{NotifyArgs, WaitArgs};
-use super::ops::{self, Mode};
+use super::flags::{ArtifactArgs, NotifyArgs, WaitArgs};
 use crate::ci::{from_process, EnvAction, Provider};
 use crate::error::{Error, Result};
 use crate::output::{print_ignored, Format};
+use crate::service::environment::{self as ops, Mode};
 
 /// Deploy or destroy as the GitLab environment job says (CI_ENVIRONMENT_ACTION).
 ///
@@ -54,25 +53,19 @@ impl EnvCmd {
             dotenv: self.dotenv.clone(),
             refresh: false,
         };
+        let repo = super::args::repo(&self.gitops.repo, &self.gitops.settings)?;
         match action {
             EnvAction::Start => ops::deploy(
-                &self.gitops.repo,
-                &self.gitops.settings,
+                &repo,
                 &input,
                 &ops::Steps {
-                    artifact: &self.artifact,
-                    notify: &self.notify,
-                    wait: Some(&self.wait),
+                    artifact: &self.artifact.options(),
+                    notify: &self.notify.options(),
+                    wait: Some(&self.wait.options()),
                 },
                 &mode,
             ),
-            EnvAction::Stop => ops::destroy(
-                &self.gitops.repo,
-                &self.gitops.settings,
-                &input,
-                &self.notify,
-                &mode,
-            ),
+            EnvAction::Stop => ops::destroy(&repo, &input, &self.notify.options(), &mode),
             EnvAction::Other => {
                 print_ignored(format, "CI_ENVIRONMENT_ACTION is neither start nor stop");
                 Ok(())

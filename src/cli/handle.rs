@@ -1,23 +1,14 @@
-use std::cell::RefCell;
 use std::path::PathBuf;
 
 use clap::Args;
 
-use super::args::{EnvInput, GitOpsArgs, RepoArgs, SettingsArgs};
-use super::artifact::ArtifactArgs;
-use super::chat;
-use super::flux::{NotifyArgs, WaitArgs};
-use super::ops::{self, Mode};
+use super::args::GitOpsArgs;
+use super::flags::{ArtifactArgs, NotifyArgs, WaitArgs};
 use crate::error::{Error, Result};
-use crate::events::gitlab::{self as hooks, DeploymentHook, GitLabEvent};
-use crate::events::{Forge, Parsed};
-use crate::forge::github::{api_from_env, GitHubChanges};
-use crate::forge::gitlab::GitLabChanges;
-use crate::forge::gitlab::{DeploymentInfo, GitLab, GitLabUrl};
-use crate::output::{print_ignored, Format};
-use crate::plan::Intent;
-use crate::reconcile::first_snapshot;
-use crate::redact::Secret;
+use crate::events::Forge;
+use crate::output::Format;
+use crate::service::environment::Mode;
+use crate::service::hook::Handler;
 
 /// Handle one forge event (a webhook payload).
 ///
@@ -78,12 +69,11 @@ impl HandleCmd {
             refresh: false,
         };
         let handler = Handler {
-            repo: &self.gitops.repo,
-            settings: &self.gitops.settings,
+            repo: super::args::repo(&self.gitops.repo, &self.gitops.settings)?,
             gitlab_url: self.gitlab_url.clone(),
-            artifact: self.artifact.clone(),
-            notify: self.notify.clone(),
-            wait: Some(self.wait.clone()),
+            artifact: self.artifact.options(),
+            notify: self.notify.options(),
+            wait: Some(self.wait.options()),
         };
         let name = self.event_name.as_deref();
         handler.handle(self.forge(name), name, &body, &mode)
@@ -102,144 +92,4 @@ impl HandleCmd {
             None => Forge::GitLab,
         }
     }
-}
-
-/// Handles one event: for `handle` (an event file) and `serve` (webhooks).
-pub struct Handler<'a> {
-    pub repo: &'a RepoArgs,
-    pub settings: &'a SettingsArgs,
-    pub gitlab_url: Option<String>,
-    pub artifact: ArtifactArgs,
-    pub notify: NotifyArgs,
-    pub wait: Option<WaitArgs>,
-}
-
-impl Handler<'_> {
-    pub fn handle(&self, forge: Forge, name: Option<&str>, body: &str, mode: &Mode) -> Result<()> {
-        let format = mode.format;
-        // Check the payload before touching any repository; then read the settings (they may
-        // rename the commands) and parse for real.
-        crate::events::check(forge, name, body)?;
-        let (store, mut config) = ops::open(self.repo, self.settings, mode.dry_run)?;
-        // The event's repository picks the application; one that is not configured is refused
-        // before anything else (no reply: it is not this bot's repository).
-        config.origin = crate::apps::Origin {
-            app: None,
-            repository: crate::events::repository_of(forge, body),
-            ci_repository: crate::ci::from_process()
-                .ok()
-                .flatten()
-                .and_then(|c| c.repository),
-        };
-        let first = match first_snapshot(&store, &mut config) {
-            Err(e) if e.kind == crate::error::ErrorKind::Refused => {
-                tracing::warn!("{}", e.message);
-                chat::print_refused(format, &e.message);
-                return Ok(());
-            }
-            other => other?,
-        };
-        let mut ctx = chat::Ctx::new(&store, &config, first);
-        ctx.artifact = self.artifact.clone();
-        ctx.notify = self.notify.clone();
-        ctx.wait = self.wait.clone();
-        let prefixes = &ctx.settings.commands;
-        if forge == Forge::GitHub {
-            let parsed = crate::events::github::parse(name.unwrap_or_default(), body, prefixes)?;
-            let Parsed::Act(event) = parsed else {
-                return ignored(format, parsed);
-            };
-            let token = Secret::from_env("GITHUB_TOKEN");
-            let forge = GitHubChanges::connect(&api_from_env(), token.as_ref(), &event.repository)?;
-            return chat::handle(*event, &forge, &ctx, mode);
-        }
-        match hooks::parse(name, body, prefixes)? {
-            GitLabEvent::Deployment(hook) => self.deployment(&hook, mode, &ctx),
-            GitLabEvent::Change(Parsed::Act(event)) => {
-                let gitlab = GitLab::connect(&self.gitlab_url()?, &gitlab_token()?)?;
-                let project = event
-                    .project_id
-                    .map(|id| id.to_string())
-                    .unwrap_or_else(|| event.repository.clone());
-                let forge = GitLabChanges::new(gitlab, project);
-                chat::handle(*event, &forge, &ctx, mode)
-            }
-            GitLabEvent::Change(parsed) => ignored(format, parsed),
-        }
-    }
-
-    fn deployment(&self, hook: &DeploymentHook, mode: &Mode, ctx: &chat::Ctx) -> Result<()> {
-        if !matches!(hook.status.as_str(), "running" | "success") {
-            print_ignored(
-                mode.format,
-                &format!(
-                    "deployment status is {:?}, not running or success",
-                    hook.status
-                ),
-            );
-            return Ok(());
-        }
-        let info: RefCell<Option<DeploymentInfo>> = RefCell::new(None);
-        let done = ops::run(
-            ctx.store,
-            ctx.config,
-            ctx.take_first(),
-            Some(&hook.environment),
-            mode,
-            &|snap| {
-                if info.borrow().is_none() {
-                    let api = GitLab::connect(&self.gitlab_url()?, &gitlab_token()?)?;
-                    *info.borrow_mut() = Some(api.deployment(hook.project.id, hook.deployment_id)?);
-                }
-                let d = info.borrow().clone().expect("fetched above");
-                let input = EnvInput {
-                    branch: Some(d.git_ref.clone()),
-                    sha: Some(d.sha.clone()),
-                    author: hook
-                        .user
-                        .as_ref()
-                        .map(|u| u.username.clone())
-                        .or(d.user.map(|u| u.username)),
-                    slug: hook.environment_slug.clone(),
-                    environment: Some(hook.environment.clone()),
-                    environment_url: hook.environment_external_url.clone(),
-                    ci_source_url: hook
-                        .project
-                        .git_http_url
-                        .clone()
-                        .or(hook.project.web_url.clone()),
-                    ..EnvInput::default()
-                };
-                Ok(Ok(Intent::Upsert(input.spec(&snap.settings)?)))
-            },
-        )?;
-        match done {
-            ops::Done::Ignored(reason) => print_ignored(mode.format, &reason),
-            ops::Done::Report(report) => chat::print_deployed(
-                mode.format,
-                &report,
-                &format!("deployment {} is {}", hook.deployment_id, hook.status),
-            ),
-        }
-        Ok(())
-    }
-
-    fn gitlab_url(&self) -> Result<GitLabUrl> {
-        GitLabUrl::resolve(self.gitlab_url.as_deref())
-    }
-}
-
-fn ignored(format: Format, parsed: Parsed) -> Result<()> {
-    if let Parsed::Ignore(reason) = parsed {
-        print_ignored(format, &reason);
-    }
-    Ok(())
-}
-
-fn gitlab_token() -> Result<Secret> {
-    Secret::from_env("GITLAB_TOKEN").ok_or_else(|| {
-        Error::config(
-            "GITLAB_TOKEN is not set: GitLab's API needs a token with api or read_api scope",
-        )
-    })
 }

@@ -20,7 +20,10 @@ pub struct ListCmd {
 
 impl ListCmd {
     pub fn run(&self, format: Format) -> Result<()> {
-        let (store, mut config) = super::ops::open(&self.repo, &self.settings, false)?;
+        let (store, mut config) = crate::service::environment::open(
+            &super::args::repo(&self.repo, &self.settings)?,
+            false,
+        )?;
         // Every application's environments: the instances directory is one for all of them.
         if config.flags.app.is_none() {
             config.flags.app = application_names(&store, &config)?.into_iter().next();

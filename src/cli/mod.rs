@@ -1,16 +1,15 @@
 //! The command line: global options and one module per subcommand.
 
 pub mod args;
-mod artifact;
-mod chat;
+
 mod cleanup;
 mod deploy;
 mod destroy;
 mod env;
-mod flux;
+mod flags;
 mod handle;
 mod list;
-mod ops;
+
 mod render;
 mod serve;
 mod wait;
@@ -45,8 +44,18 @@ pub struct Cli {
     #[arg(short, long, global = true, action = ArgAction::Count)]
     pub verbose: u8,
 
+    /// Logs on stderr as text, or as JSON lines (delivery, event, slug, commit as fields)
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "FLUX_EPHEMERAL_LOG_FORMAT")]
+    pub log_format: LogFormat,
+
     #[command(subcommand)]
     pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]

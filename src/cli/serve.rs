@@ -1,32 +1,42 @@
 use std::path::PathBuf;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
 
 use clap::Args;
 
 use super::args::{RepoArgs, SettingsArgs};
-use super::handle::Handler;
-use super::ops::Mode;
 use crate::error::{Error, Result};
 use crate::output::Format;
 use crate::reconcile::{application_names, first_snapshot};
-use crate::server::http::{self, Job, Secrets};
-/// Events waiting for the worker; beyond this, deliveries get 503 and the forge retries.
-const QUEUE: usize = 256;
+use crate::server::http::{self, Job, Secrets, Service};
+use crate::server::journal::Journal;
+use crate::server::metrics::Metrics;
+use crate::server::worker::Worker;
+use crate::service::environment::{self, Mode};
+use crate::service::hook::Handler;
 
-/// Receive GitHub and GitLab webhooks and handle them like `handle`, one at a time.
+/// Events waiting for the worker; beyond this, deliveries get 503 and the forge retries.
+const QUEUE: usize = 1024;
+
+/// Receive GitHub and GitLab webhooks and handle them like `handle`, many in one transaction.
 ///
 /// POST /hooks/github   GitHub deliveries, verified with X-Hub-Signature-256 against the secret in
 ///                      GITHUB_WEBHOOK_SECRET (or --github-secret-file); event from X-GitHub-Event
 /// POST /hooks/gitlab   GitLab deliveries, verified with X-Gitlab-Token against GITLAB_WEBHOOK_TOKEN
 ///                      (or --gitlab-token-file); event from X-Gitlab-Event
-/// GET  /healthz        200 when serving
+/// GET  /healthz        200 while the process serves
+/// GET  /readyz         200 once the GitOps repository was read (503 while it cannot be reached)
+/// GET  /metrics        Prometheus metrics
 ///
 /// The route decides the forge: a delivery to /hooks/gitlab is only ever a GitLab hook.
-/// A verified, well-formed delivery is answered 202 at once and handled in order; other events
-/// of the forge (push, check_run, Pipeline Hook, ...) are answered 202 "ignored", GitHub's ping
-/// 200; a bad signature gets 401, a malformed payload 400 with the reason, a body that does not
-/// arrive within 10 s 408. SIGTERM stops accepting, finishes the queue and exits 0.
-/// Run it behind TLS (a reverse proxy).
+/// A verified, well-formed delivery is journaled under --state-dir, then answered 202; deliveries
+/// that wait while a Git transaction runs are applied together in the next one (one fetch, one
+/// commit, one push; replies per event). A redelivery (same X-GitHub-Delivery or
+/// X-Gitlab-Event-UUID) is answered 200 and not handled twice. Other events of the forge (push,
+/// check_run, Pipeline Hook, ...) are answered 202 "ignored", GitHub's ping 200; a bad signature
+/// 401, a malformed payload 400, a body that does not arrive within 10 s 408.
+/// SIGTERM stops accepting, finishes the batch in flight and exits 0; with --state-dir what was
+/// accepted and not handled is handled on the next start. Run it behind TLS (a reverse proxy).
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub struct ServeCmd {
@@ -47,12 +57,19 @@ pub struct ServeCmd {
     /// GitLab's URL for API calls, e.g. https://gitlab.example.com [env: CI_API_V4_URL, GITLAB_URL]
     #[arg(long, value_name = "URL")]
     gitlab_url: Option<String>,
+    /// Journal accepted deliveries here before answering, and handle what was left on start
+    /// (without it, deliveries accepted but not handled when the process stops are lost)
+    #[arg(long, env = "FLUX_EPHEMERAL_STATE_DIR", value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    /// At most this many deliveries in one Git transaction
+    #[arg(long, default_value_t = 50, value_name = "N")]
+    max_batch: usize,
     #[command(flatten)]
     repo: RepoArgs,
     #[command(flatten)]
     settings: SettingsArgs,
     #[command(flatten)]
-    notify: super::flux::NotifyArgs,
+    notify: super::flags::NotifyArgs,
 }
 
 impl ServeCmd {
@@ -66,7 +83,16 @@ impl ServeCmd {
                 "serve needs GITHUB_WEBHOOK_SECRET (or --github-secret-file) or GITLAB_WEBHOOK_TOKEN (or --gitlab-token-file)",
             ));
         }
-        self.check_configured()?;
+        let repo = super::args::repo(&self.repo, &self.settings)?;
+        // One store for the life of the server: later batches fetch only what is new.
+        let (store, config) = environment::open(&repo, false)?;
+        check_configured(&store, &config)?;
+        let journal = self
+            .state_dir
+            .as_deref()
+            .map(Journal::open)
+            .transpose()?
+            .map(Arc::new);
         let listener = std::net::TcpListener::bind(&self.listen)
             .and_then(|l| l.set_nonblocking(true).map(|()| l))
             .map_err(|e| Error::input(format!("cannot listen on {}: {e}", self.listen)))?;
@@ -76,54 +102,87 @@ impl ServeCmd {
             .build()
             .map_err(|e| Error::internal(format!("tokio: {e}")))?;
         eprintln!("flux-ephemeral serving webhooks on http://{}", self.listen);
-        let handler = Handler {
-            repo: &self.repo,
-            settings: &self.settings,
-            gitlab_url: self.gitlab_url.clone(),
-            artifact: Default::default(),
-            notify: self.notify.clone(),
-            wait: None,
+        let metrics = Arc::new(Metrics::new());
+        let ready = Arc::new(AtomicBool::new(true));
+        let stop = Arc::new(AtomicBool::new(false));
+        let worker = Worker {
+            handler: Handler {
+                repo,
+                gitlab_url: self.gitlab_url.clone(),
+                artifact: Default::default(),
+                notify: self.notify.options(),
+                wait: None,
+            },
+            mode: Mode {
+                format,
+                ..Mode::default()
+            },
+            journal: journal.clone(),
+            metrics: metrics.clone(),
+            ready: ready.clone(),
+            max_batch: self.max_batch.max(1),
         };
-        let mode = Mode {
-            format,
-            ..Mode::default()
-        };
+        // What an earlier run accepted and did not handle comes first.
+        if let Some(j) = &journal {
+            let left = j.pending()?;
+            if !left.is_empty() {
+                eprintln!(
+                    "handling {} deliveries journaled by an earlier run",
+                    left.len()
+                );
+                let jobs = left
+                    .into_iter()
+                    .map(|(id, job)| Job {
+                        journal_id: Some(id),
+                        ..job
+                    })
+                    .collect();
+                worker.process(&store, &config, jobs);
+            }
+        }
         let (tx, rx) = mpsc::sync_channel::<Job>(QUEUE);
+        let service = Service {
+            secrets,
+            queue: tx,
+            journal,
+            seen: crate::server::dedupe::Seen::new(10_000),
+            metrics,
+            ready,
+        };
         std::thread::scope(|scope| {
-            // One worker handles the accepted deliveries in order; on shutdown it finishes them.
-            scope.spawn(|| {
-                for job in rx {
-                    let name = job.event.as_deref();
-                    if let Err(e) = handler.handle(job.forge, name, &job.body, &mode) {
-                        tracing::error!(forge = ?job.forge, event = name.unwrap_or(""), "{e}");
-                    }
-                }
-            });
+            let (worker, worker_stop) = (&worker, stop.clone());
+            scope.spawn(move || worker.run(&store, &config, rx, &worker_stop));
             let served = runtime.block_on(async {
                 let listener = tokio::net::TcpListener::from_std(listener)?;
-                http::serve(listener, http::router(secrets, tx), http::terminated()).await
+                let stop = stop.clone();
+                http::serve(listener, http::router(service), async move {
+                    http::terminated().await;
+                    stop.store(true, Ordering::SeqCst);
+                })
+                .await
             });
             served.map_err(|e| Error::internal(format!("serving webhooks: {e}")))
         })
     }
 }
 
-impl ServeCmd {
-    /// An always-on bot must know whose events to act on: an applications list, or the one
-    /// repository of github_repository, gitlab_project or source_url.
-    fn check_configured(&self) -> Result<()> {
-        let (store, mut config) = super::ops::open(&self.repo, &self.settings, false)?;
-        if !application_names(&store, &config)?.is_empty() {
-            return Ok(());
-        }
-        let snap = first_snapshot(&store, &mut config)?;
-        if snap.settings.application.repositories.is_empty() {
-            return Err(Error::config(
-                "serve needs to know which repositories' events to act on: set github_repository, gitlab_project or source_url in .flux-ephemeral.yaml, or list applications",
-            ));
-        }
-        Ok(())
+/// An always-on bot must know whose events to act on: an applications list, or the one
+/// repository of github_repository, gitlab_project or source_url.
+fn check_configured(
+    store: &crate::git::Store,
+    config: &crate::reconcile::ConfigSource,
+) -> Result<()> {
+    if !application_names(store, config)?.is_empty() {
+        return Ok(());
     }
+    let mut config = config.clone();
+    let snap = first_snapshot(store, &mut config)?;
+    if snap.settings.application.repositories.is_empty() {
+        return Err(Error::config(
+            "serve needs to know which repositories' events to act on: set github_repository, gitlab_project or source_url in .flux-ephemeral.yaml, or list applications",
+        ));
+    }
+    Ok(())
 }
 
 fn secret(file: Option<&PathBuf>, var: &str) -> Result<Option<Vec<u8>>> {

@@ -4,10 +4,10 @@ use std::time::Duration;
 use clap::Args;
 
 use super::args::{check_sha, RepoArgs, SettingsArgs, TargetArgs};
-use super::flux::{ci_forge, wait_for_targets};
 use crate::error::{Error, Result};
 use crate::output::Format;
 use crate::reconcile::first_snapshot;
+use crate::service::after::{ci_forge, wait_for_targets};
 
 /// Wait until a preview environment is Ready in Flux at the revision its sync file pins.
 ///
@@ -45,7 +45,10 @@ pub struct WaitCmd {
 impl WaitCmd {
     pub fn run(&self, format: Format) -> Result<()> {
         let input = self.target.input(self.branch.clone())?;
-        let (store, mut config) = super::ops::open(&self.repo, &self.settings, false)?;
+        let (store, mut config) = crate::service::environment::open(
+            &super::args::repo(&self.repo, &self.settings)?,
+            false,
+        )?;
         config.origin = input.origin();
         let snap = first_snapshot(&store, &mut config)?;
         let slug = input.slug(&snap.settings)?;

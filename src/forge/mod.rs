@@ -45,15 +45,20 @@ pub trait ChangeForge {
     fn commit_statuses(&self, sha: &str) -> Result<Vec<CommitStatus>>;
 }
 
-/// A forge for `--dry-run`: reads go through, writes (comments, statuses) are only printed.
-pub struct DryRun<'a>(pub &'a dyn ChangeForge);
+/// A forge that, for `--dry-run` (`enabled`), lets reads through and only prints writes
+/// (comments, statuses).
+#[derive(Clone, Copy)]
+pub struct DryRun<'a> {
+    pub inner: &'a dyn ChangeForge,
+    pub enabled: bool,
+}
 
 impl ChangeForge for DryRun<'_> {
     fn has_write_access(&self, actor: &Actor) -> Result<bool> {
-        self.0.has_write_access(actor)
+        self.inner.has_write_access(actor)
     }
     fn read(&self, number: u64) -> Result<Change> {
-        self.0.read(number)
+        self.inner.read(number)
     }
     fn set_status(
         &self,
@@ -62,6 +67,9 @@ impl ChangeForge for DryRun<'_> {
         description: &str,
         url: Option<&str>,
     ) -> Result<()> {
+        if !self.enabled {
+            return self.inner.set_status(sha, status, description, url);
+        }
         eprintln!(
             "dry run: would set commit status {status:?} on {sha}: {description}{}",
             url.map(|u| format!(" ({u})")).unwrap_or_default()
@@ -69,11 +77,14 @@ impl ChangeForge for DryRun<'_> {
         Ok(())
     }
     fn reply(&self, number: u64, body: &str) -> Result<()> {
+        if !self.enabled {
+            return self.inner.reply(number, body);
+        }
         eprintln!("dry run: would comment on #{number}:\n{body}");
         Ok(())
     }
     fn commit_statuses(&self, sha: &str) -> Result<Vec<CommitStatus>> {
-        self.0.commit_statuses(sha)
+        self.inner.commit_statuses(sha)
     }
 }
 

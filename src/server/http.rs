@@ -27,7 +27,12 @@ pub const BODY_DEADLINE: Duration = Duration::from_secs(10);
 pub struct Job {
     pub forge: Forge,
     pub event: Option<String>,
+    /// `X-GitHub-Delivery` / `X-Gitlab-Event-UUID`.
+    pub delivery: Option<String>,
     pub body: String,
+    pub accepted: std::time::Instant,
+    /// Its journal entry, removed once handled.
+    pub journal_id: Option<String>,
 }
 
 /// The webhook secrets; a forge without one is not served (404).
@@ -37,18 +42,28 @@ pub struct Secrets {
     pub gitlab: Option<Vec<u8>>,
 }
 
-struct Shared {
-    secrets: Secrets,
-    queue: SyncSender<Job>,
+/// What the routes share with the rest of the service.
+pub struct Service {
+    pub secrets: Secrets,
+    pub queue: SyncSender<Job>,
+    pub journal: Option<Arc<super::journal::Journal>>,
+    pub seen: super::dedupe::Seen,
+    pub metrics: Arc<super::metrics::Metrics>,
+    /// Set once the GitOps repository was read, cleared while it cannot be reached.
+    pub ready: Arc<std::sync::atomic::AtomicBool>,
 }
+
+type Shared = Service;
 
 type Answer = (StatusCode, String);
 
-/// The routes, queuing accepted deliveries on `queue`.
-pub fn router(secrets: Secrets, queue: SyncSender<Job>) -> Router {
-    let shared = Arc::new(Shared { secrets, queue });
+/// The routes, queuing accepted deliveries.
+pub fn router(service: Service) -> Router {
+    let shared = Arc::new(service);
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .route("/hooks/github", post(github))
         .route("/hooks/gitlab", post(gitlab))
         .fallback(|| async {
@@ -58,6 +73,21 @@ pub fn router(secrets: Secrets, queue: SyncSender<Job>) -> Router {
             )
         })
         .with_state(shared)
+}
+
+async fn readyz(State(s): State<Arc<Shared>>) -> Answer {
+    if s.ready.load(std::sync::atomic::Ordering::SeqCst) {
+        (StatusCode::OK, "ready".into())
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: the GitOps repository has not been read yet, or cannot be reached".into(),
+        )
+    }
+}
+
+async fn metrics(State(s): State<Arc<Shared>>) -> Answer {
+    (StatusCode::OK, s.metrics.render())
 }
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -88,12 +118,14 @@ async fn github(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Body) ->
         return (StatusCode::OK, "pong".into());
     }
     if !crate::events::github::handles(event) {
+        s.metrics.event("github", event, "ignored");
         return (
             StatusCode::ACCEPTED,
             format!("ignored: GitHub event {event:?} is not handled"),
         );
     }
-    enqueue(&s.queue, Forge::GitHub, Some(event.to_string()), body)
+    let delivery = header(&headers, "X-GitHub-Delivery").map(str::to_string);
+    enqueue(&s, Forge::GitHub, Some(event.to_string()), delivery, body)
 }
 
 async fn gitlab(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Body) -> Answer {
@@ -114,10 +146,11 @@ async fn gitlab(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Body) ->
         Some(e) if crate::events::gitlab::handles(e) => {}
         // GitLab names every hook "... Hook"; those we do not act on are acknowledged.
         Some(e) if e.ends_with(" Hook") => {
+            s.metrics.event("gitlab", e, "ignored");
             return (
                 StatusCode::ACCEPTED,
                 format!("ignored: GitLab {e} is not handled"),
-            )
+            );
         }
         Some(e) => {
             return (
@@ -131,7 +164,8 @@ async fn gitlab(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Body) ->
         Ok(b) => b,
         Err(answer) => return answer,
     };
-    enqueue(&s.queue, Forge::GitLab, event, body)
+    let delivery = header(&headers, "X-Gitlab-Event-UUID").map(str::to_string);
+    enqueue(&s, Forge::GitLab, event, delivery, body)
 }
 
 /// The body, at most `MAX_BODY` bytes, within `BODY_DEADLINE`.
@@ -149,24 +183,73 @@ async fn read_body(body: Body) -> Result<Vec<u8>, Answer> {
     }
 }
 
-/// Check the payload as `forge`'s event and queue it.
-fn enqueue(queue: &SyncSender<Job>, forge: Forge, event: Option<String>, body: Vec<u8>) -> Answer {
+/// Check the payload as `forge`'s event, journal it, and queue it: answered 2xx only once it is
+/// durable (with a journal).
+fn enqueue(
+    s: &Shared,
+    forge: Forge,
+    event: Option<String>,
+    delivery: Option<String>,
+    body: Vec<u8>,
+) -> Answer {
+    let name = match forge {
+        Forge::GitHub => "github",
+        Forge::GitLab => "gitlab",
+    };
+    let kind = event.clone().unwrap_or_default();
     let Ok(body) = String::from_utf8(body) else {
         return (StatusCode::BAD_REQUEST, "the payload is not UTF-8".into());
     };
     if let Err(e) = crate::events::check(forge, event.as_deref(), &body) {
+        s.metrics.event(name, &kind, "malformed");
         return (StatusCode::BAD_REQUEST, e.message);
     }
-    match queue.try_send(Job { forge, event, body }) {
-        Ok(()) => (StatusCode::ACCEPTED, "accepted".into()),
-        Err(TrySendError::Full(_)) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "busy: too many events waiting; the forge will retry".into(),
-        ),
-        Err(TrySendError::Disconnected(_)) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "shutting down; the forge will retry".into(),
-        ),
+    if let Some(id) = &delivery {
+        if !s.seen.first_time(id) {
+            s.metrics.event(name, &kind, "duplicate");
+            return (
+                StatusCode::OK,
+                format!("duplicate delivery {id}: already accepted"),
+            );
+        }
+    }
+    let mut job = Job {
+        forge,
+        event,
+        delivery,
+        body,
+        accepted: std::time::Instant::now(),
+        journal_id: None,
+    };
+    if let Some(j) = &s.journal {
+        match j.accept(&job) {
+            Ok(id) => job.journal_id = Some(id),
+            Err(e) => {
+                tracing::error!("{e}");
+                return (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "cannot journal the delivery; the forge will retry".into(),
+                );
+            }
+        }
+    }
+    let journal_id = job.journal_id.clone();
+    match s.queue.try_send(job) {
+        Ok(()) => {
+            s.metrics.event(name, &kind, "accepted");
+            s.metrics.queue_depth.inc();
+            (StatusCode::ACCEPTED, "accepted".into())
+        }
+        Err(e) => {
+            if let (Some(j), Some(id)) = (&s.journal, journal_id) {
+                j.done(&id);
+            }
+            let why = match e {
+                TrySendError::Full(_) => "busy: too many events waiting; the forge will retry",
+                TrySendError::Disconnected(_) => "shutting down; the forge will retry",
+            };
+            (StatusCode::SERVICE_UNAVAILABLE, why.into())
+        }
     }
 }
 

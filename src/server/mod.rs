@@ -1,3 +1,8 @@
-//! The webhook service: HTTP routes and the queue in front of the handler.
+//! The webhook service: HTTP routes, the journal that makes accepted deliveries durable, the
+//! de-duplication of redeliveries, the batching worker, and metrics.
 
+pub mod dedupe;
 pub mod http;
+pub mod journal;
+pub mod metrics;
+pub mod worker;

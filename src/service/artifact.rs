@@ -3,9 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use clap::Args;
-
-use super::args::EnvInput;
+use super::input::EnvInput;
 use crate::config::{Settings, SourceKind};
 use crate::error::{Error, Result};
 use crate::model::ArtifactRef;
@@ -14,24 +12,17 @@ use crate::oci::registry::Registry;
 use crate::oci::{ArtifactUrl, Pushed};
 
 /// The OCI artifact to deploy instead of the branch.
-#[derive(Debug, Clone, Default, Args)]
-pub struct ArtifactArgs {
-    /// Pack this directory (the manifests the pipeline built) as a Flux OCI artifact, push it and
-    /// pin the preview's OCIRepository to its digest (config: source: oci)
-    #[arg(long, env = "FLUX_EPHEMERAL_ARTIFACT", value_name = "DIR")]
+#[derive(Debug, Clone, Default)]
+pub struct ArtifactOptions {
+    /// The directory of manifests to pack.
     pub artifact: Option<PathBuf>,
-    /// Where to push it: oci://HOST[:PORT]/REPOSITORY; the tag is the environment's slug
-    /// (config: artifact_url). Credentials: REGISTRY_USERNAME/REGISTRY_PASSWORD, in GitLab CI
-    /// CI_REGISTRY_USER/CI_REGISTRY_PASSWORD, or Docker's config.json
-    #[arg(long, env = "FLUX_EPHEMERAL_ARTIFACT_URL", value_name = "URL")]
+    /// `oci://HOST[:PORT]/REPOSITORY`, else the configuration's `artifact_url`.
     pub artifact_url: Option<String>,
-    /// Talk plain HTTP to the registry (a registry on loopback for tests; the OCIRepository then
-    /// says insecure: true)
-    #[arg(long)]
+    /// Plain HTTP to the registry (loopback tests).
     pub insecure_registry: bool,
 }
 
-impl ArtifactArgs {
+impl ArtifactOptions {
     /// Whether this run deploys an artifact (asked by the flags or by `source: oci`).
     pub fn wanted(&self, settings: &Settings) -> bool {
         self.artifact.is_some() || settings.source == SourceKind::Oci

@@ -1,14 +1,14 @@
-//! Deploy and destroy, shared by `deploy`, `destroy`, `env` and `handle`: one reconcile each.
+//! Deploy and destroy one environment, shared by `deploy`, `destroy`, `env` and `handle`: one
+//! reconcile each.
 
-use std::cell::RefCell;
 use std::path::PathBuf;
 
-use super::args::{EnvInput, RepoArgs, SettingsArgs};
-use super::artifact::ArtifactArgs;
-use super::flux::{NotifyArgs, WaitArgs};
+use super::after::{NotifyOptions, WaitOptions};
+use super::artifact::ArtifactOptions;
+use super::input::EnvInput;
 use crate::config::FileConfig;
-use crate::error::Result;
-use crate::git::Store;
+use crate::error::{Error, Result};
+use crate::git::{Auth, Location, Store};
 use crate::output::Extras;
 use crate::output::{print_ignored, print_single, write_dotenv};
 use crate::plan::{Intent, PlanOptions, Removal};
@@ -19,7 +19,7 @@ use crate::reconcile::{reconcile, ConfigSource, Report, RunOptions, Snapshot};
 #[derive(Debug, Clone, Default)]
 pub struct Mode {
     pub dry_run: bool,
-    pub format: super::Format,
+    pub format: crate::output::Format,
     pub dotenv: Option<PathBuf>,
     /// Record a new deploy time even when nothing else changed.
     pub refresh: bool,
@@ -32,15 +32,26 @@ pub enum Done {
     Ignored(String),
 }
 
+/// The GitOps repository, how to reach it, and the settings given outside its configuration file.
+#[derive(Debug, Clone, Default)]
+pub struct Repo {
+    /// A path or URL; `None`: the local demo repository.
+    pub url: Option<String>,
+    /// Else the repository's default branch.
+    pub target_branch: Option<String>,
+    /// Keep a bare mirror here between runs.
+    pub cache_dir: Option<PathBuf>,
+    pub auth: Auth,
+    /// A configuration file to use instead of the repository's `.flux-ephemeral.yaml`.
+    pub config: Option<PathBuf>,
+    /// Settings that win over the configuration file.
+    pub flags: FileConfig,
+}
+
 /// The store and settings. `dry_run`: create nothing, not even the demo repository.
-pub fn open(
-    repo: &RepoArgs,
-    settings: &SettingsArgs,
-    dry_run: bool,
-) -> Result<(Store, ConfigSource)> {
-    super::args::check_ttl(&settings.ttl)?;
-    let location = repo.location(dry_run)?;
-    let config = ConfigSource::load(repo.config.as_deref(), settings.to_file_config())?;
+pub fn open(repo: &Repo, dry_run: bool) -> Result<(Store, ConfigSource)> {
+    let location = locate(repo.url.as_deref(), dry_run)?;
+    let config = ConfigSource::load(repo.config.as_deref(), repo.flags.clone())?;
     let config = ConfigSource {
         flags: FileConfig {
             target_branch: repo.target_branch.clone(),
@@ -48,30 +59,70 @@ pub fn open(
         },
         ..config
     };
-    let store = Store::open(location, repo.auth()?, repo.cache_dir.as_deref())?;
+    let store = Store::open(location, repo.auth.clone(), repo.cache_dir.as_deref())?;
     Ok((store, config))
 }
 
+/// The repository's location; the demo repository when none is given (a dry run does not
+/// create it).
+pub fn locate(url: Option<&str>, dry_run: bool) -> Result<Location> {
+    match url {
+        Some(r) => Location::parse(r),
+        None if dry_run => {
+            let path = crate::local_default::existing()?.ok_or_else(|| {
+                Error::input(
+                    "no --repo given and the demo repository does not exist yet; a dry run creates nothing: \
+                     run once without --dry-run to create it, or pass --repo",
+                )
+            })?;
+            eprintln!(
+                "note: no --repo given: using the demo GitOps repository {}",
+                path.display()
+            );
+            Ok(Location::Local(path))
+        }
+        None => {
+            let (path, created) = crate::local_default::ensure()?;
+            let verb = if created { "created" } else { "using" };
+            eprintln!(
+                "note: no --repo given: {verb} the demo GitOps repository {}",
+                path.display()
+            );
+            Ok(Location::Local(path))
+        }
+    }
+}
+
+/// What one environment needs, as decided on a fresh snapshot (short-lived: its size does not
+/// matter).
+#[allow(clippy::large_enum_variant)]
+pub enum Wanted {
+    Intent(Intent),
+    /// Nothing to do, and why.
+    Nothing(String),
+}
+
 /// Run the intent built from each fresh snapshot, unless the environment filters reject it.
-/// An intent of `Err(reason)` means "nothing to do". `first`: see [`reconcile`].
+/// `first`: see [`reconcile`].
 pub fn run(
     store: &Store,
     config: &ConfigSource,
     first: Option<Snapshot>,
     environment: Option<&str>,
     mode: &Mode,
-    intent: &dyn Fn(&Snapshot) -> Result<std::result::Result<Intent, String>>,
+    intent: &mut dyn FnMut(&Snapshot) -> Result<Wanted>,
 ) -> Result<Done> {
-    let ignored: RefCell<Option<String>> = RefCell::new(None);
-    let intents = |snap: &Snapshot| {
+    let mut ignored: Option<String> = None;
+    let mut intents = |snap: &Snapshot| {
+        ignored = None;
         if let Some(reason) = environment.and_then(|e| snap.settings.filter.rejects(e)) {
-            *ignored.borrow_mut() = Some(reason);
+            ignored = Some(reason);
             return Ok(vec![]);
         }
         match intent(snap)? {
-            Ok(i) => Ok(vec![i]),
-            Err(reason) => {
-                *ignored.borrow_mut() = Some(reason);
+            Wanted::Intent(i) => Ok(vec![i]),
+            Wanted::Nothing(reason) => {
+                ignored = Some(reason);
                 Ok(vec![])
             }
         }
@@ -84,8 +135,8 @@ pub fn run(
         },
         max_attempts: 10,
     };
-    let report = reconcile(store, config, first, &intents, &opts)?;
-    Ok(match ignored.into_inner() {
+    let report = reconcile(store, config, first, &mut intents, &opts)?;
+    Ok(match ignored {
         Some(reason) => Done::Ignored(reason),
         None => Done::Report(Box::new(report)),
     })
@@ -110,15 +161,11 @@ fn finish(done: Done, store: &Store, mode: &Mode, extras: &Extras) -> Result<()>
     Ok(())
 }
 
-pub fn deploy_intent(
-    input: &EnvInput,
-) -> impl Fn(&Snapshot) -> Result<std::result::Result<Intent, String>> + '_ {
-    move |snap| Ok(Ok(Intent::Upsert(input.spec(&snap.settings)?)))
+pub fn deploy_intent(input: &EnvInput) -> impl FnMut(&Snapshot) -> Result<Wanted> + '_ {
+    move |snap| Ok(Wanted::Intent(Intent::Upsert(input.spec(&snap.settings)?)))
 }
 
-pub fn destroy_intent(
-    input: &EnvInput,
-) -> impl Fn(&Snapshot) -> Result<std::result::Result<Intent, String>> + '_ {
+pub fn destroy_intent(input: &EnvInput) -> impl FnMut(&Snapshot) -> Result<Wanted> + '_ {
     move |snap| {
         let slug = input.slug(&snap.settings)?;
         // A slug derived from the branch must belong to that branch; a given slug (GitLab's) is
@@ -128,7 +175,7 @@ pub fn destroy_intent(
         } else {
             None
         };
-        Ok(Ok(Intent::Remove(Removal {
+        Ok(Wanted::Intent(Intent::Remove(Removal {
             key: snap.settings.application.key(&slug),
             slug,
             branch,
@@ -140,20 +187,14 @@ pub fn destroy_intent(
 
 /// What a deploy does besides the commit: push an artifact first, notify Flux and wait after.
 pub struct Steps<'a> {
-    pub artifact: &'a ArtifactArgs,
-    pub notify: &'a NotifyArgs,
-    pub wait: Option<&'a WaitArgs>,
+    pub artifact: &'a ArtifactOptions,
+    pub notify: &'a NotifyOptions,
+    pub wait: Option<&'a WaitOptions>,
 }
 
-pub fn deploy(
-    repo: &RepoArgs,
-    settings: &SettingsArgs,
-    input: &EnvInput,
-    steps: &Steps,
-    mode: &Mode,
-) -> Result<()> {
+pub fn deploy(repo: &Repo, input: &EnvInput, steps: &Steps, mode: &Mode) -> Result<()> {
     input.branch()?;
-    let (store, mut config) = open(repo, settings, mode.dry_run)?;
+    let (store, mut config) = open(repo, mode.dry_run)?;
     config.origin = input.origin();
     // The settings first: with an artifact, it is packed and pushed before the transaction, and
     // the same snapshot serves the transaction's first attempt.
@@ -166,7 +207,7 @@ pub fn deploy(
         Some(first),
         input.environment.as_deref(),
         mode,
-        &deploy_intent(&input),
+        &mut deploy_intent(&input),
     )?;
     let Done::Report(report) = &done else {
         return finish(done, &store, mode, &Extras::default());
@@ -184,7 +225,7 @@ pub fn deploy(
                 .as_ref()
                 .map(|r| r.content.as_str())
                 .unwrap_or("");
-            let forge = super::flux::ci_forge();
+            let forge = super::after::ci_forge();
             Some(w.wait_for(content, forge.as_deref())?)
         }
         _ => None,
@@ -201,17 +242,11 @@ pub fn deploy(
     }
 }
 
-pub fn destroy(
-    repo: &RepoArgs,
-    settings: &SettingsArgs,
-    input: &EnvInput,
-    notify: &NotifyArgs,
-    mode: &Mode,
-) -> Result<()> {
+pub fn destroy(repo: &Repo, input: &EnvInput, notify: &NotifyOptions, mode: &Mode) -> Result<()> {
     if input.slug.is_none() {
         input.branch()?;
     }
-    let (store, mut config) = open(repo, settings, mode.dry_run)?;
+    let (store, mut config) = open(repo, mode.dry_run)?;
     config.origin = input.origin();
     let first = first_snapshot(&store, &mut config)?;
     let the_settings = first.settings.clone();
@@ -221,7 +256,7 @@ pub fn destroy(
         Some(first),
         input.environment.as_deref(),
         mode,
-        &destroy_intent(input),
+        &mut destroy_intent(input),
     )?;
     let notified = match &done {
         Done::Report(r) => notify.notify(

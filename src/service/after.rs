@@ -1,9 +1,7 @@
-//! After a push: `--receiver-*` to notify Flux, `--wait` to wait until the preview is Ready.
+//! After a push: notify Flux (a Receiver), and wait until the preview is Ready.
 
 use std::path::PathBuf;
 use std::time::Duration;
-
-use clap::Args;
 
 use crate::config::Settings;
 use crate::error::{Error, Result};
@@ -14,33 +12,19 @@ use crate::flux::WaitOutcome;
 use crate::forge::ChangeForge;
 use crate::redact::Secret;
 
-/// Notify a Flux notification-controller Receiver after a push that changed something.
-#[derive(Debug, Clone, Default, Args)]
-pub struct NotifyArgs {
-    /// The Receiver's webhook URL (https://flux-webhook.example.com/hook/<id>), or its base URL
-    /// with --receiver-name (config: receiver_url). Token: FLUX_RECEIVER_TOKEN or --receiver-token-file
-    #[arg(long, env = "FLUX_EPHEMERAL_RECEIVER_URL", value_name = "URL")]
+/// Notify a Flux notification-controller Receiver after a push that changed something: the
+/// settings given outside the configuration file (they win over it).
+#[derive(Debug, Clone, Default)]
+pub struct NotifyOptions {
     pub receiver_url: Option<String>,
-    /// The Receiver's name, to compute the webhook path as `flux trigger receiver` does (config: receiver_name)
-    #[arg(long, env = "FLUX_EPHEMERAL_RECEIVER_NAME", value_name = "NAME")]
     pub receiver_name: Option<String>,
-    /// The Receiver's namespace (config: receiver_namespace) [default: flux-system]
-    #[arg(long, env = "FLUX_EPHEMERAL_RECEIVER_NAMESPACE", value_name = "NS")]
     pub receiver_namespace: Option<String>,
-    /// The Receiver's type (config: receiver_type) [default: generic]
-    #[arg(
-        long,
-        value_enum,
-        env = "FLUX_EPHEMERAL_RECEIVER_TYPE",
-        value_name = "TYPE"
-    )]
     pub receiver_type: Option<ReceiverType>,
-    /// File holding the Receiver's token [else FLUX_RECEIVER_TOKEN]
-    #[arg(long, env = "FLUX_RECEIVER_TOKEN_FILE", value_name = "FILE")]
+    /// The token's file; else FLUX_RECEIVER_TOKEN.
     pub receiver_token_file: Option<PathBuf>,
 }
 
-impl NotifyArgs {
+impl NotifyOptions {
     /// The Receiver, from the flags over the configuration; `None` when none is configured.
     pub fn receiver(&self, settings: &Settings) -> Result<Option<Receiver>> {
         let conf = settings.receiver.as_ref();
@@ -106,23 +90,16 @@ impl NotifyArgs {
     }
 }
 
-/// `--wait`: wait until the preview is Ready at the pushed revision.
-#[derive(Debug, Clone, Args)]
-pub struct WaitArgs {
-    /// After the push, wait until Flux reports the preview Ready at the pushed revision (exit 6
-    /// when Flux reports it failed, 7 on timeout): through the Kubernetes API when a kubeconfig
-    /// is available, else through the commit statuses Flux's notification Provider posts
-    #[arg(long)]
+/// Wait until the preview is Ready at the pushed revision.
+#[derive(Debug, Clone)]
+pub struct WaitOptions {
     pub wait: bool,
-    /// How long to wait
-    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub timeout: Duration,
-    /// Kubeconfig for --wait [default: KUBECONFIG, ~/.kube/config, or in-cluster]
-    #[arg(long, value_name = "FILE")]
+    /// Else KUBECONFIG, ~/.kube/config, or in-cluster.
     pub kubeconfig: Option<PathBuf>,
 }
 
-impl WaitArgs {
+impl WaitOptions {
     /// Wait for the environment rendered as `content`. `forge`: where Flux posts its commit
     /// statuses, used when no cluster credentials are available.
     pub fn wait_for(&self, content: &str, forge: Option<&dyn ChangeForge>) -> Result<WaitOutcome> {

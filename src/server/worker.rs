@@ -1,0 +1,206 @@
+//! The worker: takes every delivery waiting when it is free, and applies the changes of a batch
+//! in one Git transaction — one fetch, one commit, one push — with replies and statuses still per
+//! event. Events of one pull/merge request keep their order; a refused event does not hold back
+//! the others.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Receiver;
+use std::sync::Arc;
+
+use super::http::Job;
+use super::journal::Journal;
+use super::metrics::Metrics;
+use crate::error::ErrorKind;
+use crate::events::Forge;
+use crate::git::Store;
+use crate::reconcile::{first_snapshot, ConfigSource};
+use crate::service::chatops::{self, Applied, Handled, Step};
+use crate::service::environment::Mode;
+use crate::service::hook::{Handler, Work};
+
+pub struct Worker {
+    pub handler: Handler,
+    pub mode: Mode,
+    pub journal: Option<Arc<Journal>>,
+    pub metrics: Arc<Metrics>,
+    pub ready: Arc<AtomicBool>,
+    /// At most this many deliveries in one transaction.
+    pub max_batch: usize,
+}
+
+fn forge_name(f: Forge) -> &'static str {
+    match f {
+        Forge::GitHub => "github",
+        Forge::GitLab => "gitlab",
+    }
+}
+
+impl Worker {
+    /// Handle deliveries until the queue closes, or — with a journal — until `stop` is set
+    /// (what is left is replayed on the next start).
+    pub fn run(&self, store: &Store, config: &ConfigSource, rx: Receiver<Job>, stop: &AtomicBool) {
+        while let Ok(first) = rx.recv() {
+            let mut batch = vec![first];
+            while batch.len() < self.max_batch {
+                match rx.try_recv() {
+                    Ok(j) => batch.push(j),
+                    Err(_) => break,
+                }
+            }
+            self.metrics.queue_depth.dec_by(batch.len() as i64);
+            self.process(store, config, batch);
+            if stop.load(Ordering::SeqCst) && self.journal.is_some() {
+                tracing::info!("stopping after the batch in flight; the rest stays journaled");
+                return;
+            }
+        }
+    }
+
+    /// Handle a batch: consecutive deliveries of one repository go in one transaction.
+    pub fn process(&self, store: &Store, config: &ConfigSource, batch: Vec<Job>) {
+        let mut groups: Vec<Vec<Job>> = Vec::new();
+        for job in batch {
+            let repo = crate::events::repository_of(job.forge, &job.body).map(|r| r.path);
+            match groups.last_mut() {
+                Some(g)
+                    if g[0].forge == job.forge
+                        && crate::events::repository_of(g[0].forge, &g[0].body).map(|r| r.path)
+                            == repo =>
+                {
+                    g.push(job)
+                }
+                _ => groups.push(vec![job]),
+            }
+        }
+        for group in groups {
+            self.group(store, config, &group);
+            for job in &group {
+                if let (Some(j), Some(id)) = (&self.journal, &job.journal_id) {
+                    j.done(id);
+                }
+            }
+        }
+    }
+
+    fn record(&self, job: &Job, handled: &Handled) {
+        let kind = job.event.clone().unwrap_or_default();
+        self.metrics
+            .event(forge_name(job.forge), &kind, handled.action);
+        if handled.commit.is_some() {
+            self.metrics
+                .event_to_push
+                .observe(job.accepted.elapsed().as_secs_f64());
+        }
+        tracing::info!(
+            delivery = job.delivery.as_deref().unwrap_or(""),
+            event = %kind,
+            action = handled.action,
+            slug = handled.slug.as_deref().unwrap_or(""),
+            commit = handled.commit.as_deref().unwrap_or(""),
+            "{}",
+            handled.reason
+        );
+        handled.print(self.mode.format);
+    }
+
+    fn failed(&self, job: &Job, e: &crate::error::Error) {
+        let kind = job.event.clone().unwrap_or_default();
+        let outcome = if e.kind == ErrorKind::Refused {
+            "refused"
+        } else {
+            "failed"
+        };
+        self.metrics.event(forge_name(job.forge), &kind, outcome);
+        if e.kind == ErrorKind::Remote {
+            self.ready.store(false, Ordering::SeqCst);
+        }
+        tracing::error!(
+            delivery = job.delivery.as_deref().unwrap_or(""),
+            event = %kind,
+            "{e}"
+        );
+    }
+
+    fn group(&self, store: &Store, config: &ConfigSource, jobs: &[Job]) {
+        let mut config = config.clone();
+        config.origin = crate::apps::Origin {
+            app: None,
+            repository: crate::events::repository_of(jobs[0].forge, &jobs[0].body),
+            ci_repository: None,
+        };
+        let first = match first_snapshot(store, &mut config) {
+            Ok(f) => f,
+            Err(e) => return jobs.iter().for_each(|j| self.failed(j, &e)),
+        };
+        self.ready.store(true, Ordering::SeqCst);
+        let ctx = self.handler.context(&first, &self.mode);
+        // Parse every delivery and connect to its forge; then prepare each change event.
+        let mut changes = Vec::new();
+        for job in jobs {
+            match self
+                .handler
+                .parse(job.forge, job.event.as_deref(), &job.body, &ctx.settings)
+            {
+                Ok(Work::Ignore(reason)) => self.record(job, &Handled::only("ignored", reason)),
+                // Deployment hooks are rare: each in its own transaction.
+                Ok(Work::Deployment(_)) => {
+                    if let Err(e) =
+                        self.handler
+                            .handle(job.forge, job.event.as_deref(), &job.body, &self.mode)
+                    {
+                        self.failed(job, &e);
+                    }
+                }
+                Ok(Work::Change(event)) => match self.handler.forge_for(job.forge, &event) {
+                    Ok(forge) => changes.push((job, event, forge)),
+                    Err(e) => self.failed(job, &e),
+                },
+                Err(e) => self.failed(job, &e),
+            }
+        }
+        let mut pending = Vec::new();
+        for (job, event, forge) in &changes {
+            match chatops::prepare((**event).clone(), forge.as_ref(), &ctx) {
+                Ok(Step::Done(h)) => self.record(job, &h),
+                Ok(Step::Act(p)) => pending.push((*job, p)),
+                Err(e) => self.failed(job, &e),
+            }
+        }
+        // One transaction per run of events with distinct pull/merge requests: a second event
+        // of the same change waits for the next, so they keep their order.
+        let mut first = Some(first);
+        let mut start = 0;
+        while start < pending.len() {
+            let mut keys = std::collections::HashSet::new();
+            let mut end = start;
+            while end < pending.len() && keys.insert(pending[end].1.key()) {
+                end += 1;
+            }
+            let run: Vec<&chatops::Pending> =
+                pending[start..end].iter().map(|(_, p)| &**p).collect();
+            self.metrics.batch_size.observe(run.len() as f64);
+            let results = chatops::apply(store, &config, first.take(), &run, &self.mode);
+            let mut committed = std::collections::HashSet::new();
+            for ((job, p), result) in pending[start..end].iter().zip(results) {
+                if let Ok(Applied::Changed {
+                    commit: Some(c),
+                    attempts,
+                    ..
+                }) = &result
+                {
+                    if committed.insert(c.clone()) {
+                        self.metrics.commits.inc();
+                        self.metrics
+                            .push_retries
+                            .inc_by(attempts.saturating_sub(1) as u64);
+                    }
+                }
+                match chatops::finish(p, result, &ctx) {
+                    Ok(h) => self.record(job, &h),
+                    Err(e) => self.failed(job, &e),
+                }
+            }
+            start = end;
+        }
+    }
+}

@@ -1,0 +1,214 @@
+//! One forge event, handled: ChatOps events (comments, close/merge, pushes, labels) and GitLab
+//! Deployment Hooks. `handle` feeds it an event file, the server webhook deliveries.
+
+use super::after::{NotifyOptions, WaitOptions};
+use super::artifact::ArtifactOptions;
+use super::chatops;
+use super::environment::{self, Mode, Repo, Wanted};
+use super::input::EnvInput;
+use crate::error::{Error, Result};
+use crate::events::gitlab::{self as hooks, DeploymentHook, GitLabEvent};
+use crate::events::{Event, Forge, Parsed};
+use crate::forge::github::{api_from_env, GitHubChanges};
+use crate::forge::gitlab::GitLabChanges;
+use crate::forge::gitlab::{DeploymentInfo, GitLab, GitLabUrl};
+use crate::forge::ChangeForge;
+use crate::output::print_ignored;
+use crate::plan::Intent;
+use crate::reconcile::first_snapshot;
+use crate::redact::Secret;
+
+/// Handles one event: for `handle` (an event file) and `serve` (webhooks).
+pub struct Handler {
+    pub repo: Repo,
+    /// GitLab's URL for API calls; else CI_API_V4_URL or GITLAB_URL (never the payload's).
+    pub gitlab_url: Option<String>,
+    pub artifact: ArtifactOptions,
+    pub notify: NotifyOptions,
+    pub wait: Option<WaitOptions>,
+}
+
+impl Handler {
+    pub fn handle(&self, forge: Forge, name: Option<&str>, body: &str, mode: &Mode) -> Result<()> {
+        let format = mode.format;
+        // Check the payload before touching any repository; then read the settings (they may
+        // rename the commands) and parse for real.
+        crate::events::check(forge, name, body)?;
+        let (store, mut config) = environment::open(&self.repo, mode.dry_run)?;
+        // The event's repository picks the application; one that is not configured is refused
+        // before anything else (no reply: it is not this bot's repository).
+        config.origin = crate::apps::Origin {
+            app: None,
+            repository: crate::events::repository_of(forge, body),
+            ci_repository: crate::ci::from_process()
+                .ok()
+                .flatten()
+                .and_then(|c| c.repository),
+        };
+        let first = match first_snapshot(&store, &mut config) {
+            Err(e) if e.kind == crate::error::ErrorKind::Refused => {
+                tracing::warn!("{}", e.message);
+                chatops::print_refused(format, &e.message);
+                return Ok(());
+            }
+            other => other?,
+        };
+        let ctx = self.context(&first, mode);
+        match self.parse(forge, name, body, &ctx.settings)? {
+            Work::Ignore(reason) => {
+                print_ignored(format, &reason);
+                Ok(())
+            }
+            Work::Deployment(hook) => self.deployment(&hook, mode, &store, &config, first),
+            Work::Change(event) => {
+                let changes = self.forge_for(forge, &event)?;
+                chatops::handle(*event, changes.as_ref(), &ctx, &store, &config, first)
+            }
+        }
+    }
+
+    /// The options every event of a run shares.
+    pub fn context(&self, first: &crate::reconcile::Snapshot, mode: &Mode) -> chatops::Context {
+        chatops::Context {
+            artifact: self.artifact.clone(),
+            notify: self.notify.clone(),
+            wait: self.wait.clone(),
+            ..chatops::Context::new(first, mode.clone())
+        }
+    }
+
+    /// Parse a payload as `forge`'s event, with the configured command words.
+    pub fn parse(
+        &self,
+        forge: Forge,
+        name: Option<&str>,
+        body: &str,
+        settings: &crate::config::Settings,
+    ) -> Result<Work> {
+        let prefixes = &settings.commands;
+        let parsed = match forge {
+            Forge::GitHub => {
+                crate::events::github::parse(name.unwrap_or_default(), body, prefixes)?
+            }
+            Forge::GitLab => match hooks::parse(name, body, prefixes)? {
+                GitLabEvent::Deployment(hook) => return Ok(Work::Deployment(hook)),
+                GitLabEvent::Change(parsed) => parsed,
+            },
+        };
+        Ok(match parsed {
+            Parsed::Act(event) => Work::Change(event),
+            Parsed::Ignore(reason) => Work::Ignore(reason),
+        })
+    }
+
+    /// The API of the pull/merge request's forge.
+    pub fn forge_for(&self, forge: Forge, event: &Event) -> Result<Box<dyn ChangeForge>> {
+        Ok(match forge {
+            Forge::GitHub => {
+                let token = Secret::from_env("GITHUB_TOKEN");
+                Box::new(GitHubChanges::connect(
+                    &api_from_env(),
+                    token.as_ref(),
+                    &event.repository,
+                )?)
+            }
+            Forge::GitLab => {
+                let gitlab = GitLab::connect(&self.gitlab_url()?, &gitlab_token()?)?;
+                let project = event
+                    .project_id
+                    .map(|id| id.to_string())
+                    .unwrap_or_else(|| event.repository.clone());
+                Box::new(GitLabChanges::new(gitlab, project))
+            }
+        })
+    }
+
+    fn deployment(
+        &self,
+        hook: &DeploymentHook,
+        mode: &Mode,
+        store: &crate::git::Store,
+        config: &crate::reconcile::ConfigSource,
+        first: crate::reconcile::Snapshot,
+    ) -> Result<()> {
+        if !matches!(hook.status.as_str(), "running" | "success") {
+            print_ignored(
+                mode.format,
+                &format!(
+                    "deployment status is {:?}, not running or success",
+                    hook.status
+                ),
+            );
+            return Ok(());
+        }
+        // The deployment is read from the API once, on the first attempt that needs it.
+        let mut info: Option<DeploymentInfo> = None;
+        let done = environment::run(
+            store,
+            config,
+            Some(first),
+            Some(&hook.environment),
+            mode,
+            &mut |snap| {
+                let d = match &info {
+                    Some(d) => d.clone(),
+                    None => {
+                        let api = GitLab::connect(&self.gitlab_url()?, &gitlab_token()?)?;
+                        let d = api.deployment(hook.project.id, hook.deployment_id)?;
+                        info = Some(d.clone());
+                        d
+                    }
+                };
+                let input = EnvInput {
+                    branch: Some(d.git_ref.clone()),
+                    sha: Some(d.sha.clone()),
+                    author: hook
+                        .user
+                        .as_ref()
+                        .map(|u| u.username.clone())
+                        .or(d.user.map(|u| u.username)),
+                    slug: hook.environment_slug.clone(),
+                    environment: Some(hook.environment.clone()),
+                    environment_url: hook.environment_external_url.clone(),
+                    ci_source_url: hook
+                        .project
+                        .git_http_url
+                        .clone()
+                        .or(hook.project.web_url.clone()),
+                    ..EnvInput::default()
+                };
+                Ok(Wanted::Intent(Intent::Upsert(input.spec(&snap.settings)?)))
+            },
+        )?;
+        match done {
+            environment::Done::Ignored(reason) => print_ignored(mode.format, &reason),
+            environment::Done::Report(report) => chatops::print_deployed(
+                mode.format,
+                &report,
+                &format!("deployment {} is {}", hook.deployment_id, hook.status),
+            ),
+        }
+        Ok(())
+    }
+
+    fn gitlab_url(&self) -> Result<GitLabUrl> {
+        GitLabUrl::resolve(self.gitlab_url.as_deref())
+    }
+}
+
+/// What a delivery asks for.
+pub enum Work {
+    /// A pull/merge request event.
+    Change(Box<Event>),
+    /// A GitLab Deployment Hook.
+    Deployment(Box<DeploymentHook>),
+    Ignore(String),
+}
+
+fn gitlab_token() -> Result<Secret> {
+    Secret::from_env("GITLAB_TOKEN").ok_or_else(|| {
+        Error::config(
+            "GITLAB_TOKEN is not set: GitLab's API needs a token with api or read_api scope",
+        )
+    })
+}

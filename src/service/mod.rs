@@ -1,0 +1,10 @@
+//! The use-cases, with plain inputs: what `handle`, `env`, `deploy`, `destroy`, `cleanup` and
+//! `serve` have in common. The command line parses flags into these inputs and prints results;
+//! the server feeds them webhook deliveries.
+
+pub mod after;
+pub mod artifact;
+pub mod chatops;
+pub mod environment;
+pub mod hook;
+pub mod input;
