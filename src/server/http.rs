@@ -101,7 +101,7 @@ async fn github(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Body) ->
             "GitHub webhooks are not configured here".into(),
         );
     };
-    let body = match read_body(body).await {
+    let body = match read_body(&headers, body).await {
         Ok(b) => b,
         Err(answer) => return answer,
     };
@@ -160,7 +160,7 @@ async fn gitlab(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Body) ->
         }
         None => return (StatusCode::BAD_REQUEST, "missing X-Gitlab-Event".into()),
     }
-    let body = match read_body(body).await {
+    let body = match read_body(&headers, body).await {
         Ok(b) => b,
         Err(answer) => return answer,
     };
@@ -168,8 +168,16 @@ async fn gitlab(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Body) ->
     enqueue(&s, Forge::GitLab, event, delivery, body)
 }
 
-/// The body, at most `MAX_BODY` bytes, within `BODY_DEADLINE`.
-async fn read_body(body: Body) -> Result<Vec<u8>, Answer> {
+/// The body, at most `MAX_BODY` bytes (one announced larger is refused before it is read),
+/// within `BODY_DEADLINE`.
+async fn read_body(headers: &HeaderMap, body: Body) -> Result<Vec<u8>, Answer> {
+    let announced = header(headers, "Content-Length").and_then(|v| v.parse::<usize>().ok());
+    if announced.is_some_and(|n| n > MAX_BODY) {
+        return Err((
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("payload over {MAX_BODY} bytes"),
+        ));
+    }
     match tokio::time::timeout(BODY_DEADLINE, axum::body::to_bytes(body, MAX_BODY)).await {
         Err(_) => Err((
             StatusCode::REQUEST_TIMEOUT,

@@ -1,0 +1,257 @@
+//! `serve` as an always-on service: signed deliveries against the real server on 127.0.0.1, a
+//! GitOps repository on `git daemon` and a stateful fake GitHub. Bursts land in few commits,
+//! redeliveries do nothing twice, a SIGTERM mid-burst loses nothing accepted, two replicas lose
+//! nothing either.
+
+mod support;
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use support::fake_forges::{github_pull, FakeGitHub};
+use support::servers::git_daemon;
+use support::serving::{github_headers, request, Serving};
+use support::TestEnv;
+
+const SHA: &str = "ec26c3e57ca3a959ca5aad62de7213c562f8c821";
+
+fn comment(number: u64, body: &str) -> String {
+    let text = std::fs::read_to_string(format!(
+        "{}/tests/fixtures/github/issue_comment.created.payload.json",
+        support::ROOT
+    ))
+    .unwrap();
+    let mut e: Value = serde_json::from_str(&text).unwrap();
+    e["issue"]["number"] = json!(number);
+    e["issue"]["pull_request"] =
+        json!({"url": format!("https://api.github.com/repos/org/app/pulls/{number}")});
+    e["comment"]["body"] = json!(body);
+    e["comment"]["user"]["login"] = json!("writer");
+    e["comment"]["user"]["type"] = json!("User");
+    e["repository"] =
+        json!({"full_name": "org/app", "clone_url": "https://github.com/org/app.git"});
+    e.to_string()
+}
+
+fn branch(n: u64) -> String {
+    format!("feature/burst-{n}")
+}
+
+async fn github(prs: u64) -> FakeGitHub {
+    let gh = FakeGitHub::start("flux-bot").await;
+    gh.permission("org/app", "writer", "write");
+    for n in 1..=prs {
+        gh.pull(
+            "org/app",
+            github_pull("org/app", n, &branch(n), SHA, "org/app"),
+        );
+    }
+    gh
+}
+
+fn vars(gh: &FakeGitHub) -> Vec<(&'static str, String)> {
+    vec![
+        ("GITHUB_API_URL", gh.uri()),
+        ("GITHUB_TOKEN", "ghs-test".into()),
+    ]
+}
+
+/// POST one signed deployment comment for pull request `n` with delivery id `id`.
+fn deliver(port: u16, n: u64, id: &str) -> (u16, String) {
+    let body = comment(n, "/deploy-ephemeral");
+    let mut headers = github_headers("issue_comment", &body);
+    headers.push(("X-GitHub-Delivery", id.to_string()));
+    request(port, "POST", "/hooks/github", &headers, &body)
+}
+
+/// Wait until every one of `n` environments has its sync file.
+async fn all_landed(env: &TestEnv, n: u64, within: Duration) {
+    let start = Instant::now();
+    loop {
+        let files = env.instances();
+        let missing: Vec<u64> = (1..=n)
+            .filter(|i| !files.contains(&format!("sync-{}.yaml", support::slug_of(&branch(*i)))))
+            .collect();
+        if missing.is_empty() {
+            return;
+        }
+        assert!(
+            start.elapsed() < within,
+            "not deployed after {within:?}: pull requests {missing:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_burst_lands_in_few_commits_and_redeliveries_do_nothing_twice() {
+    let env = TestEnv::new();
+    let Some(daemon) = git_daemon(env.remote.parent().unwrap()) else {
+        return;
+    };
+    let gh = github(20).await;
+    let s = Serving::start(&env, &daemon.url, &vars(&gh));
+    let before = env.commit_count();
+    let port = s.port;
+    let start = Instant::now();
+    let answers = tokio::task::spawn_blocking(move || {
+        let threads: Vec<_> = (1..=20u64)
+            .map(|n| std::thread::spawn(move || deliver(port, n, &format!("delivery-{n}"))))
+            .collect();
+        threads
+            .into_iter()
+            .map(|t| t.join().unwrap())
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap();
+    assert!(answers.iter().all(|a| a.0 == 202), "{answers:?}");
+    all_landed(&env, 20, Duration::from_secs(60)).await;
+    let commits = env.commit_count() - before;
+    eprintln!(
+        "MEASURED: 20 deliveries landed in {commits} commits, {:?}",
+        start.elapsed()
+    );
+    assert!(commits < 10, "{commits} commits for 20 deliveries");
+    // A redelivery of an accepted delivery is acknowledged and not handled again.
+    let comments_before: usize = (1..=20).map(|n| gh.comments("org/app", n).len()).sum();
+    let again = tokio::task::spawn_blocking(move || deliver(port, 3, "delivery-3"))
+        .await
+        .unwrap();
+    assert_eq!(again.0, 200, "{again:?}");
+    assert!(again.1.contains("duplicate"), "{again:?}");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let comments_after: usize = (1..=20).map(|n| gh.comments("org/app", n).len()).sum();
+    assert_eq!(comments_before, comments_after);
+    // Every pull request got its own reply and statuses.
+    assert!((1..=20).all(|n| gh.comments("org/app", n).len() == 1));
+    // The service says what it did.
+    let (status, metrics) = s.get("/metrics");
+    assert_eq!(status, 200);
+    assert!(metrics.contains("flux_ephemeral_events_total"), "{metrics}");
+    assert!(metrics.contains("outcome=\"deployed\""), "{metrics}");
+    assert!(
+        metrics.contains("flux_ephemeral_batch_size_bucket"),
+        "{metrics}"
+    );
+    assert_eq!(s.get("/readyz").0, 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_oversized_body_is_refused() {
+    let env = TestEnv::new();
+    let gh = github(1).await;
+    let s = Serving::start(&env, env.remote.to_str().unwrap(), &vars(&gh));
+    let port = s.port;
+    let status = tokio::task::spawn_blocking(move || {
+        let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+        write!(
+            c,
+            "POST /hooks/github HTTP/1.1\r\nHost: x\r\nX-GitHub-Event: issue_comment\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{{",
+            30 * 1024 * 1024
+        )
+        .unwrap();
+        let mut answer = String::new();
+        let _ = std::io::Read::read_to_string(&mut c, &mut answer);
+        answer.split_whitespace().nth(1).unwrap_or("0").parse::<u16>().unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(status, 413);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_mid_burst_loses_nothing_that_was_accepted() {
+    let env = TestEnv::new();
+    let Some(daemon) = git_daemon(env.remote.parent().unwrap()) else {
+        return;
+    };
+    let gh = github(20).await;
+    let state = env.path("state");
+    let mut vars = vars(&gh);
+    vars.push(("FLUX_EPHEMERAL_STATE_DIR", state.display().to_string()));
+    let s = Serving::start(&env, &daemon.url, &vars);
+    let port = s.port;
+    let accepted = tokio::task::spawn_blocking(move || {
+        (1..=20u64)
+            .filter(|n| deliver(port, *n, &format!("d-{n}")).0 == 202)
+            .count()
+    })
+    .await
+    .unwrap();
+    assert_eq!(accepted, 20);
+    // Stop it at once: it finishes the batch in flight and exits 0.
+    let pid = s.child.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let mut s = s;
+    let start = Instant::now();
+    let code = loop {
+        if let Some(st) = s.child.try_wait().unwrap() {
+            break st.code();
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "did not stop");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(code, Some(0));
+    // The next process handles what the first accepted and did not get to.
+    let _again = Serving::start(&env, &daemon.url, &vars);
+    all_landed(&env, 20, Duration::from_secs(60)).await;
+    let start = Instant::now();
+    while std::fs::read_dir(&state).unwrap().count() > 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "journal not emptied"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_replicas_on_one_repository_lose_nothing() {
+    let env = TestEnv::new();
+    let Some(daemon) = git_daemon(env.remote.parent().unwrap()) else {
+        return;
+    };
+    let gh = github(12).await;
+    let a = Serving::start(&env, &daemon.url, &vars(&gh));
+    let b = Serving::start(&env, &daemon.url, &vars(&gh));
+    let (pa, pb) = (a.port, b.port);
+    tokio::task::spawn_blocking(move || {
+        let threads: Vec<_> = (1..=12u64)
+            .map(|n| {
+                let port = if n % 2 == 0 { pa } else { pb };
+                std::thread::spawn(move || assert_eq!(deliver(port, n, &format!("r-{n}")).0, 202))
+            })
+            .collect();
+        threads.into_iter().for_each(|t| t.join().unwrap());
+    })
+    .await
+    .unwrap();
+    all_landed(&env, 12, Duration::from_secs(60)).await;
+}
+
+#[test]
+fn serve_refuses_to_start_without_a_configured_repository() {
+    let env = TestEnv::new();
+    env.commit_as_other(
+        &[(".flux-ephemeral.yaml", Some("app: app\n"))],
+        "nothing configured",
+    );
+    let out = env.run_with(
+        &[
+            "serve",
+            "--repo",
+            env.remote.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        &[("GITHUB_WEBHOOK_SECRET", "s")],
+    );
+    assert_eq!(out.code, 3, "{out:?}");
+    assert!(out.stderr.contains("which repositories"), "{out:?}");
+    let _ = Stdio::null();
+}
