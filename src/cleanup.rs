@@ -118,6 +118,15 @@ fn to_stale(r: &EnvRecord, reason: Reason) -> Stale {
     }
 }
 
+/// Whether the record `r` belongs to application `app` (files of earlier versions record no
+/// application: they belong to the one whose objects they hold).
+pub fn in_scope(r: &EnvRecord, app: &crate::apps::Application, object_name: &str) -> bool {
+    match &r.app {
+        Some(a) => a == &app.name,
+        None => !app.listed || r.name.as_deref() == Some(object_name),
+    }
+}
+
 /// Refuse sweeping deletions: more than `max` at once, or more than half of all environments,
 /// unless forced. An API that answers "nothing is open" by mistake must not empty the cluster.
 pub fn guard(stale: usize, total: usize, max: usize, force: bool) -> Result<()> {

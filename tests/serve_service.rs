@@ -255,3 +255,87 @@ fn serve_refuses_to_start_without_a_configured_repository() {
     assert!(out.stderr.contains("which repositories"), "{out:?}");
     let _ = Stdio::null();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn missed_events_are_healed_by_resync() {
+    let env = TestEnv::new();
+    let Some(daemon) = git_daemon(env.remote.parent().unwrap()) else {
+        return;
+    };
+    env.commit_as_other(
+        &[(
+            ".flux-ephemeral.yaml",
+            Some("source_url: https://github.com/org/app.git\ngithub_repository: org/app\n"),
+        )],
+        "a repository",
+    );
+    const OLD: &str = "1111111111111111111111111111111111111111";
+    for n in 1..=3u64 {
+        env.run(&[
+            "deploy",
+            "--repo",
+            &daemon.url,
+            "--branch",
+            &branch(n),
+            "--sha",
+            OLD,
+            "--id",
+            &n.to_string(),
+        ])
+        .ok();
+    }
+    // The webhooks were lost: #1 was closed, #2 and #3 got new commits (#3 by a stranger).
+    let gh = FakeGitHub::start("flux-bot").await;
+    gh.permission("org/app", "writer", "write");
+    let mut two = github_pull("org/app", 2, &branch(2), SHA, "org/app");
+    two["user"]["login"] = json!("writer");
+    gh.pull("org/app", two);
+    let mut three = github_pull("org/app", 3, &branch(3), SHA, "org/app");
+    three["user"]["login"] = json!("stranger");
+    gh.pull("org/app", three);
+    let run = |extra: &[&str]| {
+        let mut c = env.command();
+        c.args(["resync", "--repo", &daemon.url, "--output", "json"])
+            .args(extra)
+            .env("GITHUB_API_URL", gh.uri())
+            .env("GITHUB_TOKEN", "ghs-test");
+        support::run_async(c)
+    };
+    let dry = run(&["--dry-run"]).await.ok().json();
+    assert_eq!(dry["repairs"].as_array().unwrap().len(), 2, "{dry}");
+    assert!(
+        env.sync_file(&support::slug_of(&branch(1))).is_some(),
+        "a dry run changes nothing"
+    );
+    // serve heals at start (and every --resync-interval).
+    let s = Serving::start(
+        &env,
+        &daemon.url,
+        &[
+            ("GITHUB_API_URL", gh.uri()),
+            ("GITHUB_TOKEN", "ghs-test".into()),
+            ("FLUX_EPHEMERAL_RESYNC_INTERVAL", "1s".into()),
+        ],
+    );
+    let start = Instant::now();
+    while env.sync_file(&support::slug_of(&branch(1))).is_some() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "closed #1 not removed"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    drop(s);
+    let docs = env.docs(&support::slug_of(&branch(2)));
+    assert_eq!(
+        docs[0]["spec"]["ref"]["commit"], SHA,
+        "#2 moved to its head"
+    );
+    let docs = env.docs(&support::slug_of(&branch(3)));
+    assert_eq!(
+        docs[0]["spec"]["ref"]["commit"], OLD,
+        "a stranger's commits do not reach the cluster"
+    );
+    let again = run(&[]).await.ok().json();
+    assert_eq!(again["repairs"].as_array().unwrap().len(), 0, "{again}");
+}

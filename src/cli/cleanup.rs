@@ -6,7 +6,7 @@ use clap::Args;
 use serde_json::json;
 
 use super::args::{RepoArgs, SettingsArgs};
-use crate::apps::{Application, Origin, RepoRef};
+use crate::apps::{Origin, RepoRef};
 use crate::cleanup::{guard, stale, ForgeState, Reason, Stale};
 use crate::error::{Error, Result};
 use crate::forge::github::{GitHubChanges, DEFAULT_API};
@@ -116,15 +116,6 @@ impl Forge {
             Forge::GitHub(gh) => Some(gh),
             Forge::GitLab(gl) => Some(gl),
         }
-    }
-}
-
-/// Whether the record `r` belongs to application `app` (files of earlier versions record no
-/// application: they belong to the one whose objects they hold).
-fn in_scope(r: &EnvRecord, app: &Application, object_name: &str) -> bool {
-    match &r.app {
-        Some(a) => a == &app.name,
-        None => !app.listed || r.name.as_deref() == Some(object_name),
     }
 }
 
@@ -243,7 +234,7 @@ impl CleanupCmd {
             // applications list only their time to live can remove them).
             let (mine, unrecorded): (Vec<EnvRecord>, Vec<EnvRecord>) = records(&snap.files)
                 .into_iter()
-                .filter(|r| in_scope(r, app, &object_name(&r.slug)))
+                .filter(|r| crate::cleanup::in_scope(r, app, &object_name(&r.slug)))
                 .filter(|r| match (&r.repository, &listed_repository) {
                     // A GitLab project given by id cannot be compared with a recorded path: the
                     // application's name already scopes those.

@@ -11,6 +11,7 @@ mod handle;
 mod list;
 
 mod render;
+mod resync;
 mod serve;
 mod wait;
 
@@ -69,6 +70,7 @@ pub enum Command {
     List(list::ListCmd),
     Cleanup(cleanup::CleanupCmd),
     Wait(wait::WaitCmd),
+    Resync(resync::ResyncCmd),
 }
 
 impl Cli {
@@ -83,6 +85,7 @@ impl Cli {
             Command::List(c) => c.run(self.output),
             Command::Cleanup(c) => c.run(self.output),
             Command::Wait(c) => c.run(self.output),
+            Command::Resync(c) => c.run(self.output),
         }
     }
 }

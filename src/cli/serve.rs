@@ -64,6 +64,10 @@ pub struct ServeCmd {
     /// At most this many deliveries in one Git transaction
     #[arg(long, default_value_t = 50, value_name = "N")]
     max_batch: usize,
+    /// Repair the drift webhooks missed this often, and once at start (closed changes destroyed,
+    /// moved heads updated; like `flux-ephemeral resync`); 0 turns it off
+    #[arg(long, env = "FLUX_EPHEMERAL_RESYNC_INTERVAL", default_value = "10m", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    resync_interval: std::time::Duration,
     #[command(flatten)]
     repo: RepoArgs,
     #[command(flatten)]
@@ -121,6 +125,7 @@ impl ServeCmd {
             metrics: metrics.clone(),
             ready: ready.clone(),
             max_batch: self.max_batch.max(1),
+            resync_every: (!self.resync_interval.is_zero()).then_some(self.resync_interval),
         };
         // What an earlier run accepted and did not handle comes first.
         if let Some(j) = &journal {

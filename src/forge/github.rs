@@ -29,11 +29,6 @@ pub enum BotLogin {
     Unknown,
 }
 
-#[derive(Debug, Deserialize)]
-struct PullNumber {
-    number: u64,
-}
-
 impl GitHub {
     /// `repository` is `owner/name`; `api` is `GITHUB_API_URL` (the public API by default).
     pub fn new(api: &str, token: Option<&Secret>, repository: &str) -> Result<Self> {
@@ -67,28 +62,29 @@ impl GitHub {
         format!("{}/{}", self.owner, self.repo)
     }
 
-    /// Every open pull request number: one paged list, 100 a page.
-    pub async fn open_pull_numbers(&self) -> Result<BTreeSet<String>> {
+    /// Every open pull request: one paged list, 100 a page (octocrab follows the `Link` pages).
+    pub async fn open_pulls(&self) -> Result<Vec<crate::events::github::PullRequest>> {
         let route = format!("/repos/{}/{}/pulls", self.owner, self.repo);
         let params = [("state", "open"), ("per_page", "100")];
-        let mut page: Page<PullNumber> = self
+        let first: Page<crate::events::github::PullRequest> = self
             .client
             .get(&route, Some(&params))
             .await
             .map_err(|e| self.err("list open pull requests", e))?;
-        let mut open = BTreeSet::new();
-        loop {
-            open.extend(page.items.iter().map(|p| p.number.to_string()));
-            match self
-                .client
-                .get_page::<PullNumber>(&page.next)
-                .await
-                .map_err(|e| self.err("list open pull requests", e))?
-            {
-                Some(next) => page = next,
-                None => return Ok(open),
-            }
-        }
+        self.client
+            .all_pages(first)
+            .await
+            .map_err(|e| self.err("list open pull requests", e))
+    }
+
+    /// Every open pull request number.
+    pub async fn open_pull_numbers(&self) -> Result<BTreeSet<String>> {
+        Ok(self
+            .open_pulls()
+            .await?
+            .iter()
+            .map(|p| p.number.to_string())
+            .collect())
     }
 
     /// `write`, `maintain` and `admin` may deploy; anybody else (or a 404) may not.
@@ -356,6 +352,23 @@ impl ChangeForge for GitHubChanges {
 
     fn commit_statuses(&self, sha: &str) -> Result<Vec<super::CommitStatus>> {
         self.runtime.block_on(self.github.commit_statuses(sha))
+    }
+
+    fn open_changes(&self) -> Result<Vec<super::OpenChange>> {
+        let pulls = self.runtime.block_on(self.github.open_pulls())?;
+        pulls
+            .iter()
+            .map(|p| {
+                let c = p.change();
+                Ok(super::OpenChange {
+                    number: p.number.to_string(),
+                    branch: p.head.branch.clone(),
+                    sha: super::checked_sha(p.head.sha.clone(), "GitHub")?,
+                    from_fork: c.from_fork == Some(true),
+                    author: c.author.unwrap_or_default(),
+                })
+            })
+            .collect()
     }
 
     fn reply(&self, number: u64, body: &str) -> Result<()> {

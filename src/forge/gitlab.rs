@@ -428,6 +428,38 @@ impl ChangeForge for GitLabChanges {
             .map_err(|e| self.gitlab.err("set the commit status", &self.project, e))
     }
 
+    fn open_changes(&self) -> Result<Vec<super::OpenChange>> {
+        let endpoint = gitlab::api::projects::merge_requests::MergeRequests::builder()
+            .project(self.project.as_str())
+            .state(gitlab::api::projects::merge_requests::MergeRequestState::Opened)
+            .build()
+            .map_err(|e| Error::internal(e.to_string()))?;
+        let list: Vec<ApiMergeRequest> = api::paged(endpoint, Pagination::All)
+            .query(&self.gitlab.client)
+            .map_err(|e| {
+                self.gitlab
+                    .err("list open merge requests", &self.project, e)
+            })?;
+        list.into_iter()
+            .filter_map(|mr| {
+                let sha = mr.sha.clone()?;
+                Some((mr, sha))
+            })
+            .map(|(mr, sha)| {
+                Ok(super::OpenChange {
+                    number: mr.iid.to_string(),
+                    branch: mr.source_branch.clone(),
+                    sha: super::checked_sha(sha, "GitLab")?,
+                    from_fork: match (mr.source_project_id, mr.target_project_id) {
+                        (Some(s), Some(t)) => s != t,
+                        _ => true,
+                    },
+                    author: mr.author.map(|a| a.username).unwrap_or_default(),
+                })
+            })
+            .collect()
+    }
+
     fn commit_statuses(&self, sha: &str) -> Result<Vec<super::CommitStatus>> {
         #[derive(Deserialize)]
         struct One {

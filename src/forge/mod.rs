@@ -24,6 +24,17 @@ pub struct CommitStatus {
     pub description: String,
 }
 
+/// An open pull/merge request as a listing shows it: enough to repair drift.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenChange {
+    pub number: String,
+    pub branch: String,
+    /// Head commit (checked to be a full commit id).
+    pub sha: String,
+    pub from_fork: bool,
+    pub author: String,
+}
+
 /// What ChatOps needs from a forge for one pull/merge request.
 pub trait ChangeForge {
     /// Whether the actor has write access (GitHub write/maintain/admin; GitLab Developer+).
@@ -43,6 +54,8 @@ pub trait ChangeForge {
     fn reply(&self, number: u64, body: &str) -> Result<()>;
     /// The statuses of commit `sha` (Flux's Providers post theirs there).
     fn commit_statuses(&self, sha: &str) -> Result<Vec<CommitStatus>>;
+    /// Every open pull/merge request, with its head: one paged listing.
+    fn open_changes(&self) -> Result<Vec<OpenChange>>;
 }
 
 /// A forge that, for `--dry-run` (`enabled`), lets reads through and only prints writes
@@ -85,6 +98,9 @@ impl ChangeForge for DryRun<'_> {
     }
     fn commit_statuses(&self, sha: &str) -> Result<Vec<CommitStatus>> {
         self.inner.commit_statuses(sha)
+    }
+    fn open_changes(&self) -> Result<Vec<OpenChange>> {
+        self.inner.open_changes()
     }
 }
 

@@ -26,6 +26,8 @@ pub struct Worker {
     pub ready: Arc<AtomicBool>,
     /// At most this many deliveries in one transaction.
     pub max_batch: usize,
+    /// Repair drift this often (and once at start); `None`: never.
+    pub resync_every: Option<std::time::Duration>,
 }
 
 fn forge_name(f: Forge) -> &'static str {
@@ -39,7 +41,26 @@ impl Worker {
     /// Handle deliveries until the queue closes, or — with a journal — until `stop` is set
     /// (what is left is replayed on the next start).
     pub fn run(&self, store: &Store, config: &ConfigSource, rx: Receiver<Job>, stop: &AtomicBool) {
-        while let Ok(first) = rx.recv() {
+        let mut next_resync = self.resync_every.map(|_| std::time::Instant::now());
+        loop {
+            let first = match next_resync {
+                Some(at) => {
+                    let wait = at.saturating_duration_since(std::time::Instant::now());
+                    match rx.recv_timeout(wait) {
+                        Ok(j) => j,
+                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                            self.resync(store, config);
+                            next_resync = self.resync_every.map(|d| std::time::Instant::now() + d);
+                            continue;
+                        }
+                        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+                    }
+                }
+                None => match rx.recv() {
+                    Ok(j) => j,
+                    Err(_) => return,
+                },
+            };
             let mut batch = vec![first];
             while batch.len() < self.max_batch {
                 match rx.try_recv() {
@@ -52,6 +73,24 @@ impl Worker {
             if stop.load(Ordering::SeqCst) && self.journal.is_some() {
                 tracing::info!("stopping after the batch in flight; the rest stays journaled");
                 return;
+            }
+        }
+    }
+
+    /// Repair what the webhooks missed, for every application.
+    fn resync(&self, store: &Store, config: &ConfigSource) {
+        let gitlab_url = self.handler.gitlab_url.as_deref();
+        for result in crate::service::resync::resync_all(store, config, gitlab_url, false) {
+            match result {
+                Ok(r) => {
+                    if r.report.commit.is_some() {
+                        self.metrics.commits.inc();
+                    }
+                    for repair in &r.repairs {
+                        tracing::info!(repair = ?repair, commit = r.report.commit.as_deref().unwrap_or(""), "resync");
+                    }
+                }
+                Err(e) => tracing::warn!("resync: {e}"),
             }
         }
     }

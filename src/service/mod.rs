@@ -8,3 +8,4 @@ pub mod chatops;
 pub mod environment;
 pub mod hook;
 pub mod input;
+pub mod resync;

@@ -1,0 +1,312 @@
+//! Self-healing: compare an application's open pull/merge requests with its environments and
+//! repair the drift the webhooks missed — a closed change's environment is destroyed, an
+//! environment whose change moved on is updated to the new head (only when the change's author
+//! may deploy, and never for forks). Nothing is created. Shares its listing and scoping with
+//! `cleanup`.
+
+use serde::Serialize;
+
+use super::input::EnvInput;
+use crate::cleanup::in_scope;
+use crate::error::Result;
+use crate::events::Actor;
+use crate::forge::{ChangeForge, OpenChange};
+use crate::git::Store;
+use crate::model::EnvRecord;
+use crate::overlay::records;
+use crate::plan::{Intent, PlanOptions, Removal};
+use crate::reconcile::{reconcile, ConfigSource, Report, RunOptions, Snapshot};
+
+/// One repair.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "repair", rename_all = "snake_case")]
+pub enum Repair {
+    /// The change is no longer open.
+    Destroy {
+        slug: String,
+        file: String,
+        id: String,
+    },
+    /// The change's head moved.
+    Update {
+        slug: String,
+        file: String,
+        id: String,
+        sha: String,
+    },
+}
+
+/// The repairs for `records` given the open changes (pure).
+pub fn drift(records: &[EnvRecord], open: &[OpenChange]) -> Vec<(Repair, Option<OpenChange>)> {
+    let mut out = Vec::new();
+    for r in records {
+        let Some(id) = &r.id else { continue };
+        match open.iter().find(|c| &c.number == id) {
+            None => out.push((
+                Repair::Destroy {
+                    slug: r.slug.clone(),
+                    file: r.file.clone(),
+                    id: id.clone(),
+                },
+                None,
+            )),
+            Some(c)
+                if r.sha.is_some()
+                    && r.sha.as_deref() != Some(c.sha.as_str())
+                    && r.branch == c.branch
+                    && !c.from_fork
+                    && r.artifact.is_none() =>
+            {
+                out.push((
+                    Repair::Update {
+                        slug: r.slug.clone(),
+                        file: r.file.clone(),
+                        id: id.clone(),
+                        sha: c.sha.clone(),
+                    },
+                    Some(c.clone()),
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    out
+}
+
+/// What a resync did.
+#[derive(Debug)]
+pub struct Resynced {
+    pub repairs: Vec<Repair>,
+    pub report: Report,
+}
+
+/// Read the listing, plan the repairs for this application's environments (those recorded for
+/// `repository`, or without one), and apply them in one transaction.
+pub fn resync(
+    store: &Store,
+    config: &ConfigSource,
+    first: Snapshot,
+    forge: &dyn ChangeForge,
+    repository: &str,
+    dry_run: bool,
+) -> Result<Resynced> {
+    let open = forge.open_changes()?;
+    let settings = first.settings.clone();
+    let app = &settings.application;
+    let mine: Vec<EnvRecord> = records(&first.files)
+        .into_iter()
+        .filter(|r| in_scope(r, app, &first.renderer.settings().object_name(&r.slug)))
+        .filter(|r| {
+            r.repository
+                .as_deref()
+                .map_or(!app.listed, |rec| rec.eq_ignore_ascii_case(repository))
+        })
+        .collect();
+    let mut repairs = Vec::new();
+    for (repair, change) in drift(&mine, &open) {
+        // A new head reaches the cluster only for an author who may deploy.
+        if let (Repair::Update { .. }, Some(c)) = (&repair, &change) {
+            let actor = Actor {
+                login: c.author.clone(),
+                id: None,
+            };
+            if !crate::chatops::trusted(
+                &c.author,
+                || forge.has_write_access(&actor),
+                &settings.chat,
+            )? {
+                tracing::info!(change = %c.number, author = %c.author, "head moved, but its author may not deploy: left alone");
+                continue;
+            }
+        }
+        repairs.push((repair, change));
+    }
+    let mut intents = |snap: &Snapshot| -> Result<Vec<Intent>> {
+        let mut out = Vec::new();
+        for (repair, change) in &repairs {
+            match (repair, change) {
+                (Repair::Destroy { slug, file, .. }, _) => out.push(Intent::Remove(Removal {
+                    slug: slug.clone(),
+                    key: crate::model::slug_of_file_name(file).map(str::to_string),
+                    branch: None,
+                    requester: Default::default(),
+                    exact: true,
+                })),
+                (
+                    Repair::Update {
+                        slug,
+                        file,
+                        id,
+                        sha,
+                    },
+                    Some(c),
+                ) => {
+                    let Some(content) = snap.files.get(file) else {
+                        continue;
+                    };
+                    let record = mine.iter().find(|r| &r.file == file);
+                    let input = EnvInput {
+                        branch: Some(c.branch.clone()),
+                        sha: Some(sha.clone()),
+                        id: Some(id.clone()),
+                        author: record.and_then(|r| r.author.clone()),
+                        slug: Some(slug.clone()),
+                        environment: record.and_then(|r| r.environment.clone()),
+                        ci_source_url: source_url(content),
+                        ..EnvInput::default()
+                    };
+                    out.push(Intent::Upsert(input.spec(&snap.settings)?));
+                }
+                _ => {}
+            }
+        }
+        Ok(out)
+    };
+    let opts = RunOptions {
+        dry_run,
+        plan: PlanOptions::default(),
+        max_attempts: 10,
+    };
+    let report = reconcile(store, config, Some(first), &mut intents, &opts)?;
+    Ok(Resynced {
+        repairs: repairs.into_iter().map(|(r, _)| r).collect(),
+        report,
+    })
+}
+
+/// The source URL recorded in a sync file (its first document's `spec.url`).
+fn source_url(content: &str) -> Option<String> {
+    serde_yaml_ng::Deserializer::from_str(content)
+        .filter_map(|d| <serde_yaml_ng::Value as serde::Deserialize>::deserialize(d).ok())
+        .find_map(|doc| doc.get("spec")?.get("url")?.as_str().map(str::to_string))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(id: &str, sha: &str) -> EnvRecord {
+        EnvRecord {
+            slug: format!("s{id}"),
+            file: format!("sync-s{id}.yaml"),
+            branch: format!("b{id}"),
+            name: None,
+            app: None,
+            forge: None,
+            repository: None,
+            artifact: None,
+            sha: Some(sha.into()),
+            id: Some(id.into()),
+            author: None,
+            environment: None,
+            deployed_at: None,
+            ttl: None,
+        }
+    }
+
+    fn open(id: &str, sha: &str, fork: bool) -> OpenChange {
+        OpenChange {
+            number: id.into(),
+            branch: format!("b{id}"),
+            sha: sha.into(),
+            from_fork: fork,
+            author: "a".into(),
+        }
+    }
+
+    #[test]
+    fn closed_moved_and_left_alone() {
+        let records = vec![
+            rec("1", "aa"),
+            rec("2", "aa"),
+            rec("3", "aa"),
+            rec("4", "aa"),
+        ];
+        let changes = vec![
+            open("2", "bb", false),
+            open("3", "aa", false),
+            open("4", "bb", true),
+        ];
+        let got: Vec<Repair> = drift(&records, &changes).into_iter().map(|r| r.0).collect();
+        assert_eq!(
+            got,
+            vec![
+                Repair::Destroy {
+                    slug: "s1".into(),
+                    file: "sync-s1.yaml".into(),
+                    id: "1".into()
+                },
+                Repair::Update {
+                    slug: "s2".into(),
+                    file: "sync-s2.yaml".into(),
+                    id: "2".into(),
+                    sha: "bb".into()
+                },
+            ]
+        );
+    }
+}
+
+/// The forge listing of the application `settings` are for: its `github_repository` or
+/// `gitlab_project`, with GITHUB_TOKEN / GITLAB_TOKEN. `None` when neither is configured.
+pub fn listing(
+    settings: &crate::config::Settings,
+    gitlab_url: Option<&str>,
+) -> Result<Option<(Box<dyn ChangeForge>, String)>> {
+    use crate::redact::Secret;
+    if let Some(repo) = &settings.github_repository {
+        let token = Secret::from_env("GITHUB_TOKEN");
+        let gh = crate::forge::github::GitHubChanges::connect(
+            &crate::forge::github::api_from_env(),
+            token.as_ref(),
+            repo,
+        )?;
+        return Ok(Some((Box::new(gh), repo.clone())));
+    }
+    if let Some(project) = &settings.gitlab_project {
+        let url = crate::forge::gitlab::GitLabUrl::resolve(gitlab_url)?;
+        let token = Secret::from_env("GITLAB_TOKEN")
+            .ok_or_else(|| crate::error::Error::config("GITLAB_TOKEN is not set"))?;
+        let gl = crate::forge::gitlab::GitLab::connect(&url, &token)?;
+        return Ok(Some((
+            Box::new(crate::forge::gitlab::GitLabChanges::new(
+                gl,
+                project.clone(),
+            )),
+            project.clone(),
+        )));
+    }
+    Ok(None)
+}
+
+/// Resync every application `config` serves (each listed one, or the one), each with its listing.
+pub fn resync_all(
+    store: &Store,
+    config: &ConfigSource,
+    gitlab_url: Option<&str>,
+    dry_run: bool,
+) -> Vec<Result<Resynced>> {
+    let names = match crate::reconcile::application_names(store, config) {
+        Ok(n) => n,
+        Err(e) => return vec![Err(e)],
+    };
+    let apps: Vec<Option<String>> = if names.is_empty() {
+        vec![None]
+    } else {
+        names.into_iter().map(Some).collect()
+    };
+    apps.into_iter()
+        .filter_map(|app| {
+            let mut config = config.clone();
+            config.flags.app = app;
+            let mut run = || -> Result<Option<Resynced>> {
+                let first = crate::reconcile::first_snapshot(store, &mut config)?;
+                let Some((forge, repository)) = listing(&first.settings, gitlab_url)? else {
+                    return Ok(None);
+                };
+                resync(store, &config, first, forge.as_ref(), &repository, dry_run).map(Some)
+            };
+            run().transpose()
+        })
+        .collect()
+}
