@@ -181,6 +181,70 @@ fn source_url(content: &str) -> Option<String> {
         .find_map(|doc| doc.get("spec")?.get("url")?.as_str().map(str::to_string))
 }
 
+/// The forge listing of the application `settings` are for: its `github_repository` or
+/// `gitlab_project`, with GITHUB_TOKEN / GITLAB_TOKEN. `None` when neither is configured.
+pub fn listing(
+    settings: &crate::config::Settings,
+    gitlab_url: Option<&str>,
+) -> Result<Option<(Box<dyn ChangeForge>, String)>> {
+    use crate::redact::Secret;
+    if let Some(repo) = &settings.github_repository {
+        let token = Secret::from_env("GITHUB_TOKEN");
+        let gh = crate::forge::github::GitHubChanges::connect(
+            &crate::forge::github::api_from_env(),
+            token.as_ref(),
+            repo,
+        )?;
+        return Ok(Some((Box::new(gh), repo.clone())));
+    }
+    if let Some(project) = &settings.gitlab_project {
+        let url = crate::forge::gitlab::GitLabUrl::resolve(gitlab_url)?;
+        let token = Secret::from_env("GITLAB_TOKEN")
+            .ok_or_else(|| crate::error::Error::config("GITLAB_TOKEN is not set"))?;
+        let gl = crate::forge::gitlab::GitLab::connect(&url, &token)?;
+        return Ok(Some((
+            Box::new(crate::forge::gitlab::GitLabChanges::new(
+                gl,
+                project.clone(),
+            )),
+            project.clone(),
+        )));
+    }
+    Ok(None)
+}
+
+/// Resync every application `config` serves (each listed one, or the one), each with its listing.
+pub fn resync_all(
+    store: &Store,
+    config: &ConfigSource,
+    gitlab_url: Option<&str>,
+    dry_run: bool,
+) -> Vec<Result<Resynced>> {
+    let names = match crate::reconcile::application_names(store, config) {
+        Ok(n) => n,
+        Err(e) => return vec![Err(e)],
+    };
+    let apps: Vec<Option<String>> = if names.is_empty() {
+        vec![None]
+    } else {
+        names.into_iter().map(Some).collect()
+    };
+    apps.into_iter()
+        .filter_map(|app| {
+            let mut config = config.clone();
+            config.flags.app = app;
+            let mut run = || -> Result<Option<Resynced>> {
+                let first = crate::reconcile::first_snapshot(store, &mut config)?;
+                let Some((forge, repository)) = listing(&first.settings, gitlab_url)? else {
+                    return Ok(None);
+                };
+                resync(store, &config, first, forge.as_ref(), &repository, dry_run).map(Some)
+            };
+            run().transpose()
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -245,68 +309,4 @@ mod tests {
             ]
         );
     }
-}
-
-/// The forge listing of the application `settings` are for: its `github_repository` or
-/// `gitlab_project`, with GITHUB_TOKEN / GITLAB_TOKEN. `None` when neither is configured.
-pub fn listing(
-    settings: &crate::config::Settings,
-    gitlab_url: Option<&str>,
-) -> Result<Option<(Box<dyn ChangeForge>, String)>> {
-    use crate::redact::Secret;
-    if let Some(repo) = &settings.github_repository {
-        let token = Secret::from_env("GITHUB_TOKEN");
-        let gh = crate::forge::github::GitHubChanges::connect(
-            &crate::forge::github::api_from_env(),
-            token.as_ref(),
-            repo,
-        )?;
-        return Ok(Some((Box::new(gh), repo.clone())));
-    }
-    if let Some(project) = &settings.gitlab_project {
-        let url = crate::forge::gitlab::GitLabUrl::resolve(gitlab_url)?;
-        let token = Secret::from_env("GITLAB_TOKEN")
-            .ok_or_else(|| crate::error::Error::config("GITLAB_TOKEN is not set"))?;
-        let gl = crate::forge::gitlab::GitLab::connect(&url, &token)?;
-        return Ok(Some((
-            Box::new(crate::forge::gitlab::GitLabChanges::new(
-                gl,
-                project.clone(),
-            )),
-            project.clone(),
-        )));
-    }
-    Ok(None)
-}
-
-/// Resync every application `config` serves (each listed one, or the one), each with its listing.
-pub fn resync_all(
-    store: &Store,
-    config: &ConfigSource,
-    gitlab_url: Option<&str>,
-    dry_run: bool,
-) -> Vec<Result<Resynced>> {
-    let names = match crate::reconcile::application_names(store, config) {
-        Ok(n) => n,
-        Err(e) => return vec![Err(e)],
-    };
-    let apps: Vec<Option<String>> = if names.is_empty() {
-        vec![None]
-    } else {
-        names.into_iter().map(Some).collect()
-    };
-    apps.into_iter()
-        .filter_map(|app| {
-            let mut config = config.clone();
-            config.flags.app = app;
-            let mut run = || -> Result<Option<Resynced>> {
-                let first = crate::reconcile::first_snapshot(store, &mut config)?;
-                let Some((forge, repository)) = listing(&first.settings, gitlab_url)? else {
-                    return Ok(None);
-                };
-                resync(store, &config, first, forge.as_ref(), &repository, dry_run).map(Some)
-            };
-            run().transpose()
-        })
-        .collect()
 }
