@@ -1,4 +1,5 @@
-# A small image with flux-ephemeral, git and CA certificates, for CI jobs.
+# A small image with flux-ephemeral, git and CA certificates. By default it runs the webhook
+# service (`serve`); CI jobs run `flux-ephemeral <command>` in it instead.
 FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY . .
@@ -10,6 +11,10 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --create-home --uid 10001 flux-ephemeral
 COPY --from=build /src/target/release/flux-ephemeral /usr/local/bin/flux-ephemeral
-USER flux-ephemeral
+USER 10001
+ENV FLUX_EPHEMERAL_LISTEN=0.0.0.0:8080 \
+    FLUX_EPHEMERAL_STATE_DIR=/var/lib/flux-ephemeral \
+    FLUX_EPHEMERAL_CACHE_DIR=/var/cache/flux-ephemeral
+EXPOSE 8080
 ENTRYPOINT []
-CMD ["flux-ephemeral", "--help"]
+CMD ["flux-ephemeral", "serve", "--log-format", "json"]
