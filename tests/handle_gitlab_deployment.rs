@@ -4,9 +4,8 @@
 mod support;
 
 use serde_json::{json, Value};
+use support::fake_forges::FakeGitLab;
 use support::{Run, TestEnv};
-use wiremock::matchers::{header, method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const FULL_SHA: &str = "279484c09fbe69ededfced8c1bb6e6d24616b468";
 const SLUG: &str = "review-feature-lo-8a2kd3";
@@ -37,34 +36,25 @@ fn deployment_api() -> Value {
     })
 }
 
-async fn fake_gitlab(expect_deployments: u64) -> MockServer {
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path("/api/v4/user"))
-        .and(header("PRIVATE-TOKEN", "glpat-test-token"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(
-            json!({"id": 1, "username": "flux-ephemeral-bot", "name": "Bot", "state": "active"}),
-        ))
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/api/v4/user"))
-        .respond_with(
-            ResponseTemplate::new(401).set_body_json(json!({"message": "401 Unauthorized"})),
-        )
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/api/v4/projects/30/deployments/15"))
-        .and(header("PRIVATE-TOKEN", "glpat-test-token"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(deployment_api()))
-        .expect(expect_deployments)
-        .mount(&server)
-        .await;
-    server
+/// GitLab with deployment 15 of project 30, answering only the token `glpat-test-token`.
+async fn fake_gitlab() -> FakeGitLab {
+    let gl = FakeGitLab::start().await;
+    gl.require_token("glpat-test-token");
+    gl.project(30, "org/app");
+    gl.deployment(30, 15, deployment_api());
+    gl
 }
 
-async fn handle(env: &TestEnv, server: &MockServer, payload: &Value, token: &str) -> Run {
+/// How often the deployment was read.
+async fn deployment_reads(gl: &FakeGitLab) -> usize {
+    gl.requests()
+        .await
+        .iter()
+        .filter(|r| *r == "GET /api/v4/projects/30/deployments/15")
+        .count()
+}
+
+async fn handle(env: &TestEnv, server: &FakeGitLab, payload: &Value, token: &str) -> Run {
     let vars = [
         ("GITLAB_URL", server.uri()),
         ("GITLAB_TOKEN", token.to_string()),
@@ -87,7 +77,8 @@ fn env_without_source_url() -> TestEnv {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_successful_deployment_deploys_at_the_full_sha() {
     let env = env_without_source_url();
-    let server = fake_gitlab(1).await;
+    let server = fake_gitlab().await;
+    let expected_reads = 1;
     let out = handle(
         &env,
         &server,
@@ -124,12 +115,18 @@ async fn a_successful_deployment_deploys_at_the_full_sha() {
         out["preview_url"],
         format!("https://app-{SLUG}.example.com")
     );
+    assert_eq!(
+        deployment_reads(&server).await,
+        expected_reads,
+        "reads of the Deployments API"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn other_statuses_and_filtered_environments_are_ignored_without_api_calls() {
     let env = env_without_source_url();
-    let server = fake_gitlab(0).await;
+    let server = fake_gitlab().await;
+    let expected_reads = 0;
     let head = env.head();
     let out = handle(
         &env,
@@ -156,12 +153,18 @@ async fn other_statuses_and_filtered_environments_are_ignored_without_api_calls(
         .unwrap()
         .contains("include_environment"));
     assert_eq!(env.head(), head);
+    assert_eq!(
+        deployment_reads(&server).await,
+        expected_reads,
+        "reads of the Deployments API"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_bad_token_is_a_clear_error_that_does_not_show_the_token() {
     let env = env_without_source_url();
-    let server = fake_gitlab(0).await;
+    let server = fake_gitlab().await;
+    let expected_reads = 0;
     let head = env.head();
     let out = handle(
         &env,
@@ -175,12 +178,18 @@ async fn a_bad_token_is_a_clear_error_that_does_not_show_the_token() {
         !out.stderr.contains("glpat-wrong-secret") && !out.stdout.contains("glpat-wrong-secret")
     );
     assert_eq!(env.head(), head);
+    assert_eq!(
+        deployment_reads(&server).await,
+        expected_reads,
+        "reads of the Deployments API"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn malformed_and_unknown_events_are_refused_clearly() {
     let env = TestEnv::new();
-    let server = fake_gitlab(0).await;
+    let server = fake_gitlab().await;
+    let expected_reads = 0;
     let out = handle(
         &env,
         &server,
@@ -199,4 +208,9 @@ async fn malformed_and_unknown_events_are_refused_clearly() {
         env.remote.to_str().unwrap(),
     ])
     .fails_with(1, "not handled");
+    assert_eq!(
+        deployment_reads(&server).await,
+        expected_reads,
+        "reads of the Deployments API"
+    );
 }

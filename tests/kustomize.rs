@@ -193,14 +193,20 @@ fn the_service_manifests_build() {
         return;
     }
     let objects = kustomize(&std::path::Path::new(support::ROOT).join("examples/kubernetes"));
-    let kinds: Vec<&str> = objects.iter().map(|o| o["kind"].as_str().unwrap()).collect();
+    let kinds: Vec<&str> = objects
+        .iter()
+        .map(|o| o["kind"].as_str().unwrap())
+        .collect();
     for k in ["Namespace", "Deployment", "Service", "Ingress"] {
         assert!(kinds.contains(&k), "{k}: {kinds:?}");
     }
     let d = objects.iter().find(|o| o["kind"] == "Deployment").unwrap();
     let c = &d["spec"]["template"]["spec"]["containers"][0];
     assert_eq!(c["securityContext"]["readOnlyRootFilesystem"], true);
-    assert_eq!(d["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(
+        d["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"],
+        true
+    );
     assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
     assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
     assert!(c["resources"]["limits"]["memory"].is_string());

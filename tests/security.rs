@@ -8,11 +8,10 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use support::fake_forges::FakeGitHub;
 use support::servers::{git_daemon, Server};
 use support::serving::{github_headers, request, Serving, GL_TOKEN};
 use support::{Run, TestEnv};
-use wiremock::matchers::{method, path, path_regex};
-use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const SHA: &str = "ec26c3e57ca3a959ca5aad62de7213c562f8c821";
 const BRANCH: &str = "feature/login";
@@ -55,52 +54,26 @@ fn comment(who: &str, body: &str) -> Value {
 }
 
 /// A fake GitHub: `writer` may write, the bot is `flux-bot`, pull request #7 is `pr`, and the
-/// comments listed are `comments`. Every request is recorded.
-async fn fake_github(pr: Value, comments: Value) -> MockServer {
-    let server = MockServer::start().await;
-    let ok = |v: Value| ResponseTemplate::new(200).set_body_json(v);
-    Mock::given(method("GET"))
-        .and(path("/repos/org/app/collaborators/writer/permission"))
-        .respond_with(ok(json!({"permission": "write", "role_name": "write"})))
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/user"))
-        .respond_with(ok(json!({"login": "flux-bot", "id": 99, "type": "User"})))
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/repos/org/app/pulls/7"))
-        .respond_with(ok(pr))
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/repos/org/app/issues/7/comments"))
-        .respond_with(ok(comments))
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/repos/org/app/issues/7/comments"))
-        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": 100})))
-        .mount(&server)
-        .await;
-    Mock::given(method("PATCH"))
-        .and(path_regex("^/repos/org/app/issues/comments/[0-9]+$"))
-        .respond_with(ok(json!({"id": 1})))
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path_regex("^/repos/org/app/statuses/"))
-        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": 1})))
-        .mount(&server)
-        .await;
-    server
+/// comments listed are `comments` (written by others). Every request is recorded.
+async fn fake_github(pr: Value, comments: Value) -> FakeGitHub {
+    let gh = FakeGitHub::start("flux-bot").await;
+    gh.permission("org/app", "writer", "write");
+    gh.pull("org/app", pr);
+    for c in comments.as_array().unwrap() {
+        gh.add_comment(
+            "org/app",
+            7,
+            c["user"]["login"].as_str().unwrap(),
+            c["body"].as_str().unwrap(),
+        );
+    }
+    gh
 }
 
 /// The requests the fake received that change something (POST, PATCH, PUT, DELETE), as
 /// `METHOD path`.
-async fn writes(server: &MockServer) -> Vec<String> {
-    server
+async fn writes(gh: &FakeGitHub) -> Vec<String> {
+    gh.server
         .received_requests()
         .await
         .unwrap()
@@ -110,8 +83,8 @@ async fn writes(server: &MockServer) -> Vec<String> {
         .collect()
 }
 
-async fn bodies(server: &MockServer, method_name: &str) -> Vec<String> {
-    server
+async fn bodies(gh: &FakeGitHub, method_name: &str) -> Vec<String> {
+    gh.server
         .received_requests()
         .await
         .unwrap()
@@ -133,7 +106,7 @@ async fn handle(
     daemon: &Server,
     name: &str,
     event: &Value,
-    api: &MockServer,
+    api: &FakeGitHub,
     extra: &[&str],
 ) -> Run {
     let file = env.path("event.json");
@@ -201,7 +174,7 @@ async fn the_gitlab_route_never_handles_a_github_event() {
     assert_eq!(env.head(), head, "nothing was destroyed");
     assert!(env.sync_file(&support::slug_of(BRANCH)).is_some());
     assert!(
-        api.received_requests().await.unwrap().is_empty(),
+        api.requests().await.is_empty(),
         "GitHub was never asked anything"
     );
 }

@@ -6,10 +6,9 @@ use std::time::{Duration, Instant};
 
 use flux_ephemeral::webhook::sign_github;
 use serde_json::{json, Value};
+use support::fake_forges::{github_pull, FakeGitHub};
 use support::serving::{request, Serving, SECRET};
 use support::TestEnv;
-use wiremock::matchers::{method, path, path_regex};
-use wiremock::{Mock, MockServer, ResponseTemplate};
 
 fn comment(who: &str) -> String {
     let mut e: Value = serde_json::from_str(include_str!(
@@ -24,43 +23,21 @@ fn comment(who: &str) -> String {
     e.to_string()
 }
 
-async fn fake_github() -> MockServer {
-    let server = MockServer::start().await;
-    let ok = |v: Value| ResponseTemplate::new(200).set_body_json(v);
-    Mock::given(method("GET"))
-        .and(path("/repos/org/app/collaborators/writer/permission"))
-        .respond_with(ok(json!({"permission": "write", "role_name": "write"})))
-        .mount(&server)
-        .await;
-    let mut pr: Value = serde_json::from_str(include_str!(
-        "fixtures/github/pull_request.opened.payload.json"
-    ))
-    .unwrap();
-    pr["pull_request"]["number"] = json!(7);
-    pr["pull_request"]["head"]["ref"] = json!("served");
-    pr["pull_request"]["head"]["repo"]["full_name"] = json!("org/app");
-    pr["pull_request"]["base"]["repo"]["full_name"] = json!("org/app");
-    Mock::given(method("GET"))
-        .and(path("/repos/org/app/pulls/7"))
-        .respond_with(ok(pr["pull_request"].clone()))
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path_regex("^/repos/org/app/statuses/"))
-        .respond_with(ok(json!({"id": 1})))
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/repos/org/app/issues/7/comments"))
-        .respond_with(ok(json!([])))
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/repos/org/app/issues/7/comments"))
-        .respond_with(ok(json!({"id": 1})))
-        .mount(&server)
-        .await;
-    server
+/// GitHub with pull request #7 of org/app from branch `served`, and `writer` who may write.
+async fn fake_github() -> FakeGitHub {
+    let gh = FakeGitHub::start("flux-bot").await;
+    gh.permission("org/app", "writer", "write");
+    gh.pull(
+        "org/app",
+        github_pull(
+            "org/app",
+            7,
+            "served",
+            "ec26c3e57ca3a959ca5aad62de7213c562f8c821",
+            "org/app",
+        ),
+    );
+    gh
 }
 
 #[tokio::test(flavor = "multi_thread")]

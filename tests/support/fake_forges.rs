@@ -277,6 +277,10 @@ struct GitLabState {
     /// project → environments.
     environments: BTreeMap<u64, Vec<Value>>,
     statuses: Vec<(u64, String, String)>,
+    /// (project, deployment id) → deployment JSON.
+    deployments: BTreeMap<(u64, u64), Value>,
+    /// When set, every request must carry this PRIVATE-TOKEN (else 401, as GitLab answers).
+    token: Option<String>,
     next_id: u64,
 }
 
@@ -315,6 +319,19 @@ impl FakeGitLab {
 
     pub fn uri(&self) -> String {
         self.server.uri()
+    }
+
+    /// Answer 401 to any request without this PRIVATE-TOKEN.
+    pub fn require_token(&self, token: &str) {
+        self.state.lock().unwrap().token = Some(token.into());
+    }
+
+    pub fn deployment(&self, project: u64, id: u64, deployment: Value) {
+        self.state
+            .lock()
+            .unwrap()
+            .deployments
+            .insert((project, id), deployment);
     }
 
     pub fn project(&self, id: u64, path: &str) {
@@ -373,6 +390,16 @@ struct GitLabResponder(Arc<Mutex<GitLabState>>);
 impl Respond for GitLabResponder {
     fn respond(&self, req: &Request) -> ResponseTemplate {
         let mut s = self.0.lock().unwrap();
+        if let Some(t) = &s.token {
+            let sent = req
+                .headers
+                .get("PRIVATE-TOKEN")
+                .and_then(|v| v.to_str().ok());
+            if sent != Some(t.as_str()) {
+                return ResponseTemplate::new(401)
+                    .set_body_json(json!({"message": "401 Unauthorized"}));
+            }
+        }
         let raw = req.url.path().trim_matches('/').to_string();
         let Some(rest) = raw.strip_prefix("api/v4/") else {
             return not_found();
@@ -438,6 +465,15 @@ impl Respond for GitLabResponder {
                 };
                 s.merge_requests
                     .get(&(p, i))
+                    .cloned()
+                    .map_or_else(not_found, ok)
+            }
+            ("GET", ["projects", p, "deployments", id]) => {
+                let (Some(p), Ok(id)) = (project(p), id.parse::<u64>()) else {
+                    return not_found();
+                };
+                s.deployments
+                    .get(&(p, id))
                     .cloned()
                     .map_or_else(not_found, ok)
             }
