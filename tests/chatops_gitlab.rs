@@ -1,12 +1,11 @@
-//! ChatOps on GitLab: Note and Merge Request hooks against a fake GitLab API (wiremock) and a real
+//! ChatOps on GitLab: Note and Merge Request hooks against the stateful fake GitLab API and a real
 //! bare GitOps repository.
 
 mod support;
 
 use serde_json::{json, Value};
+use support::fake_forges::{gitlab_merge_request, FakeGitLab, GITLAB_BOT_ID};
 use support::{Run, TestEnv};
-use wiremock::matchers::{method, path, path_regex};
-use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const SHA: &str = "562e173be03b8ff2efb05345d12df18815438a4b";
 const NEW_SHA: &str = "2222222222222222222222222222222222222222";
@@ -49,81 +48,36 @@ fn merge_request(action: &str, user_id: u64) -> Value {
     m
 }
 
-/// Merge request !1 as GitLab's API answers it: head `sha`, `state`, from `source_project`. A later
-/// call wins over earlier ones (the merge request moved on).
-async fn mr_api(server: &MockServer, sha: &str, state: &str, source_project: u64) {
-    use std::sync::atomic::{AtomicU8, Ordering};
-    static PRIORITY: AtomicU8 = AtomicU8::new(200);
-    let mr = json!({"id": 101, "iid": 1, "project_id": 5, "title": "MS-Viewport", "state": state,
-        "source_branch": "master", "target_branch": "main", "sha": sha,
-        "source_project_id": source_project, "target_project_id": 5,
-        "author": {"id": 1, "username": "root"}});
-    Mock::given(method("GET"))
-        .and(path("/api/v4/projects/5/merge_requests/1"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(mr))
-        .with_priority(PRIORITY.fetch_sub(1, Ordering::SeqCst))
-        .mount(server)
-        .await;
+/// Merge request !1 as GitLab's API answers it from now on: head `sha`, `state`, from
+/// `source_project`.
+fn mr_api(gl: &FakeGitLab, sha: &str, state: &str, source_project: u64) {
+    let mut mr = gitlab_merge_request(5, 1, "master", sha);
+    mr["state"] = json!(state);
+    mr["title"] = json!("MS-Viewport");
+    mr["source_project_id"] = json!(source_project);
+    gl.merge_request(mr);
 }
 
-async fn fake_gitlab() -> MockServer {
-    let server = MockServer::start().await;
-    mr_api(&server, SHA, "opened", 5).await;
-    let ok = |v: Value| ResponseTemplate::new(200).set_body_json(v);
-    Mock::given(method("GET"))
-        .and(path("/api/v4/user"))
-        .respond_with(ok(json!({"id": 99, "username": "bot"})))
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/api/v4/projects/5/members/all/1"))
-        .respond_with(ok(json!({"id": 1, "username": "root", "name": "Administrator", "state": "active", "access_level": 40})))
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/api/v4/projects/5/members/all/2"))
-        .respond_with(ResponseTemplate::new(404).set_body_json(json!({"message": "404 Not found"})))
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path_regex("^/api/v4/projects/5/statuses/[0-9a-f]{40}$"))
-        .respond_with(
-            ResponseTemplate::new(201)
-                .set_body_json(json!({"id": 1, "status": "success", "name": "flux-ephemeral"})),
-        )
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/api/v4/projects/5/merge_requests/1/notes"))
-        .respond_with(ok(json!([])))
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/api/v4/projects/5/merge_requests/1/notes"))
-        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": 7, "body": "x"})))
-        .mount(&server)
-        .await;
-    server
+/// GitLab with project 5 (org/app), merge request !1, root (user 1) a Maintainer, user 2 not a
+/// member.
+async fn fake_gitlab() -> FakeGitLab {
+    let gl = FakeGitLab::start().await;
+    gl.project(5, "org/app");
+    gl.project(77, "evil/app");
+    gl.member(5, 1, 40);
+    mr_api(&gl, SHA, "opened", 5);
+    gl
 }
 
-/// The notes posted on !1, decoded from GitLab's form-encoded requests.
-async fn notes(server: &MockServer) -> Vec<String> {
-    let requests = server.received_requests().await.unwrap();
-    requests
+/// The notes on !1 as they are now (the bot's own is edited in place).
+async fn notes(gl: &FakeGitLab) -> Vec<String> {
+    gl.notes(5, 1)
         .iter()
-        .filter(|r| {
-            r.method.as_str() == "POST"
-                && r.url.path() == "/api/v4/projects/5/merge_requests/1/notes"
-        })
-        .filter_map(|r| {
-            url::form_urlencoded::parse(&r.body)
-                .find(|(k, _)| k == "body")
-                .map(|(_, v)| v.into_owned())
-        })
+        .map(|n| n["body"].as_str().unwrap_or("").to_string())
         .collect()
 }
 
-async fn handle(env: &TestEnv, server: &MockServer, kind: &str, event: &Value) -> Run {
+async fn handle(env: &TestEnv, server: &FakeGitLab, kind: &str, event: &Value) -> Run {
     let vars = [
         ("GITLAB_URL", server.uri()),
         ("GITLAB_TOKEN", "glpat-test".to_string()),
@@ -156,17 +110,11 @@ async fn a_maintainers_note_deploys_and_merging_destroys() {
         docs[0]["metadata"]["annotations"]["flux-ephemeral.io/author"],
         "root"
     );
-    let statuses = server
-        .received_requests()
-        .await
-        .unwrap()
-        .iter()
-        .filter(|r| r.url.path().contains("/statuses/"))
-        .count();
+    let statuses = server.statuses(5).len();
     assert_eq!(statuses, 2, "running, then success");
 
     // A new commit moves it; merging removes it.
-    mr_api(&server, NEW_SHA, "opened", 5).await;
+    mr_api(&server, NEW_SHA, "opened", 5);
     let out = handle(
         &env,
         &server,
@@ -249,14 +197,7 @@ async fn destroy_help_and_forks() {
     assert_eq!(out["action"], "destroyed");
     let mut fork = note(1, "/deploy-ephemeral");
     fork["merge_request"]["source_project_id"] = json!(77);
-    mr_api(&server, SHA, "opened", 77).await;
-    Mock::given(method("GET"))
-        .and(path("/api/v4/projects/77"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(
-            json!({"id": 77, "http_url_to_repo": "https://gitlab.example.com/evil/app.git"}),
-        ))
-        .mount(&server)
-        .await;
+    mr_api(&server, SHA, "opened", 77);
     let head = env.head();
     assert_eq!(
         handle(&env, &server, "Note Hook", &fork).await.ok().json()["action"],
@@ -269,48 +210,24 @@ async fn destroy_help_and_forks() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_bots_note_is_edited_not_repeated() {
     let env = TestEnv::new();
-    let server = MockServer::start().await;
-    mr_api(&server, SHA, "opened", 5).await;
-    let ok = |v: Value| ResponseTemplate::new(200).set_body_json(v);
-    Mock::given(method("GET"))
-        .and(path("/api/v4/user"))
-        .respond_with(ok(json!({"id": 99, "username": "bot"})))
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/api/v4/projects/5/members/all/1"))
-        .respond_with(ok(json!({"id": 1, "username": "root", "access_level": 30})))
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path_regex("^/api/v4/projects/5/statuses/"))
-        .respond_with(ok(json!({"id": 1})))
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/api/v4/projects/5/merge_requests/1/notes"))
-        .respond_with(ok(json!([
-            {"id": 10, "body": "please review", "author": {"id": 3, "username": "someone"}, "system": false},
-            {"id": 12, "body": "<!-- flux-ephemeral -->\nforged by a person", "author": {"id": 1, "username": "root"}, "system": false},
-            {"id": 11, "body": "<!-- flux-ephemeral -->\nold", "author": {"id": 99, "username": "bot"}, "system": false}
-        ])))
-        .mount(&server)
-        .await;
-    Mock::given(method("PUT"))
-        .and(path("/api/v4/projects/5/merge_requests/1/notes/11"))
-        .respond_with(ok(json!({"id": 11})))
-        .expect(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/api/v4/projects/5/merge_requests/1/notes"))
-        .respond_with(ok(json!({})))
-        .expect(0)
-        .mount(&server)
-        .await;
+    let server = fake_gitlab().await;
+    server.add_note(5, 1, 3, "please review");
+    server.add_note(5, 1, 1, "<!-- flux-ephemeral -->\nforged by a person");
+    server.add_note(5, 1, GITLAB_BOT_ID, "<!-- flux-ephemeral -->\nold");
     let out = handle(&env, &server, "Note Hook", &note(1, "/deploy-ephemeral"))
         .await
         .ok()
         .json();
     assert_eq!(out["action"], "deployed");
+    let notes = notes(&server).await;
+    assert_eq!(notes.len(), 3, "no new note: {notes:?}");
+    assert_eq!(notes[0], "please review");
+    assert!(
+        notes[1].contains("forged by a person"),
+        "another person's note is untouched"
+    );
+    assert!(
+        notes[2].contains("is being deployed"),
+        "the bot's own note is edited: {notes:?}"
+    );
 }

@@ -359,6 +359,16 @@ impl FakeGitLab {
             .insert((project, user), access_level);
     }
 
+    /// A note someone else wrote.
+    pub fn add_note(&self, project: u64, iid: u64, author: u64, body: &str) {
+        let mut s = self.state.lock().unwrap();
+        s.next_id += 1;
+        let id = s.next_id;
+        s.notes.entry((project, iid)).or_default().push(
+            json!({"id": id, "body": body, "system": false, "author": {"id": author, "username": format!("user{author}")}}),
+        );
+    }
+
     pub fn notes(&self, project: u64, iid: u64) -> Vec<Value> {
         self.state
             .lock()
