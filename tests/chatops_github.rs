@@ -4,9 +4,8 @@
 mod support;
 
 use serde_json::{json, Value};
+use support::fake_forges::FakeGitHub;
 use support::{Run, TestEnv};
-use wiremock::matchers::{body_string_contains, method, path, path_regex};
-use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const SHA: &str = "ec26c3e57ca3a959ca5aad62de7213c562f8c821";
 const NEW_SHA: &str = "1111111111111111111111111111111111111111";
@@ -58,101 +57,89 @@ fn pr_event(fixture_name: &str, action: &str, who: &str, sha: &str) -> Value {
     e
 }
 
+/// The shared stateful fake GitHub, seen from these tests: pull request #7 of org/app, three
+/// people with their permissions, and expectations on what the bot writes, checked when the
+/// test ends.
 struct Fake {
-    server: MockServer,
+    gh: FakeGitHub,
+    server: std::sync::Arc<wiremock::MockServer>,
+    expected: std::sync::Mutex<Vec<(String, usize)>>,
 }
 
 impl Fake {
     async fn start(head_repo: &str) -> Fake {
-        let server = MockServer::start().await;
-        for (who, permission) in [
-            ("maintainer", "maintain"),
-            ("writer", "write"),
-            ("stranger", "read"),
-        ] {
-            let role = if permission == "maintain" {
-                "maintain"
-            } else {
-                permission
-            };
-            let p = if permission == "maintain" {
-                "write"
-            } else {
-                permission
-            };
-            Mock::given(method("GET"))
-                .and(path(format!(
-                    "/repos/org/app/collaborators/{who}/permission"
-                )))
-                .respond_with(ResponseTemplate::new(200).set_body_json(
-                    json!({"permission": p, "role_name": role, "user": {"login": who, "id": 5}}),
-                ))
-                .mount(&server)
-                .await;
+        let gh = FakeGitHub::start("bot").await;
+        gh.permission("org/app", "maintainer", "maintain");
+        gh.permission("org/app", "writer", "write");
+        gh.permission("org/app", "stranger", "read");
+        gh.pull("org/app", pull_request(head_repo, SHA));
+        Fake {
+            server: gh.server.clone(),
+            gh,
+            expected: Default::default(),
         }
-        Mock::given(method("GET"))
-            .and(path("/user"))
-            .respond_with(
-                ResponseTemplate::new(200)
-                    .set_body_json(json!({"login": "bot", "id": 99, "type": "User"})),
-            )
-            .mount(&server)
-            .await;
-        Mock::given(method("POST"))
-            .and(path_regex("^/repos/org/app/statuses/[0-9a-f]{40}$"))
-            .respond_with(
-                ResponseTemplate::new(201).set_body_json(
-                    json!({"id": 1, "state": "success", "context": "flux-ephemeral"}),
-                ),
-            )
-            .mount(&server)
-            .await;
-        let fake = Fake { server };
-        fake.pull(pull_request(head_repo, SHA)).await;
-        fake
     }
 
     /// Pull request #7 as the API answers it from now on (its head moved, it was closed, ...).
     async fn pull(&self, pr: Value) {
-        use std::sync::atomic::{AtomicU8, Ordering};
-        static PRIORITY: AtomicU8 = AtomicU8::new(200);
-        Mock::given(method("GET"))
-            .and(path("/repos/org/app/pulls/7"))
-            .respond_with(ResponseTemplate::new(200).set_body_json(pr))
-            .with_priority(PRIORITY.fetch_sub(1, Ordering::SeqCst))
-            .mount(&self.server)
-            .await;
+        self.gh.pull("org/app", pr);
     }
 
-    /// The pull request's comments, as GitHub lists them.
+    /// Comments others wrote on the pull request.
     async fn comments(&self, existing: Value) {
-        Mock::given(method("GET"))
-            .and(path("/repos/org/app/issues/7/comments"))
-            .respond_with(ResponseTemplate::new(200).set_body_json(existing))
-            .mount(&self.server)
-            .await;
+        for c in existing.as_array().unwrap() {
+            self.gh.add_comment(
+                "org/app",
+                7,
+                c["user"]["login"].as_str().unwrap(),
+                c["body"].as_str().unwrap(),
+            );
+        }
     }
 
+    /// The bot writes (creates or edits its comment with) text `containing` this, `times` times.
     async fn expect_new_comment(&self, containing: &str, times: u64) {
-        Mock::given(method("POST"))
-            .and(path("/repos/org/app/issues/7/comments"))
-            .and(body_string_contains(containing))
-            .respond_with(
-                ResponseTemplate::new(201).set_body_json(json!({"id": 99, "body": containing})),
-            )
-            .expect(times)
-            .mount(&self.server)
-            .await;
+        self.expected
+            .lock()
+            .unwrap()
+            .push((containing.to_string(), times as usize));
+    }
+
+    /// Bodies the bot wrote to comments: `(method, path, body)`.
+    async fn writes(&self) -> Vec<(String, String, String)> {
+        self.server
+            .received_requests()
+            .await
+            .unwrap()
+            .iter()
+            .filter(|r| r.method.as_str() != "GET" && r.url.path().contains("comments"))
+            .map(|r| {
+                (
+                    r.method.to_string(),
+                    r.url.path().to_string(),
+                    String::from_utf8_lossy(&r.body).into_owned(),
+                )
+            })
+            .collect()
+    }
+
+    /// Check what `expect_new_comment` asked for.
+    async fn verify(&self) {
+        let writes = self.writes().await;
+        for (containing, times) in self.expected.lock().unwrap().iter() {
+            let n = writes
+                .iter()
+                .filter(|w| w.2.contains(containing.as_str()))
+                .count();
+            assert_eq!(n, *times, "comments containing {containing:?}: {writes:?}");
+        }
     }
 
     async fn statuses(&self, state: &str) -> usize {
-        let requests = self.server.received_requests().await.unwrap();
-        requests
+        self.gh
+            .statuses("org/app")
             .iter()
-            .filter(|r| {
-                r.url.path().contains("/statuses/")
-                    && String::from_utf8_lossy(&r.body).contains(&format!("\"state\":\"{state}\""))
-            })
+            .filter(|s| s.1 == state)
             .count()
     }
 }
@@ -169,7 +156,7 @@ async fn handle_with(
     extra: &[(&str, &str)],
 ) -> Run {
     let mut vars = vec![
-        ("GITHUB_API_URL", fake.server.uri()),
+        ("GITHUB_API_URL", fake.gh.uri()),
         ("GITHUB_TOKEN", "ghs-test-token".to_string()),
     ];
     vars.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
@@ -205,6 +192,7 @@ async fn a_maintainers_comment_deploys_the_head_and_answers() {
     assert_eq!(ann["flux-ephemeral.io/branch"], BRANCH);
     assert_eq!(fake.statuses("pending").await, 1);
     assert_eq!(fake.statuses("success").await, 1);
+    fake.verify().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -216,14 +204,7 @@ async fn a_redeploy_edits_the_bots_one_comment() {
         {"id": 42, "body": "<!-- flux-ephemeral -->\nold", "user": {"login": "bot"}}
     ]))
     .await;
-    fake.expect_new_comment("", 0).await;
-    Mock::given(method("PATCH"))
-        .and(path("/repos/org/app/issues/comments/42"))
-        .and(body_string_contains("Preview environment"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": 42})))
-        .expect(2)
-        .mount(&fake.server)
-        .await;
+
     handle(
         &env,
         &fake,
@@ -248,6 +229,17 @@ async fn a_redeploy_edits_the_bots_one_comment() {
         "{out}"
     );
     assert!(env.commit_count() <= count + 1);
+    // Both replies edited the bot's own comment; nobody else's, and no new one.
+    let writes = fake.writes().await;
+    assert!(writes.iter().all(|w| w.0 == "PATCH"), "{writes:?}");
+    let bots = fake.gh.comments("org/app", 7);
+    assert_eq!(bots.len(), 2);
+    assert_eq!(bots[0]["body"], "a person's comment");
+    assert!(bots[1]["body"]
+        .as_str()
+        .unwrap()
+        .contains("Preview environment"));
+    assert_eq!(writes.len(), 2, "{writes:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -474,6 +466,8 @@ async fn strangers_and_forks_are_refused_with_an_answer() {
         env.docs(&slug())[0]["spec"]["url"],
         "https://github.com/evil/app.git"
     );
+    fake.verify().await;
+    fork.verify().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -524,6 +518,7 @@ async fn help_and_typos_are_answered_and_other_comments_ignored() {
         "ignored"
     );
     assert_eq!(env.head(), head);
+    fake.verify().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -572,6 +567,7 @@ async fn the_environment_cap_is_answered_as_a_refusal() {
     assert_eq!(out["action"], "refused", "{out}");
     assert_eq!(env.head(), head);
     assert_eq!(fake.statuses("failure").await, 1);
+    fake.verify().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
