@@ -1,11 +1,10 @@
-//! `cleanup` against fake GitHub and GitLab APIs (wiremock) and a real bare repository.
+//! `cleanup` against the stateful fake GitHub and GitLab APIs and a real bare repository.
 
 mod support;
 
 use serde_json::{json, Value};
+use support::fake_forges::{gitlab_merge_request, FakeGitHub, FakeGitLab};
 use support::{Run, TestEnv};
-use wiremock::matchers::{body_string_contains, method, path, query_param, query_param_is_missing};
-use wiremock::{Mock, MockServer, ResponseTemplate};
 
 /// A pull request as GitHub's list endpoint returns it (the fields a client may read).
 fn pull(n: u64) -> Value {
@@ -20,35 +19,22 @@ fn pull(n: u64) -> Value {
 }
 
 /// GitHub answering the open pull request list with `per_page` items a page and Link headers.
-async fn fake_github(open: &[u64], per_page: usize) -> MockServer {
-    let server = MockServer::start().await;
-    let pages: Vec<&[u64]> = open.chunks(per_page).collect();
-    let count = pages.len().max(1);
-    for i in 0..count {
-        let items: Vec<Value> = pages
-            .get(i)
-            .map(|p| p.iter().map(|n| pull(*n)).collect())
-            .unwrap_or_default();
-        let mut rsp = ResponseTemplate::new(200).set_body_json(items);
-        if i + 1 < count {
-            let next = format!(
-                "{}/repos/org/app/pulls?state=open&per_page=100&page={}",
-                server.uri(),
-                i + 2
-            );
-            rsp = rsp.insert_header("Link", format!("<{next}>; rel=\"next\"").as_str());
-        }
-        let m = Mock::given(method("GET"))
-            .and(path("/repos/org/app/pulls"))
-            .and(query_param("state", "open"));
-        let m = if i == 0 {
-            m.and(query_param_is_missing("page"))
-        } else {
-            m.and(query_param("page", (i + 1).to_string().as_str()))
-        };
-        m.respond_with(rsp).expect(1).mount(&server).await;
+async fn fake_github(open: &[u64], per_page: usize) -> FakeGitHub {
+    let gh = FakeGitHub::start("bot").await;
+    gh.page_size(per_page);
+    for n in open {
+        gh.pull("org/app", pull(*n));
     }
-    server
+    gh
+}
+
+/// How often the open pull request list was asked for (once per page).
+async fn list_requests(gh: &FakeGitHub) -> usize {
+    gh.requests()
+        .await
+        .iter()
+        .filter(|r| *r == "GET /repos/org/app/pulls")
+        .count()
 }
 
 fn seed(env: &TestEnv, prs: &[u64]) {
@@ -92,7 +78,7 @@ fn age(env: &TestEnv, slug: &str) {
     );
 }
 
-fn gh(server: &MockServer) -> Vec<(&'static str, String)> {
+fn gh(server: &FakeGitHub) -> Vec<(&'static str, String)> {
     vec![
         ("GITHUB_API_URL", server.uri()),
         ("GITHUB_TOKEN", "ghs-test-token".into()),
@@ -119,6 +105,7 @@ async fn closed_pull_requests_go_in_one_commit_and_the_rest_stays() {
         .await
         .ok()
         .json();
+    assert_eq!(list_requests(&server).await, 2, "two pages, each read once");
     let removed: Vec<&str> = out["removed"]
         .as_array()
         .unwrap()
@@ -160,21 +147,6 @@ async fn an_expired_time_to_live_removes_and_says_why_on_the_open_pull_request()
     let s1 = slug(1);
     age(&env, &s1);
     let server = fake_github(&[1, 2], 100).await;
-    Mock::given(method("GET"))
-        .and(path("/repos/org/app/issues/1/comments"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/repos/org/app/issues/1/comments"))
-        .and(body_string_contains("time to live"))
-        .respond_with(
-            ResponseTemplate::new(201)
-                .set_body_json(json!({"id": 1, "body": "x", "user": {"login": "bot", "id": 2}})),
-        )
-        .expect(1)
-        .mount(&server)
-        .await;
     let out = cleanup(
         &env,
         &["--github-repo", "org/app", "--ttl", "72h"],
@@ -186,6 +158,9 @@ async fn an_expired_time_to_live_removes_and_says_why_on_the_open_pull_request()
     assert_eq!(out["removed"].as_array().unwrap().len(), 1);
     assert_eq!(out["removed"][0]["reason"]["kind"], "ttl_expired");
     assert_eq!(out["comments"], 1);
+    let said = server.comments("org/app", 1);
+    assert_eq!(said.len(), 1);
+    assert!(said[0]["body"].as_str().unwrap().contains("time to live"));
     assert!(env.sync_file(&s1).is_none());
     assert!(env.sync_file(&slug(2)).is_some());
 }
@@ -194,12 +169,8 @@ async fn an_expired_time_to_live_removes_and_says_why_on_the_open_pull_request()
 async fn a_failing_api_deletes_nothing() {
     let env = TestEnv::new();
     seed(&env, &[1, 2]);
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path("/repos/org/app/pulls"))
-        .respond_with(ResponseTemplate::new(502).set_body_json(json!({"message": "Server Error"})))
-        .mount(&server)
-        .await;
+    let server = fake_github(&[1, 2], 100).await;
+    server.fail("GET", "/repos/org/app/pulls", 502);
     let head = env.head();
     let out = cleanup(&env, &["--github-repo", "org/app"], &gh(&server)).await;
     let out = out.fails_with(4, "list open pull requests");
@@ -290,52 +261,27 @@ async fn gitlab_closed_merge_requests_and_stopped_environments() {
     env.deploy(&["--branch", "c"]).ok();
     // review/a's time ran out: removed, and its GitLab environment stopped.
     age(&env, "review-a");
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/api/v4/projects/group%2Fapp/environments/9/stop"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(json!({"id": 9, "name": "review/a", "state": "stopping"})),
-        )
-        .expect(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/api/v4/user"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": 1, "username": "bot"})))
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/api/v4/projects/group%2Fapp/merge_requests"))
-        .and(query_param("state", "opened"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!([
-            {"id": 101, "iid": 1, "project_id": 7, "title": "One", "state": "opened", "source_branch": "feature/1", "target_branch": "main",
-             "sha": "ec26c3e57ca3a959ca5aad62de7213c562f8c821", "author": {"id": 3, "username": "alice"}, "web_url": "https://gitlab.example.com/group/app/-/merge_requests/1"}
-        ])))
-        .expect(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/api/v4/projects/group%2Fapp/environments"))
-        .and(query_param("states", "available"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!([
-            {"id": 9, "name": "review/a", "slug": "review-a", "external_url": "https://review-a.example.com", "state": "available", "tier": "development"},
-            {"id": 10, "name": "production", "slug": "production", "external_url": null, "state": "available", "tier": "production"}
-        ])))
-        .expect(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("DELETE"))
-        .and(path(
-            "/api/v4/projects/group%2Fapp/environments/review_apps",
-        ))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(json!({"scheduled_entries": [], "unprocessable_entries": []})),
-        )
-        .expect(1)
-        .mount(&server)
-        .await;
+    let server = FakeGitLab::start().await;
+    server.project(7, "group/app");
+    let mut one = gitlab_merge_request(
+        7,
+        1,
+        "feature/1",
+        "ec26c3e57ca3a959ca5aad62de7213c562f8c821",
+    );
+    one["author"] = json!({"id": 3, "username": "alice"});
+    server.merge_request(one);
+    let mut two = gitlab_merge_request(
+        7,
+        2,
+        "feature/2",
+        "ec26c3e57ca3a959ca5aad62de7213c562f8c821",
+    );
+    two["state"] = json!("closed");
+    server.merge_request(two);
+    server.environment(7, json!({"id": 9, "name": "review/a", "slug": "review-a", "external_url": "https://review-a.example.com", "state": "available", "tier": "development"}));
+    server.environment(7, json!({"id": 10, "name": "production", "slug": "production", "external_url": null, "state": "available", "tier": "production"}));
+    server.environment(7, json!({"id": 11, "name": "review/b", "slug": "review-b", "external_url": null, "state": "stopped", "tier": "development"}));
     let vars = vec![
         ("GITLAB_URL", server.uri()),
         ("GITLAB_TOKEN", "glpat-test".to_string()),
@@ -379,6 +325,19 @@ async fn gitlab_closed_merge_requests_and_stopped_environments() {
         ("review-b".to_string(), "environment_stopped".to_string())
     );
     assert_eq!(out["stopped_environments"], 1);
+    let requests = server.requests().await;
+    let count = |r: &str| requests.iter().filter(|x| *x == r).count();
+    assert_eq!(
+        count("POST /api/v4/projects/group%2Fapp/environments/9/stop"),
+        1,
+        "{requests:?}"
+    );
+    assert_eq!(
+        count("DELETE /api/v4/projects/group%2Fapp/environments/review_apps"),
+        1
+    );
+    assert_eq!(count("GET /api/v4/projects/group%2Fapp/merge_requests"), 1);
+    assert_eq!(count("GET /api/v4/projects/group%2Fapp/environments"), 1);
     assert!(env.sync_file("review-a").is_none() && env.sync_file("c").is_some());
     assert!(env.sync_file("review-b").is_none());
 }
@@ -399,11 +358,7 @@ async fn a_failed_comment_is_a_warning_not_a_failure() {
     let s1 = slug(1);
     age(&env, &s1);
     let server = fake_github(&[1, 2], 100).await;
-    Mock::given(method("GET"))
-        .and(path("/repos/org/app/issues/1/comments"))
-        .respond_with(ResponseTemplate::new(500).set_body_json(json!({"message": "Server Error"})))
-        .mount(&server)
-        .await;
+    server.fail("GET", "/repos/org/app/issues/1/comments", 500);
     let out = cleanup(
         &env,
         &["--github-repo", "org/app", "--ttl", "72h"],

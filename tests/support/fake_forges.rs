@@ -41,6 +41,11 @@ struct GitHubState {
     comments: BTreeMap<(String, u64), Vec<Value>>,
     /// (repo, sha, status JSON).
     statuses: Vec<(String, String, Value)>,
+    /// At most this many items a page in lists (GitHub allows 100).
+    page_size: usize,
+    /// (method, path) → status code to answer instead (a failing API).
+    failures: BTreeMap<(String, String), u16>,
+    base: String,
     next_id: u64,
 }
 
@@ -73,6 +78,8 @@ impl FakeGitHub {
         let state = Arc::new(Mutex::new(GitHubState {
             bot: bot.into(),
             next_id: 1000,
+            page_size: 100,
+            base: server.uri(),
             ..GitHubState::default()
         }));
         Mock::given(wiremock::matchers::any())
@@ -84,6 +91,20 @@ impl FakeGitHub {
 
     pub fn uri(&self) -> String {
         self.server.uri()
+    }
+
+    /// Lists come in pages of `n` items, linked with `Link: <…>; rel="next"`.
+    pub fn page_size(&self, n: usize) {
+        self.state.lock().unwrap().page_size = n;
+    }
+
+    /// Answer `status` to `method path` from now on.
+    pub fn fail(&self, method: &str, path: &str, status: u16) {
+        self.state
+            .lock()
+            .unwrap()
+            .failures
+            .insert((method.into(), path.into()), status);
     }
 
     pub fn pull(&self, repo: &str, pr: Value) {
@@ -174,6 +195,12 @@ struct GitHubResponder(Arc<Mutex<GitHubState>>);
 impl Respond for GitHubResponder {
     fn respond(&self, req: &Request) -> ResponseTemplate {
         let mut s = self.0.lock().unwrap();
+        if let Some(code) = s
+            .failures
+            .get(&(req.method.to_string(), req.url.path().to_string()))
+        {
+            return ResponseTemplate::new(*code).set_body_json(json!({"message": "Server Error"}));
+        }
         let path: Vec<&str> = req.url.path().trim_matches('/').split('/').collect();
         let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
         let query = |k: &str| {
@@ -201,7 +228,31 @@ impl Respond for GitHubResponder {
                     .filter(|((rp, _), pr)| *rp == repo && (want == "all" || pr["state"] == want))
                     .map(|(_, pr)| pr.clone())
                     .collect();
-                ok(Value::Array(list))
+                let per_page = query("per_page")
+                    .and_then(|p| p.parse::<usize>().ok())
+                    .unwrap_or(30)
+                    .min(s.page_size)
+                    .max(1);
+                let page = query("page")
+                    .and_then(|p| p.parse::<usize>().ok())
+                    .unwrap_or(1);
+                let items: Vec<Value> = list
+                    .iter()
+                    .skip((page - 1) * per_page)
+                    .take(per_page)
+                    .cloned()
+                    .collect();
+                let mut answer = ok(Value::Array(items));
+                if page * per_page < list.len() {
+                    let next = format!(
+                        "{}/repos/{o}/{r}/pulls?state={want}&per_page={per_page}&page={}",
+                        s.base,
+                        page + 1
+                    );
+                    answer =
+                        answer.insert_header("Link", format!("<{next}>; rel=\"next\"").as_str());
+                }
+                answer
             }
             ("GET", ["repos", o, r, "pulls", n]) => {
                 let key = (format!("{o}/{r}"), n.parse().unwrap_or(0));
@@ -379,6 +430,16 @@ impl FakeGitLab {
             .unwrap_or_default()
     }
 
+    pub fn environment(&self, project: u64, env: Value) {
+        self.state
+            .lock()
+            .unwrap()
+            .environments
+            .entry(project)
+            .or_default()
+            .push(env);
+    }
+
     pub fn statuses(&self, project: u64) -> Vec<(String, String)> {
         self.state
             .lock()
@@ -491,10 +552,37 @@ impl Respond for GitLabResponder {
                 let Some(p) = project(p) else {
                     return not_found();
                 };
-                ok(Value::Array(
-                    s.environments.get(&p).cloned().unwrap_or_default(),
-                ))
+                let want = query("states");
+                let list: Vec<Value> = s
+                    .environments
+                    .get(&p)
+                    .cloned()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|e| want.as_deref().is_none_or(|w| e["state"] == w))
+                    .collect();
+                ok(Value::Array(list))
             }
+            ("POST", ["projects", p, "environments", id, "stop"]) => {
+                let (Some(p), Ok(id)) = (project(p), id.parse::<u64>()) else {
+                    return not_found();
+                };
+                match s
+                    .environments
+                    .get_mut(&p)
+                    .and_then(|l| l.iter_mut().find(|e| e["id"] == id))
+                {
+                    Some(e) => {
+                        e["state"] = json!("stopping");
+                        ok(e.clone())
+                    }
+                    None => not_found(),
+                }
+            }
+            ("DELETE", ["projects", p, "environments", "review_apps"]) => match project(p) {
+                Some(_) => ok(json!({"scheduled_entries": [], "unprocessable_entries": []})),
+                None => not_found(),
+            },
             ("GET", ["projects", p, "merge_requests", iid, "notes"]) => {
                 let (Some(p), Ok(i)) = (project(p), iid.parse::<u64>()) else {
                     return not_found();
