@@ -1,5 +1,5 @@
 //! ChatOps on GitHub: the real binary handles real-shaped events against a fake GitHub API
-//! (wiremock) and a real bare GitOps repository.
+//! (the shared stateful fake) and a real bare GitOps repository.
 
 mod support;
 

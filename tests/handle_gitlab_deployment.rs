@@ -1,4 +1,4 @@
-//! `handle` with GitLab Deployment Hook events against a fake GitLab API (wiremock) and a real
+//! `handle` with GitLab Deployment Hook events against the shared stateful fake GitLab API and a real
 //! bare repository.
 
 mod support;
