@@ -2,11 +2,10 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::args::{EnvInput, GitOpsArgs};
+use super::args::GitOpsArgs;
 use super::flags::{ArtifactArgs, NotifyArgs, WaitArgs};
-use crate::ci::{from_process, EnvAction, Provider};
-use crate::error::{Error, Result};
-use crate::output::{print_ignored, Format};
+use crate::error::Result;
+use crate::output::Format;
 use crate::service::environment::{self as ops, Mode};
 
 /// Deploy or destroy as the GitLab environment job says (CI_ENVIRONMENT_ACTION).
@@ -36,40 +35,20 @@ pub struct EnvCmd {
 
 impl EnvCmd {
     pub fn run(&self, format: Format) -> Result<()> {
-        let ci = from_process()?
-            .filter(|c| c.provider == Provider::GitLab)
-            .ok_or_else(|| {
-                Error::input(
-                    "`env` runs inside a GitLab CI job with an environment (GITLAB_CI is not set)",
-                )
-            })?;
-        let action = ci.action.ok_or_else(|| {
-            Error::input("CI_ENVIRONMENT_ACTION is not set: give the job an `environment:` with `action: start` or `stop`")
-        })?;
-        let input = EnvInput::default().with_ci(Some(ci))?;
         let mode = Mode {
             dry_run: self.gitops.dry_run,
             format,
             dotenv: self.dotenv.clone(),
             refresh: false,
         };
-        let repo = super::args::repo(&self.gitops.repo, &self.gitops.settings)?;
-        match action {
-            EnvAction::Start => ops::deploy(
-                &repo,
-                &input,
-                &ops::Steps {
-                    artifact: &self.artifact.options(),
-                    notify: &self.notify.options(),
-                    wait: Some(&self.wait.options()),
-                },
-                &mode,
-            ),
-            EnvAction::Stop => ops::destroy(&repo, &input, &self.notify.options(), &mode),
-            EnvAction::Other => {
-                print_ignored(format, "CI_ENVIRONMENT_ACTION is neither start nor stop");
-                Ok(())
-            }
-        }
+        ops::environment_job(
+            &super::args::repo(&self.gitops.repo, &self.gitops.settings)?,
+            &ops::Steps {
+                artifact: &self.artifact.options(),
+                notify: &self.notify.options(),
+                wait: Some(&self.wait.options()),
+            },
+            &mode,
+        )
     }
 }

@@ -428,6 +428,16 @@ impl ChangeForge for GitLabChanges {
             .map_err(|e| self.gitlab.err("set the commit status", &self.project, e))
     }
 
+    fn available_environments(&self) -> Result<Option<BTreeSet<String>>> {
+        Ok(Some(
+            self.gitlab
+                .available_environments(&self.project)?
+                .into_iter()
+                .map(|e| e.name)
+                .collect(),
+        ))
+    }
+
     fn open_changes(&self) -> Result<Vec<super::OpenChange>> {
         let endpoint = gitlab::api::projects::merge_requests::MergeRequests::builder()
             .project(self.project.as_str())

@@ -56,6 +56,11 @@ pub trait ChangeForge {
     fn commit_statuses(&self, sha: &str) -> Result<Vec<CommitStatus>>;
     /// Every open pull/merge request, with its head: one paged listing.
     fn open_changes(&self) -> Result<Vec<OpenChange>>;
+    /// The names of the environments that are available (GitLab); `None` where the forge has
+    /// none.
+    fn available_environments(&self) -> Result<Option<std::collections::BTreeSet<String>>> {
+        Ok(None)
+    }
 }
 
 /// A forge that, for `--dry-run` (`enabled`), lets reads through and only prints writes
@@ -101,6 +106,9 @@ impl ChangeForge for DryRun<'_> {
     }
     fn open_changes(&self) -> Result<Vec<OpenChange>> {
         self.inner.open_changes()
+    }
+    fn available_environments(&self) -> Result<Option<std::collections::BTreeSet<String>>> {
+        self.inner.available_environments()
     }
 }
 

@@ -130,9 +130,15 @@ impl Worker {
                 .event_to_push
                 .observe(job.accepted.elapsed().as_secs_f64());
         }
+        let repository = crate::events::repository_of(job.forge, &job.body)
+            .map(|r| r.path)
+            .unwrap_or_default();
+        let change = change_number(&job.body);
         tracing::info!(
             delivery = job.delivery.as_deref().unwrap_or(""),
             event = %kind,
+            repository = %repository,
+            change = change.unwrap_or(0),
             action = handled.action,
             slug = handled.slug.as_deref().unwrap_or(""),
             commit = handled.commit.as_deref().unwrap_or(""),
@@ -242,4 +248,14 @@ impl Worker {
             start = end;
         }
     }
+}
+
+/// The pull/merge request number a payload names (for logs).
+fn change_number(body: &str) -> Option<u64> {
+    let v: serde_json::Value = serde_json::from_str(body).ok()?;
+    v["issue"]["number"]
+        .as_u64()
+        .or_else(|| v["pull_request"]["number"].as_u64())
+        .or_else(|| v["merge_request"]["iid"].as_u64())
+        .or_else(|| v["object_attributes"]["iid"].as_u64())
 }

@@ -277,3 +277,31 @@ pub fn destroy(repo: &Repo, input: &EnvInput, notify: &NotifyOptions, mode: &Mod
         },
     )
 }
+
+/// A GitLab environment job: `start` deploys the job's branch at its commit as GitLab's
+/// environment, `stop` destroys it, `prepare`, `verify` and `access` do nothing.
+pub fn environment_job(repo: &Repo, steps: &Steps, mode: &Mode) -> Result<()> {
+    use crate::ci::{from_process, EnvAction, Provider};
+    let ci = from_process()?
+        .filter(|c| c.provider == Provider::GitLab)
+        .ok_or_else(|| {
+            Error::input(
+                "`env` runs inside a GitLab CI job with an environment (GITLAB_CI is not set)",
+            )
+        })?;
+    let action = ci.action.ok_or_else(|| {
+        Error::input("CI_ENVIRONMENT_ACTION is not set: give the job an `environment:` with `action: start` or `stop`")
+    })?;
+    let input = EnvInput::default().with_ci(Some(ci))?;
+    match action {
+        EnvAction::Start => deploy(repo, &input, steps, mode),
+        EnvAction::Stop => destroy(repo, &input, steps.notify, mode),
+        EnvAction::Other => {
+            print_ignored(
+                mode.format,
+                "CI_ENVIRONMENT_ACTION is neither start nor stop",
+            );
+            Ok(())
+        }
+    }
+}

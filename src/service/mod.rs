@@ -5,6 +5,7 @@
 pub mod after;
 pub mod artifact;
 pub mod chatops;
+pub mod cleanup;
 pub mod environment;
 pub mod hook;
 pub mod input;

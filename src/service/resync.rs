@@ -36,10 +36,29 @@ pub enum Repair {
     },
 }
 
-/// The repairs for `records` given the open changes (pure).
-pub fn drift(records: &[EnvRecord], open: &[OpenChange]) -> Vec<(Repair, Option<OpenChange>)> {
+/// The repairs for `records` given the open changes and, on GitLab, the available environments
+/// (pure).
+pub fn drift(
+    records: &[EnvRecord],
+    open: &[OpenChange],
+    available: Option<&std::collections::BTreeSet<String>>,
+) -> Vec<(Repair, Option<OpenChange>)> {
     let mut out = Vec::new();
     for r in records {
+        // A GitLab environment that was stopped takes its preview with it.
+        if let (Some(env), Some(avail)) = (&r.environment, available) {
+            if !avail.contains(env) {
+                out.push((
+                    Repair::Destroy {
+                        slug: r.slug.clone(),
+                        file: r.file.clone(),
+                        id: r.id.clone().unwrap_or_else(|| env.clone()),
+                    },
+                    None,
+                ));
+                continue;
+            }
+        }
         let Some(id) = &r.id else { continue };
         match open.iter().find(|c| &c.number == id) {
             None => out.push((
@@ -91,6 +110,7 @@ pub fn resync(
     dry_run: bool,
 ) -> Result<Resynced> {
     let open = forge.open_changes()?;
+    let available = forge.available_environments()?;
     let settings = first.settings.clone();
     let app = &settings.application;
     let mine: Vec<EnvRecord> = records(&first.files)
@@ -103,7 +123,7 @@ pub fn resync(
         })
         .collect();
     let mut repairs = Vec::new();
-    for (repair, change) in drift(&mine, &open) {
+    for (repair, change) in drift(&mine, &open, available.as_ref()) {
         // A new head reaches the cluster only for an author who may deploy.
         if let (Repair::Update { .. }, Some(c)) = (&repair, &change) {
             let actor = Actor {
@@ -291,7 +311,10 @@ mod tests {
             open("3", "aa", false),
             open("4", "bb", true),
         ];
-        let got: Vec<Repair> = drift(&records, &changes).into_iter().map(|r| r.0).collect();
+        let got: Vec<Repair> = drift(&records, &changes, None)
+            .into_iter()
+            .map(|r| r.0)
+            .collect();
         assert_eq!(
             got,
             vec![
@@ -308,5 +331,11 @@ mod tests {
                 },
             ]
         );
+        // A stopped GitLab environment goes with its preview.
+        let mut env = rec("9", "aa");
+        env.id = None;
+        env.environment = Some("review/x".into());
+        let available: std::collections::BTreeSet<String> = ["review/y".to_string()].into();
+        assert_eq!(drift(&[env], &[], Some(&available)).len(), 1);
     }
 }

@@ -1,0 +1,454 @@
+//! Scheduled cleanup: every stale environment (closed change, stopped GitLab environment, time
+//! to live run out) removed in one commit, decided per application with its own listing.
+
+use std::collections::BTreeSet;
+use std::time::SystemTime;
+
+use serde_json::json;
+
+use super::after::NotifyOptions;
+use super::environment::{self as ops, Repo};
+use crate::apps::{Origin, RepoRef};
+use crate::cleanup::{guard, stale, ForgeState, Reason, Stale};
+use crate::error::{Error, Result};
+use crate::forge::github::GitHubChanges;
+use crate::forge::gitlab::{Environment, GitLab, GitLabChanges, GitLabUrl};
+use crate::forge::ChangeForge;
+use crate::model::{EnvRecord, Owner};
+use crate::output::Format;
+use crate::overlay::records;
+use crate::plan::{Intent, PlanOptions, Removal};
+use crate::reconcile::{first_snapshot, reconcile, Report, RunOptions, Snapshot};
+use crate::redact::Secret;
+
+/// A cleanup run: which repositories' listings decide, how careful it is, and what it does after
+/// the commit.
+#[derive(Debug, Clone)]
+pub struct Cleanup {
+    pub repo: Repo,
+    /// GitHub repository (owner/name) whose pull requests decide (else the configuration's).
+    pub github_repo: Option<String>,
+    pub github_api_url: String,
+    /// GitLab project (id or group/name) whose merge requests and environments decide.
+    pub gitlab_project: Option<String>,
+    pub gitlab_url: Option<String>,
+    /// Refuse to delete more than this many at once (without `force`).
+    pub max_deletions: usize,
+    pub force: bool,
+    pub stop_gitlab_environments: bool,
+    pub delete_stopped_review_apps: bool,
+    pub no_comment: bool,
+    pub dry_run: bool,
+    pub prune_artifacts: bool,
+    pub insecure_registry: bool,
+    pub notify: NotifyOptions,
+    pub all_applications: bool,
+}
+
+enum Forge {
+    None,
+    GitHub(GitHubChanges),
+    GitLab(GitLabChanges),
+}
+
+impl Forge {
+    fn name(&self) -> &'static str {
+        match self {
+            Forge::None => "none",
+            Forge::GitHub(_) => "github",
+            Forge::GitLab(_) => "gitlab",
+        }
+    }
+
+    /// The repository whose listing decides, as recorded on environments.
+    fn repository(&self) -> Option<String> {
+        match self {
+            Forge::None => None,
+            Forge::GitHub(gh) => Some(gh.github.full_name()),
+            Forge::GitLab(gl) => Some(gl.project.clone()),
+        }
+    }
+
+    fn replies(&self) -> Option<&dyn ChangeForge> {
+        match self {
+            Forge::None => None,
+            Forge::GitHub(gh) => Some(gh),
+            Forge::GitLab(gl) => Some(gl),
+        }
+    }
+}
+
+/// What happened after the commit: replies are best effort (warnings), GitLab clean-up that was
+/// asked for and failed is a failure (non-zero exit).
+#[derive(Default)]
+struct Tally {
+    /// Flux's Receiver was notified (`None`: nothing to notify, or none configured).
+    notified: Option<bool>,
+    comments: usize,
+    pruned: usize,
+    stopped: usize,
+    warnings: Vec<Error>,
+    failures: Vec<Error>,
+}
+
+impl Cleanup {
+    pub fn run(&self, format: Format) -> Result<()> {
+        if !self.all_applications {
+            return self.run_one(format, None);
+        }
+        let (store, config) = ops::open(&self.repo, self.dry_run)?;
+        let names = crate::reconcile::application_names(&store, &config)?;
+        if names.is_empty() {
+            return Err(Error::input(
+                "--all-applications: .flux-ephemeral.yaml lists no applications",
+            ));
+        }
+        // Each application with its own listing; the first failure is reported after all ran.
+        let mut first_error = None;
+        for name in names {
+            if let Err(e) = self.run_one(format, Some(name.clone())) {
+                tracing::error!(application = %name, "{e}");
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Where this cleanup comes from: `--app`, the repository flags, or the CI job's repository.
+    fn origin(&self, app: Option<String>) -> Origin {
+        let ci = crate::ci::from_process()
+            .ok()
+            .flatten()
+            .and_then(|c| c.repository);
+        let flagged = match (&self.github_repo, &self.gitlab_project) {
+            (Some(r), _) => Some(RepoRef {
+                forge: crate::events::Forge::GitHub,
+                path: r.clone(),
+                id: None,
+            }),
+            (None, Some(p)) => Some(RepoRef {
+                forge: crate::events::Forge::GitLab,
+                path: p.clone(),
+                id: p.parse().ok(),
+            }),
+            (None, None) => None,
+        };
+        Origin {
+            repository: if app.is_some() {
+                None
+            } else {
+                flagged.or(ci.clone())
+            },
+            ci_repository: ci,
+            app,
+        }
+    }
+
+    fn run_one(&self, format: Format, app: Option<String>) -> Result<()> {
+        let (store, mut config) = ops::open(&self.repo, self.dry_run)?;
+        config.origin = self.origin(app.clone());
+        if let Some(name) = app {
+            config.flags.app = Some(name);
+        }
+        // The repository flags name the repository this cleanup is about.
+        config.flags.github_repository = self.github_repo.clone();
+        config.flags.gitlab_project = self.gitlab_project.clone();
+        // Read the branch once to learn the forge; the same snapshot serves the first attempt.
+        let first = first_snapshot(&store, &mut config)?;
+        let forge = self.forge(&first.settings, &config.origin)?;
+        let mut environments: Vec<Environment> = Vec::new();
+        // Every forge answer first: if any call fails, nothing is deleted.
+        let state = match &forge {
+            Forge::None => ForgeState::default(),
+            Forge::GitHub(gh) => ForgeState {
+                open: Some(gh.runtime.block_on(gh.github.open_pull_numbers())?),
+                available_environments: None,
+            },
+            Forge::GitLab(gl) => {
+                environments = gl.gitlab.available_environments(&gl.project)?;
+                ForgeState {
+                    open: Some(gl.gitlab.open_merge_requests(&gl.project)?),
+                    available_environments: Some(
+                        environments
+                            .iter()
+                            .map(|e| e.name.clone())
+                            .collect::<BTreeSet<_>>(),
+                    ),
+                }
+            }
+        };
+        let listed_repository = forge.repository();
+        let mut swept: (Vec<Stale>, usize) = (Vec::new(), 0);
+        let mut intents = |snap: &Snapshot| {
+            let app = &snap.settings.application;
+            let object_name = |slug: &str| snap.renderer.settings().object_name(slug);
+            // Only this application's environments; of those, the listing decides only for the
+            // ones recorded for its repository (files of earlier versions record none: with an
+            // applications list only their time to live can remove them).
+            let (mine, unrecorded): (Vec<EnvRecord>, Vec<EnvRecord>) = records(&snap.files)
+                .into_iter()
+                .filter(|r| crate::cleanup::in_scope(r, app, &object_name(&r.slug)))
+                .filter(|r| match (&r.repository, &listed_repository) {
+                    // A GitLab project given by id cannot be compared with a recorded path: the
+                    // application's name already scopes those.
+                    (Some(rec), Some(listed)) => {
+                        rec.eq_ignore_ascii_case(listed) || listed.parse::<u64>().is_ok()
+                    }
+                    _ => true,
+                })
+                .partition(|r| r.repository.is_some() || !app.listed);
+            let policy = crate::cleanup::TtlPolicy {
+                default: snap.settings.ttl,
+                max: snap.settings.max_ttl,
+            };
+            let now = SystemTime::now();
+            let mut found = stale(&mine, &state, now, policy);
+            found.extend(stale(&unrecorded, &ForgeState::default(), now, policy));
+            let total = mine.len() + unrecorded.len();
+            guard(found.len(), total, self.max_deletions, self.force)?;
+            let intents = found
+                .iter()
+                .map(|s| {
+                    Intent::Remove(Removal {
+                        slug: s.slug.clone(),
+                        key: crate::model::slug_of_file_name(&s.file).map(str::to_string),
+                        branch: Some(s.branch.clone()),
+                        requester: Owner::default(),
+                        exact: true,
+                    })
+                })
+                .collect();
+            swept = (found, total);
+            Ok(intents)
+        };
+        let opts = RunOptions {
+            dry_run: self.dry_run,
+            plan: PlanOptions::default(),
+            max_attempts: 10,
+        };
+        let commands = first.settings.commands.clone();
+        let settings = first.settings.clone();
+        let report = reconcile(&store, &config, Some(first), &mut intents, &opts)?;
+        let notified = self.notify.notify(
+            &settings,
+            &report.target_branch,
+            report.commit.as_deref(),
+            self.dry_run,
+        );
+        let (removed, total) = swept;
+        let mut tally = Tally {
+            notified,
+            ..Tally::default()
+        };
+        if !self.dry_run && report.commit.is_some() {
+            self.after(
+                &forge,
+                &state,
+                &removed,
+                &environments,
+                &commands,
+                &mut tally,
+            );
+        }
+        print(
+            format,
+            &report,
+            &removed,
+            total,
+            &forge,
+            &tally,
+            self.dry_run,
+        );
+        match tally.failures.into_iter().next() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Delete one recorded artifact (`oci://HOST/REPOSITORY@sha256:…`).
+    fn prune(&self, recorded: &str) -> Result<()> {
+        let (url, digest) = recorded
+            .rsplit_once('@')
+            .filter(|(_, d)| crate::oci::is_digest(d))
+            .ok_or_else(|| {
+                Error::input(format!("recorded artifact {recorded:?} is not URL@digest"))
+            })?;
+        let url = crate::oci::ArtifactUrl::parse(url)?;
+        let vars = |k: &str| std::env::var(k).ok();
+        let credentials =
+            crate::oci::auth::resolve(&url.registry, &vars, &|p| std::fs::read_to_string(p).ok())?;
+        crate::oci::registry::Registry::new(&url, credentials, self.insecure_registry)?
+            .delete(digest)
+    }
+
+    /// Replies and GitLab clean-up after the commit landed.
+    fn after(
+        &self,
+        forge: &Forge,
+        state: &ForgeState,
+        removed: &[Stale],
+        environments: &[Environment],
+        commands: &crate::command::Prefixes,
+        tally: &mut Tally,
+    ) {
+        let still_open = |s: &Stale| {
+            s.id.as_ref()
+                .is_some_and(|id| state.open.as_ref().is_some_and(|o| o.contains(id)))
+        };
+        if let (Some(replies), false) = (forge.replies(), self.no_comment) {
+            for s in removed
+                .iter()
+                .filter(|s| matches!(s.reason, Reason::TtlExpired { .. }) && still_open(s))
+            {
+                let Some(number) = s.id.as_deref().and_then(|id| id.parse().ok()) else {
+                    continue;
+                };
+                match replies.reply(number, &crate::replies::removed_by_cleanup(s, commands)) {
+                    Ok(()) => tally.comments += 1,
+                    Err(e) => {
+                        tracing::warn!("{e}");
+                        tally.warnings.push(e);
+                    }
+                }
+            }
+        }
+        if self.prune_artifacts {
+            for a in removed.iter().filter_map(|s| s.artifact.as_deref()) {
+                match self.prune(a) {
+                    Ok(()) => tally.pruned += 1,
+                    Err(e) => {
+                        tracing::warn!("{e}");
+                        tally.warnings.push(e);
+                    }
+                }
+            }
+        }
+        let Forge::GitLab(gl) = forge else { return };
+        if self.stop_gitlab_environments {
+            for s in removed {
+                let Some(env) = environments
+                    .iter()
+                    .find(|e| Some(&e.name) == s.environment.as_ref())
+                else {
+                    continue;
+                };
+                match gl.gitlab.stop_environment(&gl.project, env.id) {
+                    Ok(()) => tally.stopped += 1,
+                    Err(e) => tally.failures.push(e),
+                }
+            }
+        }
+        if self.delete_stopped_review_apps {
+            if let Err(e) = gl.gitlab.delete_stopped_review_apps(&gl.project) {
+                tally.failures.push(e);
+            }
+        }
+    }
+
+    /// The forge listing that decides: the flags, else the application's configured repository,
+    /// else (in CI) the job's own repository.
+    fn forge(&self, settings: &crate::config::Settings, origin: &Origin) -> Result<Forge> {
+        let ci = origin.ci_repository.as_ref();
+        let from_ci = |f: crate::events::Forge| {
+            ci.filter(|r| r.forge == f)
+                .map(|r| r.id.map(|i| i.to_string()).unwrap_or(r.path.clone()))
+        };
+        let configured = settings.github_repository.is_some() || settings.gitlab_project.is_some();
+        let github = self
+            .github_repo
+            .clone()
+            .or(settings.github_repository.clone())
+            .or_else(|| {
+                (!configured)
+                    .then(|| from_ci(crate::events::Forge::GitHub))
+                    .flatten()
+            });
+        let gitlab = self
+            .gitlab_project
+            .clone()
+            .or(settings.gitlab_project.clone())
+            .or_else(|| {
+                (!configured)
+                    .then(|| from_ci(crate::events::Forge::GitLab))
+                    .flatten()
+            });
+        match (github, gitlab) {
+            (Some(_), Some(_)) => Err(Error::input(
+                "pass either --github-repo or --gitlab-project, not both",
+            )),
+            (Some(repo), None) => {
+                let token = Secret::from_env("GITHUB_TOKEN");
+                Ok(Forge::GitHub(GitHubChanges::connect(
+                    &self.github_api_url,
+                    token.as_ref(),
+                    &repo,
+                )?))
+            }
+            (None, Some(project)) => {
+                let url = GitLabUrl::resolve(self.gitlab_url.as_deref())?;
+                let token = Secret::from_env("GITLAB_TOKEN")
+                    .ok_or_else(|| Error::config("GITLAB_TOKEN is not set"))?;
+                Ok(Forge::GitLab(GitLabChanges::new(
+                    GitLab::connect(&url, &token)?,
+                    project,
+                )))
+            }
+            (None, None) => Ok(Forge::None),
+        }
+    }
+}
+
+fn print(
+    format: Format,
+    report: &Report,
+    removed: &[Stale],
+    total: usize,
+    forge: &Forge,
+    tally: &Tally,
+    dry_run: bool,
+) {
+    let problems: Vec<&Error> = tally.warnings.iter().chain(&tally.failures).collect();
+    match format {
+        Format::Json => {
+            let mut v = json!({
+                "action": "cleanup", "forge": forge.name(), "removed": removed, "kept": total - removed.len(),
+                "changed": report.commit.is_some(), "commit": report.commit, "dry_run": dry_run,
+                "comments": tally.comments, "stopped_environments": tally.stopped, "pruned_artifacts": tally.pruned,
+                "notified": tally.notified,
+                "problems": problems.iter().map(|p| p.message.clone()).collect::<Vec<_>>(),
+            });
+            if let Some(d) = &report.diff {
+                v["diff"] = json!(d);
+            }
+            println!("{v}");
+        }
+        Format::Text => {
+            if matches!(forge, Forge::None) {
+                println!("no --github-repo or --gitlab-project: only time to live decides");
+            }
+            let verb = if dry_run { "would remove" } else { "removed" };
+            for s in removed {
+                println!(
+                    "{verb} {} (branch {}): {}",
+                    s.slug,
+                    s.branch,
+                    s.reason.describe()
+                );
+            }
+            println!(
+                "{} stale of {total} environments; {} kept",
+                removed.len(),
+                total - removed.len()
+            );
+            if let Some(c) = &report.commit {
+                println!("commit {c} on {}", report.target_branch);
+            }
+            if dry_run {
+                print!("{}", report.diff.as_deref().unwrap_or(""));
+            }
+            for p in &tally.warnings {
+                eprintln!("warning: {p}");
+            }
+        }
+    }
+}
