@@ -325,6 +325,11 @@ async fn missed_events_are_healed_by_resync() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    assert_eq!(
+        s.get("/readyz").0,
+        200,
+        "the GitOps repository and GitHub answer"
+    );
     drop(s);
     let docs = env.docs(&support::slug_of(&branch(2)));
     assert_eq!(
@@ -338,4 +343,32 @@ async fn missed_events_are_healed_by_resync() {
     );
     let again = run(&[]).await.ok().json();
     assert_eq!(again["repairs"].as_array().unwrap().len(), 0, "{again}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn readiness_needs_the_forge_to_answer() {
+    let env = TestEnv::new();
+    env.commit_as_other(
+        &[(
+            ".flux-ephemeral.yaml",
+            Some("source_url: https://github.com/org/app.git\ngithub_repository: org/app\n"),
+        )],
+        "a repository",
+    );
+    // Nothing listens there: GitHub cannot be reached.
+    let down = format!("http://127.0.0.1:{}", support::servers::free_port());
+    let s = Serving::start(
+        &env,
+        env.remote.to_str().unwrap(),
+        &[
+            ("GITHUB_API_URL", down),
+            ("GITHUB_TOKEN", "ghs-test".into()),
+        ],
+    );
+    let start = Instant::now();
+    while s.get("/readyz").0 != 503 {
+        assert!(start.elapsed() < Duration::from_secs(20), "still ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(s.get("/healthz").0, 200, "alive all the same");
 }

@@ -354,6 +354,18 @@ impl ChangeForge for GitHubChanges {
         self.runtime.block_on(self.github.commit_statuses(sha))
     }
 
+    fn ping(&self) -> Result<()> {
+        // Answers any valid token (app installations too) and costs no rate limit.
+        self.runtime.block_on(async {
+            self.github
+                .client
+                .get::<serde_json::Value, _, ()>("/rate_limit", None)
+                .await
+                .map(|_| ())
+                .map_err(|e| self.github.err("reach the API", e))
+        })
+    }
+
     fn open_changes(&self) -> Result<Vec<super::OpenChange>> {
         let pulls = self.runtime.block_on(self.github.open_pulls())?;
         pulls

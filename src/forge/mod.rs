@@ -56,6 +56,10 @@ pub trait ChangeForge {
     fn commit_statuses(&self, sha: &str) -> Result<Vec<CommitStatus>>;
     /// Every open pull/merge request, with its head: one paged listing.
     fn open_changes(&self) -> Result<Vec<OpenChange>>;
+    /// Whether the API answers with these credentials (for readiness).
+    fn ping(&self) -> Result<()> {
+        Ok(())
+    }
     /// The names of the environments that are available (GitLab); `None` where the forge has
     /// none.
     fn available_environments(&self) -> Result<Option<std::collections::BTreeSet<String>>> {

@@ -41,25 +41,27 @@ impl Worker {
     /// Handle deliveries until the queue closes, or — with a journal — until `stop` is set
     /// (what is left is replayed on the next start).
     pub fn run(&self, store: &Store, config: &ConfigSource, rx: Receiver<Job>, stop: &AtomicBool) {
-        let mut next_resync = self.resync_every.map(|_| std::time::Instant::now());
+        use std::time::Instant;
+        let mut next_resync = self.resync_every.map(|_| Instant::now());
+        let mut next_check = Instant::now();
         loop {
-            let first = match next_resync {
-                Some(at) => {
-                    let wait = at.saturating_duration_since(std::time::Instant::now());
-                    match rx.recv_timeout(wait) {
-                        Ok(j) => j,
-                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                            self.resync(store, config);
-                            next_resync = self.resync_every.map(|d| std::time::Instant::now() + d);
-                            continue;
-                        }
-                        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+            // While idle: check readiness every 30 s, resync when it is time.
+            let due = next_resync.map_or(next_check, |r| r.min(next_check));
+            let first = match rx.recv_timeout(due.saturating_duration_since(Instant::now())) {
+                Ok(j) => j,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    let now = Instant::now();
+                    if next_resync.is_some_and(|r| r <= now) {
+                        self.resync(store, config);
+                        next_resync = self.resync_every.map(|d| Instant::now() + d);
                     }
+                    if next_check <= now {
+                        self.check(store, config);
+                        next_check = Instant::now() + std::time::Duration::from_secs(30);
+                    }
+                    continue;
                 }
-                None => match rx.recv() {
-                    Ok(j) => j,
-                    Err(_) => return,
-                },
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
             };
             let mut batch = vec![first];
             while batch.len() < self.max_batch {
@@ -75,6 +77,41 @@ impl Worker {
                 return;
             }
         }
+    }
+
+    /// Readiness: the GitOps repository can be read, and the forge of every configured
+    /// application answers.
+    fn check(&self, store: &Store, config: &ConfigSource) {
+        let mut config = config.clone();
+        if let Ok(Some(first)) = crate::reconcile::application_names(store, &config)
+            .map(|names| names.into_iter().next())
+        {
+            config.flags.app = Some(first);
+        }
+        let ok = match first_snapshot(store, &mut config) {
+            Err(e) => {
+                tracing::warn!("not ready: {e}");
+                false
+            }
+            Ok(snap) => match crate::service::resync::listing(
+                &snap.settings,
+                self.handler.gitlab_url.as_deref(),
+            ) {
+                Ok(Some((forge, _))) => match forge.ping() {
+                    Ok(()) => true,
+                    Err(e) => {
+                        tracing::warn!("not ready: {e}");
+                        false
+                    }
+                },
+                Ok(None) => true,
+                Err(e) => {
+                    tracing::warn!("not ready: {e}");
+                    false
+                }
+            },
+        };
+        self.ready.store(ok, Ordering::SeqCst);
     }
 
     /// Repair what the webhooks missed, for every application.

@@ -211,6 +211,9 @@ impl Respond for GitHubResponder {
         };
         match (req.method.as_str(), path.as_slice()) {
             ("GET", ["user"]) => ok(json!({"login": s.bot, "id": 99, "type": "User"})),
+            ("GET", ["rate_limit"]) => {
+                ok(json!({"resources": {"core": {"limit": 5000, "remaining": 4999}}}))
+            }
             ("GET", ["repos", o, r, "collaborators", login, "permission"]) => {
                 match s.permissions.get(&(format!("{o}/{r}"), login.to_string())) {
                     Some(p) => {
