@@ -25,7 +25,8 @@ const QUEUE: usize = 1024;
 /// POST /hooks/gitlab   GitLab deliveries, verified with X-Gitlab-Token against GITLAB_WEBHOOK_TOKEN
 ///                      (or --gitlab-token-file); event from X-Gitlab-Event
 /// GET  /healthz        200 while the process serves
-/// GET  /readyz         200 once the GitOps repository was read (503 while it cannot be reached)
+/// GET  /readyz         200 while the GitOps repository can be read and the configured forges
+///                      answer (checked every 30 s while idle)
 /// GET  /metrics        Prometheus metrics
 ///
 /// The route decides the forge: a delivery to /hooks/gitlab is only ever a GitLab hook.

@@ -17,6 +17,14 @@ impl Seen {
         }
     }
 
+    /// Forget `id` (its delivery was not accepted after all: the forge will send it again).
+    pub fn forget(&self, id: &str) {
+        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if g.0.remove(id) {
+            g.1.retain(|x| x != id);
+        }
+    }
+
     /// Record `id`; `false` when it was seen already.
     pub fn first_time(&self, id: &str) -> bool {
         let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
@@ -44,5 +52,7 @@ mod tests {
         assert!(s.first_time("b"));
         assert!(s.first_time("c"));
         assert!(s.first_time("a"), "forgotten after two newer ones");
+        s.forget("a");
+        assert!(s.first_time("a"), "forgotten on purpose");
     }
 }

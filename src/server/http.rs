@@ -125,7 +125,14 @@ async fn github(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Body) ->
         );
     }
     let delivery = header(&headers, "X-GitHub-Delivery").map(str::to_string);
-    enqueue(&s, Forge::GitHub, Some(event.to_string()), delivery, body)
+    enqueue(
+        s.clone(),
+        Forge::GitHub,
+        Some(event.to_string()),
+        delivery,
+        body,
+    )
+    .await
 }
 
 async fn gitlab(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Body) -> Answer {
@@ -165,7 +172,7 @@ async fn gitlab(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Body) ->
         Err(answer) => return answer,
     };
     let delivery = header(&headers, "X-Gitlab-Event-UUID").map(str::to_string);
-    enqueue(&s, Forge::GitLab, event, delivery, body)
+    enqueue(s.clone(), Forge::GitLab, event, delivery, body).await
 }
 
 /// The body, at most `MAX_BODY` bytes (one announced larger is refused before it is read),
@@ -193,8 +200,8 @@ async fn read_body(headers: &HeaderMap, body: Body) -> Result<Vec<u8>, Answer> {
 
 /// Check the payload as `forge`'s event, journal it, and queue it: answered 2xx only once it is
 /// durable (with a journal).
-fn enqueue(
-    s: &Shared,
+async fn enqueue(
+    s: Arc<Shared>,
     forge: Forge,
     event: Option<String>,
     delivery: Option<String>,
@@ -221,19 +228,36 @@ fn enqueue(
             );
         }
     }
+    let forget = |s: &Shared, delivery: &Option<String>| {
+        if let Some(id) = delivery {
+            s.seen.forget(id);
+        }
+    };
     let mut job = Job {
         forge,
         event,
-        delivery,
+        delivery: delivery.clone(),
         body,
         accepted: std::time::Instant::now(),
         journal_id: None,
     };
-    if let Some(j) = &s.journal {
-        match j.accept(&job) {
-            Ok(id) => job.journal_id = Some(id),
-            Err(e) => {
+    if let Some(j) = s.journal.clone() {
+        // A synced write: off the async threads.
+        let copy = job.clone();
+        let written = tokio::task::spawn_blocking(move || j.accept(&copy)).await;
+        match written {
+            Ok(Ok(id)) => job.journal_id = Some(id),
+            Ok(Err(e)) => {
                 tracing::error!("{e}");
+                forget(&s, &delivery);
+                return (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "cannot journal the delivery; the forge will retry".into(),
+                );
+            }
+            Err(e) => {
+                tracing::error!("journal: {e}");
+                forget(&s, &delivery);
                 return (
                     StatusCode::SERVICE_UNAVAILABLE,
                     "cannot journal the delivery; the forge will retry".into(),
@@ -252,6 +276,7 @@ fn enqueue(
             if let (Some(j), Some(id)) = (&s.journal, journal_id) {
                 j.done(&id);
             }
+            forget(&s, &delivery);
             let why = match e {
                 TrySendError::Full(_) => "busy: too many events waiting; the forge will retry",
                 TrySendError::Disconnected(_) => "shutting down; the forge will retry",
