@@ -372,3 +372,42 @@ async fn readiness_needs_the_forge_to_answer() {
     }
     assert_eq!(s.get("/healthz").0, 200, "alive all the same");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_delivery_the_gitops_repository_could_not_take_stays_journaled() {
+    let env = TestEnv::new();
+    let Some(daemon) = git_daemon(env.remote.parent().unwrap()) else {
+        return;
+    };
+    let gh = github(1).await;
+    let state = env.path("state");
+    let mut vars = vars(&gh);
+    vars.push(("FLUX_EPHEMERAL_STATE_DIR", state.display().to_string()));
+    let s = Serving::start(&env, &daemon.url, &vars);
+    // The GitOps repository goes away after start-up (the daemon answers "not found").
+    let away = env.remote.with_extension("away");
+    std::fs::rename(&env.remote, &away).unwrap();
+    let port = s.port;
+    let answer = tokio::task::spawn_blocking(move || deliver(port, 1, "kept-1"))
+        .await
+        .unwrap();
+    assert_eq!(answer.0, 202);
+    let start = Instant::now();
+    while s.get("/readyz").0 != 503 {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the failure was not noticed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(s);
+    assert_eq!(
+        std::fs::read_dir(&state).unwrap().count(),
+        1,
+        "the delivery is still journaled"
+    );
+    // Back again: the next start handles it.
+    std::fs::rename(&away, &env.remote).unwrap();
+    let _s = Serving::start(&env, &daemon.url, &vars);
+    all_landed(&env, 1, Duration::from_secs(30)).await;
+}

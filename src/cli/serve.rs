@@ -127,6 +127,7 @@ impl ServeCmd {
             ready: ready.clone(),
             max_batch: self.max_batch.max(1),
             resync_every: (!self.resync_interval.is_zero()).then_some(self.resync_interval),
+            kept: Default::default(),
         };
         // What an earlier run accepted and did not handle comes first.
         if let Some(j) = &journal {

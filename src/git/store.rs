@@ -50,6 +50,7 @@ impl Store {
     /// Open the repository at `location`; remotes get a mirror in `cache_dir` (kept) or a temporary
     /// directory (removed when the store is dropped).
     pub fn open(location: Location, auth: Auth, cache_dir: Option<&Path>) -> Result<Store> {
+        network_timeouts();
         match &location {
             Location::Local(path) => {
                 let repo = Repository::open(path).map_err(|e| {
@@ -418,4 +419,17 @@ fn is_permanent_refusal(msg: &str) -> bool {
 fn mirror_key(url: &str) -> String {
     let d = Sha256::digest(crate::redact::redact_url(url).as_bytes());
     d.iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
+/// A remote that accepts the connection and then says nothing must not hang a run (or the
+/// server's worker) forever: connecting may take 15 s, each read or write 60 s.
+fn network_timeouts() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: called once, before any other libgit2 network operation of this process.
+        unsafe {
+            let _ = git2::opts::set_server_connect_timeout_in_milliseconds(15_000);
+            let _ = git2::opts::set_server_timeout_in_milliseconds(60_000);
+        }
+    });
 }

@@ -28,6 +28,9 @@ pub struct Worker {
     pub max_batch: usize,
     /// Repair drift this often (and once at start); `None`: never.
     pub resync_every: Option<std::time::Duration>,
+    /// Journal entries of deliveries that failed for a reason that may pass (the GitOps
+    /// repository or the forge could not be reached): kept for the next start.
+    pub kept: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 fn forge_name(f: Forge) -> &'static str {
@@ -150,9 +153,14 @@ impl Worker {
         }
         for group in groups {
             self.group(store, config, &group);
+            let mut kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
             for job in &group {
                 if let (Some(j), Some(id)) = (&self.journal, &job.journal_id) {
-                    j.done(id);
+                    if kept.remove(id) {
+                        tracing::warn!(id, "kept in the journal: handled again on the next start");
+                    } else {
+                        j.done(id);
+                    }
                 }
             }
         }
@@ -193,8 +201,14 @@ impl Worker {
             "failed"
         };
         self.metrics.event(forge_name(job.forge), &kind, outcome);
-        if e.kind == ErrorKind::Remote {
+        if matches!(e.kind, ErrorKind::Remote | ErrorKind::Conflict) {
             self.ready.store(false, Ordering::SeqCst);
+            if let Some(id) = &job.journal_id {
+                self.kept
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(id.clone());
+            }
         }
         tracing::error!(
             delivery = job.delivery.as_deref().unwrap_or(""),

@@ -41,7 +41,10 @@ impl Serving {
         .env("GITHUB_WEBHOOK_SECRET", SECRET)
         .env("GITLAB_WEBHOOK_TOKEN", GL_TOKEN)
         .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        .stderr(match std::env::var_os("FE_SERVE_LOG") {
+            Some(p) => Stdio::from(std::fs::File::create(p).unwrap()),
+            None => Stdio::null(),
+        });
         for (k, v) in vars {
             c.env(k, v);
         }
