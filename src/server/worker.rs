@@ -247,15 +247,24 @@ impl Worker {
                         self.failed(job, &e);
                     }
                 }
-                Ok(Work::Change(event)) => match self.handler.forge_for(job.forge, &event) {
-                    Ok(forge) => changes.push((job, event, forge)),
-                    Err(e) => self.failed(job, &e),
-                },
+                Ok(Work::Change(event)) => changes.push((job, event)),
                 Err(e) => self.failed(job, &e),
             }
         }
+        // The deliveries of a group come from one repository: one API client serves them all.
+        let forge = match changes.first() {
+            Some((job, event)) => match self.handler.forge_for(job.forge, event) {
+                Ok(f) => Some(f),
+                Err(e) => {
+                    changes.iter().for_each(|(j, _)| self.failed(j, &e));
+                    return;
+                }
+            },
+            None => None,
+        };
         let mut pending = Vec::new();
-        for (job, event, forge) in &changes {
+        for ((job, event), forge) in changes.iter().zip(std::iter::repeat(&forge)) {
+            let Some(forge) = forge else { break };
             match chatops::prepare((**event).clone(), forge.as_ref(), &ctx) {
                 Ok(Step::Done(h)) => self.record(job, &h),
                 Ok(Step::Act(p)) => pending.push((*job, p)),
