@@ -458,3 +458,44 @@ async fn a_deploy_extends_a_time_to_live_and_says_until_when() {
         "{replies:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn in_github_actions_no_setting_is_needed_the_event_names_the_repository() {
+    let env = TestEnv::new();
+    // The seed workflow: a GitOps repository whose configuration names no source or repository.
+    env.commit_as_other(
+        &[(".flux-ephemeral.yaml", Some("app: app\n"))],
+        "nothing configured",
+    );
+    let github = FakeGitHub::start("github-actions[bot]").await;
+    github.pull("org/web", github_pull("org/web", 5, BRANCH, SHA, "org/web"));
+    github.permission("org/web", "writer", "write");
+    let file = env.path("event.json");
+    std::fs::write(
+        &file,
+        github_comment("org/web", 5, "writer", "/deploy-ephemeral").to_string(),
+    )
+    .unwrap();
+    let mut c = env.command();
+    c.args([
+        "handle",
+        "--repo",
+        env.remote.to_str().unwrap(),
+        "--output",
+        "json",
+    ])
+    .env("GITHUB_ACTIONS", "true")
+    .env("GITHUB_REPOSITORY", "org/web")
+    .env("GITHUB_EVENT_NAME", "issue_comment")
+    .env("GITHUB_EVENT_PATH", &file)
+    .env("GITHUB_API_URL", github.uri())
+    .env("GITHUB_TOKEN", "ghs-test");
+    let out = support::run_async(c).await.ok().json();
+    assert_eq!(out["action"], "deployed", "{out}");
+    let docs = env.docs(&support::slug_of(BRANCH));
+    assert_eq!(docs[0]["spec"]["url"], "https://github.com/org/web.git");
+    assert_eq!(
+        docs[0]["metadata"]["annotations"]["flux-ephemeral.io/repository"],
+        "org/web"
+    );
+}

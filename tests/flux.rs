@@ -557,3 +557,50 @@ async fn handle_wait_edits_the_reply_and_status_to_the_truth() {
     assert_eq!(last.1, "success");
     assert!(last.2.contains("ready in"), "{last:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn gitlab_commit_statuses_decide_without_cluster_credentials() {
+    let env = TestEnv::new();
+    let gitlab = support::fake_forges::FakeGitLab::start().await;
+    gitlab.project(5, "org/app");
+    let slug = support::slug_of(BRANCH);
+    let mut c = env.command();
+    c.args([
+        "deploy",
+        "--repo",
+        env.remote.to_str().unwrap(),
+        "--wait",
+        "--timeout",
+        "20s",
+        "--output",
+        "json",
+    ])
+    .env("GITLAB_CI", "true")
+    .env("CI_PROJECT_ID", "5")
+    .env("CI_PROJECT_PATH", "org/app")
+    .env("CI_PROJECT_URL", "https://git.example.com/org/app")
+    .env("CI_API_V4_URL", format!("{}/api/v4", gitlab.uri()))
+    .env("GITLAB_TOKEN", "glpat-test")
+    .env("CI_COMMIT_REF_NAME", BRANCH)
+    .env("CI_COMMIT_SHA", SHA);
+    let run = tokio::spawn(support::run_async(c));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    gitlab.post_status(
+        5,
+        SHA,
+        &format!("kustomization/app-{slug}/1a2b3"),
+        "failed",
+        "kustomize build failed: missing resource",
+    );
+    let out = run.await.unwrap();
+    assert_eq!(out.code, 6, "{out:?}");
+    let v = out.json();
+    assert_eq!(v["wait"]["via"], "forge");
+    assert!(
+        v["wait"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("missing resource"),
+        "{v}"
+    );
+}

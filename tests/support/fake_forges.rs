@@ -333,6 +333,8 @@ struct GitLabState {
     statuses: Vec<(u64, String, String)>,
     /// (project, deployment id) → deployment JSON.
     deployments: BTreeMap<(u64, u64), Value>,
+    /// Statuses posted by others (Flux): (project, sha, status JSON).
+    others_statuses: Vec<(u64, String, Value)>,
     /// When set, every request must carry this PRIVATE-TOKEN (else 401, as GitLab answers).
     token: Option<String>,
     next_id: u64,
@@ -443,6 +445,22 @@ impl FakeGitLab {
             .push(env);
     }
 
+    /// A commit status someone else (Flux's notification Provider) posts.
+    pub fn post_status(
+        &self,
+        project: u64,
+        sha: &str,
+        name: &str,
+        status: &str,
+        description: &str,
+    ) {
+        self.state.lock().unwrap().others_statuses.push((
+            project,
+            sha.into(),
+            json!({"name": name, "status": status, "description": description}),
+        ));
+    }
+
     pub fn statuses(&self, project: u64) -> Vec<(String, String)> {
         self.state
             .lock()
@@ -541,6 +559,24 @@ impl Respond for GitLabResponder {
                     .get(&(p, i))
                     .cloned()
                     .map_or_else(not_found, ok)
+            }
+            ("GET", ["projects", p, "repository", "commits", sha, "statuses"]) => {
+                let Some(p) = project(p) else {
+                    return not_found();
+                };
+                let mut list: Vec<Value> = s
+                    .statuses
+                    .iter()
+                    .filter(|(pp, sh, _)| *pp == p && sh == sha)
+                    .map(|(_, _, st)| json!({"name": "flux-ephemeral", "status": st, "description": ""}))
+                    .collect();
+                list.extend(
+                    s.others_statuses
+                        .iter()
+                        .filter(|(pp, sh, _)| *pp == p && sh == sha)
+                        .map(|(_, _, v)| v.clone()),
+                );
+                ok(Value::Array(list))
             }
             ("GET", ["projects", p, "deployments", id]) => {
                 let (Some(p), Ok(id)) = (project(p), id.parse::<u64>()) else {
