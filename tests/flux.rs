@@ -415,6 +415,26 @@ async fn a_receiver_is_notified_with_the_exact_path_and_headers() {
     assert_eq!(out.json()["notified"], false);
     assert!(out.stderr.contains("warning"), "{out:?}");
     assert!(!out.stderr.contains(token));
+    // Nobody listening: the error names the receiver without its secret path.
+    let closed = format!("http://127.0.0.1:{}", support::servers::free_port());
+    let mut c = env.command();
+    c.args([
+        "deploy",
+        "--repo",
+        env.remote.to_str().unwrap(),
+        "--branch",
+        BRANCH,
+        "--sha",
+        SHA,
+        "--output",
+        "json",
+    ])
+    .args(["--receiver-url", &closed, "--receiver-name", "previews"])
+    .env("FLUX_RECEIVER_TOKEN", token);
+    let out = support::run_async(c).await.ok();
+    assert_eq!(out.json()["notified"], false, "{out:?}");
+    assert!(out.stderr.contains("/hook/***"), "{out:?}");
+    assert!(!out.stderr.contains(&hook[6..]), "{out:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

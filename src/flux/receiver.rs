@@ -126,11 +126,11 @@ impl Receiver {
             for (k, v) in headers {
                 req = req.header(k, v);
             }
+            // The webhook path is as good as the token: the error must not carry the URL.
             let answer = req.send().await.map_err(|e| {
                 Error::remote(format!(
                     "notifying the Flux receiver {shown} failed: {}",
-                    crate::redact::scrub(&e.to_string(), Some(&self.token))
-                        .replace(&self.url, &shown)
+                    crate::redact::scrub(&e.without_url().to_string(), Some(&self.token))
                 ))
             })?;
             if answer.status().is_success() {
