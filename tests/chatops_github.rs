@@ -5,17 +5,12 @@ mod support;
 
 use serde_json::{json, Value};
 use support::fake_forges::FakeGitHub;
+use support::payloads::{fixture, github_comment};
 use support::{Run, TestEnv};
 
 const SHA: &str = "ec26c3e57ca3a959ca5aad62de7213c562f8c821";
 const NEW_SHA: &str = "1111111111111111111111111111111111111111";
 const BRANCH: &str = "feature/chat";
-
-fn fixture(name: &str) -> Value {
-    let text =
-        std::fs::read_to_string(format!("{}/tests/fixtures/github/{name}", support::ROOT)).unwrap();
-    serde_json::from_str(&text).unwrap()
-}
 
 fn repo(full_name: &str) -> Value {
     json!({"id": 1, "name": full_name.split('/').nth(1).unwrap(), "full_name": full_name,
@@ -24,7 +19,7 @@ fn repo(full_name: &str) -> Value {
 
 /// A pull request as GitHub's API returns it.
 fn pull_request(head_repo: &str, sha: &str) -> Value {
-    let mut pr = fixture("pull_request.opened.payload.json")["pull_request"].clone();
+    let mut pr = fixture("github/pull_request.opened.payload.json")["pull_request"].clone();
     pr["number"] = json!(7);
     pr["title"] = json!("Chat: \"quoted\" # title");
     pr["head"]["ref"] = json!(BRANCH);
@@ -36,19 +31,11 @@ fn pull_request(head_repo: &str, sha: &str) -> Value {
 }
 
 fn comment_event(who: &str, body: &str) -> Value {
-    let mut e = fixture("issue_comment.created.payload.json");
-    e["issue"]["number"] = json!(7);
-    e["issue"]["pull_request"] = json!({"url": "https://api.github.com/repos/org/app/pulls/7"});
-    e["comment"]["body"] = json!(body);
-    e["comment"]["user"]["login"] = json!(who);
-    e["comment"]["user"]["type"] = json!("User");
-    e["repository"] = repo("org/app");
-    e["sender"]["login"] = json!(who);
-    e
+    github_comment("org/app", 7, who, body)
 }
 
 fn pr_event(fixture_name: &str, action: &str, who: &str, sha: &str) -> Value {
-    let mut e = fixture(fixture_name);
+    let mut e = fixture(&format!("github/{fixture_name}"));
     e["action"] = json!(action);
     e["number"] = json!(7);
     e["pull_request"] = pull_request("org/app", sha);

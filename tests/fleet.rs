@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use support::fake_forges::{github_pull, gitlab_merge_request, FakeGitHub, FakeGitLab};
+use support::payloads::{fixture, github_comment};
 use support::servers::{git_daemon, Server};
 use support::{Run, TestEnv};
 
@@ -22,27 +23,6 @@ applications:
   - name: api
     gitlab_project: org/api
 ";
-
-fn fixture(path: &str) -> Value {
-    serde_json::from_str(
-        &std::fs::read_to_string(format!("{}/tests/fixtures/{path}", support::ROOT)).unwrap(),
-    )
-    .unwrap()
-}
-
-fn github_comment(repo: &str, number: u64, who: &str, body: &str) -> Value {
-    let mut e = fixture("github/issue_comment.created.payload.json");
-    e["issue"]["number"] = json!(number);
-    e["issue"]["pull_request"] =
-        json!({"url": format!("https://api.github.com/repos/{repo}/pulls/{number}")});
-    e["comment"]["body"] = json!(body);
-    e["comment"]["user"]["login"] = json!(who);
-    e["comment"]["user"]["type"] = json!("User");
-    e["repository"] = json!({"id": 1, "name": repo.split('/').nth(1).unwrap(), "full_name": repo,
-        "clone_url": format!("https://github.com/{repo}.git")});
-    e["sender"]["login"] = json!(who);
-    e
-}
 
 fn github_closed(repo: &str, pr: Value, who: &str) -> Value {
     let mut e = fixture("github/pull_request.closed.payload.json");

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use support::fake_forges::FakeGitHub;
+use support::payloads::{fixture, github_comment, github_repo};
 use support::servers::{git_daemon, Server};
 use support::serving::{github_headers, request, Serving, GL_TOKEN};
 use support::{Run, TestEnv};
@@ -17,40 +18,17 @@ const SHA: &str = "ec26c3e57ca3a959ca5aad62de7213c562f8c821";
 const BRANCH: &str = "feature/login";
 const TOKEN: &str = "ghs-SECRET-token-value";
 
-fn fixture(name: &str) -> Value {
-    let text =
-        std::fs::read_to_string(format!("{}/tests/fixtures/github/{name}", support::ROOT)).unwrap();
-    serde_json::from_str(&text).unwrap()
-}
-
-fn repo(full_name: &str) -> Value {
-    json!({"id": 1, "name": full_name.split('/').nth(1).unwrap(), "full_name": full_name,
-           "clone_url": format!("https://github.com/{full_name}.git"), "private": false, "fork": false})
-}
-
 /// Pull request #7 of org/app as GitHub's API answers it.
 fn pull_request(state: &str, merged: bool) -> Value {
-    let mut pr = fixture("pull_request.opened.payload.json")["pull_request"].clone();
+    let mut pr = fixture("github/pull_request.opened.payload.json")["pull_request"].clone();
     pr["number"] = json!(7);
     pr["state"] = json!(state);
     pr["merged"] = json!(merged);
     pr["head"]["ref"] = json!(BRANCH);
     pr["head"]["sha"] = json!(SHA);
-    pr["head"]["repo"] = repo("org/app");
-    pr["base"]["repo"] = repo("org/app");
+    pr["head"]["repo"] = github_repo("org/app");
+    pr["base"]["repo"] = github_repo("org/app");
     pr
-}
-
-fn comment(who: &str, body: &str) -> Value {
-    let mut e = fixture("issue_comment.created.payload.json");
-    e["issue"]["number"] = json!(7);
-    e["issue"]["pull_request"] = json!({"url": "https://api.github.com/repos/org/app/pulls/7"});
-    e["comment"]["body"] = json!(body);
-    e["comment"]["user"]["login"] = json!(who);
-    e["comment"]["user"]["type"] = json!("User");
-    e["repository"] = repo("org/app");
-    e["sender"]["login"] = json!(who);
-    e
 }
 
 /// A fake GitHub: `writer` may write, the bot is `flux-bot`, pull request #7 is `pr`, and the
@@ -143,7 +121,7 @@ async fn the_gitlab_route_never_handles_a_github_event() {
         ],
     );
     // Whoever holds the GitLab token writes a GitHub-shaped destroy as "writer".
-    let body = comment("writer", "/destroy-ephemeral").to_string();
+    let body = github_comment("org/app", 7, "writer", "/destroy-ephemeral").to_string();
     let port = s.port;
     let out = tokio::task::spawn_blocking(move || {
         let token = ("X-Gitlab-Token", GL_TOKEN.to_string());
@@ -278,7 +256,7 @@ async fn only_the_bots_own_comment_is_edited() {
             ("GITHUB_TOKEN", TOKEN.into()),
         ],
     );
-    let body = comment("writer", "/deploy-ephemeral").to_string();
+    let body = github_comment("org/app", 7, "writer", "/deploy-ephemeral").to_string();
     let port = s.port;
     let (status, text) = tokio::task::spawn_blocking(move || {
         let headers = github_headers("issue_comment", &body);
@@ -372,7 +350,12 @@ async fn huge_times_to_live_are_refused_and_never_crash_cleanup() {
         &env,
         &daemon,
         "issue_comment",
-        &comment("writer", "/deploy-ephemeral ttl=500000000000y"),
+        &github_comment(
+            "org/app",
+            7,
+            "writer",
+            "/deploy-ephemeral ttl=500000000000y",
+        ),
         &api,
         &[],
     )
@@ -422,7 +405,7 @@ async fn a_dry_run_writes_nothing_to_the_forge() {
         &env,
         &daemon,
         "issue_comment",
-        &comment("writer", "/deploy-ephemeral"),
+        &github_comment("org/app", 7, "writer", "/deploy-ephemeral"),
         &api,
         &["--dry-run"],
     )
@@ -454,7 +437,7 @@ async fn a_command_inside_a_longer_fence_is_not_run() {
         &env,
         &daemon,
         "issue_comment",
-        &comment("writer", body),
+        &github_comment("org/app", 7, "writer", body),
         &api,
         &[],
     )
@@ -478,7 +461,7 @@ async fn closed_and_merged_pull_requests_are_not_deployed() {
             &env,
             &daemon,
             "issue_comment",
-            &comment("writer", "/deploy-ephemeral"),
+            &github_comment("org/app", 7, "writer", "/deploy-ephemeral"),
             &api,
             &[],
         )
@@ -501,10 +484,10 @@ async fn shas_are_checked_before_they_reach_a_path() {
         return;
     };
     let api = fake_github(pull_request("open", false), json!([])).await;
-    let mut e = fixture("pull_request.synchronize.payload.json");
+    let mut e = fixture("github/pull_request.synchronize.payload.json");
     e["pull_request"] = pull_request("open", false);
     e["pull_request"]["head"]["sha"] = json!("../../../user/repos");
-    e["repository"] = repo("org/app");
+    e["repository"] = github_repo("org/app");
     e["sender"]["login"] = json!("writer");
     handle(&env, &daemon, "pull_request", &e, &api, &[])
         .await
@@ -517,7 +500,7 @@ async fn shas_are_checked_before_they_reach_a_path() {
         &env,
         &daemon,
         "issue_comment",
-        &comment("writer", "/deploy-ephemeral"),
+        &github_comment("org/app", 7, "writer", "/deploy-ephemeral"),
         &api,
         &[],
     )

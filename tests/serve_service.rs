@@ -19,21 +19,7 @@ use support::TestEnv;
 const SHA: &str = "ec26c3e57ca3a959ca5aad62de7213c562f8c821";
 
 fn comment(number: u64, body: &str) -> String {
-    let text = std::fs::read_to_string(format!(
-        "{}/tests/fixtures/github/issue_comment.created.payload.json",
-        support::ROOT
-    ))
-    .unwrap();
-    let mut e: Value = serde_json::from_str(&text).unwrap();
-    e["issue"]["number"] = json!(number);
-    e["issue"]["pull_request"] =
-        json!({"url": format!("https://api.github.com/repos/org/app/pulls/{number}")});
-    e["comment"]["body"] = json!(body);
-    e["comment"]["user"]["login"] = json!("writer");
-    e["comment"]["user"]["type"] = json!("User");
-    e["repository"] =
-        json!({"full_name": "org/app", "clone_url": "https://github.com/org/app.git"});
-    e.to_string()
+    support::payloads::github_comment("org/app", number, "writer", body).to_string()
 }
 
 fn branch(n: u64) -> String {

@@ -5,6 +5,7 @@
 
 pub mod fake_forges;
 pub mod fake_kube;
+pub mod payloads;
 pub mod servers;
 pub mod serving;
 
