@@ -10,7 +10,7 @@ use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::json;
 use support::fake_forges::{github_pull, FakeGitHub};
 use support::servers::git_daemon;
 use support::serving::{github_headers, request, Serving};
