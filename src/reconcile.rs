@@ -96,7 +96,18 @@ pub fn first_snapshot(store: &Store, config: &mut ConfigSource) -> Result<Snapsh
 
 /// The names of the applications the configuration lists (none without a list).
 pub fn application_names(store: &Store, config: &ConfigSource) -> Result<Vec<String>> {
-    let file = match &config.local {
+    Ok(read_config(store, config)?
+        .applications
+        .unwrap_or_default()
+        .into_iter()
+        .map(|a| a.name)
+        .collect())
+}
+
+/// The configuration file as it is (`--config`, else the target branch's), before any application
+/// is chosen: one fetch.
+pub fn read_config(store: &Store, config: &ConfigSource) -> Result<FileConfig> {
+    Ok(match &config.local {
         Some((c, _)) => c.clone(),
         None => {
             let branch = target_branch(store, config)?;
@@ -106,13 +117,7 @@ pub fn application_names(store: &Store, config: &ConfigSource) -> Result<Vec<Str
                 None => FileConfig::default(),
             }
         }
-    };
-    Ok(file
-        .applications
-        .unwrap_or_default()
-        .into_iter()
-        .map(|a| a.name)
-        .collect())
+    })
 }
 
 /// Read the target branch, resolve the configuration, and read the instances directory.

@@ -85,36 +85,53 @@ impl Worker {
     /// Readiness: the GitOps repository can be read, and the forge of every configured
     /// application answers.
     fn check(&self, store: &Store, config: &ConfigSource) {
-        let mut config = config.clone();
-        if let Ok(Some(first)) = crate::reconcile::application_names(store, &config)
-            .map(|names| names.into_iter().next())
-        {
-            config.flags.app = Some(first);
-        }
-        let ok = match first_snapshot(store, &mut config) {
-            Err(e) => {
+        let ok = match self.unready(store, config) {
+            None => true,
+            Some(e) => {
                 tracing::warn!("not ready: {e}");
                 false
             }
-            Ok(snap) => match crate::service::resync::listing(
-                &snap.settings,
-                self.handler.gitlab_url.as_deref(),
-            ) {
-                Ok(Some((forge, _))) => match forge.ping() {
-                    Ok(()) => true,
-                    Err(e) => {
-                        tracing::warn!("not ready: {e}");
-                        false
-                    }
-                },
-                Ok(None) => true,
-                Err(e) => {
-                    tracing::warn!("not ready: {e}");
-                    false
-                }
-            },
         };
         self.ready.store(ok, Ordering::SeqCst);
+    }
+
+    /// Why the service is not ready: one fetch of the GitOps repository, then the forge of every
+    /// configured application (each listed one, or the one) must answer.
+    fn unready(&self, store: &Store, config: &ConfigSource) -> Option<crate::error::Error> {
+        let file = match crate::reconcile::read_config(store, config) {
+            Ok(f) => f,
+            Err(e) => return Some(e),
+        };
+        let names: Vec<Option<String>> = match &file.applications {
+            Some(list) => list.iter().map(|a| Some(a.name.clone())).collect(),
+            None => vec![None],
+        };
+        for app in names {
+            let flags = crate::config::FileConfig {
+                app,
+                ..config.flags.clone()
+            };
+            let origin = crate::apps::Origin {
+                app: flags.app.clone(),
+                ..Default::default()
+            };
+            let settings = match crate::config::Settings::resolve_for(file.clone(), flags, &origin)
+            {
+                Ok(s) => s,
+                Err(e) => return Some(e),
+            };
+            let gitlab_url = self.handler.gitlab_url.as_deref();
+            match crate::service::resync::listing(&settings, gitlab_url) {
+                Ok(Some((forge, _))) => {
+                    if let Err(e) = forge.ping() {
+                        return Some(e);
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => return Some(e),
+            }
+        }
+        None
     }
 
     /// Repair what the webhooks missed, for every application.
