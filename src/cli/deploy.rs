@@ -3,7 +3,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::args::{EnvArgs, GitOpsArgs};
-use super::flags::{ArtifactArgs, NotifyArgs, WaitArgs};
+use super::flags::StepArgs;
 use crate::error::Result;
 use crate::output::Format;
 use crate::service::environment::{self as ops, Mode};
@@ -29,11 +29,7 @@ pub struct DeployCmd {
     #[command(flatten)]
     gitops: GitOpsArgs,
     #[command(flatten)]
-    artifact: ArtifactArgs,
-    #[command(flatten)]
-    notify: NotifyArgs,
-    #[command(flatten)]
-    wait: WaitArgs,
+    steps: StepArgs,
     /// Also write DYNAMIC_ENVIRONMENT_URL, FLUX_EPHEMERAL_SLUG, _NAME and _NAMESPACE to this
     /// dotenv file (publish it as artifacts:reports:dotenv in GitLab)
     #[arg(long, value_name = "FILE")]
@@ -54,11 +50,7 @@ impl DeployCmd {
         ops::deploy(
             &super::args::repo(&self.gitops.repo, &self.gitops.settings)?,
             &self.env.input()?,
-            &ops::Steps {
-                artifact: &self.artifact.options(),
-                notify: &self.notify.options(),
-                wait: Some(&self.wait.options()),
-            },
+            &self.steps.steps(),
             &mode,
         )
     }

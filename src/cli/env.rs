@@ -3,7 +3,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::args::GitOpsArgs;
-use super::flags::{ArtifactArgs, NotifyArgs, WaitArgs};
+use super::flags::StepArgs;
 use crate::error::Result;
 use crate::output::Format;
 use crate::service::environment::{self as ops, Mode};
@@ -23,11 +23,7 @@ pub struct EnvCmd {
     #[command(flatten)]
     gitops: GitOpsArgs,
     #[command(flatten)]
-    artifact: ArtifactArgs,
-    #[command(flatten)]
-    notify: NotifyArgs,
-    #[command(flatten)]
-    wait: WaitArgs,
+    steps: StepArgs,
     /// Also write DYNAMIC_ENVIRONMENT_URL, FLUX_EPHEMERAL_SLUG, _NAME and _NAMESPACE to this dotenv file
     #[arg(long, value_name = "FILE")]
     dotenv: Option<PathBuf>,
@@ -43,11 +39,7 @@ impl EnvCmd {
         };
         ops::environment_job(
             &super::args::repo(&self.gitops.repo, &self.gitops.settings)?,
-            &ops::Steps {
-                artifact: &self.artifact.options(),
-                notify: &self.notify.options(),
-                wait: Some(&self.wait.options()),
-            },
+            &self.steps.steps(),
             &mode,
         )
     }

@@ -100,3 +100,25 @@ impl WaitArgs {
         }
     }
 }
+
+/// What a deploy does besides its commit: an artifact before it, Flux notified and waited for
+/// after it.
+#[derive(Debug, Clone, Args)]
+pub struct StepArgs {
+    #[command(flatten)]
+    pub artifact: ArtifactArgs,
+    #[command(flatten)]
+    pub notify: NotifyArgs,
+    #[command(flatten)]
+    pub wait: WaitArgs,
+}
+
+impl StepArgs {
+    pub fn steps(&self) -> crate::service::environment::Steps {
+        crate::service::environment::Steps {
+            artifact: self.artifact.options(),
+            notify: self.notify.options(),
+            wait: Some(self.wait.options()),
+        }
+    }
+}

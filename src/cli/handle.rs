@@ -3,7 +3,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::args::GitOpsArgs;
-use super::flags::{ArtifactArgs, NotifyArgs, WaitArgs};
+use super::flags::StepArgs;
 use crate::error::{Error, Result};
 use crate::events::Forge;
 use crate::output::Format;
@@ -41,11 +41,7 @@ pub struct HandleCmd {
     #[command(flatten)]
     gitops: GitOpsArgs,
     #[command(flatten)]
-    artifact: ArtifactArgs,
-    #[command(flatten)]
-    notify: NotifyArgs,
-    #[command(flatten)]
-    wait: WaitArgs,
+    steps: StepArgs,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -71,9 +67,9 @@ impl HandleCmd {
         let handler = Handler {
             repo: super::args::repo(&self.gitops.repo, &self.gitops.settings)?,
             gitlab_url: self.gitlab_url.clone(),
-            artifact: self.artifact.options(),
-            notify: self.notify.options(),
-            wait: Some(self.wait.options()),
+            artifact: self.steps.artifact.options(),
+            notify: self.steps.notify.options(),
+            wait: Some(self.steps.wait.options()),
         };
         let name = self.event_name.as_deref();
         handler.handle(self.forge(name), name, &body, &mode)

@@ -186,10 +186,11 @@ pub fn destroy_intent(input: &EnvInput) -> impl FnMut(&Snapshot) -> Result<Wante
 }
 
 /// What a deploy does besides the commit: push an artifact first, notify Flux and wait after.
-pub struct Steps<'a> {
-    pub artifact: &'a ArtifactOptions,
-    pub notify: &'a NotifyOptions,
-    pub wait: Option<&'a WaitOptions>,
+#[derive(Debug, Clone, Default)]
+pub struct Steps {
+    pub artifact: ArtifactOptions,
+    pub notify: NotifyOptions,
+    pub wait: Option<WaitOptions>,
 }
 
 pub fn deploy(repo: &Repo, input: &EnvInput, steps: &Steps, mode: &Mode) -> Result<()> {
@@ -218,7 +219,10 @@ pub fn deploy(repo: &Repo, input: &EnvInput, steps: &Steps, mode: &Mode) -> Resu
         report.commit.as_deref(),
         mode.dry_run,
     );
-    let waited = match (steps.wait.filter(|w| w.wait), report.plan.outcomes.first()) {
+    let waited = match (
+        steps.wait.as_ref().filter(|w| w.wait),
+        report.plan.outcomes.first(),
+    ) {
         (Some(w), Some(o)) if !mode.dry_run => {
             let content = o
                 .rendered
@@ -295,7 +299,7 @@ pub fn environment_job(repo: &Repo, steps: &Steps, mode: &Mode) -> Result<()> {
     let input = EnvInput::default().with_ci(Some(ci))?;
     match action {
         EnvAction::Start => deploy(repo, &input, steps, mode),
-        EnvAction::Stop => destroy(repo, &input, steps.notify, mode),
+        EnvAction::Stop => destroy(repo, &input, &steps.notify, mode),
         EnvAction::Other => {
             print_ignored(
                 mode.format,
