@@ -80,8 +80,13 @@ impl Error {
     pub fn config(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Config, message)
     }
+    /// A remote system failed. Its message usually quotes that system's words, so it is cut
+    /// short and its control characters escaped (see [`crate::redact::remote_text`]).
     pub fn remote(message: impl Into<String>) -> Self {
-        Self::new(ErrorKind::Remote, message)
+        Self::new(
+            ErrorKind::Remote,
+            crate::redact::remote_text(&message.into(), 4 * crate::redact::REMOTE_TEXT_MAX),
+        )
     }
     pub fn conflict(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Conflict, message)

@@ -32,5 +32,6 @@ pub mod replies;
 pub mod server;
 pub mod service;
 pub mod slug;
+pub mod template_guard;
 pub mod webhook;
 pub mod yaml_quote;

@@ -35,6 +35,35 @@ impl fmt::Display for Secret {
     }
 }
 
+/// Text that came from another system (a registry's error body, a forge's message, a Kubernetes
+/// condition), made safe to print: at most `max` characters (then `…`), every control character
+/// (newlines too, so nothing can start a CI workflow command such as `::warning::` on a line of its
+/// own, and no terminal escape gets through) written as an escape.
+pub fn remote_text(text: &str, max: usize) -> String {
+    let mut out = String::with_capacity(text.len().min(max) + 8);
+    for (n, c) in text.chars().enumerate() {
+        if n == max {
+            out.push('…');
+            break;
+        }
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push(' '),
+            c if c.is_control()
+                || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') =>
+            {
+                out.push_str(&c.escape_unicode().to_string())
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// How much of a remote system's text an error message keeps.
+pub const REMOTE_TEXT_MAX: usize = 600;
+
 /// `https://user:token@host/x` → `https://user:***@host/x`, `user:pw@host:path` →
 /// `user:***@host:path`, `file://user:pw@host/x` likewise; anything else unchanged.
 pub fn redact_url(url: &str) -> String {

@@ -97,13 +97,13 @@ impl Renderer {
         for f in SEALED_FUNCTIONS {
             tera.register_function(f, sealed(f));
         }
-        tera.add_raw_template(MAIN, source).map_err(|e| {
-            Error::config(format!("template {template_name}: {}", tera_message(&e)))
-        })?;
+        // ... and it must not be able to take the service down (recursion, unbounded output).
+        tera.register_function("range", crate::template_guard::capped_range);
+        add_guarded(&mut tera, MAIN, source)
+            .map_err(|e| Error::config(format!("template {template_name}: {e}")))?;
         if let Some(url) = &settings.preview_url {
-            tera.add_raw_template(URL, url).map_err(|e| {
-                Error::config(format!("preview_url template: {}", tera_message(&e)))
-            })?;
+            add_guarded(&mut tera, URL, url)
+                .map_err(|e| Error::config(format!("preview_url template: {e}")))?;
         }
         for (what, value) in [
             ("prefix", &settings.prefix),
@@ -209,18 +209,18 @@ impl Renderer {
         ctx.insert("annotations", &annotations_for(spec, deployed_at));
 
         let preview_url = match &s.preview_url {
-            Some(_) => Some(self.tera.render(URL, &ctx).map_err(|e| {
-                Error::config(format!("preview_url template: {}", tera_message(&e)))
-            })?),
+            Some(_) => Some(
+                crate::template_guard::render(&self.tera, URL, &ctx, MAX_URL)
+                    .map_err(|e| Error::config(format!("preview_url template: {e}")))?,
+            ),
             None => spec.preview_url.clone(),
         };
         let url = preview_url.clone().unwrap_or_default();
         ctx.insert("preview_host", &host_of(&url));
         ctx.insert("preview_url", &url);
 
-        let mut content = self.tera.render(MAIN, &ctx).map_err(|e| {
-            Error::config(format!("template {}: {}", self.template, tera_message(&e)))
-        })?;
+        let mut content = crate::template_guard::render(&self.tera, MAIN, &ctx, MAX_SYNC_FILE)
+            .map_err(|e| Error::config(format!("template {}: {e}", self.template)))?;
         if !content.ends_with('\n') {
             content.push('\n');
         }
@@ -269,7 +269,22 @@ fn sealed(name: &'static str) -> impl tera::Function {
     }
 }
 
-fn tera_message(e: &tera::Error) -> String {
+/// The longest preview URL a `preview_url` template may render.
+const MAX_URL: usize = 2048;
+/// The largest sync file a template may render (Kubernetes objects are at most 1.5 MB).
+const MAX_SYNC_FILE: usize = 1024 * 1024;
+
+/// Parse `source` as template `name` after checking it against the limits of
+/// [`crate::template_guard`].
+fn add_guarded(tera: &mut Tera, name: &str, source: &str) -> std::result::Result<(), String> {
+    crate::template_guard::check_source(source)?;
+    let parsed = tera::Template::new(name, None, source).map_err(|e| tera_message(&e))?;
+    crate::template_guard::check_ast(&parsed.ast)?;
+    tera.add_raw_template(name, source)
+        .map_err(|e| tera_message(&e))
+}
+
+pub(crate) fn tera_message(e: &tera::Error) -> String {
     let mut msg = e.to_string();
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {

@@ -18,6 +18,16 @@ pub fn removed_by_cleanup(s: &Stale, p: &Prefixes) -> String {
     )
 }
 
+/// The commit status on a head that resync did not deploy (at most 140 characters: GitHub's
+/// limit for a status description).
+pub fn outdated(deployed_sha: &str, deploy: &str) -> String {
+    let short: String = deployed_sha.chars().take(12).collect();
+    format!("Preview is at {short}, not this commit: comment {deploy} to update it")
+        .chars()
+        .take(140)
+        .collect()
+}
+
 /// What a deploy did.
 pub struct Deployed<'a> {
     pub slug: &'a str,

@@ -67,8 +67,14 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
     }
 }
 
+/// `HOST:PORT` of the test registry: what --insecure-registry and REGISTRY_HOST name.
+fn host(registry: &Server) -> String {
+    format!("127.0.0.1:{}", registry.port)
+}
+
 fn deploy(env: &TestEnv, registry: &Server, dir: &Path, extra: &[&str], password: &str) -> Run {
     let url = format!("{}/org/app/manifests", registry.url);
+    let host = host(registry);
     let mut args = vec![
         "deploy",
         "--repo",
@@ -82,13 +88,18 @@ fn deploy(env: &TestEnv, registry: &Server, dir: &Path, extra: &[&str], password
         "--artifact-url",
         &url,
         "--insecure-registry",
+        &host,
         "--output",
         "json",
     ];
     args.extend_from_slice(extra);
     env.run_with(
         &args,
-        &[("REGISTRY_USERNAME", USER), ("REGISTRY_PASSWORD", password)],
+        &[
+            ("REGISTRY_USERNAME", USER),
+            ("REGISTRY_PASSWORD", password),
+            ("REGISTRY_HOST", &host),
+        ],
     )
 }
 
@@ -269,11 +280,18 @@ fn cleanup_prunes_the_artifacts_of_what_it_removes() {
                 "--repo",
                 env.remote.to_str().unwrap(),
                 "--prune-artifacts",
+                "--artifact-url",
+                &format!("{}/org/app/manifests", registry.url),
                 "--insecure-registry",
+                &host(&registry),
                 "--output",
                 "json",
             ],
-            &[("REGISTRY_USERNAME", USER), ("REGISTRY_PASSWORD", PASSWORD)],
+            &[
+                ("REGISTRY_USERNAME", USER),
+                ("REGISTRY_PASSWORD", PASSWORD),
+                ("REGISTRY_HOST", &host(&registry)),
+            ],
         )
         .ok()
         .json();
@@ -303,7 +321,12 @@ fn source_oci_in_the_configuration() {
         "previews from artifacts",
     );
     let repo = env.remote.to_str().unwrap();
-    let creds = [("REGISTRY_USERNAME", USER), ("REGISTRY_PASSWORD", PASSWORD)];
+    let host = host(&registry);
+    let creds = [
+        ("REGISTRY_USERNAME", USER),
+        ("REGISTRY_PASSWORD", PASSWORD),
+        ("REGISTRY_HOST", host.as_str()),
+    ];
     // Without a directory there is nothing to deploy: said clearly, nothing committed.
     let head = env.head();
     env.run_with(&["deploy", "--repo", repo, "--branch", BRANCH], &creds)
@@ -320,6 +343,7 @@ fn source_oci_in_the_configuration() {
                 "--artifact",
                 dir.to_str().unwrap(),
                 "--insecure-registry",
+                &host,
                 "--output",
                 "json",
             ],
@@ -335,4 +359,244 @@ fn source_oci_in_the_configuration() {
         env.docs(out["slug"].as_str().unwrap())[0]["kind"],
         "OCIRepository"
     );
+}
+
+/// A registry that answers every request with `answer` (or stays silent when it is empty) and
+/// records each request's head: the `Authorization` headers it was sent are what it learned.
+fn recording_registry(
+    answer: &'static str,
+) -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(50) {
+            let Ok(mut s) = stream else { continue };
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && s.read(&mut byte).unwrap_or(0) == 1 {
+                head.push(byte[0]);
+            }
+            log.lock()
+                .unwrap()
+                .push(String::from_utf8_lossy(&head).into_owned());
+            if answer.is_empty() {
+                std::thread::sleep(std::time::Duration::from_secs(30));
+                continue;
+            }
+            let _ = s.write_all(answer.as_bytes());
+        }
+    });
+    (port, seen)
+}
+
+const BASIC_CHALLENGE: &str = "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"r\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+
+fn deploy_to(env: &TestEnv, dir: &Path, host: &str, extra_env: &[(&str, &str)]) -> Run {
+    let url = format!("oci://{host}/org/app/manifests");
+    let mut vars = vec![("REGISTRY_USERNAME", USER), ("REGISTRY_PASSWORD", PASSWORD)];
+    vars.extend_from_slice(extra_env);
+    env.run_with(
+        &[
+            "deploy",
+            "--repo",
+            env.remote.to_str().unwrap(),
+            "--branch",
+            BRANCH,
+            "--sha",
+            SHA,
+            "--artifact",
+            dir.to_str().unwrap(),
+            "--artifact-url",
+            &url,
+            "--insecure-registry",
+            host,
+        ],
+        &vars,
+    )
+}
+
+#[test]
+fn registry_credentials_go_only_to_their_host_and_only_when_challenged() {
+    let env = TestEnv::new();
+    let dir = env.path("rendered");
+    manifests(&dir);
+    let (port, seen) = recording_registry(BASIC_CHALLENGE);
+    let host = format!("127.0.0.1:{port}");
+    // Bound to another host: this registry learns nothing, however it asks.
+    let out = deploy_to(
+        &env,
+        &dir,
+        &host,
+        &[("REGISTRY_HOST", "registry.example.com")],
+    );
+    assert_eq!(out.code, 4, "{out:?}");
+    let heads = seen.lock().unwrap().clone();
+    assert!(!heads.is_empty());
+    assert!(
+        heads
+            .iter()
+            .all(|h| !h.to_ascii_lowercase().contains("authorization")),
+        "{heads:?}"
+    );
+    // Bound to this host: the first request is anonymous; they follow only its challenge.
+    seen.lock().unwrap().clear();
+    let out = deploy_to(&env, &dir, &host, &[("REGISTRY_HOST", host.as_str())]);
+    assert_eq!(out.code, 4, "{out:?}");
+    let heads = seen.lock().unwrap().clone();
+    assert!(
+        !heads[0].to_ascii_lowercase().contains("authorization"),
+        "{heads:?}"
+    );
+    assert!(
+        heads
+            .iter()
+            .any(|h| h.to_ascii_lowercase().contains("authorization: basic")),
+        "{heads:?}"
+    );
+    // Without REGISTRY_HOST they go nowhere, and the error says what to set.
+    let out = env.run_with(
+        &[
+            "deploy",
+            "--repo",
+            env.remote.to_str().unwrap(),
+            "--branch",
+            BRANCH,
+            "--artifact",
+            dir.to_str().unwrap(),
+            "--artifact-url",
+            &format!("oci://{host}/org/app/manifests"),
+        ],
+        &[("REGISTRY_USERNAME", USER), ("REGISTRY_PASSWORD", PASSWORD)],
+    );
+    assert_eq!(out.code, 3, "{out:?}");
+    assert!(out.stderr.contains("REGISTRY_HOST"), "{out:?}");
+}
+
+#[test]
+fn a_silent_registry_times_out_and_hostile_error_text_is_escaped() {
+    let env = TestEnv::new();
+    let dir = env.path("rendered");
+    manifests(&dir);
+    let (port, _) = recording_registry("");
+    let host = format!("127.0.0.1:{port}");
+    let start = std::time::Instant::now();
+    let out = deploy_to(
+        &env,
+        &dir,
+        &host,
+        &[
+            ("REGISTRY_HOST", host.as_str()),
+            ("FLUX_EPHEMERAL_REGISTRY_TIMEOUT", "2s"),
+        ],
+    );
+    assert_eq!(out.code, 4, "{out:?}");
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(20),
+        "{:?}",
+        start.elapsed()
+    );
+    // A registry whose error body carries a workflow command and a terminal escape.
+    let (port, _) = recording_registry(
+        "HTTP/1.1 500 Oops\r\nContent-Type: text/plain\r\nContent-Length: 44\r\nConnection: close\r\n\r\nboom\n::warning::pwned\n\x1b[31mred\x1b[0m and more",
+    );
+    let host = format!("127.0.0.1:{port}");
+    let out = deploy_to(&env, &dir, &host, &[("REGISTRY_HOST", host.as_str())]);
+    assert_eq!(out.code, 4, "{out:?}");
+    for text in [&out.stdout, &out.stderr] {
+        assert!(!text.contains('\x1b'), "{out:?}");
+        assert!(
+            !text.lines().any(|l| l.trim_start().starts_with("::")),
+            "{out:?}"
+        );
+    }
+}
+
+#[test]
+fn pruning_deletes_only_what_the_tool_pushed_to_the_configured_repository() {
+    let Some((env, registry, dir)) = setup() else {
+        return;
+    };
+    let host = host(&registry);
+    let creds = [
+        ("REGISTRY_USERNAME", USER),
+        ("REGISTRY_PASSWORD", PASSWORD),
+        ("REGISTRY_HOST", host.as_str()),
+    ];
+    // "Production": an artifact in org/prod/web, recorded by an expiring environment (as a
+    // hand-written sync file could record it).
+    let prod = env
+        .run_with(
+            &[
+                "deploy",
+                "--repo",
+                env.remote.to_str().unwrap(),
+                "--branch",
+                "release",
+                "--sha",
+                SHA,
+                "--artifact",
+                dir.to_str().unwrap(),
+                "--artifact-url",
+                &format!("{}/org/prod/web", registry.url),
+                "--insecure-registry",
+                &host,
+                "--ttl",
+                "1s",
+                "--output",
+                "json",
+            ],
+            &creds,
+        )
+        .ok()
+        .json();
+    let prod_digest = prod["digest"].as_str().unwrap().to_string();
+    // Two previews of the same commit share one digest; one expires, one stays.
+    let one = deploy(
+        &env,
+        &registry,
+        &dir,
+        &["--slug", "one", "--ttl", "1s"],
+        PASSWORD,
+    )
+    .ok()
+    .json();
+    let two = deploy(&env, &registry, &dir, &["--slug", "two"], PASSWORD)
+        .ok()
+        .json();
+    assert_eq!(
+        one["digest"], two["digest"],
+        "the same commit, the same digest"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let out = env
+        .run_with(
+            &[
+                "cleanup",
+                "--repo",
+                env.remote.to_str().unwrap(),
+                "--prune-artifacts",
+                "--artifact-url",
+                &format!("{}/org/app/manifests", registry.url),
+                "--insecure-registry",
+                &host,
+                "--output",
+                "json",
+            ],
+            &creds,
+        )
+        .ok()
+        .json();
+    assert_eq!(out["removed"].as_array().unwrap().len(), 2, "{out}");
+    assert_eq!(out["pruned_artifacts"], 0, "{out}");
+    let accept = "application/vnd.oci.image.manifest.v1+json";
+    let (status, head, _) = get(
+        &registry,
+        &format!("/v2/org/prod/web/manifests/{prod_digest}"),
+        accept,
+    );
+    assert_eq!(status, 200, "production is never pruned: {head}");
+    let (status, head, _) = get(&registry, "/v2/org/app/manifests/manifests/two", accept);
+    assert_eq!(status, 200, "the kept preview's artifact stays: {head}");
 }

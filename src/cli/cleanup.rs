@@ -61,9 +61,14 @@ pub struct CleanupCmd {
     /// that (a failure is a warning). Credentials as for deploy --artifact
     #[arg(long)]
     prune_artifacts: bool,
-    /// The artifacts' registry is plain HTTP (loopback tests)
-    #[arg(long)]
-    insecure_registry: bool,
+    /// The repository the artifacts were pushed to, oci://HOST/REPOSITORY (else the
+    /// configuration's artifact_url). Only what the tool pushed there, under an environment's own
+    /// tag, is pruned: never a reference read from a sync file
+    #[arg(long, env = "FLUX_EPHEMERAL_ARTIFACT_URL", value_name = "URL")]
+    artifact_url: Option<String>,
+    /// The artifacts' registry host is plain HTTP (HOST[:PORT]; loopback tests)
+    #[arg(long, value_name = "HOST")]
+    insecure_registry: Option<String>,
     #[command(flatten)]
     notify: super::flags::NotifyArgs,
     /// With an `applications` list: clean up every application, each with its own forge listing
@@ -87,7 +92,8 @@ impl CleanupCmd {
             no_comment: self.no_comment,
             dry_run: self.dry_run,
             prune_artifacts: self.prune_artifacts,
-            insecure_registry: self.insecure_registry,
+            insecure_registry: self.insecure_registry.clone(),
+            artifact_url: self.artifact_url.clone(),
             notify: self.notify.options(),
             all_applications: self.all_applications,
         }

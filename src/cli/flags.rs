@@ -17,14 +17,14 @@ pub struct ArtifactArgs {
     #[arg(long, env = "FLUX_EPHEMERAL_ARTIFACT", value_name = "DIR")]
     pub artifact: Option<PathBuf>,
     /// Where to push it: oci://HOST[:PORT]/REPOSITORY; the tag is the environment's slug
-    /// (config: artifact_url). Credentials: REGISTRY_USERNAME/REGISTRY_PASSWORD, in GitLab CI
+    /// (config: artifact_url). Credentials: REGISTRY_USERNAME/REGISTRY_PASSWORD for REGISTRY_HOST, in GitLab CI
     /// CI_REGISTRY_USER/CI_REGISTRY_PASSWORD, or Docker's config.json
     #[arg(long, env = "FLUX_EPHEMERAL_ARTIFACT_URL", value_name = "URL")]
     pub artifact_url: Option<String>,
-    /// Talk plain HTTP to the registry (a registry on loopback for tests; the OCIRepository then
-    /// says insecure: true)
-    #[arg(long)]
-    pub insecure_registry: bool,
+    /// Talk plain HTTP to this registry host (HOST[:PORT]; a registry on loopback for tests; the
+    /// OCIRepository then says insecure: true). Any other host is HTTPS only
+    #[arg(long, value_name = "HOST")]
+    pub insecure_registry: Option<String>,
 }
 
 impl ArtifactArgs {
@@ -32,7 +32,7 @@ impl ArtifactArgs {
         ArtifactOptions {
             artifact: self.artifact.clone(),
             artifact_url: self.artifact_url.clone(),
-            insecure_registry: self.insecure_registry,
+            insecure_registry: self.insecure_registry.clone(),
         }
     }
 }

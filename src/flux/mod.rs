@@ -42,12 +42,15 @@ impl WaitOutcome {
         }
     }
 
+    /// One line; Flux's words in it (they come from the cluster or the forge) are cut short and
+    /// escaped.
     pub fn describe(&self) -> String {
+        let message = crate::redact::remote_text(&self.message, crate::redact::REMOTE_TEXT_MAX);
         match self.state {
             WaitState::Ready => format!("ready in {:.1} s", self.seconds),
-            WaitState::Failed => format!("failed in Flux: {}", self.message),
+            WaitState::Failed => format!("failed in Flux: {message}"),
             WaitState::TimedOut => {
-                format!("not ready after {:.0} s: {}", self.seconds, self.message)
+                format!("not ready after {:.0} s: {message}", self.seconds)
             }
         }
     }

@@ -1,6 +1,8 @@
-//! Registry credentials as people already have them: REGISTRY_USERNAME/REGISTRY_PASSWORD, in
-//! GitLab CI CI_REGISTRY_USER/CI_REGISTRY_PASSWORD for CI_REGISTRY, or Docker's config.json
-//! (DOCKER_CONFIG, ~/.docker/config.json, `auths`). Never from argv; never printed.
+//! Registry credentials as people already have them: REGISTRY_USERNAME/REGISTRY_PASSWORD for the
+//! host REGISTRY_HOST, in GitLab CI CI_REGISTRY_USER/CI_REGISTRY_PASSWORD for CI_REGISTRY, or
+//! Docker's config.json (DOCKER_CONFIG, ~/.docker/config.json, `auths`). Each set is bound to its
+//! host: a reference to any other host (from a sync file, a configuration) gets none of them.
+//! Never from argv; never printed.
 
 use base64::Engine;
 
@@ -30,12 +32,28 @@ pub fn resolve(
 ) -> Result<Option<Credentials>> {
     let get = |k: &str| var(k).filter(|v| !v.is_empty());
     if let (Some(u), Some(p)) = (get("REGISTRY_USERNAME"), get("REGISTRY_PASSWORD")) {
+        let host = get("REGISTRY_HOST").ok_or_else(|| {
+            Error::config(
+                "REGISTRY_USERNAME/REGISTRY_PASSWORD are set but REGISTRY_HOST is not: set REGISTRY_HOST to the registry they are for (HOST[:PORT]); they are sent to no other",
+            )
+        })?;
+        if !same_host(&host, registry) {
+            return from_ci_or_docker(registry, &get, read_file);
+        }
         return Ok(Some(Credentials {
             username: u,
             password: Secret::new(p),
             origin: "REGISTRY_USERNAME/REGISTRY_PASSWORD",
         }));
     }
+    from_ci_or_docker(registry, &get, read_file)
+}
+
+fn from_ci_or_docker(
+    registry: &str,
+    get: &dyn Fn(&str) -> Option<String>,
+    read_file: &dyn Fn(&std::path::Path) -> Option<String>,
+) -> Result<Option<Credentials>> {
     if get("CI_REGISTRY").is_some_and(|r| same_host(&r, registry)) {
         if let (Some(u), Some(p)) = (get("CI_REGISTRY_USER"), get("CI_REGISTRY_PASSWORD")) {
             return Ok(Some(Credentials {
@@ -126,9 +144,21 @@ mod tests {
         let both = [
             ("REGISTRY_USERNAME", "u"),
             ("REGISTRY_PASSWORD", "p"),
+            ("REGISTRY_HOST", "r"),
             ("HOME", "/h"),
         ];
         assert_eq!(run(&both, None, "r").unwrap().username, "u");
+        // Bound to their host: a reference elsewhere (a forged sync file) gets none.
+        assert!(run(&both, None, "evil.example").is_none());
+        assert!(run(&both, None, "r.evil.example").is_none());
+        // Without a host they go nowhere, and the error says which setting is missing.
+        let unbound = [("REGISTRY_USERNAME", "u"), ("REGISTRY_PASSWORD", "p")];
+        let vars: HashMap<String, String> = unbound
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let e = resolve("r", &|k| vars.get(k).cloned(), &|_| None).unwrap_err();
+        assert!(e.message.contains("REGISTRY_HOST"), "{e}");
         let ci = [
             ("CI_REGISTRY", "registry.gitlab.com"),
             ("CI_REGISTRY_USER", "gitlab-ci-token"),

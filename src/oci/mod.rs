@@ -53,6 +53,15 @@ impl ArtifactUrl {
     }
 }
 
+/// Whether `--insecure-registry NAMED` names this URL's registry host (only then plain HTTP).
+pub fn insecure_for(named: Option<&str>, url: &ArtifactUrl) -> bool {
+    named.is_some_and(|n| {
+        let n = n.trim();
+        let n = n.split_once("://").map_or(n, |x| x.1).trim_end_matches('/');
+        n.eq_ignore_ascii_case(&url.registry)
+    })
+}
+
 /// A pushed artifact: where, under which tag, and its manifest's digest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pushed {

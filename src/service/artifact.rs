@@ -18,8 +18,8 @@ pub struct ArtifactOptions {
     pub artifact: Option<PathBuf>,
     /// `oci://HOST[:PORT]/REPOSITORY`, else the configuration's `artifact_url`.
     pub artifact_url: Option<String>,
-    /// Plain HTTP to the registry (loopback tests).
-    pub insecure_registry: bool,
+    /// The registry host that is plain HTTP (loopback tests); any other is HTTPS only.
+    pub insecure_registry: Option<String>,
 }
 
 impl ArtifactOptions {
@@ -50,11 +50,12 @@ impl ArtifactOptions {
                 Error::config("no artifact URL: pass --artifact-url oci://HOST/REPOSITORY or set artifact_url in .flux-ephemeral.yaml")
             })?,
         };
+        let insecure = crate::oci::insecure_for(self.insecure_registry.as_deref(), &url);
         // The environment's names, as they will be once the artifact is known.
         let placeholder = ArtifactRef {
             url: url.url(),
             digest: String::new(),
-            insecure: self.insecure_registry,
+            insecure,
         };
         let spec = EnvInput {
             artifact: Some(placeholder),
@@ -86,7 +87,7 @@ impl ArtifactOptions {
             let credentials = crate::oci::auth::resolve(&url.registry, &vars, &|p| {
                 std::fs::read_to_string(p).ok()
             })?;
-            let registry = Registry::new(&url, credentials, self.insecure_registry)?;
+            let registry = Registry::new(&url, credentials, insecure)?;
             let pushed = registry.push(&tag, &packed)?;
             tracing::info!(digest = %pushed.digest, uploaded = pushed.uploaded, "artifact pushed");
             pushed
@@ -95,7 +96,7 @@ impl ArtifactOptions {
             artifact: Some(ArtifactRef {
                 url: url.url(),
                 digest: pushed.digest.clone(),
-                insecure: self.insecure_registry,
+                insecure,
             }),
             ..input.clone()
         };

@@ -40,7 +40,10 @@ pub struct Cleanup {
     pub no_comment: bool,
     pub dry_run: bool,
     pub prune_artifacts: bool,
-    pub insecure_registry: bool,
+    /// The repository the tool pushed artifacts to (else the configuration's `artifact_url`).
+    pub artifact_url: Option<String>,
+    /// The registry host that is plain HTTP (loopback tests).
+    pub insecure_registry: Option<String>,
     pub notify: NotifyOptions,
     pub all_applications: bool,
 }
@@ -179,6 +182,8 @@ impl Cleanup {
         };
         let listed_repository = forge.repository();
         let mut swept: (Vec<Stale>, usize) = (Vec::new(), 0);
+        let mut confirmed = super::confirm::Confirmed::default();
+        let mut remaining: Vec<EnvRecord> = Vec::new();
         let mut intents = |snap: &Snapshot| {
             let app = &snap.settings.application;
             let object_name = |slug: &str| snap.renderer.settings().object_name(slug);
@@ -202,7 +207,29 @@ impl Cleanup {
                 max: snap.settings.max_ttl,
             };
             let now = SystemTime::now();
-            let mut found = stale(&mine, &state, now, policy);
+            let mut found = Vec::new();
+            for s in stale(&mine, &state, now, policy) {
+                // Absent from the listing is not closed: the change itself must say so.
+                let Reason::Closed { id } = &s.reason else {
+                    found.push(s);
+                    continue;
+                };
+                let forge = forge.replies().ok_or_else(|| Error::internal("no forge"))?;
+                if confirmed.closed(forge, id)? {
+                    found.push(s);
+                } else if let Some(r) = mine.iter().find(|r| r.file == s.file) {
+                    let without_listing = ForgeState {
+                        open: None,
+                        ..state.clone()
+                    };
+                    found.extend(stale(
+                        std::slice::from_ref(r),
+                        &without_listing,
+                        now,
+                        policy,
+                    ));
+                }
+            }
             found.extend(stale(&unrecorded, &ForgeState::default(), now, policy));
             let total = mine.len() + unrecorded.len();
             guard(found.len(), total, self.max_deletions, self.force)?;
@@ -217,6 +244,11 @@ impl Cleanup {
                         exact: true,
                     })
                 })
+                .collect();
+            let gone: BTreeSet<&str> = found.iter().map(|s| s.file.as_str()).collect();
+            remaining = records(&snap.files)
+                .into_iter()
+                .filter(|r| !gone.contains(r.file.as_str()))
                 .collect();
             swept = (found, total);
             Ok(intents)
@@ -241,6 +273,15 @@ impl Cleanup {
             ..Tally::default()
         };
         if !self.dry_run && report.commit.is_some() {
+            if self.prune_artifacts {
+                let url = self
+                    .artifact_url
+                    .as_deref()
+                    .map(crate::oci::ArtifactUrl::parse)
+                    .transpose()?
+                    .or(settings.artifact_url.clone());
+                self.prune(url.as_ref(), &removed, &remaining, &mut tally);
+            }
             self.after(
                 &forge,
                 &state,
@@ -265,20 +306,70 @@ impl Cleanup {
         }
     }
 
-    /// Delete one recorded artifact (`oci://HOST/REPOSITORY@sha256:…`).
-    fn prune(&self, recorded: &str) -> Result<()> {
-        let (url, digest) = recorded
-            .rsplit_once('@')
-            .filter(|(_, d)| crate::oci::is_digest(d))
-            .ok_or_else(|| {
-                Error::input(format!("recorded artifact {recorded:?} is not URL@digest"))
+    /// Delete the artifacts the tool pushed for the removed environments: in the configured
+    /// repository only, under each environment's own tag, and only a digest that no remaining
+    /// environment still uses. What a sync file records is never taken as a target: a
+    /// hand-written file cannot point the deletion anywhere. A failure is a warning.
+    fn prune(
+        &self,
+        url: Option<&crate::oci::ArtifactUrl>,
+        removed: &[Stale],
+        remaining: &[EnvRecord],
+        tally: &mut Tally,
+    ) {
+        let removed: Vec<&Stale> = removed.iter().filter(|s| s.artifact.is_some()).collect();
+        if removed.is_empty() {
+            return;
+        }
+        let Some(url) = url else {
+            tally.warnings.push(Error::config(
+                "--prune-artifacts: no artifact repository (set artifact_url or pass --artifact-url): nothing pruned",
+            ));
+            return;
+        };
+        let run = || -> Result<()> {
+            let vars = |k: &str| std::env::var(k).ok();
+            let credentials = crate::oci::auth::resolve(&url.registry, &vars, &|p| {
+                std::fs::read_to_string(p).ok()
             })?;
-        let url = crate::oci::ArtifactUrl::parse(url)?;
-        let vars = |k: &str| std::env::var(k).ok();
-        let credentials =
-            crate::oci::auth::resolve(&url.registry, &vars, &|p| std::fs::read_to_string(p).ok())?;
-        crate::oci::registry::Registry::new(&url, credentials, self.insecure_registry)?
-            .delete(digest)
+            let insecure = crate::oci::insecure_for(self.insecure_registry.as_deref(), url);
+            let registry = crate::oci::registry::Registry::new(url, credentials, insecure)?;
+            // Every digest still in use: the tags of the environments that stay, and what
+            // their files pin.
+            let kept_tags: Vec<String> = remaining
+                .iter()
+                .filter(|r| r.artifact.is_some())
+                .filter_map(|r| crate::model::slug_of_file_name(&r.file).map(str::to_string))
+                .collect();
+            let mut in_use: BTreeSet<String> =
+                registry.digests_of(&kept_tags)?.into_iter().collect();
+            in_use.extend(remaining.iter().filter_map(|r| {
+                r.artifact
+                    .as_deref()?
+                    .rsplit_once('@')
+                    .map(|x| x.1.to_string())
+            }));
+            for s in removed {
+                let Some(tag) = crate::model::slug_of_file_name(&s.file) else {
+                    continue;
+                };
+                let Some(digest) = registry.digest_of(tag)? else {
+                    continue;
+                };
+                if in_use.contains(&digest) {
+                    tracing::info!(slug = %s.slug, %digest, "artifact still used by another environment: not pruned");
+                    continue;
+                }
+                registry.delete(&digest)?;
+                in_use.insert(digest);
+                tally.pruned += 1;
+            }
+            Ok(())
+        };
+        if let Err(e) = run() {
+            tracing::warn!("{e}");
+            tally.warnings.push(e);
+        }
     }
 
     /// Replies and GitLab clean-up after the commit landed.
@@ -305,17 +396,6 @@ impl Cleanup {
                 };
                 match replies.reply(number, &crate::replies::removed_by_cleanup(s, commands)) {
                     Ok(()) => tally.comments += 1,
-                    Err(e) => {
-                        tracing::warn!("{e}");
-                        tally.warnings.push(e);
-                    }
-                }
-            }
-        }
-        if self.prune_artifacts {
-            for a in removed.iter().filter_map(|s| s.artifact.as_deref()) {
-                match self.prune(a) {
-                    Ok(()) => tally.pruned += 1,
                     Err(e) => {
                         tracing::warn!("{e}");
                         tally.warnings.push(e);

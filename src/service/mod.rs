@@ -6,6 +6,7 @@ pub mod after;
 pub mod artifact;
 pub mod chatops;
 pub mod cleanup;
+pub mod confirm;
 pub mod environment;
 pub mod hook;
 pub mod input;

@@ -27,6 +27,14 @@ pub enum Repair {
         file: String,
         id: String,
     },
+    /// The change's head moved, but nobody who may deploy can be shown to have moved it
+    /// (`allowlist_only`): the preview stays where it is and the new head is marked outdated.
+    Outdated {
+        slug: String,
+        file: String,
+        id: String,
+        sha: String,
+    },
     /// The change's head moved.
     Update {
         slug: String,
@@ -123,21 +131,45 @@ pub fn resync(
         })
         .collect();
     let mut repairs = Vec::new();
+    let mut confirmed = super::confirm::Confirmed::default();
     for (repair, change) in drift(&mine, &open, available.as_ref()) {
-        // A new head reaches the cluster only for an author who may deploy.
-        if let (Repair::Update { .. }, Some(c)) = (&repair, &change) {
-            let actor = Actor {
-                login: c.author.clone(),
-                id: None,
-            };
-            if !crate::chatops::trusted(
-                &c.author,
-                || forge.has_write_access(&actor),
-                &settings.chat,
-            )? {
-                tracing::info!(change = %c.number, author = %c.author, "head moved, but its author may not deploy: left alone");
-                continue;
+        match (&repair, &change) {
+            // Absent from the listing is not closed: the change itself must say so.
+            (Repair::Destroy { id, file, .. }, _) => {
+                let stopped = mine
+                    .iter()
+                    .find(|r| &r.file == file)
+                    .and_then(|r| r.environment.as_ref())
+                    .zip(available.as_ref())
+                    .is_some_and(|(env, avail)| !avail.contains(env));
+                if !stopped && !confirmed.closed(forge, id)? {
+                    continue;
+                }
             }
+            (
+                Repair::Update {
+                    slug,
+                    file,
+                    id,
+                    sha,
+                },
+                Some(c),
+            ) => {
+                if !may_move(forge, c, &settings.chat)? {
+                    tracing::info!(change = %c.number, author = %c.author, "head moved, but nobody who may deploy can be shown to have pushed it: marked outdated");
+                    repairs.push((
+                        Repair::Outdated {
+                            slug: slug.clone(),
+                            file: file.clone(),
+                            id: id.clone(),
+                            sha: sha.clone(),
+                        },
+                        change,
+                    ));
+                    continue;
+                }
+            }
+            _ => {}
         }
         repairs.push((repair, change));
     }
@@ -188,10 +220,55 @@ pub fn resync(
         max_attempts: 10,
     };
     let report = reconcile(store, config, Some(first), &mut intents, &opts)?;
-    Ok(Resynced {
-        repairs: repairs.into_iter().map(|(r, _)| r).collect(),
-        report,
-    })
+    let repairs: Vec<Repair> = repairs.into_iter().map(|(r, _)| r).collect();
+    if !dry_run {
+        mark_outdated(forge, &repairs, &mine, &settings.commands.deploy);
+    }
+    Ok(Resynced { repairs, report })
+}
+
+/// Whether resync may move a preview to its change's new head without the push event: the
+/// listing names the author, never the pusher. Without `allowlist_only`, only someone with write
+/// access can push to a branch of the repository itself (forks never reach here), and the author
+/// must still be someone who may deploy. With `allowlist_only`, a writer who is not on the list
+/// may have pushed, so the head cannot be attributed and is not deployed.
+fn may_move(
+    forge: &dyn ChangeForge,
+    c: &OpenChange,
+    chat: &crate::chatops::ChatSettings,
+) -> Result<bool> {
+    if chat.allowlist_only || c.from_fork {
+        return Ok(false);
+    }
+    let actor = Actor {
+        login: c.author.clone(),
+        id: None,
+    };
+    crate::chatops::trusted(&c.author, || forge.has_write_access(&actor), chat)
+}
+
+/// Mark each outdated head (a pending status naming the deployed commit and the way to update
+/// it). Best effort: a failure is a warning.
+pub fn mark_outdated(
+    forge: &dyn ChangeForge,
+    repairs: &[Repair],
+    records: &[EnvRecord],
+    deploy: &str,
+) {
+    for r in repairs {
+        let Repair::Outdated { file, sha, .. } = r else {
+            continue;
+        };
+        let at = records
+            .iter()
+            .find(|x| &x.file == file)
+            .and_then(|x| x.sha.as_deref())
+            .unwrap_or("an earlier commit");
+        let text = crate::replies::outdated(at, deploy);
+        if let Err(e) = forge.set_status(sha, crate::forge::Status::Pending, &text, None) {
+            tracing::warn!("{e}");
+        }
+    }
 }
 
 /// The source URL recorded in a sync file (its first document's `spec.url`).
