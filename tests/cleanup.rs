@@ -18,12 +18,17 @@ fn pull(n: u64) -> Value {
     })
 }
 
-/// GitHub answering the open pull request list with `per_page` items a page and Link headers.
+/// GitHub answering the open pull request list with `per_page` items a page and Link headers;
+/// every other pull request of 1..=20 is closed (cleanup reads each absent one to be sure).
 async fn fake_github(open: &[u64], per_page: usize) -> FakeGitHub {
     let gh = FakeGitHub::start("bot").await;
     gh.page_size(per_page);
-    for n in open {
-        gh.pull("org/app", pull(*n));
+    for n in 1..=20u64.max(open.iter().copied().max().unwrap_or(0)) {
+        let mut pr = pull(n);
+        if !open.contains(&n) {
+            pr["state"] = json!("closed");
+        }
+        gh.pull("org/app", pr);
     }
     gh
 }
@@ -373,4 +378,34 @@ async fn a_failed_comment_is_a_warning_not_a_failure() {
         env.sync_file(&s1).is_none(),
         "the environment is removed all the same"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_listing_that_shifts_while_paged_destroys_nothing_open() {
+    // 130 open pull requests in pages of 100; #1 closes between page 1 and page 2, so #101
+    // slides off both pages. #101 is still open and keeps its preview (#1 was seen open: the
+    // next run removes it).
+    let env = TestEnv::new();
+    seed(&env, &[1, 101]);
+    let server = fake_github(&(1..=130).collect::<Vec<u64>>(), 100).await;
+    server.close_after_first_page("org/app", 1);
+    let out = cleanup(&env, &["--github-repo", "org/app", "--force"], &gh(&server))
+        .await
+        .ok()
+        .json();
+    assert_eq!(out["removed"], json!([]), "{out}");
+    assert!(env.sync_file(&slug(101)).is_some(), "open #101 kept");
+    let asked = server.requests().await;
+    assert!(
+        asked.iter().any(|r| r == "GET /repos/org/app/pulls/101"),
+        "{asked:?}"
+    );
+    // A failed confirmation deletes nothing.
+    let server = fake_github(&[], 100).await;
+    server.fail("GET", "/repos/org/app/pulls/101", 502);
+    let head = env.head();
+    cleanup(&env, &["--github-repo", "org/app", "--force"], &gh(&server))
+        .await
+        .fails_with(4, "");
+    assert_eq!(env.head(), head);
 }

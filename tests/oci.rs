@@ -576,6 +576,7 @@ fn pruning_deletes_only_what_the_tool_pushed_to_the_configured_repository() {
                 "cleanup",
                 "--repo",
                 env.remote.to_str().unwrap(),
+                "--force",
                 "--prune-artifacts",
                 "--artifact-url",
                 &format!("{}/org/app/manifests", registry.url),

@@ -273,6 +273,9 @@ async fn missed_events_are_healed_by_resync() {
     // The webhooks were lost: #1 was closed, #2 and #3 got new commits (#3 by a stranger).
     let gh = FakeGitHub::start("flux-bot").await;
     gh.permission("org/app", "writer", "write");
+    let mut one = github_pull("org/app", 1, &branch(1), OLD, "org/app");
+    one["state"] = json!("closed");
+    gh.pull("org/app", one);
     let mut two = github_pull("org/app", 2, &branch(2), SHA, "org/app");
     two["user"]["login"] = json!("writer");
     gh.pull("org/app", two);
@@ -329,6 +332,57 @@ async fn missed_events_are_healed_by_resync() {
     );
     let again = run(&[]).await.ok().json();
     assert_eq!(again["repairs"].as_array().unwrap().len(), 0, "{again}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn resync_never_deploys_what_the_event_path_would_refuse() {
+    // allowlist_only: a writer who is not on the list pushes to an allowed author's branch. The
+    // push event is refused; resync must not move the preview either: it marks the head outdated.
+    let env = TestEnv::new();
+    env.commit_as_other(
+        &[(
+            ".flux-ephemeral.yaml",
+            Some("source_url: https://github.com/org/app.git\ngithub_repository: org/app\nallowlist_only: true\nallowed_users: [alice]\n"),
+        )],
+        "allowlist only",
+    );
+    const OLD: &str = "1111111111111111111111111111111111111111";
+    let repo = env.remote.to_str().unwrap().to_string();
+    env.run(&[
+        "deploy",
+        "--repo",
+        &repo,
+        "--branch",
+        &branch(2),
+        "--sha",
+        OLD,
+        "--id",
+        "2",
+    ])
+    .ok();
+    let gh = FakeGitHub::start("flux-bot").await;
+    gh.permission("org/app", "mallory", "write");
+    let mut two = github_pull("org/app", 2, &branch(2), SHA, "org/app");
+    two["user"]["login"] = json!("alice");
+    gh.pull("org/app", two);
+    let mut c = env.command();
+    c.args(["resync", "--repo", &repo, "--output", "json"])
+        .env("GITHUB_API_URL", gh.uri())
+        .env("GITHUB_TOKEN", "ghs-test");
+    let out = support::run_async(c).await.ok().json();
+    assert_eq!(out["repairs"][0]["repair"], "outdated", "{out}");
+    let docs = env.docs(&support::slug_of(&branch(2)));
+    assert_eq!(
+        docs[0]["spec"]["ref"]["commit"], OLD,
+        "the unattributed head is not deployed"
+    );
+    let statuses = gh.statuses("org/app");
+    assert!(
+        statuses.iter().any(|(sha, state, text)| sha == SHA
+            && state == "pending"
+            && text.contains("/deploy-ephemeral")),
+        "{statuses:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

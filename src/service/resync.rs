@@ -154,8 +154,9 @@ pub fn resync(
                     sha,
                 },
                 Some(c),
-            ) => {
-                if !may_move(forge, c, &settings.chat)? {
+            ) => match may_move(forge, c, &settings.chat)? {
+                Move::Yes => {}
+                Move::Outdated => {
                     tracing::info!(change = %c.number, author = %c.author, "head moved, but nobody who may deploy can be shown to have pushed it: marked outdated");
                     repairs.push((
                         Repair::Outdated {
@@ -168,7 +169,11 @@ pub fn resync(
                     ));
                     continue;
                 }
-            }
+                Move::No => {
+                    tracing::info!(change = %c.number, author = %c.author, "head moved, but its author may not deploy: left alone");
+                    continue;
+                }
+            },
             _ => {}
         }
         repairs.push((repair, change));
@@ -227,6 +232,15 @@ pub fn resync(
     Ok(Resynced { repairs, report })
 }
 
+/// What resync may do when a change's head moved.
+enum Move {
+    Yes,
+    /// The author may deploy, but the pusher cannot be shown to: mark the head outdated.
+    Outdated,
+    /// Nobody who may deploy is involved (a stranger's change, a fork): leave it alone.
+    No,
+}
+
 /// Whether resync may move a preview to its change's new head without the push event: the
 /// listing names the author, never the pusher. Without `allowlist_only`, only someone with write
 /// access can push to a branch of the repository itself (forks never reach here), and the author
@@ -236,15 +250,22 @@ fn may_move(
     forge: &dyn ChangeForge,
     c: &OpenChange,
     chat: &crate::chatops::ChatSettings,
-) -> Result<bool> {
-    if chat.allowlist_only || c.from_fork {
-        return Ok(false);
+) -> Result<Move> {
+    if c.from_fork {
+        return Ok(Move::No);
     }
     let actor = Actor {
         login: c.author.clone(),
         id: None,
     };
-    crate::chatops::trusted(&c.author, || forge.has_write_access(&actor), chat)
+    if !crate::chatops::trusted(&c.author, || forge.has_write_access(&actor), chat)? {
+        return Ok(Move::No);
+    }
+    Ok(if chat.allowlist_only {
+        Move::Outdated
+    } else {
+        Move::Yes
+    })
 }
 
 /// Mark each outdated head (a pending status naming the deployed commit and the way to update
@@ -265,6 +286,14 @@ pub fn mark_outdated(
             .and_then(|x| x.sha.as_deref())
             .unwrap_or("an earlier commit");
         let text = crate::replies::outdated(at, deploy);
+        // Once per head: every later pass finds the status already there.
+        let said = forge
+            .commit_statuses(sha)
+            .map(|list| list.iter().any(|s| s.description == text))
+            .unwrap_or(false);
+        if said {
+            continue;
+        }
         if let Err(e) = forge.set_status(sha, crate::forge::Status::Pending, &text, None) {
             tracing::warn!("{e}");
         }

@@ -45,6 +45,9 @@ struct GitHubState {
     page_size: usize,
     /// (method, path) → status code to answer instead (a failing API).
     failures: BTreeMap<(String, String), u16>,
+    /// A pull request that closes right after the first page of a listing was served (the
+    /// listing shifts under the reader, as on GitHub).
+    close_after_first_page: Option<(String, u64)>,
     base: String,
     next_id: u64,
 }
@@ -114,6 +117,11 @@ impl FakeGitHub {
             .unwrap()
             .pulls
             .insert((repo.into(), n), pr);
+    }
+
+    /// Close pull request `number` of `repo` right after the first page of the next listing.
+    pub fn close_after_first_page(&self, repo: &str, number: u64) {
+        self.state.lock().unwrap().close_after_first_page = Some((repo.into(), number));
     }
 
     /// Change a pull request, e.g. close it or move its head.
@@ -245,6 +253,13 @@ impl Respond for GitHubResponder {
                     .take(per_page)
                     .cloned()
                     .collect();
+                if page == 1 {
+                    if let Some(key) = s.close_after_first_page.take() {
+                        if let Some(pr) = s.pulls.get_mut(&key) {
+                            pr["state"] = json!("closed");
+                        }
+                    }
+                }
                 let mut answer = ok(Value::Array(items));
                 if page * per_page < list.len() {
                     let next = format!(
