@@ -440,14 +440,87 @@ async fn a_delivery_the_gitops_repository_could_not_take_stays_journaled() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    drop(s);
-    assert_eq!(
-        std::fs::read_dir(&state).unwrap().count(),
-        1,
-        "the delivery is still journaled"
-    );
-    // Back again: the next start handles it.
+    let journaled = || {
+        std::fs::read_dir(&state)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .path()
+                    .extension()
+                    .is_some_and(|x| x == "json")
+            })
+            .count()
+    };
+    assert_eq!(journaled(), 1, "the delivery is still journaled");
+    // The forge redelivers it (same id): not a duplicate to drop, a nudge to retry now.
+    let answer = tokio::task::spawn_blocking(move || deliver(port, 1, "kept-1"))
+        .await
+        .unwrap();
+    assert_eq!(answer.0, 202, "{answer:?}");
+    assert!(answer.1.contains("retrying"), "{answer:?}");
+    // Back again: the running service retries it by itself, no restart needed.
     std::fs::rename(&away, &env.remote).unwrap();
-    let _s = Serving::start(&env, &daemon.url, &vars);
-    all_landed(&env, 1, Duration::from_secs(30)).await;
+    all_landed(&env, 1, Duration::from_secs(40)).await;
+    let start = Instant::now();
+    while journaled() != 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "journal not emptied"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&state).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "payloads are the service's alone");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backlog_is_replayed_while_health_already_answers() {
+    let env = TestEnv::new();
+    let Some(daemon) = git_daemon(env.remote.parent().unwrap()) else {
+        return;
+    };
+    let gh = github(40).await;
+    let state = env.path("state");
+    let mut vars = vars(&gh);
+    vars.push(("FLUX_EPHEMERAL_STATE_DIR", state.display().to_string()));
+    vars.push(("FLUX_EPHEMERAL_RESYNC_INTERVAL", "0".into()));
+    let s = Serving::start(&env, &daemon.url, &vars);
+    let away = env.remote.with_extension("away");
+    std::fs::rename(&env.remote, &away).unwrap();
+    let port = s.port;
+    tokio::task::spawn_blocking(move || {
+        for n in 1..=40 {
+            assert_eq!(deliver(port, n, &format!("backlog-{n}")).0, 202);
+        }
+    })
+    .await
+    .unwrap();
+    drop(s);
+    std::fs::rename(&away, &env.remote).unwrap();
+    // The next start listens (and answers /healthz) before the backlog is handled.
+    let s = Serving::start(&env, &daemon.url, &vars);
+    assert_eq!(s.get("/healthz").0, 200);
+    let landed = env
+        .instances()
+        .iter()
+        .filter(|f| f.starts_with("sync-"))
+        .count();
+    assert!(
+        landed < 40,
+        "the backlog was replayed before serving ({landed} landed)"
+    );
+    all_landed(&env, 40, Duration::from_secs(60)).await;
+    let start = Instant::now();
+    while s.get("/readyz").0 != 200 {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "not ready after the backlog"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

@@ -8,15 +8,17 @@ use super::args::{RepoArgs, SettingsArgs};
 use crate::error::{Error, Result};
 use crate::output::Format;
 use crate::reconcile::{application_names, first_snapshot};
-use crate::server::http::{self, Job, Secrets, Service};
+use crate::server::http::{self, Queue, Secrets, Service};
 use crate::server::journal::Journal;
 use crate::server::metrics::Metrics;
-use crate::server::worker::Worker;
+use crate::server::worker::{Inbox, Worker};
 use crate::service::environment::{self, Mode};
 use crate::service::hook::Handler;
 
 /// Events waiting for the worker; beyond this, deliveries get 503 and the forge retries.
 const QUEUE: usize = 1024;
+/// Memory for remembering delivery ids (16-byte hashes): about 65,000 ids.
+const SEEN_BUDGET: usize = 4 << 20;
 
 /// Receive GitHub and GitLab webhooks and handle them like `handle`, many in one transaction.
 ///
@@ -62,6 +64,10 @@ pub struct ServeCmd {
     /// (without it, deliveries accepted but not handled when the process stops are lost)
     #[arg(long, env = "FLUX_EPHEMERAL_STATE_DIR", value_name = "DIR")]
     state_dir: Option<PathBuf>,
+    /// The journal holds at most this many bytes of deliveries waiting; beyond it, deliveries
+    /// are answered 503 (saying the journal is full)
+    #[arg(long, env = "FLUX_EPHEMERAL_JOURNAL_MAX_BYTES", default_value_t = 1 << 30, value_name = "BYTES")]
+    journal_max_bytes: u64,
     /// At most this many deliveries in one Git transaction
     #[arg(long, default_value_t = 50, value_name = "N")]
     max_batch: usize,
@@ -92,12 +98,19 @@ impl ServeCmd {
         // One store for the life of the server: later batches fetch only what is new.
         let (store, config) = environment::open(&repo, false)?;
         check_configured(&store, &config)?;
-        let journal = self
-            .state_dir
-            .as_deref()
-            .map(Journal::open)
-            .transpose()?
-            .map(Arc::new);
+        let journal = match self.state_dir.as_deref() {
+            Some(dir) => {
+                let (j, quarantined) = Journal::open(dir, self.journal_max_bytes)?;
+                if quarantined > 0 {
+                    eprintln!(
+                        "{quarantined} journaled deliveries did not finish twice: moved to {}",
+                        dir.join("failed").display()
+                    );
+                }
+                Some((Arc::new(j), quarantined))
+            }
+            None => None,
+        };
         let listener = std::net::TcpListener::bind(&self.listen)
             .and_then(|l| l.set_nonblocking(true).map(|()| l))
             .map_err(|e| Error::input(format!("cannot listen on {}: {e}", self.listen)))?;
@@ -110,6 +123,28 @@ impl ServeCmd {
         let metrics = Arc::new(Metrics::new());
         let ready = Arc::new(AtomicBool::new(true));
         let stop = Arc::new(AtomicBool::new(false));
+        let (queue, inbox) = match &journal {
+            Some((j, quarantined)) => {
+                metrics.quarantined.inc_by(*quarantined as u64);
+                metrics.queue_depth.set(j.backlog() as i64);
+                if j.backlog() > 0 {
+                    eprintln!(
+                        "handling {} deliveries journaled by an earlier run",
+                        j.backlog()
+                    );
+                }
+                let (wake, woken) = mpsc::sync_channel::<()>(1);
+                (
+                    Queue::Journal(j.clone(), wake),
+                    Inbox::Journal(j.clone(), woken),
+                )
+            }
+            None => {
+                let (tx, rx) = mpsc::sync_channel(QUEUE);
+                (Queue::Memory(tx), Inbox::Memory(rx))
+            }
+        };
+        let journal = journal.map(|(j, _)| j);
         let worker = Worker {
             handler: Handler {
                 repo,
@@ -122,43 +157,24 @@ impl ServeCmd {
                 format,
                 ..Mode::default()
             },
-            journal: journal.clone(),
+            journal,
             metrics: metrics.clone(),
             ready: ready.clone(),
             max_batch: self.max_batch.max(1),
             resync_every: (!self.resync_interval.is_zero()).then_some(self.resync_interval),
             kept: Default::default(),
         };
-        // What an earlier run accepted and did not handle comes first.
-        if let Some(j) = &journal {
-            let left = j.pending()?;
-            if !left.is_empty() {
-                eprintln!(
-                    "handling {} deliveries journaled by an earlier run",
-                    left.len()
-                );
-                let jobs = left
-                    .into_iter()
-                    .map(|(id, job)| Job {
-                        journal_id: Some(id),
-                        ..job
-                    })
-                    .collect();
-                worker.process(&store, &config, jobs);
-            }
-        }
-        let (tx, rx) = mpsc::sync_channel::<Job>(QUEUE);
         let service = Service {
             secrets,
-            queue: tx,
-            journal,
-            seen: crate::server::dedupe::Seen::new(10_000),
+            queue,
+            seen: crate::server::dedupe::Seen::with_budget(SEEN_BUDGET),
+            bodies: Arc::new(tokio::sync::Semaphore::new(http::BODIES_IN_FLIGHT_KIB)),
             metrics,
             ready,
         };
         std::thread::scope(|scope| {
             let (worker, worker_stop) = (&worker, stop.clone());
-            scope.spawn(move || worker.run(&store, &config, rx, &worker_stop));
+            scope.spawn(move || worker.run(&store, &config, inbox, &worker_stop));
             let served = runtime.block_on(async {
                 let listener = tokio::net::TcpListener::from_std(listener)?;
                 let stop = stop.clone();

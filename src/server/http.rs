@@ -22,18 +22,7 @@ pub const MAX_BODY: usize = 25 * 1024 * 1024;
 /// How long a client may take to send its body (GitHub and GitLab send at once).
 pub const BODY_DEADLINE: Duration = Duration::from_secs(10);
 
-/// One verified, well-formed delivery waiting to be handled.
-#[derive(Debug, Clone)]
-pub struct Job {
-    pub forge: Forge,
-    pub event: Option<String>,
-    /// `X-GitHub-Delivery` / `X-Gitlab-Event-UUID`.
-    pub delivery: Option<String>,
-    pub body: String,
-    pub accepted: std::time::Instant,
-    /// Its journal entry, removed once handled.
-    pub journal_id: Option<String>,
-}
+pub use super::job::Job;
 
 /// The webhook secrets; a forge without one is not served (404).
 #[derive(Clone, Default)]
@@ -42,12 +31,22 @@ pub struct Secrets {
     pub gitlab: Option<Vec<u8>>,
 }
 
+/// Where accepted deliveries wait for the worker.
+pub enum Queue {
+    /// In memory, bounded (without --state-dir): beyond it, 503.
+    Memory(SyncSender<Job>),
+    /// In the journal, bounded by its size; the worker is woken to drain it.
+    Journal(Arc<super::journal::Journal>, SyncSender<()>),
+}
+
 /// What the routes share with the rest of the service.
 pub struct Service {
     pub secrets: Secrets,
-    pub queue: SyncSender<Job>,
-    pub journal: Option<Arc<super::journal::Journal>>,
+    pub queue: Queue,
     pub seen: super::dedupe::Seen,
+    /// Bytes of request bodies being read at once, in KiB permits: unsigned bodies cannot
+    /// take the memory before they are rejected.
+    pub bodies: Arc<tokio::sync::Semaphore>,
     pub metrics: Arc<super::metrics::Metrics>,
     /// Set once the GitOps repository was read, cleared while it cannot be reached.
     pub ready: Arc<std::sync::atomic::AtomicBool>,
@@ -75,7 +74,25 @@ pub fn router(service: Service) -> Router {
         .with_state(shared)
 }
 
+/// How long the backlog may go without progress before the service says it is not ready.
+const STALL: Duration = Duration::from_secs(120);
+
 async fn readyz(State(s): State<Arc<Shared>>) -> Answer {
+    if let Queue::Journal(j, _) = &s.queue {
+        let probe = j.clone();
+        if let Ok(Err(why)) = tokio::task::spawn_blocking(move || probe.writable()).await {
+            return (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}"));
+        }
+        if !j.progressing(STALL) {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "not ready: {} journaled deliveries and none handled for {STALL:?}",
+                    j.backlog()
+                ),
+            );
+        }
+    }
     if s.ready.load(std::sync::atomic::Ordering::SeqCst) {
         (StatusCode::OK, "ready".into())
     } else {
@@ -101,7 +118,7 @@ async fn github(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Body) ->
             "GitHub webhooks are not configured here".into(),
         );
     };
-    let body = match read_body(&headers, body).await {
+    let (body, _permit) = match read_body(&s, &headers, body).await {
         Ok(b) => b,
         Err(answer) => return answer,
     };
@@ -167,7 +184,7 @@ async fn gitlab(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Body) ->
         }
         None => return (StatusCode::BAD_REQUEST, "missing X-Gitlab-Event".into()),
     }
-    let body = match read_body(&headers, body).await {
+    let (body, _permit) = match read_body(&s, &headers, body).await {
         Ok(b) => b,
         Err(answer) => return answer,
     };
@@ -175,9 +192,17 @@ async fn gitlab(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Body) ->
     enqueue(s.clone(), Forge::GitLab, event, delivery, body).await
 }
 
+/// All request bodies being read at once, at most (KiB).
+pub const BODIES_IN_FLIGHT_KIB: usize = 32 * 1024;
+
 /// The body, at most `MAX_BODY` bytes (one announced larger is refused before it is read),
-/// within `BODY_DEADLINE`.
-async fn read_body(headers: &HeaderMap, body: Body) -> Result<Vec<u8>, Answer> {
+/// within `BODY_DEADLINE`, and only while the bodies in flight stay within their budget (the
+/// permit is held until the delivery is queued).
+async fn read_body(
+    s: &Shared,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(Vec<u8>, tokio::sync::OwnedSemaphorePermit), Answer> {
     let announced = header(headers, "Content-Length").and_then(|v| v.parse::<usize>().ok());
     if announced.is_some_and(|n| n > MAX_BODY) {
         return Err((
@@ -185,16 +210,28 @@ async fn read_body(headers: &HeaderMap, body: Body) -> Result<Vec<u8>, Answer> {
             format!("payload over {MAX_BODY} bytes"),
         ));
     }
-    match tokio::time::timeout(BODY_DEADLINE, axum::body::to_bytes(body, MAX_BODY)).await {
+    let limit = announced.unwrap_or(MAX_BODY);
+    let kib = (limit / 1024 + 1).min(BODIES_IN_FLIGHT_KIB) as u32;
+    let permit =
+        match tokio::time::timeout(BODY_DEADLINE, s.bodies.clone().acquire_many_owned(kib)).await {
+            Ok(Ok(p)) => p,
+            _ => {
+                return Err((
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "busy: too many large payloads at once; the forge will retry".into(),
+                ))
+            }
+        };
+    match tokio::time::timeout(BODY_DEADLINE, axum::body::to_bytes(body, limit)).await {
         Err(_) => Err((
             StatusCode::REQUEST_TIMEOUT,
             format!("the payload did not arrive within {BODY_DEADLINE:?}"),
         )),
         Ok(Err(_)) => Err((
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!("payload over {MAX_BODY} bytes, or cut short"),
+            format!("payload over {limit} bytes, or cut short"),
         )),
-        Ok(Ok(bytes)) => Ok(bytes.to_vec()),
+        Ok(Ok(bytes)) => Ok((bytes.to_vec(), permit)),
     }
 }
 
@@ -221,6 +258,17 @@ async fn enqueue(
     }
     if let Some(id) = &delivery {
         if !s.seen.first_time(id) {
+            // A redelivery of one still journaled (kept after a failure): try it now.
+            if let Queue::Journal(j, wake) = &s.queue {
+                if j.retry_now(id) {
+                    let _ = wake.try_send(());
+                    s.metrics.event(name, &kind, "retried");
+                    return (
+                        StatusCode::ACCEPTED,
+                        format!("delivery {id} is still waiting: retrying it now"),
+                    );
+                }
+            }
             s.metrics.event(name, &kind, "duplicate");
             return (
                 StatusCode::OK,
@@ -233,7 +281,7 @@ async fn enqueue(
             s.seen.forget(id);
         }
     };
-    let mut job = Job {
+    let job = Job {
         forge,
         event,
         delivery: delivery.clone(),
@@ -241,47 +289,46 @@ async fn enqueue(
         accepted: std::time::Instant::now(),
         journal_id: None,
     };
-    if let Some(j) = s.journal.clone() {
-        // A synced write: off the async threads.
-        let copy = job.clone();
-        let written = tokio::task::spawn_blocking(move || j.accept(&copy)).await;
-        match written {
-            Ok(Ok(id)) => job.journal_id = Some(id),
-            Ok(Err(e)) => {
-                tracing::error!("{e}");
-                forget(&s, &delivery);
-                return (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "cannot journal the delivery; the forge will retry".into(),
-                );
-            }
-            Err(e) => {
-                tracing::error!("journal: {e}");
-                forget(&s, &delivery);
-                return (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "cannot journal the delivery; the forge will retry".into(),
-                );
+    let refused = match &s.queue {
+        Queue::Journal(j, wake) => {
+            // A synced write: off the async threads.
+            let journal = j.clone();
+            match tokio::task::spawn_blocking(move || journal.accept(&job)).await {
+                Ok(Ok(_)) => {
+                    let _ = wake.try_send(());
+                    None
+                }
+                Ok(Err(super::journal::Refusal::Full { bytes, max })) => Some(format!(
+                    "busy: the journal holds {bytes} of its {max} bytes; the forge may retry later"
+                )),
+                Ok(Err(super::journal::Refusal::Failed(e))) => {
+                    tracing::error!("{e}");
+                    Some("cannot journal the delivery; the forge may retry".into())
+                }
+                Err(e) => {
+                    tracing::error!("journal: {e}");
+                    Some("cannot journal the delivery; the forge may retry".into())
+                }
             }
         }
-    }
-    let journal_id = job.journal_id.clone();
-    match s.queue.try_send(job) {
-        Ok(()) => {
+        Queue::Memory(tx) => match tx.try_send(job) {
+            Ok(()) => None,
+            Err(TrySendError::Full(_)) => {
+                Some("busy: too many events waiting; the forge may retry".into())
+            }
+            Err(TrySendError::Disconnected(_)) => Some("shutting down; the forge may retry".into()),
+        },
+    };
+    match refused {
+        None => {
             s.metrics.event(name, &kind, "accepted");
             s.metrics.queue_depth.inc();
             (StatusCode::ACCEPTED, "accepted".into())
         }
-        Err(e) => {
-            if let (Some(j), Some(id)) = (&s.journal, journal_id) {
-                j.done(&id);
-            }
+        Some(why) => {
             forget(&s, &delivery);
-            let why = match e {
-                TrySendError::Full(_) => "busy: too many events waiting; the forge will retry",
-                TrySendError::Disconnected(_) => "shutting down; the forge will retry",
-            };
-            (StatusCode::SERVICE_UNAVAILABLE, why.into())
+            s.metrics.event(name, &kind, "shed");
+            (StatusCode::SERVICE_UNAVAILABLE, why)
         }
     }
 }

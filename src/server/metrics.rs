@@ -22,6 +22,7 @@ pub struct Metrics {
     pub batch_size: Histogram,
     pub queue_depth: Gauge,
     pub event_to_push: Histogram,
+    pub quarantined: Counter,
 }
 
 impl Metrics {
@@ -63,7 +64,14 @@ impl Metrics {
             "Seconds from accepting a delivery to its change being pushed",
             event_to_push.clone(),
         );
+        let quarantined = Counter::default();
+        registry.register(
+            "journal_quarantined",
+            "Journal entries moved to failed/ (their handling did not finish twice, or kept failing)",
+            quarantined.clone(),
+        );
         Metrics {
+            quarantined,
             registry,
             events,
             commits,
@@ -74,11 +82,30 @@ impl Metrics {
         }
     }
 
+    /// Count one delivery. The event name comes from a request header: only names the service
+    /// knows become a label value, every other is `other` (bounded series, nothing to escape).
     pub fn event(&self, forge: &str, kind: &str, outcome: &str) {
+        let known = match forge {
+            "github" => {
+                crate::events::github::handles(kind)
+                    || matches!(
+                        kind,
+                        "ping" | "push" | "check_run" | "check_suite" | "status" | "workflow_run"
+                    )
+            }
+            "gitlab" => {
+                crate::events::gitlab::handles(kind)
+                    || matches!(
+                        kind,
+                        "Push Hook" | "Tag Push Hook" | "Pipeline Hook" | "Job Hook"
+                    )
+            }
+            _ => false,
+        };
         self.events
             .get_or_create(&EventLabels {
                 forge: forge.into(),
-                kind: kind.into(),
+                kind: if known { kind.into() } else { "other".into() },
                 outcome: outcome.into(),
             })
             .inc();
@@ -94,5 +121,26 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn event_names_from_headers_cannot_break_the_exposition_or_add_series() {
+        let m = super::Metrics::new();
+        m.event("gitlab", "Evil\"} 1\nfake_metric{a=\"", "ignored");
+        for n in 0..100 {
+            m.event("github", &format!("made-up-{n}"), "ignored");
+        }
+        m.event("github", "issue_comment", "accepted");
+        let text = m.render();
+        assert!(
+            !text.contains("Evil") && !text.contains("fake_metric"),
+            "{text}"
+        );
+        assert!(!text.contains("made-up"), "{text}");
+        assert!(text.contains(r#"kind="other""#), "{text}");
+        assert!(text.contains(r#"kind="issue_comment""#), "{text}");
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod dedupe;
 pub mod http;
+pub mod job;
 pub mod journal;
 pub mod metrics;
 pub mod worker;

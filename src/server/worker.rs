@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 
-use super::http::Job;
+use super::job::Job;
 use super::journal::Journal;
 use super::metrics::Metrics;
 use crate::error::ErrorKind;
@@ -17,6 +17,13 @@ use crate::reconcile::{first_snapshot, ConfigSource};
 use crate::service::chatops::{self, Applied, Handled, Step};
 use crate::service::environment::Mode;
 use crate::service::hook::{Handler, Work};
+
+/// Where the worker takes deliveries from.
+pub enum Inbox {
+    Memory(Receiver<Job>),
+    /// The journal, and the HTTP side's wake-ups.
+    Journal(Arc<Journal>, Receiver<()>),
+}
 
 pub struct Worker {
     pub handler: Handler,
@@ -29,7 +36,7 @@ pub struct Worker {
     /// Repair drift this often (and once at start); `None`: never.
     pub resync_every: Option<std::time::Duration>,
     /// Journal entries of deliveries that failed for a reason that may pass (the GitOps
-    /// repository or the forge could not be reached): kept for the next start.
+    /// repository or the forge could not be reached): retried after a backoff.
     pub kept: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
@@ -42,42 +49,73 @@ fn forge_name(f: Forge) -> &'static str {
 
 impl Worker {
     /// Handle deliveries until the queue closes, or — with a journal — until `stop` is set
-    /// (what is left is replayed on the next start).
-    pub fn run(&self, store: &Store, config: &ConfigSource, rx: Receiver<Job>, stop: &AtomicBool) {
-        use std::time::Instant;
+    /// (what is left is handled on the next start). With a journal, what an earlier run left
+    /// is drained first, in batches, while the HTTP side already answers.
+    pub fn run(&self, store: &Store, config: &ConfigSource, rx: Inbox, stop: &AtomicBool) {
+        use std::time::{Duration, Instant};
         let mut next_resync = self.resync_every.map(|_| Instant::now());
         let mut next_check = Instant::now();
         loop {
-            // While idle: check readiness every 30 s, resync when it is time.
-            let due = next_resync.map_or(next_check, |r| r.min(next_check));
-            let first = match rx.recv_timeout(due.saturating_duration_since(Instant::now())) {
-                Ok(j) => j,
-                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                    let now = Instant::now();
-                    if next_resync.is_some_and(|r| r <= now) {
-                        self.resync(store, config);
-                        next_resync = self.resync_every.map(|d| Instant::now() + d);
-                    }
-                    if next_check <= now {
-                        self.check(store, config);
-                        next_check = Instant::now() + std::time::Duration::from_secs(30);
-                    }
-                    continue;
-                }
-                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+            let batch = match &rx {
+                Inbox::Journal(j, _) => j.take(self.max_batch),
+                Inbox::Memory(_) => Vec::new(),
             };
-            let mut batch = vec![first];
-            while batch.len() < self.max_batch {
-                match rx.try_recv() {
-                    Ok(j) => batch.push(j),
-                    Err(_) => break,
+            if !batch.is_empty() {
+                self.metrics.queue_depth.dec_by(batch.len() as i64);
+                self.process(store, config, batch);
+                if stop.load(Ordering::SeqCst) && self.journal.is_some() {
+                    tracing::info!("stopping after the batch in flight; the rest stays journaled");
+                    return;
+                }
+                continue;
+            }
+            // While idle: check readiness every 30 s, resync when it is time.
+            let mut due = next_resync.map_or(next_check, |r| r.min(next_check));
+            if let Inbox::Journal(j, _) = &rx {
+                if let Some(d) = j.next_due() {
+                    due = due.min(d);
                 }
             }
-            self.metrics.queue_depth.dec_by(batch.len() as i64);
-            self.process(store, config, batch);
-            if stop.load(Ordering::SeqCst) && self.journal.is_some() {
-                tracing::info!("stopping after the batch in flight; the rest stays journaled");
+            let wait = due.saturating_duration_since(Instant::now());
+            let woken = match &rx {
+                Inbox::Memory(rx) => match rx.recv_timeout(wait) {
+                    Ok(first) => {
+                        let mut batch = vec![first];
+                        while batch.len() < self.max_batch {
+                            match rx.try_recv() {
+                                Ok(j) => batch.push(j),
+                                Err(_) => break,
+                            }
+                        }
+                        self.metrics.queue_depth.dec_by(batch.len() as i64);
+                        self.process(store, config, batch);
+                        continue;
+                    }
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => false,
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+                },
+                Inbox::Journal(_, wake) => {
+                    match wake.recv_timeout(wait.min(Duration::from_secs(1))) {
+                        Ok(()) => true,
+                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => false,
+                        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+                    }
+                }
+            };
+            if stop.load(Ordering::SeqCst) {
                 return;
+            }
+            if woken {
+                continue;
+            }
+            let now = Instant::now();
+            if next_resync.is_some_and(|r| r <= now) {
+                self.resync(store, config);
+                next_resync = self.resync_every.map(|d| Instant::now() + d);
+            }
+            if next_check <= now {
+                self.check(store, config);
+                next_check = Instant::now() + Duration::from_secs(30);
             }
         }
     }
@@ -174,7 +212,12 @@ impl Worker {
             for job in &group {
                 if let (Some(j), Some(id)) = (&self.journal, &job.journal_id) {
                     if kept.remove(id) {
-                        tracing::warn!(id, "kept in the journal: handled again on the next start");
+                        if j.retry_later(id) {
+                            tracing::warn!(id, "kept in the journal: retried after a backoff");
+                            self.metrics.queue_depth.inc();
+                        } else {
+                            self.metrics.quarantined.inc();
+                        }
                     } else {
                         j.done(id);
                     }
