@@ -428,6 +428,11 @@ const CEILING: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 pub fn parse_ttl(s: &str) -> Result<Duration> {
     let d = humantime::parse_duration(s.trim())
         .map_err(|e| Error::config(format!("ttl {s:?} is not a duration like 72h or 3d: {e}")))?;
+    if d.is_zero() {
+        return Err(Error::config(format!(
+            "ttl {s:?} is zero: an environment would be removed at once; use a duration like 72h or 3d, or leave ttl out"
+        )));
+    }
     if d > CEILING {
         return Err(Error::input(format!(
             "ttl {s:?} is longer than 100 years; ask for days or hours, like 72h or 3d"

@@ -156,7 +156,13 @@ pub fn snapshot(store: &Store, branch: &str, config: &ConfigSource) -> Result<Sn
                 Error::config(format!("cannot read template {}: {e}", full.display()))
             });
         }
-        store.read_file(tip, path)
+        // From the repository: a path inside it, never one that reaches out of it.
+        let inside = crate::config::normalize_dir(path).map_err(|_| {
+            Error::config(format!(
+                "template {path:?} must be kustomization, helm, or a relative path inside the GitOps repository"
+            ))
+        })?;
+        store.read_file(tip, &inside)
     })?;
     let files = store.read_dir(tip, &settings.instances_dir)?;
     Ok(Snapshot {

@@ -411,7 +411,7 @@ async fn a_dry_run_writes_nothing_to_the_forge() {
     )
     .await
     .ok();
-    assert_eq!(out.json()["action"], "unchanged", "{out:?}");
+    assert_eq!(out.json()["action"], "would_deploy", "{out:?}");
     assert!(
         out.stderr.contains("dry run: would comment on #7"),
         "{out:?}"
@@ -558,5 +558,63 @@ fn passwords_in_repository_urls_never_print() {
             !out.stderr.contains("hunter2") && !out.stdout.contains("hunter2"),
             "{repo}: {out:?}"
         );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_command_inside_an_html_comment_is_not_run() {
+    let Some((env, daemon)) = served() else {
+        return;
+    };
+    let api = fake_github(pull_request("open", false), json!([])).await;
+    env.deploy(&["--branch", BRANCH, "--id", "7"]).ok();
+    let head = env.head();
+    let body = "Looks good!\n<!--\n/destroy-ephemeral\n-->\n";
+    let out = handle(
+        &env,
+        &daemon,
+        "issue_comment",
+        &github_comment("org/app", 7, "writer", body),
+        &api,
+        &[],
+    )
+    .await
+    .ok()
+    .json();
+    assert_eq!(out["action"], "ignored", "{out}");
+    assert_eq!(env.head(), head);
+}
+
+#[test]
+fn configurations_that_would_crash_or_reach_out_are_configuration_errors() {
+    let Some((env, daemon)) = served() else {
+        return;
+    };
+    let deploy = |env: &TestEnv| env.run(&["deploy", "--repo", &daemon.url, "--branch", BRANCH]);
+    for (config, needle) in [
+        // Recursion until the stack overflows (SIGABRT), once.
+        ("preview_url: '{% include \"preview_url\" %}'\n", "include"),
+        // A string doubled in a loop until memory runs out, once.
+        (
+            "preview_url: '{% set_global s = \"xx\" %}{% for i in range(end=64) %}{% set_global s = s ~ s %}{% endfor %}{{ s }}'\n",
+            "set_global",
+        ),
+        ("preview_url: '{% for i in range(end=100000000) %}x{% endfor %}'\n", "at most 1000"),
+        ("template: /etc/passwd\n", "relative path inside the GitOps repository"),
+        ("template: ../../etc/passwd\n", "relative path inside the GitOps repository"),
+        ("ttl: 0s\n", "is zero"),
+    ] {
+        env.commit_as_other(
+            &[(
+                ".flux-ephemeral.yaml",
+                Some(&format!("source_url: https://git.example.com/org/app.git\n{config}")),
+            )],
+            "a hostile configuration",
+        );
+        let head = env.head();
+        let out = deploy(&env);
+        assert_eq!(out.code, 3, "{config}: {out:?}");
+        assert!(out.stderr.contains(needle), "{config}: {out:?}");
+        assert_eq!(env.head(), head, "nothing committed");
     }
 }

@@ -76,7 +76,8 @@ impl fmt::Display for ParseError {
 pub fn parse(body: &str, p: &Prefixes) -> Option<Result<Command, ParseError>> {
     let mut found: Vec<Result<Command, ParseError>> = Vec::new();
     let mut fence: Option<Fence> = None;
-    for raw in body.lines() {
+    let visible = without_html_comments(body);
+    for raw in visible.lines() {
         if let Some(open) = fence {
             if open.closed_by(raw) {
                 fence = None;
@@ -100,6 +101,25 @@ pub fn parse(body: &str, p: &Prefixes) -> Option<Result<Command, ParseError>> {
         1 => found.pop(),
         _ => Some(Err(ParseError::MoreThanOne)),
     }
+}
+
+/// `body` without its HTML comments (`<!-- … -->`, an unclosed one to the end): invisible when
+/// rendered, so nothing in them is a command.
+fn without_html_comments(body: &str) -> std::borrow::Cow<'_, str> {
+    if !body.contains("<!--") {
+        return std::borrow::Cow::Borrowed(body);
+    }
+    let mut out = String::with_capacity(body.len());
+    let mut rest = body;
+    while let Some(start) = rest.find("<!--") {
+        out.push_str(&rest[..start]);
+        match rest[start + 4..].find("-->") {
+            Some(end) => rest = &rest[start + 4 + end + 3..],
+            None => rest = "",
+        }
+    }
+    out.push_str(rest);
+    std::borrow::Cow::Owned(out)
 }
 
 /// A CommonMark code fence: three or more backticks or tildes, indented at most three spaces. It
@@ -233,6 +253,10 @@ mod tests {
             ("/destroy-ephemeral help", "Help"),
             ("please /deploy-ephemeral", "none"),
             ("> /deploy-ephemeral\nquoted, not a command", "none"),
+            ("<!--\n/deploy-ephemeral\n-->", "none"),
+            ("hi <!-- /destroy-ephemeral -->", "none"),
+            ("<!-- unclosed\n/deploy-ephemeral", "none"),
+            ("<!-- note -->\n/deploy-ephemeral", "Deploy { ttl: None }"),
             ("```\n/deploy-ephemeral\n```", "none"),
             ("~~~sh\n/destroy-ephemeral\n~~~\n", "none"),
             ("````\n```\n/deploy-ephemeral\n````", "none"),

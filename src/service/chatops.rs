@@ -27,7 +27,8 @@ use crate::plan::{plan, Action, Intent, Outcome, PlanOptions};
 use crate::reconcile::{reconcile, ConfigSource, RunOptions, Snapshot};
 use crate::replies;
 
-/// What handling one event came to: `deployed`, `destroyed`, `unchanged`, `refused` or `ignored`.
+/// What handling one event came to: `deployed`, `destroyed`, `unchanged`, `refused` or `ignored`
+/// (with `--dry-run`: `would_deploy`, `would_destroy`).
 #[derive(Debug, Clone)]
 pub struct Handled {
     pub action: &'static str,
@@ -543,10 +544,11 @@ pub fn finish(p: &Pending, applied: Result<Applied>, ctx: &Context) -> Result<Ha
                     Some(outcome)
                 }
             };
-            let action = if o.action == Action::Unchanged || mode.dry_run {
-                "unchanged"
-            } else {
-                "deployed"
+            // A dry run says what it would have done.
+            let action = match (o.action == Action::Unchanged, mode.dry_run) {
+                (true, _) => "unchanged",
+                (false, true) => "would_deploy",
+                (false, false) => "deployed",
             };
             Ok(Handled {
                 action,
@@ -573,10 +575,10 @@ pub fn finish(p: &Pending, applied: Result<Applied>, ctx: &Context) -> Result<Ha
             {
                 p.reply(replies::destroyed(&o.slug, commit.as_deref(), &why));
             }
-            let action = if o.action == Action::Destroyed && !mode.dry_run {
-                "destroyed"
-            } else {
-                "unchanged"
+            let action = match (o.action == Action::Destroyed, mode.dry_run) {
+                (false, _) => "unchanged",
+                (true, true) => "would_destroy",
+                (true, false) => "destroyed",
             };
             let notified = ctx
                 .notify
