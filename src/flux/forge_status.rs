@@ -10,10 +10,37 @@ use super::{WaitOutcome, WaitState};
 use crate::error::Result;
 use crate::forge::{ChangeForge, CommitStatus};
 
-/// Flux's verdict among a commit's statuses, for `deployer`.
-pub fn flux_verdict(statuses: &[CommitStatus], deployer: &ObjectRef) -> Verdict {
-    let prefix = format!("{}/", deployer.flux_id());
-    let Some(s) = statuses.iter().find(|s| s.context.starts_with(&prefix)) else {
+/// Whether `context` is exactly the one Flux's notification-controller posts for `deployer`:
+/// `<kind>/<name>/` and the first five hex digits of the Provider's UID. A context that merely
+/// starts the same way was posted by someone else.
+fn is_fluxs_context(context: &str, deployer: &ObjectRef) -> bool {
+    context
+        .strip_prefix(&deployer.flux_id())
+        .and_then(|rest| rest.strip_prefix('/'))
+        .is_some_and(|id| id.len() == 5 && id.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// How far the forge's clock may be behind ours.
+const SKEW: Duration = Duration::from_secs(5);
+
+/// Flux's verdict among a commit's statuses, for `deployer`: only statuses in Flux's exact context
+/// form count, and (when the push time is known) only those posted after the push; the newest wins.
+pub fn flux_verdict(
+    statuses: &[CommitStatus],
+    deployer: &ObjectRef,
+    pushed_at: Option<std::time::SystemTime>,
+) -> Verdict {
+    let after_push = |s: &&CommitStatus| match (pushed_at, s.created_at) {
+        (None, _) => true,
+        (Some(p), Some(c)) => c + SKEW >= p,
+        (Some(_), None) => false,
+    };
+    let found = statuses
+        .iter()
+        .filter(|s| is_fluxs_context(&s.context, deployer))
+        .filter(after_push)
+        .max_by_key(|s| s.created_at);
+    let Some(s) = found else {
         return Verdict::Pending(format!(
             "no commit status from Flux for {}",
             deployer.flux_id()
@@ -34,6 +61,7 @@ pub fn wait(
     forge: &dyn ChangeForge,
     sha: &str,
     deployer: &ObjectRef,
+    pushed_at: Option<std::time::SystemTime>,
     timeout: Duration,
     every: Duration,
 ) -> Result<WaitOutcome> {
@@ -46,7 +74,7 @@ pub fn wait(
     };
     loop {
         let last = match forge.commit_statuses(sha) {
-            Ok(statuses) => match flux_verdict(&statuses, deployer) {
+            Ok(statuses) => match flux_verdict(&statuses, deployer, pushed_at) {
                 Verdict::Ready => return Ok(outcome(WaitState::Ready, "Ready".into())),
                 Verdict::Failed { message, .. } => return Ok(outcome(WaitState::Failed, message)),
                 Verdict::Pending(why) => why,
@@ -77,22 +105,67 @@ mod tests {
             context: context.into(),
             state: state.into(),
             description: "health check failed after 30s".into(),
+            created_at: None,
         };
         assert!(matches!(
-            flux_verdict(&[st("ci/build", "success")], &dep),
+            flux_verdict(&[st("ci/build", "success")], &dep, None),
             Verdict::Pending(_)
         ));
         assert!(matches!(
-            flux_verdict(&[st("kustomization/app-x-other/1a2b3", "success")], &dep),
+            flux_verdict(
+                &[st("kustomization/app-x-other/1a2b3", "success")],
+                &dep,
+                None
+            ),
             Verdict::Pending(_)
         ));
         assert_eq!(
-            flux_verdict(&[st("kustomization/app-x/1a2b3", "success")], &dep),
+            flux_verdict(&[st("kustomization/app-x/1a2b3", "success")], &dep, None),
             Verdict::Ready
         );
         assert!(matches!(
-            flux_verdict(&[st("kustomization/app-x/1a2b3", "failure")], &dep),
+            flux_verdict(&[st("kustomization/app-x/1a2b3", "failure")], &dep, None),
             Verdict::Failed { .. }
         ));
+        // Someone else's status that merely starts like Flux's does not count.
+        assert!(matches!(
+            flux_verdict(
+                &[
+                    st("kustomization/app-x/1a2b3", "failure"),
+                    st("kustomization/app-x/anything-else", "success")
+                ],
+                &dep,
+                None
+            ),
+            Verdict::Failed { .. }
+        ));
+        // Flux's success for an earlier deployment of the same commit does not count.
+        let t = |secs: u64| std::time::UNIX_EPOCH + Duration::from_secs(secs);
+        let at = |context: &str, state: &str, secs: u64| CommitStatus {
+            created_at: Some(t(secs)),
+            ..st(context, state)
+        };
+        assert!(matches!(
+            flux_verdict(
+                &[at("kustomization/app-x/1a2b3", "success", 1000)],
+                &dep,
+                Some(t(2000))
+            ),
+            Verdict::Pending(_)
+        ));
+        assert_eq!(
+            flux_verdict(
+                &[
+                    at("kustomization/app-x/1a2b3", "success", 1000),
+                    at("kustomization/app-x/1a2b3", "failure", 2001)
+                ],
+                &dep,
+                Some(t(2000))
+            ),
+            Verdict::Failed {
+                reason: "failure".into(),
+                message: "health check failed after 30s".into()
+            }
+        );
     }
 }

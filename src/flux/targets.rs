@@ -32,6 +32,9 @@ pub struct Targets {
     pub revision: Option<String>,
     /// The application commit (for forge statuses).
     pub sha: Option<String>,
+    /// When this state was pushed (the sync file's deployed-at): a forge status older than that
+    /// is about an earlier deployment.
+    pub pushed_at: Option<std::time::SystemTime>,
 }
 
 /// Read the targets from a sync file's content.
@@ -40,6 +43,7 @@ pub fn from_sync_file(content: &str) -> Result<Targets> {
     let mut deployer = None;
     let mut sha = None;
     let mut digest = None;
+    let mut pushed_at = None;
     for de in serde_yaml_ng::Deserializer::from_str(content) {
         let doc = <Value as serde::Deserialize>::deserialize(de)
             .map_err(|e| Error::input(format!("sync file: {e}")))?;
@@ -81,6 +85,14 @@ pub fn from_sync_file(content: &str) -> Result<Targets> {
             "Kustomization" | "HelmRelease" => deployer = Some(r),
             _ => {}
         }
+        if pushed_at.is_none() {
+            pushed_at = doc
+                .get("metadata")
+                .and_then(|m| m.get("annotations"))
+                .and_then(|a| a.get(crate::model::keys::DEPLOYED_AT))
+                .and_then(|v| v.as_str())
+                .and_then(crate::model::parse_time);
+        }
         if sha.is_none() {
             sha = doc
                 .get("metadata")
@@ -103,6 +115,7 @@ pub fn from_sync_file(content: &str) -> Result<Targets> {
         deployer,
         revision,
         sha,
+        pushed_at,
     })
 }
 

@@ -165,6 +165,7 @@ impl GitHub {
             context: String,
             state: String,
             description: Option<String>,
+            created_at: Option<String>,
         }
         let sha = super::checked_sha(sha.to_string(), "the caller")?;
         let route = format!("/repos/{}/{}/commits/{sha}/status", self.owner, self.repo);
@@ -179,6 +180,7 @@ impl GitHub {
                 context: s.context,
                 state: s.state,
                 description: s.description.unwrap_or_default(),
+                created_at: s.created_at.as_deref().and_then(crate::model::parse_time),
             })
             .collect())
     }

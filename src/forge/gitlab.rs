@@ -476,6 +476,7 @@ impl ChangeForge for GitLabChanges {
             name: String,
             status: String,
             description: Option<String>,
+            created_at: Option<String>,
         }
         let sha = super::checked_sha(sha.to_string(), "the caller")?;
         let endpoint = gitlab::api::projects::repository::commits::CommitStatuses::builder()
@@ -495,6 +496,7 @@ impl ChangeForge for GitLabChanges {
                 context: s.name,
                 state: s.status,
                 description: s.description.unwrap_or_default(),
+                created_at: s.created_at.as_deref().and_then(crate::model::parse_time),
             })
             .collect())
     }

@@ -22,6 +22,8 @@ pub struct CommitStatus {
     /// `success`, `failure`, `pending`, … (GitLab: `success`, `failed`, `running`, …).
     pub state: String,
     pub description: String,
+    /// When the forge says it was posted.
+    pub created_at: Option<std::time::SystemTime>,
 }
 
 /// An open pull/merge request as a listing shows it: enough to repair drift.

@@ -123,6 +123,7 @@ pub fn wait_for_targets(
             f,
             sha,
             &targets.deployer,
+            targets.pushed_at,
             timeout,
             Duration::from_secs(2),
         ),

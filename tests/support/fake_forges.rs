@@ -27,6 +27,11 @@ pub async fn requests(server: &MockServer) -> Vec<String> {
         .collect()
 }
 
+/// The time as the forges write it.
+fn now() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+}
+
 // ---------------------------------------------------------------------------------------------
 // GitHub
 
@@ -189,7 +194,7 @@ impl FakeGitHub {
         self.state.lock().unwrap().statuses.push((
             repo.into(),
             sha.into(),
-            json!({"state": state, "context": context, "description": description}),
+            json!({"state": state, "context": context, "description": description, "created_at": now()}),
         ));
     }
 
@@ -321,8 +326,10 @@ impl Respond for GitHubResponder {
                 )
             }
             ("POST", ["repos", o, r, "statuses", sha]) => {
+                let mut status = body.clone();
+                status["created_at"] = json!(now());
                 s.statuses
-                    .push((format!("{o}/{r}"), sha.to_string(), body.clone()));
+                    .push((format!("{o}/{r}"), sha.to_string(), status));
                 ResponseTemplate::new(201).set_body_json(json!({"id": 1, "state": body["state"]}))
             }
             _ => not_found(),
@@ -472,7 +479,7 @@ impl FakeGitLab {
         self.state.lock().unwrap().others_statuses.push((
             project,
             sha.into(),
-            json!({"name": name, "status": status, "description": description}),
+            json!({"name": name, "status": status, "description": description, "created_at": now()}),
         ));
     }
 
