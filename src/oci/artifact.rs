@@ -117,11 +117,15 @@ pub fn tarball(dir: &Path) -> Result<Vec<u8>> {
                     .map_err(io)?;
             }
             Entry::File(path) => {
-                let data = std::fs::read(path).map_err(io)?;
+                // Streamed: a large (or sparse) file costs a buffer, not its size in memory.
+                let file = std::fs::File::open(path).map_err(io)?;
+                let len = file.metadata().map_err(io)?.len();
                 h.set_entry_type(tar::EntryType::Regular);
                 h.set_mode(0o644);
-                h.set_size(data.len() as u64);
-                tar.append_data(&mut h, name, data.as_slice()).map_err(io)?;
+                h.set_size(len);
+                // Exactly `len` bytes, even if the file grows while it is read.
+                let mut reader = std::io::Read::take(file, len);
+                tar.append_data(&mut h, name, &mut reader).map_err(io)?;
             }
         }
     }

@@ -307,14 +307,78 @@ fn source_url(content: &str) -> Option<String> {
         .find_map(|doc| doc.get("spec")?.get("url")?.as_str().map(str::to_string))
 }
 
+/// Which forge repository an application's `source_url` names, when that is unambiguous: a
+/// github.com (or GITHUB_SERVER_URL) URL is a GitHub repository, one on the GitLab instance
+/// (--gitlab-url, CI_SERVER_URL, GITLAB_URL, else gitlab.com) a GitLab project.
+pub fn forge_of_source(
+    source_url: &str,
+    gitlab_url: Option<&str>,
+) -> Option<(crate::events::Forge, String)> {
+    let host = |u: &str| -> Option<String> {
+        let rest = u.split_once("://").map_or(u, |x| x.1);
+        let authority = rest.split('/').next()?;
+        let host = authority.rsplit('@').next()?.split(':').next()?;
+        (!host.is_empty()).then(|| host.to_ascii_lowercase())
+    };
+    let path = crate::apps::repository_of_url(source_url)?;
+    let source = host(source_url)?;
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let github = var("GITHUB_SERVER_URL").and_then(|u| host(&u));
+    if source == "github.com" || github.as_deref() == Some(source.as_str()) {
+        return Some((crate::events::Forge::GitHub, path));
+    }
+    let gitlab = gitlab_url
+        .map(str::to_string)
+        .or_else(|| var("CI_SERVER_URL"))
+        .or_else(|| var("GITLAB_URL"))
+        .and_then(|u| host(&u))
+        .unwrap_or_else(|| "gitlab.com".into());
+    (source == gitlab).then_some((crate::events::Forge::GitLab, path))
+}
+
+/// Why resync cannot run for the application `settings` are for, if it cannot: neither a
+/// repository nor a source URL on a known forge is configured.
+pub fn resync_gap(settings: &crate::config::Settings, gitlab_url: Option<&str>) -> Option<String> {
+    if settings.github_repository.is_some() || settings.gitlab_project.is_some() {
+        return None;
+    }
+    let name = &settings.application.name;
+    match settings.source_url.as_deref() {
+        Some(u) if forge_of_source(u, gitlab_url).is_some() => None,
+        Some(u) => Some(format!(
+            "application {name} cannot be resynced: its source_url {:?} is on neither github.com nor the GitLab instance; set github_repository or gitlab_project (or --gitlab-url)",
+            crate::redact::redact_url(u)
+        )),
+        None => Some(format!(
+            "application {name} cannot be resynced: set github_repository or gitlab_project"
+        )),
+    }
+}
+
 /// The forge listing of the application `settings` are for: its `github_repository` or
-/// `gitlab_project`, with GITHUB_TOKEN / GITLAB_TOKEN. `None` when neither is configured.
+/// `gitlab_project` (else the repository its `source_url` names on a known forge), with
+/// GITHUB_TOKEN / GITLAB_TOKEN. `None` when none is known.
 pub fn listing(
     settings: &crate::config::Settings,
     gitlab_url: Option<&str>,
 ) -> Result<Option<(Box<dyn ChangeForge>, String)>> {
     use crate::redact::Secret;
-    if let Some(repo) = &settings.github_repository {
+    let derived = match (&settings.github_repository, &settings.gitlab_project) {
+        (None, None) => settings
+            .source_url
+            .as_deref()
+            .and_then(|u| forge_of_source(u, gitlab_url)),
+        _ => None,
+    };
+    let (github, gitlab) = match derived {
+        Some((crate::events::Forge::GitHub, path)) => (Some(path), None),
+        Some((crate::events::Forge::GitLab, path)) => (None, Some(path)),
+        None => (
+            settings.github_repository.clone(),
+            settings.gitlab_project.clone(),
+        ),
+    };
+    if let Some(repo) = &github {
         let token = Secret::from_env("GITHUB_TOKEN");
         let gh = crate::forge::github::GitHubChanges::connect(
             &crate::forge::github::api_from_env(),
@@ -323,7 +387,7 @@ pub fn listing(
         )?;
         return Ok(Some((Box::new(gh), repo.clone())));
     }
-    if let Some(project) = &settings.gitlab_project {
+    if let Some(project) = &gitlab {
         let url = crate::forge::gitlab::GitLabUrl::resolve(gitlab_url)?;
         let token = Secret::from_env("GITLAB_TOKEN")
             .ok_or_else(|| crate::error::Error::config("GITLAB_TOKEN is not set"))?;
@@ -361,6 +425,10 @@ pub fn resync_all(
             config.flags.app = app;
             let mut run = || -> Result<Option<Resynced>> {
                 let first = crate::reconcile::first_snapshot(store, &mut config)?;
+                // Said, not skipped silently: the operator must learn which setting is missing.
+                if let Some(why) = resync_gap(&first.settings, gitlab_url) {
+                    return Err(crate::error::Error::config(why));
+                }
                 let Some((forge, repository)) = listing(&first.settings, gitlab_url)? else {
                     return Ok(None);
                 };
@@ -402,6 +470,29 @@ mod tests {
             from_fork: fork,
             author: "a".into(),
         }
+    }
+
+    #[test]
+    fn the_forge_of_a_source_url() {
+        use crate::events::Forge;
+        assert_eq!(
+            forge_of_source("https://github.com/org/app.git", None),
+            Some((Forge::GitHub, "org/app".into()))
+        );
+        assert_eq!(
+            forge_of_source(
+                "git@gitlab.example.com:group/sub/app.git",
+                Some("https://gitlab.example.com")
+            ),
+            Some((Forge::GitLab, "group/sub/app".into()))
+        );
+        assert_eq!(
+            forge_of_source(
+                "https://git.example.com/org/app.git",
+                Some("https://gitlab.example.com")
+            ),
+            None
+        );
     }
 
     #[test]
