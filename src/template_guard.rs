@@ -7,13 +7,14 @@
 //!   of `set`s grows past any memory);
 //! - `for` loops only over a variable or `range(...)`, nested at most [`MAX_LOOP_DEPTH`] deep,
 //!   and `range` yields at most [`MAX_RANGE`] items;
+//! - filter arguments are literals (`replace(from="a", to=s)` squares a string at every use);
 //! - brackets nested at most [`MAX_NESTING`] deep (the parser recurses on them);
 //! - the output is cut off at a size limit (an error, not a truncated file).
 
 use std::collections::HashMap;
 use std::io::Write;
 
-use tera::ast::{ExprVal, Node};
+use tera::ast::{Expr, ExprVal, Node};
 
 pub const MAX_SETS: usize = 8;
 pub const MAX_LOOP_DEPTH: usize = 2;
@@ -70,7 +71,9 @@ fn walk(nodes: &[Node], loops: usize, sets: &mut usize) -> Result<(), String> {
             Node::Block(..) | Node::Super => {
                 return Err("uses block, which flux-ephemeral templates may not".into())
             }
+            Node::VariableBlock(_, e) => check_expr(e)?,
             Node::Set(_, set) => {
+                check_expr(&set.value)?;
                 if set.global {
                     return Err("uses set_global, which flux-ephemeral templates may not".into());
                 }
@@ -98,7 +101,8 @@ fn walk(nodes: &[Node], loops: usize, sets: &mut usize) -> Result<(), String> {
                 }
             }
             Node::If(cond, _) => {
-                for (_, _, body) in &cond.conditions {
+                for (_, e, body) in &cond.conditions {
+                    check_expr(e)?;
                     walk(body, loops, sets)?;
                 }
                 if let Some((_, body)) = &cond.otherwise {
@@ -110,6 +114,48 @@ fn walk(nodes: &[Node], loops: usize, sets: &mut usize) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Filter (and function) arguments must be literals; checked through every sub-expression.
+fn check_expr(e: &Expr) -> Result<(), String> {
+    for f in &e.filters {
+        for arg in f.args.values() {
+            if !is_literal(arg) {
+                return Err(format!(
+                    "passes a variable to the filter {}: filter arguments must be literals",
+                    f.name
+                ));
+            }
+        }
+    }
+    match &e.val {
+        ExprVal::Math(m) => {
+            check_expr(&m.lhs)?;
+            check_expr(&m.rhs)
+        }
+        ExprVal::Logic(l) => {
+            check_expr(&l.lhs)?;
+            check_expr(&l.rhs)
+        }
+        ExprVal::In(i) => {
+            check_expr(&i.lhs)?;
+            check_expr(&i.rhs)
+        }
+        ExprVal::Array(items) => items.iter().try_for_each(check_expr),
+        ExprVal::FunctionCall(call) => call.args.values().try_for_each(check_expr),
+        ExprVal::MacroCall(_) => {
+            Err("calls a macro, which flux-ephemeral templates may not".into())
+        }
+        _ => Ok(()),
+    }
+}
+
+fn is_literal(e: &Expr) -> bool {
+    e.filters.is_empty()
+        && matches!(
+            e.val,
+            ExprVal::String(_) | ExprVal::Int(_) | ExprVal::Float(_) | ExprVal::Bool(_)
+        )
 }
 
 /// Tera's `range`, with at most [`MAX_RANGE`] items.
@@ -205,6 +251,10 @@ mod tests {
             ),
             ("{% for a in [1,2] | concat(with=3) %}{% endfor %}", "loops over"),
             (&"(".repeat(100), "nests brackets"),
+            (
+                "{% set a = 'xx' %}{% set b = a | replace(from='x', to=a) %}{{ b }}",
+                "filter arguments must be literals",
+            ),
             (&"{% set a = 1 %}".repeat(9), "set tags"),
         ] {
             let e = verdict(src).unwrap_err();
@@ -221,6 +271,54 @@ mod tests {
             verdict(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
         }
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+        /// Any sequence of Tera constructs, valid or not: accepted or refused, never a panic or
+        /// an abort, and what renders stays within the output cap.
+        #[test]
+        fn random_templates_are_refused_or_bounded(pieces in proptest::collection::vec(0usize..PIECES.len(), 0..40)) {
+            let src: String = pieces.iter().map(|i| PIECES[*i]).collect();
+            let mut tera = tera::Tera::default();
+            tera.register_function("range", capped_range);
+            let accepted = check_source(&src)
+                .and_then(|()| tera::Template::new("t", None, &src).map_err(|e| e.to_string()))
+                .and_then(|t| check_ast(&t.ast));
+            if accepted.is_ok() && tera.add_raw_template("t", &src).is_ok() {
+                let mut ctx = tera::Context::new();
+                ctx.insert("slug", "feature-x");
+                ctx.insert("labels", &std::collections::BTreeMap::from([("a", "b")]));
+                if let Ok(out) = render(&tera, "t", &ctx, 1 << 16) {
+                    proptest::prop_assert!(out.len() <= 1 << 16);
+                }
+            }
+        }
+    }
+
+    const PIECES: &[&str] = &[
+        "{{ slug }}",
+        "x",
+        "{% for i in range(end=1000) %}",
+        "{% for k, v in labels %}",
+        "{% endfor %}",
+        "{% if slug %}",
+        "{% else %}",
+        "{% endif %}",
+        "{% set s = slug ~ slug %}",
+        "{% set s = s ~ s %}",
+        "{% set_global s = s ~ s %}",
+        "{{ s }}",
+        "{{ s | replace(from='a', to=s) }}",
+        "{{ slug | upper | replace(from='X', to='yy') }}",
+        "{% include 't' %}",
+        "{% macro m() %}{{ self::m() }}{% endmacro %}",
+        "{{ self::m() }}",
+        "{% raw %}{{{% endraw %}",
+        "((((",
+        "{{ i * 1000 }}",
+        "{% filter upper %}",
+        "{% endfilter %}",
+    ];
 
     #[test]
     fn range_and_output_are_capped() {
