@@ -12,14 +12,13 @@ import http.server
 import json
 import os
 import re
-import socket
 import subprocess
 import tempfile
 import threading
 import time
 import urllib.request
 
-from common import DEFAULT_BIN, ROOT, ensure_binary, git_daemon
+from common import DEFAULT_BIN, ROOT, ensure_binary, git_daemon, rss_mib, start_serve
 
 SECRET = b"bench-secret"
 SHA = "ec26c3e57ca3a959ca5aad62de7213c562f8c821"
@@ -117,14 +116,6 @@ def slug(binary, branch):
     return json.loads(out)["slug"]
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=20)
@@ -158,17 +149,8 @@ def main():
         make_repo(burst)
         bare = os.path.join(burst, "gitops.git")
         daemon, url = git_daemon(burst)
-        port = free_port()
-        server = subprocess.Popen([args.bin, "serve", "--listen", f"127.0.0.1:{port}", "--repo", url,
-                                   "--state-dir", os.path.join(base, "state")],
-                                  env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        server, port = start_serve(args.bin, url, os.path.join(base, "state"), env)
         try:
-            for _ in range(500):
-                try:
-                    socket.create_connection(("127.0.0.1", port)).close()
-                    break
-                except OSError:
-                    time.sleep(0.02)
             before = commits(bare)
             accepted = {}
             start = time.monotonic()
@@ -194,8 +176,7 @@ def main():
                 time.sleep(0.02)
             total = time.monotonic() - start
             made = commits(bare) - before
-            with open(f"/proc/{server.pid}/status") as f:
-                rss = next(int(l.split()[1]) for l in f if l.startswith("VmHWM")) / 1024
+            rss = rss_mib(server.pid)
         finally:
             server.terminate()
             server.wait()

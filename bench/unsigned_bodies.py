@@ -9,23 +9,14 @@ refused (401, or 503 while the body budget is taken), none accepted.
 import argparse
 import os
 import socket
-import subprocess
 import tempfile
 import threading
 import time
 
-from burst import free_port, make_repo
-from common import DEFAULT_BIN, ensure_binary, git_daemon
+from burst import make_repo
+from common import DEFAULT_BIN, ensure_binary, git_daemon, rss_mib, start_serve
 
 LIMIT_MIB = 256
-
-
-def rss(pid, field):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def post(port, size, statuses):
@@ -61,19 +52,10 @@ def main():
     with tempfile.TemporaryDirectory() as base:
         make_repo(base)
         daemon, url = git_daemon(base)
-        port = free_port()
-        server = subprocess.Popen([args.bin, "serve", "--listen", f"127.0.0.1:{port}", "--repo", url,
-                                   "--state-dir", os.path.join(base, "state")],
-                                  env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        server, port = start_serve(args.bin, url, os.path.join(base, "state"), env)
         try:
-            for _ in range(500):
-                try:
-                    socket.create_connection(("127.0.0.1", port)).close()
-                    break
-                except OSError:
-                    time.sleep(0.02)
             time.sleep(0.5)
-            idle = rss(server.pid, "VmRSS")
+            idle = rss_mib(server.pid, "VmRSS")
             statuses = []
             start = time.monotonic()
             for _ in range(args.rounds):
@@ -84,7 +66,7 @@ def main():
                 for t in threads:
                     t.join()
             took = time.monotonic() - start
-            peak = rss(server.pid, "VmHWM")
+            peak = rss_mib(server.pid)
         finally:
             server.terminate()
             server.wait()

@@ -278,10 +278,11 @@ const MAX_SYNC_FILE: usize = 1024 * 1024;
 /// [`crate::template_guard`].
 fn add_guarded(tera: &mut Tera, name: &str, source: &str) -> std::result::Result<(), String> {
     crate::template_guard::check_source(source)?;
-    let parsed = tera::Template::new(name, None, source).map_err(|e| tera_message(&e))?;
-    crate::template_guard::check_ast(&parsed.ast)?;
     tera.add_raw_template(name, source)
-        .map_err(|e| tera_message(&e))
+        .map_err(|e| tera_message(&e))?;
+    // Checked before it is ever rendered (a refused template leaves with the renderer).
+    let parsed = tera.get_template(name).map_err(|e| tera_message(&e))?;
+    crate::template_guard::check_ast(&parsed.ast)
 }
 
 pub(crate) fn tera_message(e: &tera::Error) -> String {

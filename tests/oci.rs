@@ -72,9 +72,9 @@ fn host(registry: &Server) -> String {
     format!("127.0.0.1:{}", registry.port)
 }
 
-fn deploy(env: &TestEnv, registry: &Server, dir: &Path, extra: &[&str], password: &str) -> Run {
-    let url = format!("{}/org/app/manifests", registry.url);
-    let host = host(registry);
+/// `deploy --artifact DIR` to `oci://HOST/org/app/manifests`, plain HTTP to HOST.
+fn deploy_at(env: &TestEnv, dir: &Path, host: &str, extra: &[&str], vars: &[(&str, &str)]) -> Run {
+    let url = format!("oci://{host}/org/app/manifests");
     let mut args = vec![
         "deploy",
         "--repo",
@@ -88,12 +88,20 @@ fn deploy(env: &TestEnv, registry: &Server, dir: &Path, extra: &[&str], password
         "--artifact-url",
         &url,
         "--insecure-registry",
-        &host,
-        "--output",
-        "json",
+        host,
     ];
     args.extend_from_slice(extra);
-    env.run_with(
+    env.run_with(&args, vars)
+}
+
+fn deploy(env: &TestEnv, registry: &Server, dir: &Path, extra: &[&str], password: &str) -> Run {
+    let host = host(registry);
+    let mut args = vec!["--output", "json"];
+    args.extend_from_slice(extra);
+    deploy_at(
+        env,
+        dir,
+        &host,
         &args,
         &[
             ("REGISTRY_USERNAME", USER),
@@ -394,27 +402,9 @@ fn recording_registry(
 const BASIC_CHALLENGE: &str = "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"r\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
 
 fn deploy_to(env: &TestEnv, dir: &Path, host: &str, extra_env: &[(&str, &str)]) -> Run {
-    let url = format!("oci://{host}/org/app/manifests");
     let mut vars = vec![("REGISTRY_USERNAME", USER), ("REGISTRY_PASSWORD", PASSWORD)];
     vars.extend_from_slice(extra_env);
-    env.run_with(
-        &[
-            "deploy",
-            "--repo",
-            env.remote.to_str().unwrap(),
-            "--branch",
-            BRANCH,
-            "--sha",
-            SHA,
-            "--artifact",
-            dir.to_str().unwrap(),
-            "--artifact-url",
-            &url,
-            "--insecure-registry",
-            host,
-        ],
-        &vars,
-    )
+    deploy_at(env, dir, host, &[], &vars)
 }
 
 #[test]
@@ -456,20 +446,7 @@ fn registry_credentials_go_only_to_their_host_and_only_when_challenged() {
         "{heads:?}"
     );
     // Without REGISTRY_HOST they go nowhere, and the error says what to set.
-    let out = env.run_with(
-        &[
-            "deploy",
-            "--repo",
-            env.remote.to_str().unwrap(),
-            "--branch",
-            BRANCH,
-            "--artifact",
-            dir.to_str().unwrap(),
-            "--artifact-url",
-            &format!("oci://{host}/org/app/manifests"),
-        ],
-        &[("REGISTRY_USERNAME", USER), ("REGISTRY_PASSWORD", PASSWORD)],
-    );
+    let out = deploy_to(&env, &dir, &host, &[]);
     assert_eq!(out.code, 3, "{out:?}");
     assert!(out.stderr.contains("REGISTRY_HOST"), "{out:?}");
 }

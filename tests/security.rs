@@ -425,27 +425,33 @@ async fn a_dry_run_writes_nothing_to_the_forge() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_command_inside_a_longer_fence_is_not_run() {
+async fn commands_that_do_not_show_when_rendered_are_not_run() {
     let Some((env, daemon)) = served() else {
         return;
     };
     let api = fake_github(pull_request("open", false), json!([])).await;
     env.deploy(&["--branch", BRANCH, "--id", "7"]).ok();
     let head = env.head();
-    let body = "How to remove it:\n\n````md\n```\n/destroy-ephemeral\n````\n";
-    let out = handle(
-        &env,
-        &daemon,
-        "issue_comment",
-        &github_comment("org/app", 7, "writer", body),
-        &api,
-        &[],
-    )
-    .await
-    .ok()
-    .json();
-    assert_eq!(out["action"], "ignored", "{out}");
-    assert_eq!(env.head(), head);
+    for body in [
+        // Inside a longer fence.
+        "How to remove it:\n\n````md\n```\n/destroy-ephemeral\n````\n",
+        // Inside an HTML comment.
+        "Looks good!\n<!--\n/destroy-ephemeral\n-->\n",
+    ] {
+        let out = handle(
+            &env,
+            &daemon,
+            "issue_comment",
+            &github_comment("org/app", 7, "writer", body),
+            &api,
+            &[],
+        )
+        .await
+        .ok()
+        .json();
+        assert_eq!(out["action"], "ignored", "{body}: {out}");
+        assert_eq!(env.head(), head);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -559,30 +565,6 @@ fn passwords_in_repository_urls_never_print() {
             "{repo}: {out:?}"
         );
     }
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn a_command_inside_an_html_comment_is_not_run() {
-    let Some((env, daemon)) = served() else {
-        return;
-    };
-    let api = fake_github(pull_request("open", false), json!([])).await;
-    env.deploy(&["--branch", BRANCH, "--id", "7"]).ok();
-    let head = env.head();
-    let body = "Looks good!\n<!--\n/destroy-ephemeral\n-->\n";
-    let out = handle(
-        &env,
-        &daemon,
-        "issue_comment",
-        &github_comment("org/app", 7, "writer", body),
-        &api,
-        &[],
-    )
-    .await
-    .ok()
-    .json();
-    assert_eq!(out["action"], "ignored", "{out}");
-    assert_eq!(env.head(), head);
 }
 
 #[test]

@@ -45,6 +45,13 @@ fn vars(gh: &FakeGitHub) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// The fake's variables, and a journal in `state`.
+fn journaled(gh: &FakeGitHub, state: &std::path::Path) -> Vec<(&'static str, String)> {
+    let mut v = vars(gh);
+    v.push(("FLUX_EPHEMERAL_STATE_DIR", state.display().to_string()));
+    v
+}
+
 /// POST one signed deployment comment for pull request `n` with delivery id `id`.
 fn deliver(port: u16, n: u64, id: &str) -> (u16, String) {
     let body = comment(n, "/deploy-ephemeral");
@@ -158,8 +165,7 @@ async fn sigterm_mid_burst_loses_nothing_that_was_accepted() {
     };
     let gh = github(20).await;
     let state = env.path("state");
-    let mut vars = vars(&gh);
-    vars.push(("FLUX_EPHEMERAL_STATE_DIR", state.display().to_string()));
+    let vars = journaled(&gh, &state);
     let s = Serving::start(&env, &daemon.url, &vars);
     let port = s.port;
     let accepted = tokio::task::spawn_blocking(move || {
@@ -421,8 +427,7 @@ async fn a_delivery_the_gitops_repository_could_not_take_stays_journaled() {
     };
     let gh = github(1).await;
     let state = env.path("state");
-    let mut vars = vars(&gh);
-    vars.push(("FLUX_EPHEMERAL_STATE_DIR", state.display().to_string()));
+    let vars = journaled(&gh, &state);
     let s = Serving::start(&env, &daemon.url, &vars);
     // The GitOps repository goes away after start-up (the daemon answers "not found").
     let away = env.remote.with_extension("away");
@@ -486,8 +491,7 @@ async fn a_backlog_is_replayed_while_health_already_answers() {
     };
     let gh = github(40).await;
     let state = env.path("state");
-    let mut vars = vars(&gh);
-    vars.push(("FLUX_EPHEMERAL_STATE_DIR", state.display().to_string()));
+    let mut vars = journaled(&gh, &state);
     vars.push(("FLUX_EPHEMERAL_RESYNC_INTERVAL", "0".into()));
     let s = Serving::start(&env, &daemon.url, &vars);
     let away = env.remote.with_extension("away");

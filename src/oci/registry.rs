@@ -28,6 +28,10 @@ pub struct Registry {
     url: ArtifactUrl,
     insecure: bool,
     runtime: tokio::runtime::Runtime,
+    /// The `Authorization` this host's challenge asked for, per token action (`pull`,
+    /// `delete`): later requests send it at once instead of being refused and asking again
+    /// (and fetching a new token each time).
+    answered: std::sync::Mutex<std::collections::HashMap<String, reqwest::header::HeaderValue>>,
 }
 
 impl Registry {
@@ -69,6 +73,7 @@ impl Registry {
             url: url.clone(),
             insecure,
             runtime,
+            answered: Default::default(),
         };
         registry.auth = registry.challenged_auth()?;
         Ok(registry)
@@ -214,7 +219,7 @@ impl Registry {
     }
 
     /// One request, anonymous first; on a 401 again with what this host's challenge asks for
-    /// (`action`: the token scope's action, `pull` or `delete`).
+    /// (`action`: the token scope's action, `pull` or `delete`), remembered for the next request.
     async fn request(
         &self,
         method: reqwest::Method,
@@ -222,12 +227,14 @@ impl Registry {
         accept: &str,
         action: &str,
     ) -> Result<reqwest::Response> {
-        let build = || {
-            let r = self.http.request(method.clone(), url);
-            if accept.is_empty() {
-                r
-            } else {
-                r.header("accept", accept)
+        let build = |authorization: Option<&reqwest::header::HeaderValue>| {
+            let mut r = self.http.request(method.clone(), url);
+            if !accept.is_empty() {
+                r = r.header("accept", accept);
+            }
+            match authorization {
+                Some(a) => r.header(reqwest::header::AUTHORIZATION, a.clone()),
+                None => r,
             }
         };
         let send = |r: reqwest::RequestBuilder| async {
@@ -235,7 +242,8 @@ impl Registry {
                 .await
                 .map_err(|e| self.err("asking the registry", e))
         };
-        let first = send(build()).await?;
+        let known = self.lock_answered().get(action).cloned();
+        let first = send(build(known.as_ref())).await?;
         let (401, Some(c)) = (first.status().as_u16(), &self.credentials) else {
             return Ok(first);
         };
@@ -245,9 +253,14 @@ impl Registry {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_string();
-        match Challenge::parse(&challenge) {
+        let authorization = match Challenge::parse(&challenge) {
             Challenge::Basic => {
-                send(build().basic_auth(&c.username, Some(c.password.expose()))).await
+                use base64::Engine;
+                let pair = format!("{}:{}", c.username, c.password.expose());
+                format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(pair)
+                )
             }
             Challenge::Bearer {
                 realm,
@@ -255,11 +268,23 @@ impl Registry {
                 scope,
             } => {
                 let scope = scope.unwrap_or(format!("repository:{}:{action}", self.url.repository));
-                let token = self.token(c, &realm, service, scope).await?;
-                send(build().bearer_auth(token)).await
+                format!("Bearer {}", self.token(c, &realm, service, scope).await?)
             }
-            Challenge::Other => Ok(first),
-        }
+            Challenge::Other => return Ok(first),
+        };
+        let mut authorization = reqwest::header::HeaderValue::from_str(&authorization)
+            .map_err(|_| self.err("authenticating", "the token is not a valid header value"))?;
+        authorization.set_sensitive(true);
+        self.lock_answered()
+            .insert(action.to_string(), authorization.clone());
+        send(build(Some(&authorization))).await
+    }
+
+    fn lock_answered(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, reqwest::header::HeaderValue>>
+    {
+        self.answered.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Push `packed` under `tag`. Nothing is uploaded when the tag already holds its digest.

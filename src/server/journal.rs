@@ -17,12 +17,21 @@ use crate::error::{Error, Result};
 use crate::events::Forge;
 
 /// What is written for one delivery.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Deserialize)]
 struct Record {
     forge: String,
     event: Option<String>,
     delivery: Option<String>,
     body: String,
+}
+
+/// The same, borrowed from the job for writing (the body is not copied).
+#[derive(Serialize)]
+struct RecordRef<'a> {
+    forge: &'a str,
+    event: Option<&'a str>,
+    delivery: Option<&'a str>,
+    body: &'a str,
 }
 
 /// Handling of an entry that did not finish this many times: quarantined.
@@ -41,6 +50,8 @@ struct Meta {
     unfinished: u32,
     not_before: Instant,
     in_flight: bool,
+    /// When it was accepted (this run), for the accepted → pushed latency.
+    accepted: Instant,
 }
 
 struct State {
@@ -101,6 +112,7 @@ impl Journal {
                     unfinished,
                     not_before: Instant::now(),
                     in_flight: false,
+                    accepted: Instant::now(),
                 },
             );
         }
@@ -134,14 +146,14 @@ impl Journal {
 
     /// Write `job` durably (synced, 0600) and queue it; its id is the file's name.
     pub fn accept(&self, job: &Job) -> std::result::Result<String, Refusal> {
-        let record = Record {
+        let record = RecordRef {
             forge: match job.forge {
-                Forge::GitHub => "github".into(),
-                Forge::GitLab => "gitlab".into(),
+                Forge::GitHub => "github",
+                Forge::GitLab => "gitlab",
             },
-            event: job.event.clone(),
-            delivery: job.delivery.clone(),
-            body: job.body.clone(),
+            event: job.event.as_deref(),
+            delivery: job.delivery.as_deref(),
+            body: &job.body,
         };
         let text = serde_json::to_vec(&record)
             .map_err(|e| Refusal::Failed(Error::internal(e.to_string())))?;
@@ -190,6 +202,7 @@ impl Journal {
                 unfinished: 0,
                 not_before: Instant::now(),
                 in_flight: false,
+                accepted: job.accepted,
             },
         );
         Ok(id)
@@ -219,6 +232,7 @@ impl Journal {
             };
             meta.in_flight = true;
             meta.unfinished += 1;
+            let accepted = meta.accepted;
             if let Err(e) = set_tries(&self.dir, seq, meta.unfinished) {
                 tracing::warn!(id = %name(seq), "journal: {e}");
             }
@@ -236,7 +250,7 @@ impl Journal {
                     event: r.event,
                     delivery: r.delivery,
                     body: r.body,
-                    accepted: now,
+                    accepted,
                     journal_id: Some(name(seq)),
                 }),
                 None => {
@@ -371,12 +385,11 @@ fn tries(dir: &Path, seq: u64) -> u32 {
         .unwrap_or(0)
 }
 
+/// Not synced: it only has to survive the process dying (the page cache keeps it), and a sync
+/// per entry would cost every batch.
 fn set_tries(dir: &Path, seq: u64, n: u32) -> std::io::Result<()> {
     use std::io::Write;
-    let path = tries_path(dir, seq);
-    let mut f = private_file(&path)?;
-    f.write_all(n.to_string().as_bytes())?;
-    f.sync_all()
+    private_file(&tries_path(dir, seq))?.write_all(n.to_string().as_bytes())
 }
 
 /// Move entry `seq` to `failed/` (kept for a person to look at), logged.

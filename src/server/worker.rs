@@ -102,7 +102,8 @@ impl Worker {
                     }
                 }
             };
-            if stop.load(Ordering::SeqCst) {
+            // In memory, the queue runs until it closes; with a journal, what is left stays.
+            if stop.load(Ordering::SeqCst) && matches!(rx, Inbox::Journal(..)) {
                 return;
             }
             if woken {

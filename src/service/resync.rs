@@ -44,6 +44,26 @@ pub enum Repair {
     },
 }
 
+impl Repair {
+    /// An update that may not happen: the same change, marked outdated instead.
+    fn into_outdated(self) -> Repair {
+        match self {
+            Repair::Update {
+                slug,
+                file,
+                id,
+                sha,
+            } => Repair::Outdated {
+                slug,
+                file,
+                id,
+                sha,
+            },
+            other => other,
+        }
+    }
+}
+
 /// The repairs for `records` given the open changes and, on GitLab, the available environments
 /// (pure).
 pub fn drift(
@@ -133,6 +153,7 @@ pub fn resync(
     let mut repairs = Vec::new();
     let mut confirmed = super::confirm::Confirmed::default();
     for (repair, change) in drift(&mine, &open, available.as_ref()) {
+        let mut outdated = false;
         match (&repair, &change) {
             // Absent from the listing is not closed: the change itself must say so.
             (Repair::Destroy { id, file, .. }, _) => {
@@ -146,28 +167,11 @@ pub fn resync(
                     continue;
                 }
             }
-            (
-                Repair::Update {
-                    slug,
-                    file,
-                    id,
-                    sha,
-                },
-                Some(c),
-            ) => match may_move(forge, c, &settings.chat)? {
+            (Repair::Update { .. }, Some(c)) => match may_move(forge, c, &settings.chat)? {
                 Move::Yes => {}
                 Move::Outdated => {
                     tracing::info!(change = %c.number, author = %c.author, "head moved, but nobody who may deploy can be shown to have pushed it: marked outdated");
-                    repairs.push((
-                        Repair::Outdated {
-                            slug: slug.clone(),
-                            file: file.clone(),
-                            id: id.clone(),
-                            sha: sha.clone(),
-                        },
-                        change,
-                    ));
-                    continue;
+                    outdated = true;
                 }
                 Move::No => {
                     tracing::info!(change = %c.number, author = %c.author, "head moved, but its author may not deploy: left alone");
@@ -176,6 +180,11 @@ pub fn resync(
             },
             _ => {}
         }
+        let repair = if outdated {
+            repair.into_outdated()
+        } else {
+            repair
+        };
         repairs.push((repair, change));
     }
     let mut intents = |snap: &Snapshot| -> Result<Vec<Intent>> {
