@@ -109,7 +109,15 @@ fn walk(nodes: &[Node], loops: usize, sets: &mut usize) -> Result<(), String> {
                     walk(body, loops, sets)?;
                 }
             }
-            Node::FilterSection(_, f, _) => walk(&f.body, loops, sets)?,
+            Node::FilterSection(_, f, _) => {
+                if f.filter.args.values().any(|a| !is_literal(a)) {
+                    return Err(format!(
+                        "passes a variable to the filter {}: filter arguments must be literals",
+                        f.filter.name
+                    ));
+                }
+                walk(&f.body, loops, sets)?
+            }
             _ => {}
         }
     }
@@ -253,6 +261,10 @@ mod tests {
             (&"(".repeat(100), "nests brackets"),
             (
                 "{% set a = 'xx' %}{% set b = a | replace(from='x', to=a) %}{{ b }}",
+                "filter arguments must be literals",
+            ),
+            (
+                "{% filter replace(from='x', to=slug) %}{% filter replace(from='x', to=slug) %}x{% endfilter %}{% endfilter %}",
                 "filter arguments must be literals",
             ),
             (&"{% set a = 1 %}".repeat(9), "set tags"),

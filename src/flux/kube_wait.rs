@@ -91,7 +91,7 @@ impl KubeWaiter {
                                 if is_source { src = v } else { dep = v }
                             }
                             Err(e) => {
-                                tracing::debug!("watch: {e}");
+                                tracing::debug!("watch: {}", crate::redact::remote_text(&e.to_string(), crate::redact::REMOTE_TEXT_MAX));
                                 last = format!("watching failed: {e}");
                                 continue;
                             }
@@ -102,7 +102,7 @@ impl KubeWaiter {
                                 return Ok(outcome(WaitState::Failed, format!("{reason}: {message}")))
                             }
                             Verdict::Pending(why) => {
-                                tracing::debug!("{why}");
+                                tracing::debug!("{}", crate::redact::remote_text(&why, crate::redact::REMOTE_TEXT_MAX));
                                 last = why;
                             }
                         }

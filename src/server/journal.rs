@@ -90,6 +90,11 @@ impl Journal {
         let mut quarantined = 0;
         for entry in std::fs::read_dir(dir).map_err(bad)? {
             let path = entry.map_err(bad)?.path();
+            // A write that died before its rename was never answered 2xx: nothing to keep.
+            if path.extension().is_some_and(|x| x == "tmp") {
+                let _ = std::fs::remove_file(&path);
+                continue;
+            }
             let Some(seq) = seq_of(&path) else { continue };
             let unfinished = tries(dir, seq);
             if unfinished >= MAX_UNFINISHED {
