@@ -4,33 +4,7 @@
 
 use crate::config::FileConfig;
 use crate::error::{Error, Result};
-use crate::events::Forge;
-
-/// A forge repository as an event or a CI job names it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RepoRef {
-    pub forge: Forge,
-    /// GitHub `owner/name`, GitLab `group/project` (path with namespace).
-    pub path: String,
-    /// GitLab's numeric project id.
-    pub id: Option<u64>,
-}
-
-impl RepoRef {
-    /// Whether `configured` (GitHub `owner/name`, GitLab path or numeric id) names this repository.
-    pub fn matches(&self, configured: &str) -> bool {
-        let c = configured.trim().trim_matches('/');
-        (!c.is_empty() && c.eq_ignore_ascii_case(&self.path))
-            || self.id.is_some_and(|id| id.to_string() == c)
-    }
-
-    pub fn forge_name(&self) -> &'static str {
-        match self.forge {
-            Forge::GitHub => "github",
-            Forge::GitLab => "gitlab",
-        }
-    }
-}
+use crate::events::{Forge, RepoRef};
 
 /// Where a run comes from.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -74,6 +48,17 @@ pub fn repository_of_url(url: &str) -> Option<String> {
         .trim_end_matches(".git")
         .trim_matches('/');
     (path.contains('/')).then(|| path.to_string())
+}
+
+impl crate::config::AppConfig {
+    /// Whether events and jobs of `r` belong to this application.
+    pub fn serves(&self, r: &RepoRef) -> bool {
+        let configured = match r.forge {
+            Forge::GitHub => &self.github_repository,
+            Forge::GitLab => &self.gitlab_project,
+        };
+        configured.as_deref().is_some_and(|c| r.matches(c))
+    }
 }
 
 /// Choose the application and merge its settings: defaults < file < application < flags. An

@@ -42,7 +42,7 @@ pub struct CiContext {
     /// fork was deleted).
     pub fork_clone_url: Option<String>,
     /// The pipeline's own repository: GITHUB_REPOSITORY, or CI_PROJECT_PATH and CI_PROJECT_ID.
-    pub repository: Option<crate::apps::RepoRef>,
+    pub repository: Option<crate::events::RepoRef>,
 }
 
 impl CiContext {
@@ -98,7 +98,7 @@ fn gitlab(get: &dyn Fn(&str) -> Option<String>) -> CiContext {
     c.environment_url = get("CI_ENVIRONMENT_URL");
     // Never CI_REPOSITORY_URL: it embeds the job's token.
     c.source_url = get("CI_PROJECT_URL").map(|u| format!("{}.git", u.trim_end_matches('/')));
-    c.repository = get("CI_PROJECT_PATH").map(|path| crate::apps::RepoRef {
+    c.repository = get("CI_PROJECT_PATH").map(|path| crate::events::RepoRef {
         forge: crate::events::Forge::GitLab,
         path,
         id: get("CI_PROJECT_ID").and_then(|i| i.parse().ok()),
@@ -117,7 +117,7 @@ fn github(
     let server = get("GITHUB_SERVER_URL").unwrap_or_else(|| "https://github.com".into());
     c.source_url =
         get("GITHUB_REPOSITORY").map(|r| format!("{}/{r}.git", server.trim_end_matches('/')));
-    c.repository = get("GITHUB_REPOSITORY").map(|path| crate::apps::RepoRef {
+    c.repository = get("GITHUB_REPOSITORY").map(|path| crate::events::RepoRef {
         forge: crate::events::Forge::GitHub,
         path,
         id: None,

@@ -1,4 +1,6 @@
-//! `.flux-ephemeral.yaml`: the settings of a GitOps repository, merged with flags.
+//! `.flux-ephemeral.yaml` as data: the file's keys, how files and flags overlay, and the parsing
+//! of values (times to live, directories). Resolving them into what a run needs is the
+//! `settings` module.
 //!
 //! Precedence: command-line flags (and their environment variables) > the file > defaults.
 //! The file is `--config FILE`, else `.flux-ephemeral.yaml` at the root of the target branch.
@@ -9,7 +11,6 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
-use crate::render::{RenderSettings, Renderer};
 
 pub const FILE_NAME: &str = ".flux-ephemeral.yaml";
 pub const DEFAULT_INSTANCES_DIR: &str = "overlays/ephemeral-instances";
@@ -108,15 +109,6 @@ pub struct AppConfig {
 }
 
 impl AppConfig {
-    /// Whether events and jobs of `r` belong to this application.
-    pub fn serves(&self, r: &crate::apps::RepoRef) -> bool {
-        let configured = match r.forge {
-            crate::events::Forge::GitHub => &self.github_repository,
-            crate::events::Forge::GitLab => &self.gitlab_project,
-        };
-        configured.as_deref().is_some_and(|c| r.matches(c))
-    }
-
     /// Its repository as configured, with the forge's name.
     pub fn repository(&self) -> Option<(&'static str, String)> {
         match (&self.github_repository, &self.gitlab_project) {
@@ -225,198 +217,6 @@ impl FileConfig {
     }
 }
 
-/// Everything a run needs, resolved.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    pub render: RenderSettings,
-    pub instances_dir: String,
-    pub template: String,
-    pub source_url: Option<String>,
-    pub author: CommitAuthor,
-    pub max_environments: Option<usize>,
-    pub ttl: Option<Duration>,
-    /// The longest time to live that may be asked for.
-    pub max_ttl: Duration,
-    pub filter: crate::filter::EnvFilter,
-    pub allow_forks: bool,
-    pub github_repository: Option<String>,
-    pub gitlab_project: Option<String>,
-    pub chat: crate::chatops::ChatSettings,
-    pub commands: crate::command::Prefixes,
-    /// The application this run is for.
-    pub application: crate::apps::Application,
-    /// `git` or `oci`.
-    pub source: SourceKind,
-    pub artifact_url: Option<crate::oci::ArtifactUrl>,
-    /// The Flux Receiver to notify after a push, when configured.
-    pub receiver: Option<ReceiverSettings>,
-}
-
-/// Where and how to notify Flux (the token comes from FLUX_RECEIVER_TOKEN or a file).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReceiverSettings {
-    pub url: String,
-    pub name: Option<String>,
-    pub namespace: String,
-    pub kind: crate::flux::receiver::ReceiverType,
-}
-
-/// Where a preview's manifests come from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SourceKind {
-    Git,
-    Oci,
-}
-
-impl Settings {
-    /// Settings for a plain command (no event, no CI job): see [`Settings::resolve_for`].
-    pub fn resolve(c: FileConfig) -> Result<Settings> {
-        Self::resolve_for(c, FileConfig::default(), &crate::apps::Origin::default())
-    }
-
-    /// The settings of the application `origin` is for: defaults < `file` < the application's
-    /// overrides < `flags`. An origin whose repository is not configured is refused.
-    pub fn resolve_for(
-        file: FileConfig,
-        flags: FileConfig,
-        origin: &crate::apps::Origin,
-    ) -> Result<Settings> {
-        if let Some(list) = &file.applications {
-            check_applications(list)?;
-        }
-        let (c, application) = crate::apps::select(file, flags, origin)?;
-        let d = RenderSettings::default();
-        let source = match c.source.as_deref() {
-            None | Some("git") => SourceKind::Git,
-            Some("oci") => SourceKind::Oci,
-            Some(other) => {
-                return Err(Error::config(format!("source {other:?} is not git or oci")))
-            }
-        };
-        let artifact_url = c
-            .artifact_url
-            .as_deref()
-            .map(crate::oci::ArtifactUrl::parse)
-            .transpose()
-            .map_err(|e| Error::config(e.message))?;
-        let receiver = match c.receiver_url.clone().filter(|u| !u.is_empty()) {
-            Some(url) => Some(ReceiverSettings {
-                url,
-                name: c.receiver_name.clone(),
-                namespace: c
-                    .receiver_namespace
-                    .clone()
-                    .unwrap_or_else(|| "flux-system".into()),
-                kind: crate::flux::receiver::ReceiverType::parse(
-                    c.receiver_type.as_deref().unwrap_or("generic"),
-                )?,
-            }),
-            None => None,
-        };
-        // An artifact holds the manifests at its root, unless a path says otherwise.
-        let artifact_path = c.path.clone().unwrap_or(d.artifact_path.clone());
-        let instances_dir =
-            normalize_dir(c.instances_dir.as_deref().unwrap_or(DEFAULT_INSTANCES_DIR))?;
-        let max_ttl = match c.max_ttl.as_deref() {
-            Some(m) => parse_ttl(m)?,
-            None => DEFAULT_MAX_TTL,
-        };
-        let ttl = c
-            .ttl
-            .as_deref()
-            .map(|t| bounded_ttl(t, max_ttl))
-            .transpose()?;
-        Ok(Settings {
-            render: RenderSettings {
-                prefix: c.app.unwrap_or(d.prefix),
-                flux_namespace: c.flux_namespace.unwrap_or(d.flux_namespace),
-                path: c.path.unwrap_or(d.path),
-                artifact_path,
-                interval: c.interval.unwrap_or(d.interval),
-                secret_ref: c.secret_ref.filter(|s| !s.is_empty()),
-                service_account: c.service_account.filter(|s| !s.is_empty()),
-                preview_url: c.preview_url.filter(|s| !s.is_empty()),
-                chart: c.chart.unwrap_or(d.chart),
-            },
-            instances_dir,
-            template: c.template.unwrap_or_else(|| "kustomization".into()),
-            source_url: c.source_url,
-            author: c.commit_author.unwrap_or_default(),
-            max_environments: c.max_environments,
-            ttl,
-            max_ttl,
-            filter: crate::filter::EnvFilter::new(
-                c.include_environment.as_deref(),
-                c.exclude_environment.as_deref(),
-            )?,
-            allow_forks: c.allow_forks.unwrap_or(false),
-            github_repository: c.github_repository,
-            gitlab_project: c.gitlab_project,
-            chat: crate::chatops::ChatSettings {
-                deploy_label: c.deploy_label.filter(|l| !l.is_empty()),
-                allowed_users: c.allowed_users.unwrap_or_default(),
-                allowlist_only: c.allowlist_only.unwrap_or(false),
-            },
-            commands: {
-                let d = crate::command::Prefixes::default();
-                crate::command::Prefixes {
-                    deploy: c.deploy_command.unwrap_or(d.deploy),
-                    destroy: c.destroy_command.unwrap_or(d.destroy),
-                }
-            },
-            application,
-            source,
-            artifact_url,
-            receiver,
-        })
-    }
-
-    /// The renderer: a built-in template, or a template file read by `read` (from the GitOps
-    /// repository or the local disk, depending on where the configuration came from).
-    pub fn renderer(&self, read: impl FnOnce(&str) -> Result<Option<String>>) -> Result<Renderer> {
-        if crate::render::builtin_source(&self.template).is_some() {
-            return Renderer::builtin(&self.template, self.render.clone());
-        }
-        let text = read(&self.template)?.ok_or_else(|| {
-            Error::config(format!(
-                "template {:?} not found: use kustomization, helm, or the path of a Tera template",
-                self.template
-            ))
-        })?;
-        Renderer::new(&self.template, &text, self.render.clone())
-    }
-
-    pub fn slug_budget(&self) -> usize {
-        crate::slug::budget_for_prefix(&self.render.prefix)
-    }
-}
-
-/// Application names are DNS labels (they prefix object names) and unique.
-fn check_applications(list: &[AppConfig]) -> Result<()> {
-    let mut seen = std::collections::BTreeSet::new();
-    for a in list {
-        if !crate::slug::is_dns_label(&a.name) || a.name.len() > 20 {
-            return Err(Error::config(format!(
-                "application name {:?} must be a DNS-1123 label of at most 20 characters",
-                a.name
-            )));
-        }
-        if a.github_repository.is_some() == a.gitlab_project.is_some() {
-            return Err(Error::config(format!(
-                "application {:?} needs exactly one of github_repository or gitlab_project",
-                a.name
-            )));
-        }
-        if !seen.insert(a.name.as_str()) {
-            return Err(Error::config(format!(
-                "application {:?} is listed twice",
-                a.name
-            )));
-        }
-    }
-    Ok(())
-}
-
 /// The longest time to live unless `max_ttl` says otherwise: 30 days.
 pub const DEFAULT_MAX_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 
@@ -518,18 +318,5 @@ mod tests {
         assert_eq!(bounded_ttl("30d", max).unwrap(), max);
         let e = bounded_ttl("31d", max).unwrap_err();
         assert!(e.message.contains("maximum of 30days"), "{}", e.message);
-        let too_long = FileConfig {
-            ttl: Some("90d".into()),
-            ..FileConfig::default()
-        };
-        assert!(Settings::resolve(too_long.clone()).is_err());
-        let raised = FileConfig {
-            max_ttl: Some("120d".into()),
-            ..too_long
-        };
-        assert_eq!(
-            Settings::resolve(raised).unwrap().ttl,
-            Some(Duration::from_secs(90 * 86400))
-        );
     }
 }

@@ -95,20 +95,6 @@ impl Error {
         Self::new(ErrorKind::Internal, message)
     }
 
-    /// The exit status of a wait whose outcome was printed already.
-    pub fn from_wait(w: &crate::flux::WaitOutcome) -> Option<Self> {
-        let kind = match w.state {
-            crate::flux::WaitState::Ready => return None,
-            crate::flux::WaitState::Failed => ErrorKind::FluxFailed,
-            crate::flux::WaitState::TimedOut => ErrorKind::WaitTimedOut,
-        };
-        Some(Error {
-            kind,
-            message: w.describe(),
-            reported: true,
-        })
-    }
-
     /// Prefix the message with what was being done.
     pub fn context(mut self, what: impl fmt::Display) -> Self {
         self.message = format!("{what}: {}", self.message);

@@ -31,6 +31,7 @@ pub mod render;
 pub mod replies;
 pub mod server;
 pub mod service;
+pub mod settings;
 pub mod slug;
 pub mod template_guard;
 pub mod webhook;

@@ -5,11 +5,12 @@ use std::time::{Duration, SystemTime};
 
 use git2::Oid;
 
-use crate::config::{FileConfig, Settings, FILE_NAME};
+use crate::config::{FileConfig, FILE_NAME};
 use crate::error::{Error, Result};
 use crate::git::{Published, Store};
 use crate::overlay::Files;
 use crate::plan::{plan, Change, Intent, Plan, PlanOptions};
+use crate::settings::Settings;
 
 /// Where the configuration comes from, besides the flags.
 #[derive(Debug, Clone, Default)]
@@ -120,9 +121,53 @@ pub fn read_config(store: &Store, config: &ConfigSource) -> Result<FileConfig> {
     })
 }
 
+/// One snapshot for each application the configuration serves (each listed one, or the one),
+/// all from one fetch of the target branch: a periodic pass reads the repository once. Each
+/// comes with the configuration pinned to the branch and the application; an application whose
+/// settings do not resolve gets its error.
+pub fn per_application(
+    store: &Store,
+    config: &ConfigSource,
+) -> Result<Vec<(ConfigSource, Result<Snapshot>)>> {
+    let mut config = config.clone();
+    let branch = target_branch(store, &config)?;
+    config.flags.target_branch = Some(branch.clone());
+    let tip = store.fetch(&branch)?;
+    let file = match &config.local {
+        Some((c, _)) => c.clone(),
+        None => match store.read_file(tip, FILE_NAME)? {
+            Some(text) => FileConfig::parse(&text, &format!("{FILE_NAME} in {branch}"))?,
+            None => FileConfig::default(),
+        },
+    };
+    let apps: Vec<Option<String>> = match file.applications {
+        Some(list) if !list.is_empty() => list.into_iter().map(|a| Some(a.name)).collect(),
+        _ => vec![config.flags.app.clone()],
+    };
+    Ok(apps
+        .into_iter()
+        .map(|app| {
+            let mut for_app = config.clone();
+            for_app.flags.app = app;
+            let snap = snapshot_at(store, &branch, tip, &for_app);
+            (for_app, snap)
+        })
+        .collect())
+}
+
 /// Read the target branch, resolve the configuration, and read the instances directory.
 pub fn snapshot(store: &Store, branch: &str, config: &ConfigSource) -> Result<Snapshot> {
     let tip = store.fetch(branch)?;
+    snapshot_at(store, branch, tip, config)
+}
+
+/// [`snapshot`] of a tip already fetched.
+pub fn snapshot_at(
+    store: &Store,
+    branch: &str,
+    tip: Oid,
+    config: &ConfigSource,
+) -> Result<Snapshot> {
     let (file, from_repo) = match &config.local {
         Some((c, _)) => (c.clone(), false),
         None => match store.read_file(tip, FILE_NAME)? {

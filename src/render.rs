@@ -279,21 +279,12 @@ const MAX_SYNC_FILE: usize = 1024 * 1024;
 fn add_guarded(tera: &mut Tera, name: &str, source: &str) -> std::result::Result<(), String> {
     crate::template_guard::check_source(source)?;
     tera.add_raw_template(name, source)
-        .map_err(|e| tera_message(&e))?;
+        .map_err(|e| crate::template_guard::tera_message(&e))?;
     // Checked before it is ever rendered (a refused template leaves with the renderer).
-    let parsed = tera.get_template(name).map_err(|e| tera_message(&e))?;
+    let parsed = tera
+        .get_template(name)
+        .map_err(|e| crate::template_guard::tera_message(&e))?;
     crate::template_guard::check_ast(&parsed.ast)
-}
-
-pub(crate) fn tera_message(e: &tera::Error) -> String {
-    let mut msg = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        msg.push_str(": ");
-        msg.push_str(&s.to_string());
-        source = s.source();
-    }
-    msg
 }
 
 /// Parse every document of a rendered file and check what Kubernetes and flux-ephemeral need.

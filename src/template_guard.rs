@@ -192,6 +192,18 @@ pub fn capped_range(args: &HashMap<String, tera::Value>) -> tera::Result<tera::V
     Ok(tera::to_value(items).unwrap_or(tera::Value::Null))
 }
 
+/// A Tera error with its causes, in one line of words.
+pub fn tera_message(e: &tera::Error) -> String {
+    let mut msg = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        source = s.source();
+    }
+    msg
+}
+
 /// A writer that refuses to grow past `max` bytes.
 pub struct Capped {
     pub out: Vec<u8>,
@@ -229,7 +241,7 @@ pub fn render(
         };
         tera.render_to(name, ctx, &mut w)
             .map(|()| w.out)
-            .map_err(|e| crate::render::tera_message(&e))
+            .map_err(|e| tera_message(&e))
     }))
     .map_err(|_| "the template engine failed on it".to_string())??;
     String::from_utf8(result).map_err(|_| "it rendered invalid UTF-8".to_string())

@@ -139,7 +139,7 @@ fn the_example_configuration_is_complete_and_valid() {
     let text = std::fs::read_to_string(&path).unwrap();
     let config =
         flux_ephemeral::config::FileConfig::parse(&text, "examples/flux-ephemeral.yaml").unwrap();
-    flux_ephemeral::config::Settings::resolve(config).unwrap();
+    flux_ephemeral::settings::Settings::resolve(config).unwrap();
     // Every key the README documents is in the example (commented or not).
     let readme = std::fs::read_to_string(Path::new(ROOT).join("README.md")).unwrap();
     let section = &readme[readme.find("## Configuration").unwrap()..];
@@ -169,9 +169,11 @@ fn the_example_configuration_is_complete_and_valid() {
 
 #[test]
 fn the_fleet_example_resolves_for_each_application() {
-    use flux_ephemeral::apps::{Origin, RepoRef};
-    use flux_ephemeral::config::{FileConfig, Settings};
+    use flux_ephemeral::apps::Origin;
+    use flux_ephemeral::config::FileConfig;
     use flux_ephemeral::events::Forge;
+    use flux_ephemeral::events::RepoRef;
+    use flux_ephemeral::settings::Settings;
     let path = Path::new(ROOT).join("examples/fleet.flux-ephemeral.yaml");
     let text = std::fs::read_to_string(&path).unwrap();
     let file = FileConfig::parse(&text, "examples/fleet.flux-ephemeral.yaml").unwrap();

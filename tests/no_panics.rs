@@ -3,8 +3,9 @@
 //! configuration files. Each must answer Ok or a clear error; none may panic.
 
 use flux_ephemeral::command::{parse as parse_comment, Prefixes};
-use flux_ephemeral::config::{parse_ttl, FileConfig, Settings};
+use flux_ephemeral::config::{parse_ttl, FileConfig};
 use flux_ephemeral::events::{check, github, gitlab, Forge};
+use flux_ephemeral::settings::Settings;
 use proptest::prelude::*;
 use serde_json::Value;
 

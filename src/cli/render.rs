@@ -4,10 +4,11 @@ use std::time::SystemTime;
 use clap::Args;
 
 use super::args::{check_ttl, EnvArgs, SettingsArgs};
-use crate::config::{FileConfig, Settings};
+use crate::config::FileConfig;
 use crate::error::{Error, Result};
 use crate::output::Format;
 use crate::reconcile::ConfigSource;
+use crate::settings::Settings;
 
 /// Print the sync file of one environment; touches no repository.
 ///

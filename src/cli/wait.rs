@@ -85,7 +85,7 @@ impl WaitCmd {
                 outcome.via
             ),
         }
-        match Error::from_wait(&outcome) {
+        match outcome.error() {
             Some(e) => Err(e),
             None => Ok(()),
         }

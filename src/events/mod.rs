@@ -36,6 +36,32 @@ pub enum ChangeState {
     Merged,
 }
 
+/// A forge repository as an event or a CI job names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepoRef {
+    pub forge: Forge,
+    /// GitHub `owner/name`, GitLab `group/project` (path with namespace).
+    pub path: String,
+    /// GitLab's numeric project id.
+    pub id: Option<u64>,
+}
+
+impl RepoRef {
+    /// Whether `configured` (GitHub `owner/name`, GitLab path or numeric id) names this repository.
+    pub fn matches(&self, configured: &str) -> bool {
+        let c = configured.trim().trim_matches('/');
+        (!c.is_empty() && c.eq_ignore_ascii_case(&self.path))
+            || self.id.is_some_and(|id| id.to_string() == c)
+    }
+
+    pub fn forge_name(&self) -> &'static str {
+        match self.forge {
+            Forge::GitHub => "github",
+            Forge::GitLab => "gitlab",
+        }
+    }
+}
+
 /// Which forge an event comes from. The server knows it from the route a delivery came in on
 /// (and verifies that forge's signature); `handle` from `--forge` or its CI.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,8 +72,8 @@ pub enum Forge {
 
 impl Event {
     /// Where the event comes from, as the configuration names repositories.
-    pub fn origin(&self, forge: Forge) -> crate::apps::RepoRef {
-        crate::apps::RepoRef {
+    pub fn origin(&self, forge: Forge) -> RepoRef {
+        RepoRef {
             forge,
             path: self.repository.clone(),
             id: self.project_id,
@@ -63,7 +89,7 @@ pub fn is_fork(head: Option<&str>, base: Option<&str>) -> bool {
 
 /// The repository a payload names, before anything else is parsed: GitHub `repository`, GitLab
 /// `project`. The server and `handle` use it to pick the application.
-pub fn repository_of(forge: Forge, body: &str) -> Option<crate::apps::RepoRef> {
+pub fn repository_of(forge: Forge, body: &str) -> Option<RepoRef> {
     let v: serde_json::Value = serde_json::from_str(body).ok()?;
     let (path, id) = match forge {
         Forge::GitHub => (v["repository"]["full_name"].as_str()?, None),
@@ -72,7 +98,7 @@ pub fn repository_of(forge: Forge, body: &str) -> Option<crate::apps::RepoRef> {
             v["project"]["id"].as_u64(),
         ),
     };
-    Some(crate::apps::RepoRef {
+    Some(RepoRef {
         forge,
         path: path.to_string(),
         id,

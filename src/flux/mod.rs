@@ -42,6 +42,21 @@ impl WaitOutcome {
         }
     }
 
+    /// The error a wait that ended badly exits with, its outcome already printed (`None` when
+    /// ready).
+    pub fn error(&self) -> Option<crate::error::Error> {
+        use crate::error::{Error, ErrorKind};
+        let kind = match self.state {
+            WaitState::Ready => return None,
+            WaitState::Failed => ErrorKind::FluxFailed,
+            WaitState::TimedOut => ErrorKind::WaitTimedOut,
+        };
+        Some(Error {
+            reported: true,
+            ..Error::new(kind, self.describe())
+        })
+    }
+
     /// One line; Flux's words in it (they come from the cluster or the forge) are cut short and
     /// escaped.
     pub fn describe(&self) -> String {

@@ -137,29 +137,16 @@ impl Worker {
     /// Why the service is not ready: one fetch of the GitOps repository, then the forge of every
     /// configured application (each listed one, or the one) must answer.
     fn unready(&self, store: &Store, config: &ConfigSource) -> Option<crate::error::Error> {
-        let file = match crate::reconcile::read_config(store, config) {
-            Ok(f) => f,
+        let apps = match crate::reconcile::per_application(store, config) {
+            Ok(a) => a,
             Err(e) => return Some(e),
         };
-        let names: Vec<Option<String>> = match &file.applications {
-            Some(list) => list.iter().map(|a| Some(a.name.clone())).collect(),
-            None => vec![None],
-        };
-        for app in names {
-            let flags = crate::config::FileConfig {
-                app,
-                ..config.flags.clone()
-            };
-            let origin = crate::apps::Origin {
-                app: flags.app.clone(),
-                ..Default::default()
-            };
-            let settings = match crate::config::Settings::resolve_for(file.clone(), flags, &origin)
-            {
-                Ok(s) => s,
+        let gitlab_url = self.handler.gitlab_url.as_deref();
+        for (_, snap) in apps {
+            let settings = match snap {
+                Ok(s) => s.settings,
                 Err(e) => return Some(e),
             };
-            let gitlab_url = self.handler.gitlab_url.as_deref();
             match crate::service::resync::listing(&settings, gitlab_url) {
                 Ok(Some((forge, _))) => {
                     if let Err(e) = forge.ping() {

@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::flux::kube_wait::KubeWaiter;
 use crate::flux::receiver::{Receiver, ReceiverType};
@@ -11,6 +10,7 @@ use crate::flux::targets::Targets;
 use crate::flux::WaitOutcome;
 use crate::forge::ChangeForge;
 use crate::redact::Secret;
+use crate::settings::Settings;
 
 /// Notify a Flux notification-controller Receiver after a push that changed something: the
 /// settings given outside the configuration file (they win over it).

@@ -4,12 +4,12 @@
 use std::path::{Path, PathBuf};
 
 use super::input::EnvInput;
-use crate::config::{Settings, SourceKind};
 use crate::error::{Error, Result};
 use crate::model::ArtifactRef;
 use crate::oci::artifact::{pack, revision, Provenance};
 use crate::oci::registry::Registry;
 use crate::oci::{ArtifactUrl, Pushed};
+use crate::settings::{Settings, SourceKind};
 
 /// The OCI artifact to deploy instead of the branch.
 #[derive(Debug, Clone, Default)]

@@ -16,7 +16,7 @@ use super::artifact::ArtifactOptions;
 use super::environment::{self, Mode, Wanted};
 use super::input::EnvInput;
 use crate::chatops::{decide, trusted, Answer, Decision};
-use crate::config::{bounded_ttl, Settings};
+use crate::config::bounded_ttl;
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::{ChangeState, Event};
 use crate::forge::{ChangeForge, DryRun, Status};
@@ -26,6 +26,7 @@ use crate::output::Format;
 use crate::plan::{plan, Action, Intent, Outcome, PlanOptions};
 use crate::reconcile::{reconcile, ConfigSource, RunOptions, Snapshot};
 use crate::replies;
+use crate::settings::Settings;
 
 /// What handling one event came to: `deployed`, `destroyed`, `unchanged`, `refused` or `ignored`
 /// (with `--dry-run`: `would_deploy`, `would_destroy`).
@@ -89,7 +90,7 @@ impl Handled {
 
     /// The exit status: a wait that ended badly is 6 or 7; everything handled is 0.
     pub fn status(&self) -> Result<()> {
-        match self.wait.as_ref().and_then(Error::from_wait) {
+        match self.wait.as_ref().and_then(crate::flux::WaitOutcome::error) {
             Some(e) => Err(e),
             None => Ok(()),
         }

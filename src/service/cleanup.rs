@@ -8,9 +8,10 @@ use serde_json::json;
 
 use super::after::NotifyOptions;
 use super::environment::{self as ops, Repo};
-use crate::apps::{Origin, RepoRef};
+use crate::apps::Origin;
 use crate::cleanup::{guard, stale, ForgeState, Reason, Stale};
 use crate::error::{Error, Result};
+use crate::events::RepoRef;
 use crate::forge::github::GitHubChanges;
 use crate::forge::gitlab::{Environment, GitLab, GitLabChanges, GitLabUrl};
 use crate::forge::ChangeForge;
@@ -427,7 +428,7 @@ impl Cleanup {
 
     /// The forge listing that decides: the flags, else the application's configured repository,
     /// else (in CI) the job's own repository.
-    fn forge(&self, settings: &crate::config::Settings, origin: &Origin) -> Result<Forge> {
+    fn forge(&self, settings: &crate::settings::Settings, origin: &Origin) -> Result<Forge> {
         let ci = origin.ci_repository.as_ref();
         let from_ci = |f: crate::events::Forge| {
             ci.filter(|r| r.forge == f)

@@ -240,7 +240,7 @@ pub fn deploy(repo: &Repo, input: &EnvInput, steps: &Steps, mode: &Mode) -> Resu
         wait: waited.as_ref(),
     };
     finish(done, &store, mode, &extras)?;
-    match waited.as_ref().and_then(crate::error::Error::from_wait) {
+    match waited.as_ref().and_then(crate::flux::WaitOutcome::error) {
         Some(e) => Err(e),
         None => Ok(()),
     }

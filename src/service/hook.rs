@@ -83,7 +83,7 @@ impl Handler {
         forge: Forge,
         name: Option<&str>,
         body: &str,
-        settings: &crate::config::Settings,
+        settings: &crate::settings::Settings,
     ) -> Result<Work> {
         let prefixes = &settings.commands;
         let parsed = match forge {

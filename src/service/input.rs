@@ -2,9 +2,9 @@
 //! into an [`EnvSpec`] with a configuration's settings.
 
 use crate::ci::CiContext;
-use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::model::EnvSpec;
+use crate::settings::Settings;
 use crate::slug::{slugify, validate_slug};
 
 /// An environment as asked for: flags first, then the CI job.
@@ -23,7 +23,7 @@ pub struct EnvInput {
     /// A time to live for this environment only (`/deploy-ephemeral ttl=24h`).
     pub ttl: Option<std::time::Duration>,
     /// The CI job's own repository: it picks the application and must be configured.
-    pub ci_repository: Option<crate::apps::RepoRef>,
+    pub ci_repository: Option<crate::events::RepoRef>,
     /// The pushed OCI artifact to deploy instead of the branch.
     pub artifact: Option<crate::model::ArtifactRef>,
 }
@@ -92,7 +92,7 @@ impl EnvInput {
     }
 
     pub fn spec(&self, settings: &Settings) -> Result<EnvSpec> {
-        if settings.source == crate::config::SourceKind::Oci && self.artifact.is_none() {
+        if settings.source == crate::settings::SourceKind::Oci && self.artifact.is_none() {
             return Err(Error::input(
                 "source: oci, but this deploy has no artifact: run it where the manifests are, with --artifact DIR (webhook deliveries and Deployment Hooks cannot pack one)",
             ));

@@ -347,7 +347,10 @@ pub fn forge_of_source(
 
 /// Why resync cannot run for the application `settings` are for, if it cannot: neither a
 /// repository nor a source URL on a known forge is configured.
-pub fn resync_gap(settings: &crate::config::Settings, gitlab_url: Option<&str>) -> Option<String> {
+pub fn resync_gap(
+    settings: &crate::settings::Settings,
+    gitlab_url: Option<&str>,
+) -> Option<String> {
     if settings.github_repository.is_some() || settings.gitlab_project.is_some() {
         return None;
     }
@@ -368,7 +371,7 @@ pub fn resync_gap(settings: &crate::config::Settings, gitlab_url: Option<&str>) 
 /// `gitlab_project` (else the repository its `source_url` names on a known forge), with
 /// GITHUB_TOKEN / GITLAB_TOKEN. `None` when none is known.
 pub fn listing(
-    settings: &crate::config::Settings,
+    settings: &crate::settings::Settings,
     gitlab_url: Option<&str>,
 ) -> Result<Option<(Box<dyn ChangeForge>, String)>> {
     use crate::redact::Secret;
@@ -412,28 +415,22 @@ pub fn listing(
     Ok(None)
 }
 
-/// Resync every application `config` serves (each listed one, or the one), each with its listing.
+/// Resync every application `config` serves (each listed one, or the one), each with its
+/// listing; the GitOps repository is read once for all of them.
 pub fn resync_all(
     store: &Store,
     config: &ConfigSource,
     gitlab_url: Option<&str>,
     dry_run: bool,
 ) -> Vec<Result<Resynced>> {
-    let names = match crate::reconcile::application_names(store, config) {
-        Ok(n) => n,
+    let apps = match crate::reconcile::per_application(store, config) {
+        Ok(a) => a,
         Err(e) => return vec![Err(e)],
     };
-    let apps: Vec<Option<String>> = if names.is_empty() {
-        vec![None]
-    } else {
-        names.into_iter().map(Some).collect()
-    };
     apps.into_iter()
-        .filter_map(|app| {
-            let mut config = config.clone();
-            config.flags.app = app;
-            let mut run = || -> Result<Option<Resynced>> {
-                let first = crate::reconcile::first_snapshot(store, &mut config)?;
+        .filter_map(|(config, first)| {
+            let run = || -> Result<Option<Resynced>> {
+                let first = first?;
                 // Said, not skipped silently: the operator must learn which setting is missing.
                 if let Some(why) = resync_gap(&first.settings, gitlab_url) {
                     return Err(crate::error::Error::config(why));
