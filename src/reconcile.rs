@@ -59,6 +59,9 @@ pub struct Snapshot {
     pub files: Files,
     pub renderer: crate::render::Renderer,
     pub tip: Oid,
+    /// Read from the remote just now (else from a persistent mirror, unverified: an attempt on it
+    /// that would end without a push reads the remote first).
+    pub verified: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -93,6 +96,23 @@ pub fn first_snapshot(store: &Store, config: &mut ConfigSource) -> Result<Snapsh
     let branch = target_branch(store, config)?;
     config.flags.target_branch = Some(branch.clone());
     snapshot(store, &branch, config)
+}
+
+/// Like [`first_snapshot`], but from where a persistent mirror (`--cache-dir`) last saw the target
+/// branch, without a round trip to the remote, when it has it. Safe for a transaction: the push
+/// compares the remote's tip with the snapshot's before it sends anything, and an attempt that
+/// would end without a push (nothing to change, a dry run, an ignored environment) reads the
+/// remote first. Not for decisions taken outside the transaction.
+pub fn cached_snapshot(store: &Store, config: &mut ConfigSource) -> Result<Snapshot> {
+    let branch = target_branch(store, config)?;
+    config.flags.target_branch = Some(branch.clone());
+    match store.cached_tip(&branch) {
+        Some(tip) => Ok(Snapshot {
+            verified: false,
+            ..snapshot_at(store, &branch, tip, config)?
+        }),
+        None => snapshot(store, &branch, config),
+    }
 }
 
 /// The names of the applications the configuration lists (none without a list).
@@ -215,6 +235,7 @@ pub fn snapshot_at(
         files,
         renderer,
         tip,
+        verified: true,
     })
 }
 
@@ -240,6 +261,7 @@ pub fn reconcile(
         };
         tracing::debug!(elapsed = ?started.elapsed(), tip = %snap.tip, files = snap.files.len(), "read the target branch");
         let wanted = intents(&snap)?;
+        let verify = !snap.verified;
         let mut plan_opts = opts.plan.clone();
         plan_opts.max_environments = plan_opts
             .max_environments
@@ -260,6 +282,11 @@ pub fn reconcile(
             attempts: attempt,
             diff: None,
         };
+        // What a mirror remembered is only trusted for a push the remote can refuse.
+        if verify && (report.plan.is_empty() || opts.dry_run) {
+            tracing::debug!("nothing to push on the mirror's snapshot: reading the remote");
+            continue;
+        }
         if report.plan.is_empty() {
             return Ok(report);
         }
@@ -286,6 +313,10 @@ pub fn reconcile(
                 tracing::info!(%commit, attempt, "published");
                 report.commit = Some(commit.to_string());
                 return Ok(report);
+            }
+            Published::Stale => {
+                tracing::debug!(attempt, "{branch} moved since it was read; fetching again");
+                last_reason = "the branch kept moving".into();
             }
             Published::Lost(reason) => {
                 tracing::info!(attempt, %reason, "another writer moved {branch} first; fetching again");

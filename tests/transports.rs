@@ -314,3 +314,45 @@ fn a_warm_shallow_mirror_with_nothing_new_to_fetch_still_pushes() {
     .ok();
     assert_eq!(env.instances(), vec!["sync-second.yaml", "sync.yaml"]);
 }
+
+#[test]
+fn a_warm_mirror_is_never_taken_for_the_remote() {
+    // The mirror remembers an environment that another writer has since removed: the deploy
+    // must not answer "unchanged" from memory, and a dry run must show the remote's state.
+    let env = TestEnv::new();
+    let Some(server) = git_daemon(&srv(&env)) else {
+        return;
+    };
+    let cache = env.path("cache");
+    let cache = cache.to_str().unwrap();
+    let deploy = |extra: &[&str]| {
+        let mut args = vec![
+            "deploy",
+            "--repo",
+            &server.url,
+            "--cache-dir",
+            cache,
+            "--branch",
+            "feature/warm",
+            "--sha",
+            SHA,
+            "--output",
+            "json",
+        ];
+        args.extend_from_slice(extra);
+        env.run(&args).ok().json()
+    };
+    let first = deploy(&[]);
+    let slug = first["slug"].as_str().unwrap().to_string();
+    let file = format!("overlays/ephemeral-instances/sync-{slug}.yaml");
+    env.commit_as_other(&[(&file, None)], "someone removed it");
+    let dry = deploy(&["--dry-run"]);
+    assert_eq!(dry["action"], "created", "{dry}");
+    let again = deploy(&[]);
+    assert_eq!(again["action"], "created", "{again}");
+    assert!(env.sync_file(&slug).is_some());
+    // Nothing changed since: unchanged, and nothing committed.
+    let head = env.head();
+    assert_eq!(deploy(&[])["action"], "unchanged");
+    assert_eq!(env.head(), head);
+}

@@ -44,6 +44,9 @@ pub enum Published {
     Done,
     /// Somebody else moved the branch first (or the server refused a stale update): re-plan.
     Lost(String),
+    /// The branch is not where the snapshot was taken (the push's ref advertisement says so):
+    /// nothing was sent; fetch and re-plan at once.
+    Stale,
 }
 
 impl Store {
@@ -113,6 +116,19 @@ impl Store {
 
     pub fn location(&self) -> &Location {
         &self.location
+    }
+
+    /// Where a persistent mirror (`--cache-dir`) last saw `branch`, without asking the remote.
+    /// A snapshot from it is unverified: the push checks the remote's tip before it sends
+    /// anything (see [`Store::publish`]).
+    pub fn cached_tip(&self, branch: &str) -> Option<Oid> {
+        match (&self.location, &self._tmp) {
+            (Location::Remote(_), None) => self
+                .repo
+                .refname_to_id(&format!("refs/remotes/origin/{branch}"))
+                .ok(),
+            _ => None,
+        }
     }
 
     /// The branch the remote's HEAD points at.
@@ -335,10 +351,25 @@ impl Store {
                     .reference(OUT_REF, new, true, "flux-ephemeral")
                     .map_err(|e| local_error(&e, "write ref"))?;
                 let (mut remote, t) = self.remote(url)?;
+                // One connection: its ref advertisement is the compare of the compare-and-swap
+                // (the branch must still be at `old`), then the push.
+                let mut conn = remote
+                    .connect_auth(Direction::Push, Some(self.auth.callbacks(t.clone())), None)
+                    .map_err(|e| self.remote_err(&e, "connect", &t))?;
+                let advertised = conn
+                    .list()
+                    .map_err(|e| self.remote_err(&e, "list the branches of", &t))?
+                    .iter()
+                    .find(|h| h.name() == name)
+                    .map(|h| h.oid());
+                if advertised != Some(old) {
+                    tracing::debug!(?advertised, %old, "the branch moved since the snapshot");
+                    return Ok(Published::Stale);
+                }
                 let mut po = PushOptions::new();
                 po.remote_callbacks(self.auth.callbacks(t.clone()));
                 let spec = format!("{OUT_REF}:{name}");
-                match remote.push(&[&spec], Some(&mut po)) {
+                match conn.remote().push(&[&spec], Some(&mut po)) {
                     Ok(()) => {}
                     Err(e) if e.code() == ErrorCode::NotFastForward => {
                         return Ok(Published::Lost(e.message().to_string()))

@@ -198,8 +198,17 @@ pub fn deploy(repo: &Repo, input: &EnvInput, steps: &Steps, mode: &Mode) -> Resu
     let (store, mut config) = open(repo, mode.dry_run)?;
     config.origin = input.origin();
     // The settings first: with an artifact, it is packed and pushed before the transaction, and
-    // the same snapshot serves the transaction's first attempt.
-    let first = first_snapshot(&store, &mut config)?;
+    // the same snapshot serves the transaction's first attempt. Without one, a warm mirror's
+    // snapshot serves it without a round trip (the push verifies it); an artifact is pushed only
+    // on settings read from the remote.
+    let mut first = if steps.artifact.artifact.is_some() {
+        first_snapshot(&store, &mut config)?
+    } else {
+        crate::reconcile::cached_snapshot(&store, &mut config)?
+    };
+    if !first.verified && steps.artifact.wanted(&first.settings) {
+        first = first_snapshot(&store, &mut config)?;
+    }
     let the_settings = first.settings.clone();
     let (input, pushed) = steps.artifact.prepare(&the_settings, input, mode.dry_run)?;
     let done = run(
