@@ -5,6 +5,7 @@ pub mod args;
 mod cleanup;
 mod deploy;
 mod destroy;
+mod doctor;
 mod env;
 mod flags;
 mod handle;
@@ -71,6 +72,7 @@ pub enum Command {
     Cleanup(cleanup::CleanupCmd),
     Wait(wait::WaitCmd),
     Resync(resync::ResyncCmd),
+    Doctor(doctor::DoctorCmd),
 }
 
 impl Cli {
@@ -86,6 +88,7 @@ impl Cli {
             Command::Cleanup(c) => c.run(self.output),
             Command::Wait(c) => c.run(self.output),
             Command::Resync(c) => c.run(self.output),
+            Command::Doctor(c) => c.run(self.output),
         }
     }
 }

@@ -59,6 +59,14 @@ impl KubeWaiter {
         Ok(Some(KubeWaiter { client, runtime }))
     }
 
+    /// The API server's version: it answers with these credentials.
+    pub fn server_version(&self) -> Result<String> {
+        self.runtime
+            .block_on(self.client.apiserver_version())
+            .map(|v| v.git_version)
+            .map_err(|e| Error::remote(format!("the Kubernetes API server: {e}")))
+    }
+
     /// Watch until the preview is Ready at the revision, fails in Flux, or `timeout` passes.
     pub fn wait(&self, targets: &Targets, timeout: Duration) -> Result<WaitOutcome> {
         let start = Instant::now();

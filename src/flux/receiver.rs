@@ -107,6 +107,33 @@ impl Receiver {
         (headers, body)
     }
 
+    /// Whether the Receiver's server answers HTTP at all: a GET of its root (never the webhook
+    /// path, which would trigger a reconciliation). Any status is an answer.
+    pub fn probe(&self) -> Result<u16> {
+        let base = match self.url.split_once("/hook/") {
+            Some((base, _)) => format!("{base}/"),
+            None => self.url.clone(),
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::internal(format!("tokio: {e}")))?;
+        runtime.block_on(async {
+            reqwest::Client::new()
+                .get(&base)
+                .timeout(std::time::Duration::from_secs(10))
+                .send()
+                .await
+                .map(|a| a.status().as_u16())
+                .map_err(|e| {
+                    Error::remote(format!(
+                        "the Flux receiver at {base} cannot be reached: {}",
+                        e.without_url()
+                    ))
+                })
+        })
+    }
+
     /// POST the notification; an error names the URL without its secret path.
     pub fn notify(&self, branch: &str, commit: &str) -> Result<()> {
         let (headers, body) = self.request(branch, commit);

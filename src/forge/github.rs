@@ -356,6 +356,23 @@ impl ChangeForge for GitHubChanges {
         self.runtime.block_on(self.github.commit_statuses(sha))
     }
 
+    fn token_can_write(&self) -> Result<Option<bool>> {
+        #[derive(Deserialize)]
+        struct Repo {
+            permissions: Option<Perms>,
+        }
+        #[derive(Deserialize)]
+        struct Perms {
+            push: bool,
+        }
+        let route = format!("/repos/{}/{}", self.github.owner, self.github.repo);
+        let repo: Repo = self
+            .runtime
+            .block_on(self.github.client.get(&route, None::<&()>))
+            .map_err(|e| self.github.err("read the repository", e))?;
+        Ok(repo.permissions.map(|p| p.push))
+    }
+
     fn ping(&self) -> Result<()> {
         // Answers any valid token (app installations too) and costs no rate limit.
         self.runtime.block_on(async {

@@ -349,6 +349,14 @@ impl ChangeForge for GitLabChanges {
         }
     }
 
+    fn token_can_write(&self) -> Result<Option<bool>> {
+        let me = Actor {
+            login: "the token's user".into(),
+            id: Some(self.me()?),
+        };
+        self.has_write_access(&me).map(Some)
+    }
+
     fn read(&self, number: u64) -> Result<Change> {
         use crate::events::ChangeState;
         let what = format!("read merge request !{number}");

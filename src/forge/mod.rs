@@ -58,6 +58,11 @@ pub trait ChangeForge {
     fn commit_statuses(&self, sha: &str) -> Result<Vec<CommitStatus>>;
     /// Every open pull/merge request, with its head: one paged listing.
     fn open_changes(&self) -> Result<Vec<OpenChange>>;
+    /// Whether the token itself may write (comments, statuses) to the repository, where the
+    /// forge says so (`None`: it does not tell, e.g. for a GitHub App's installation token).
+    fn token_can_write(&self) -> Result<Option<bool>> {
+        Ok(None)
+    }
     /// Whether the API answers with these credentials (for readiness).
     fn ping(&self) -> Result<()> {
         Ok(())

@@ -118,6 +118,34 @@ impl Store {
         &self.location
     }
 
+    /// Whether `branch` could be pushed to: the push protocol's first half (connect for push, with
+    /// the credentials, and read the ref advertisement), nothing sent. For a local repository,
+    /// whether the branch exists.
+    pub fn check_push(&self, branch: &str) -> Result<()> {
+        let name = format!("refs/heads/{branch}");
+        let found = match &self.location {
+            Location::Local(_) => self.repo.refname_to_id(&name).is_ok(),
+            Location::Remote(url) => {
+                let (mut remote, t) = self.remote(url)?;
+                let conn = remote
+                    .connect_auth(Direction::Push, Some(self.auth.callbacks(t.clone())), None)
+                    .map_err(|e| self.remote_err(&e, "connect for a push to", &t))?;
+                let heads = conn
+                    .list()
+                    .map_err(|e| self.remote_err(&e, "list the branches of", &t))?;
+                heads.iter().any(|h| h.name() == name)
+            }
+        };
+        if found {
+            Ok(())
+        } else {
+            Err(Error::input(format!(
+                "branch {branch:?} does not exist in {}",
+                self.location.display()
+            )))
+        }
+    }
+
     /// Where a persistent mirror (`--cache-dir`) last saw `branch`, without asking the remote.
     /// A snapshot from it is unverified: the push checks the remote's tip before it sends
     /// anything (see [`Store::publish`]).

@@ -53,6 +53,9 @@ struct GitHubState {
     /// A pull request that closes right after the first page of a listing was served (the
     /// listing shifts under the reader, as on GitHub).
     close_after_first_page: Option<(String, u64)>,
+    /// What `GET /repos/{o}/{r}` says the token may do (`permissions.push`); `None`: nothing,
+    /// as for an app installation token.
+    token_push: Option<bool>,
     base: String,
     next_id: u64,
 }
@@ -87,6 +90,7 @@ impl FakeGitHub {
             bot: bot.into(),
             next_id: 1000,
             page_size: 100,
+            token_push: Some(true),
             base: server.uri(),
             ..GitHubState::default()
         }));
@@ -122,6 +126,11 @@ impl FakeGitHub {
             .unwrap()
             .pulls
             .insert((repo.into(), n), pr);
+    }
+
+    /// What the repository endpoint says the token may push (`None`: says nothing).
+    pub fn token_push(&self, push: Option<bool>) {
+        self.state.lock().unwrap().token_push = push;
     }
 
     /// Close pull request `number` of `repo` right after the first page of the next listing.
@@ -234,6 +243,13 @@ impl Respond for GitHubResponder {
                     }
                     None => not_found(),
                 }
+            }
+            ("GET", ["repos", o, r]) => {
+                let mut repo = json!({"id": 1, "name": r, "full_name": format!("{o}/{r}")});
+                if let Some(push) = s.token_push {
+                    repo["permissions"] = json!({"admin": false, "push": push, "pull": true});
+                }
+                ok(repo)
             }
             ("GET", ["repos", o, r, "pulls"]) => {
                 let repo = format!("{o}/{r}");
