@@ -53,7 +53,7 @@ impl Store {
     /// Open the repository at `location`; remotes get a mirror in `cache_dir` (kept) or a temporary
     /// directory (removed when the store is dropped).
     pub fn open(location: Location, auth: Auth, cache_dir: Option<&Path>) -> Result<Store> {
-        network_timeouts();
+        global_options(&location);
         match &location {
             Location::Local(path) => {
                 let repo = Repository::open(path).map_err(|e| {
@@ -482,13 +482,34 @@ fn mirror_key(url: &str) -> String {
 
 /// A remote that accepts the connection and then says nothing must not hang a run (or the
 /// server's worker) forever: connecting may take 15 s, each read or write 60 s.
-fn network_timeouts() {
+/// libgit2's process-wide options, set once before its first use: network timeouts, and no
+/// re-hashing of every object read (git does not either; `git fsck` is for that: the mirror is
+/// ours and the server checks what we push).
+///
+/// libgit2 also reads and parses the whole CA bundle when it starts (OpenSSL's default verify
+/// paths), some 15 ms per run, although only an `https://` remote needs it. For any other remote
+/// the bundle is hidden from that start only: SSL_CERT_FILE points at an empty file while
+/// libgit2 starts, then is put back as it was, so nothing else in the process (the forge and
+/// registry clients) sees a difference.
+fn global_options(location: &Location) {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
+        let needs_tls = matches!(location, Location::Remote(url) if url.to_ascii_lowercase().starts_with("https://"));
+        let saved = (!needs_tls).then(|| std::env::var_os("SSL_CERT_FILE"));
+        if saved.is_some() {
+            // Empty, but existing: git2's probe for a bundle keeps an SSL_CERT_FILE that exists.
+            std::env::set_var("SSL_CERT_FILE", "/dev/null");
+        }
         // SAFETY: called once, before any other libgit2 network operation of this process.
         unsafe {
             let _ = git2::opts::set_server_connect_timeout_in_milliseconds(15_000);
             let _ = git2::opts::set_server_timeout_in_milliseconds(60_000);
+        }
+        git2::opts::strict_hash_verification(false);
+        match saved {
+            Some(Some(value)) => std::env::set_var("SSL_CERT_FILE", value),
+            Some(None) => std::env::remove_var("SSL_CERT_FILE"),
+            None => {}
         }
     });
 }
