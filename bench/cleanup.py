@@ -65,33 +65,49 @@ def make_repo(dest, envs):
 
 class FakeGitHub(http.server.BaseHTTPRequestHandler):
     open_prs = []
+    open_set = set()
     requests = 0
+    single = 0
 
     def log_message(self, *args):
         pass
+
+    def pull(self, n, state):
+        repo = {"full_name": "org/app", "clone_url": "https://github.com/org/app.git"}
+        return {"number": n, "state": state, "title": f"PR {n}", "user": {"login": "dev"},
+                "head": {"ref": f"feature/pr-{n}", "sha": "0" * 40, "repo": repo},
+                "base": {"ref": "main", "repo": repo}}
+
+    def answer(self, status, value, extra=()):
+        body = json.dumps(value).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        for k, v in extra:
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
 
     def do_GET(self):
         FakeGitHub.requests += 1
         url = urllib.parse.urlparse(self.path)
         q = urllib.parse.parse_qs(url.query)
+        one = url.path.rsplit("/", 1)
+        if one[0] == "/repos/org/app/pulls" and one[1].isdigit():
+            # A pull request read on its own (cleanup confirms each one missing from the list).
+            FakeGitHub.single += 1
+            n = int(one[1])
+            return self.answer(200, self.pull(n, "open" if n in FakeGitHub.open_set else "closed"))
         if url.path != "/repos/org/app/pulls" or q.get("state") != ["open"]:
-            self.send_response(404)
-            self.end_headers()
-            return
+            return self.answer(404, {"message": "Not Found"})
         per_page = int(q.get("per_page", ["30"])[0])
         page = int(q.get("page", ["1"])[0])
         items = FakeGitHub.open_prs[(page - 1) * per_page: page * per_page]
-        body = json.dumps([{"number": n, "state": "open", "title": f"PR {n}",
-                            "head": {"ref": f"feature/pr-{n}", "sha": "0" * 40}} for n in items]).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
+        extra = []
         if page * per_page < len(FakeGitHub.open_prs):
             host = self.headers["Host"]
-            self.send_header("Link", f'<http://{host}/repos/org/app/pulls?state=open&per_page={per_page}&page={page + 1}>; rel="next"')
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
+            extra.append(("Link", f'<http://{host}/repos/org/app/pulls?state=open&per_page={per_page}&page={page + 1}>; rel="next"'))
+        self.answer(200, [self.pull(n, "open") for n in items], extra)
 
 
 
@@ -109,6 +125,7 @@ def main():
         make_repo(repo, a.envs)
         daemon, url = git_daemon(srv)
         FakeGitHub.open_prs = [n for n in range(1, a.envs + 1) if n % 2 == 1]
+        FakeGitHub.open_set = set(FakeGitHub.open_prs)
         api = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FakeGitHub)
         threading.Thread(target=api.serve_forever, daemon=True).start()
         env = dict(os.environ, GITHUB_API_URL=f"http://127.0.0.1:{api.server_address[1]}", GITHUB_TOKEN="bench")
@@ -134,7 +151,8 @@ def main():
         api.shutdown()
         print(f"{a.envs} environments, {len(FakeGitHub.open_prs)} open pull requests, 100 a page")
         print(f"  cleanup: {cleanup_s:.3f}s, removed {len(report['removed'])}, {commits} commit(s), "
-              f"{FakeGitHub.requests} API requests; {left - 1} environments left")
+              f"{FakeGitHub.requests} API requests ({FakeGitHub.single} of them pull requests read on "
+              f"their own to confirm they are closed); {left - 1} environments left")
         print(f"  one deploy on the same repository: {deploy_s:.3f}s (cleanup = {cleanup_s / deploy_s:.1f}x one deploy)")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
