@@ -189,8 +189,11 @@ impl Journal {
             std::fs::rename(&tmp, self.dir.join(&id))?;
             Ok(())
         };
+        // The synced write runs without the lock: writers (and the worker) do not wait on each
+        // other's fsync.
+        let written = write();
         let mut s = self.lock();
-        if let Err(e) = write() {
+        if let Err(e) = written {
             s.bytes -= len;
             let _ = std::fs::remove_file(&tmp);
             return Err(Refusal::Failed(Error::internal(format!(
