@@ -202,7 +202,7 @@ async fn read_body(
     s: &Shared,
     headers: &HeaderMap,
     body: Body,
-) -> Result<(Vec<u8>, tokio::sync::OwnedSemaphorePermit), Answer> {
+) -> Result<(axum::body::Bytes, tokio::sync::OwnedSemaphorePermit), Answer> {
     let announced = header(headers, "Content-Length").and_then(|v| v.parse::<usize>().ok());
     if announced.is_some_and(|n| n > MAX_BODY) {
         return Err((
@@ -231,7 +231,8 @@ async fn read_body(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("payload over {limit} bytes, or cut short"),
         )),
-        Ok(Ok(bytes)) => Ok((bytes.to_vec(), permit)),
+        // Not copied here: a body is copied once, after its signature was checked.
+        Ok(Ok(bytes)) => Ok((bytes, permit)),
     }
 }
 
@@ -242,14 +243,14 @@ async fn enqueue(
     forge: Forge,
     event: Option<String>,
     delivery: Option<String>,
-    body: Vec<u8>,
+    body: axum::body::Bytes,
 ) -> Answer {
     let name = match forge {
         Forge::GitHub => "github",
         Forge::GitLab => "gitlab",
     };
     let kind = event.clone().unwrap_or_default();
-    let Ok(body) = String::from_utf8(body) else {
+    let Ok(body) = String::from_utf8(body.into()) else {
         return (StatusCode::BAD_REQUEST, "the payload is not UTF-8".into());
     };
     if let Err(e) = crate::events::check(forge, event.as_deref(), &body) {
