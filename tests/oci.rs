@@ -578,3 +578,48 @@ fn pruning_deletes_only_what_the_tool_pushed_to_the_configured_repository() {
     let (status, head, _) = get(&registry, "/v2/org/app/manifests/manifests/two", accept);
     assert_eq!(status, 200, "the kept preview's artifact stays: {head}");
 }
+
+#[test]
+fn a_registry_answering_hundreds_of_megabytes_costs_a_bounded_read() {
+    // HEAD says the tag exists without a digest; GET then answers 300 MB. The tool reads a
+    // manifest's worth (4 MiB) and stops with an error, without holding the rest.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(10) {
+            let Ok(mut s) = stream else { continue };
+            std::thread::spawn(move || {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && s.read(&mut byte).unwrap_or(0) == 1 {
+                    head.push(byte[0]);
+                }
+                if head.starts_with(b"HEAD") {
+                    let _ = s.write_all(
+                        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                    );
+                    return;
+                }
+                let _ = s.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 314572800\r\nConnection: close\r\n\r\n",
+                );
+                let chunk = vec![b'A'; 1 << 20];
+                for _ in 0..300 {
+                    if s.write_all(&chunk).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let env = TestEnv::new();
+    let dir = env.path("rendered");
+    manifests(&dir);
+    let host = format!("127.0.0.1:{port}");
+    let start = std::time::Instant::now();
+    let out = deploy_to(&env, &dir, &host, &[("REGISTRY_HOST", host.as_str())]);
+    assert_eq!(out.code, 4, "{out:?}");
+    assert!(out.stderr.contains("larger than"), "{out:?}");
+    assert!(out.stderr.len() + out.stdout.len() < 10_000, "{out:?}");
+    assert!(start.elapsed() < std::time::Duration::from_secs(30));
+}
