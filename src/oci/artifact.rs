@@ -282,4 +282,28 @@ mod tests {
         std::os::unix::fs::symlink("a.txt", dir.path().join("inside")).unwrap();
         assert!(tarball(dir.path()).is_ok());
     }
+
+    /// Peak resident memory of this process (Linux), in bytes.
+    fn peak_rss() -> Option<u64> {
+        let status = std::fs::read_to_string("/proc/self/status").ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+        Some(line.split_whitespace().nth(1)?.parse::<u64>().ok()? * 1024)
+    }
+
+    #[test]
+    fn a_large_sparse_file_is_streamed_not_read_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = std::fs::File::create(dir.path().join("big.bin")).unwrap();
+        big.set_len(256 << 20).unwrap();
+        drop(big);
+        let Some(before) = peak_rss() else { return };
+        let gz = tarball(dir.path()).unwrap();
+        let after = peak_rss().unwrap();
+        assert!(gz.len() < 2 << 20, "zeros compress: {} bytes", gz.len());
+        assert!(
+            after.saturating_sub(before) < 64 << 20,
+            "packing 256 MiB raised the peak by {} MiB",
+            after.saturating_sub(before) >> 20
+        );
+    }
 }
