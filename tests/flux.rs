@@ -504,6 +504,26 @@ async fn without_cluster_credentials_fluxs_commit_status_decides() {
         .as_str()
         .unwrap()
         .contains("health check failed"));
+    // With the Provider's account configured, a status by anyone else is not Flux's word.
+    for (author, code) in [("flux-provider", 6), ("someone-else", 7)] {
+        let mut c = env.command();
+        c.args([
+            "wait",
+            "--repo",
+            env.remote.to_str().unwrap(),
+            "--timeout",
+            "3s",
+            "--sha",
+            OLD,
+            "--output",
+            "json",
+        ])
+        .env("FLUX_EPHEMERAL_FLUX_STATUS_AUTHOR", author);
+        ci(&mut c);
+        c.env("GITHUB_SHA", OLD);
+        let out: Run = support::run_async(c).await;
+        assert_eq!(out.code, code, "{author}: {out:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

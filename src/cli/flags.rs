@@ -89,6 +89,10 @@ pub struct WaitArgs {
     /// Kubeconfig for --wait [default: KUBECONFIG, ~/.kube/config, or in-cluster]
     #[arg(long, value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,
+    /// Waiting through the forge, count only commit statuses posted by this account (the one
+    /// Flux's notification Provider uses); without it, any status in Flux's exact form counts
+    #[arg(long, env = "FLUX_EPHEMERAL_FLUX_STATUS_AUTHOR", value_name = "LOGIN")]
+    pub flux_status_author: Option<String>,
 }
 
 impl WaitArgs {
@@ -97,6 +101,7 @@ impl WaitArgs {
             wait: self.wait,
             timeout: self.timeout,
             kubeconfig: self.kubeconfig.clone(),
+            status_author: self.flux_status_author.clone(),
         }
     }
 }

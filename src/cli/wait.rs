@@ -40,6 +40,10 @@ pub struct WaitCmd {
     /// Kubeconfig [default: KUBECONFIG, ~/.kube/config, or in-cluster]
     #[arg(long, value_name = "FILE")]
     kubeconfig: Option<PathBuf>,
+    /// Through the forge, count only commit statuses posted by this account (the one Flux's
+    /// notification Provider uses)
+    #[arg(long, env = "FLUX_EPHEMERAL_FLUX_STATUS_AUTHOR", value_name = "LOGIN")]
+    flux_status_author: Option<String>,
 }
 
 impl WaitCmd {
@@ -72,6 +76,7 @@ impl WaitCmd {
             self.kubeconfig.as_deref(),
             self.timeout,
             forge.as_deref(),
+            self.flux_status_author.as_deref(),
         )?;
         match format {
             Format::Json => println!(

@@ -29,6 +29,7 @@ pub fn flux_verdict(
     statuses: &[CommitStatus],
     deployer: &ObjectRef,
     pushed_at: Option<std::time::SystemTime>,
+    author: Option<&str>,
 ) -> Verdict {
     let after_push = |s: &&CommitStatus| match (pushed_at, s.created_at) {
         (None, _) => true,
@@ -38,6 +39,14 @@ pub fn flux_verdict(
     let found = statuses
         .iter()
         .filter(|s| is_fluxs_context(&s.context, deployer))
+        // With an author configured (the account Flux's Provider posts as), nobody else's.
+        .filter(|s| {
+            author.is_none_or(|a| {
+                s.author
+                    .as_deref()
+                    .is_some_and(|x| x.eq_ignore_ascii_case(a))
+            })
+        })
         .filter(after_push)
         .max_by_key(|s| s.created_at);
     let Some(s) = found else {
@@ -62,6 +71,7 @@ pub fn wait(
     sha: &str,
     deployer: &ObjectRef,
     pushed_at: Option<std::time::SystemTime>,
+    author: Option<&str>,
     timeout: Duration,
     every: Duration,
 ) -> Result<WaitOutcome> {
@@ -74,7 +84,7 @@ pub fn wait(
     };
     loop {
         let last = match forge.commit_statuses(sha) {
-            Ok(statuses) => match flux_verdict(&statuses, deployer, pushed_at) {
+            Ok(statuses) => match flux_verdict(&statuses, deployer, pushed_at, author) {
                 Verdict::Ready => return Ok(outcome(WaitState::Ready, "Ready".into())),
                 Verdict::Failed { message, .. } => return Ok(outcome(WaitState::Failed, message)),
                 Verdict::Pending(why) => why,
@@ -106,25 +116,37 @@ mod tests {
             state: state.into(),
             description: "health check failed after 30s".into(),
             created_at: None,
+            author: None,
         };
         assert!(matches!(
-            flux_verdict(&[st("ci/build", "success")], &dep, None),
+            flux_verdict(&[st("ci/build", "success")], &dep, None, None),
             Verdict::Pending(_)
         ));
         assert!(matches!(
             flux_verdict(
                 &[st("kustomization/app-x-other/1a2b3", "success")],
                 &dep,
+                None,
                 None
             ),
             Verdict::Pending(_)
         ));
         assert_eq!(
-            flux_verdict(&[st("kustomization/app-x/1a2b3", "success")], &dep, None),
+            flux_verdict(
+                &[st("kustomization/app-x/1a2b3", "success")],
+                &dep,
+                None,
+                None
+            ),
             Verdict::Ready
         );
         assert!(matches!(
-            flux_verdict(&[st("kustomization/app-x/1a2b3", "failure")], &dep, None),
+            flux_verdict(
+                &[st("kustomization/app-x/1a2b3", "failure")],
+                &dep,
+                None,
+                None
+            ),
             Verdict::Failed { .. }
         ));
         // Someone else's status that merely starts like Flux's does not count.
@@ -135,6 +157,7 @@ mod tests {
                     st("kustomization/app-x/anything-else", "success")
                 ],
                 &dep,
+                None,
                 None
             ),
             Verdict::Failed { .. }
@@ -149,7 +172,8 @@ mod tests {
             flux_verdict(
                 &[at("kustomization/app-x/1a2b3", "success", 1000)],
                 &dep,
-                Some(t(2000))
+                Some(t(2000)),
+                None
             ),
             Verdict::Pending(_)
         ));
@@ -160,12 +184,27 @@ mod tests {
                     at("kustomization/app-x/1a2b3", "failure", 2001)
                 ],
                 &dep,
-                Some(t(2000))
+                Some(t(2000)),
+                None
             ),
             Verdict::Failed {
                 reason: "failure".into(),
                 message: "health check failed after 30s".into()
             }
         );
+        // Only the configured author's, when one is configured.
+        let by = |who: &str, state: &str| CommitStatus {
+            author: Some(who.into()),
+            ..st("kustomization/app-x/1a2b3", state)
+        };
+        let both = [by("flux-bot", "failure"), by("mallory", "success")];
+        assert!(matches!(
+            flux_verdict(&both, &dep, None, Some("flux-bot")),
+            Verdict::Failed { .. }
+        ));
+        assert!(matches!(
+            flux_verdict(&[by("mallory", "success")], &dep, None, Some("flux-bot")),
+            Verdict::Pending(_)
+        ));
     }
 }

@@ -166,6 +166,11 @@ impl GitHub {
             state: String,
             description: Option<String>,
             created_at: Option<String>,
+            creator: Option<Login>,
+        }
+        #[derive(Deserialize)]
+        struct Login {
+            login: String,
         }
         let sha = super::checked_sha(sha.to_string(), "the caller")?;
         let route = format!("/repos/{}/{}/commits/{sha}/status", self.owner, self.repo);
@@ -181,6 +186,7 @@ impl GitHub {
                 state: s.state,
                 description: s.description.unwrap_or_default(),
                 created_at: s.created_at.as_deref().and_then(crate::model::parse_time),
+                author: s.creator.map(|c| c.login),
             })
             .collect())
     }

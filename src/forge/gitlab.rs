@@ -485,6 +485,11 @@ impl ChangeForge for GitLabChanges {
             status: String,
             description: Option<String>,
             created_at: Option<String>,
+            author: Option<Username>,
+        }
+        #[derive(Deserialize)]
+        struct Username {
+            username: String,
         }
         let sha = super::checked_sha(sha.to_string(), "the caller")?;
         let endpoint = gitlab::api::projects::repository::commits::CommitStatuses::builder()
@@ -505,6 +510,7 @@ impl ChangeForge for GitLabChanges {
                 state: s.status,
                 description: s.description.unwrap_or_default(),
                 created_at: s.created_at.as_deref().and_then(crate::model::parse_time),
+                author: s.author.map(|a| a.username),
             })
             .collect())
     }

@@ -24,6 +24,8 @@ pub struct CommitStatus {
     pub description: String,
     /// When the forge says it was posted.
     pub created_at: Option<std::time::SystemTime>,
+    /// Who posted it (GitHub `creator.login`, GitLab `author.username`).
+    pub author: Option<String>,
 }
 
 /// An open pull/merge request as a listing shows it: enough to repair drift.

@@ -97,6 +97,8 @@ pub struct WaitOptions {
     pub timeout: Duration,
     /// Else KUBECONFIG, ~/.kube/config, or in-cluster.
     pub kubeconfig: Option<PathBuf>,
+    /// Through the forge, count only statuses posted by this account (Flux's Provider's).
+    pub status_author: Option<String>,
 }
 
 impl WaitOptions {
@@ -104,7 +106,13 @@ impl WaitOptions {
     /// statuses, used when no cluster credentials are available.
     pub fn wait_for(&self, content: &str, forge: Option<&dyn ChangeForge>) -> Result<WaitOutcome> {
         let targets = crate::flux::targets::from_sync_file(content)?;
-        wait_for_targets(&targets, self.kubeconfig.as_deref(), self.timeout, forge)
+        wait_for_targets(
+            &targets,
+            self.kubeconfig.as_deref(),
+            self.timeout,
+            forge,
+            self.status_author.as_deref(),
+        )
     }
 }
 
@@ -114,6 +122,7 @@ pub fn wait_for_targets(
     kubeconfig: Option<&std::path::Path>,
     timeout: Duration,
     forge: Option<&dyn ChangeForge>,
+    status_author: Option<&str>,
 ) -> Result<WaitOutcome> {
     if let Some(kube) = KubeWaiter::connect(kubeconfig)? {
         return kube.wait(targets, timeout);
@@ -124,6 +133,7 @@ pub fn wait_for_targets(
             sha,
             &targets.deployer,
             targets.pushed_at,
+            status_author,
             timeout,
             Duration::from_secs(2),
         ),

@@ -203,7 +203,8 @@ impl FakeGitHub {
         self.state.lock().unwrap().statuses.push((
             repo.into(),
             sha.into(),
-            json!({"state": state, "context": context, "description": description, "created_at": now()}),
+            json!({"state": state, "context": context, "description": description, "created_at": now(),
+                   "creator": {"login": "flux-provider", "type": "User"}}),
         ));
     }
 
@@ -344,6 +345,7 @@ impl Respond for GitHubResponder {
             ("POST", ["repos", o, r, "statuses", sha]) => {
                 let mut status = body.clone();
                 status["created_at"] = json!(now());
+                status["creator"] = json!({"login": s.bot, "type": "User"});
                 s.statuses
                     .push((format!("{o}/{r}"), sha.to_string(), status));
                 ResponseTemplate::new(201).set_body_json(json!({"id": 1, "state": body["state"]}))
