@@ -45,6 +45,14 @@ pub struct Receiver {
     pub token: Secret,
 }
 
+/// A runtime for one call.
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::internal(format!("tokio: {e}")))
+}
+
 /// The webhook path of Receiver `name` in `namespace`, as notification-controller computes it.
 pub fn hook_path(token: &str, name: &str, namespace: &str) -> String {
     let digest = Sha256::digest(format!("{token}{name}{namespace}").as_bytes());
@@ -114,10 +122,7 @@ impl Receiver {
             Some((base, _)) => format!("{base}/"),
             None => self.url.clone(),
         };
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| Error::internal(format!("tokio: {e}")))?;
+        let runtime = runtime()?;
         runtime.block_on(async {
             reqwest::Client::new()
                 .get(&base)
@@ -141,10 +146,7 @@ impl Receiver {
             Some((base, _)) => format!("{base}/hook/***"),
             None => self.url.clone(),
         };
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| Error::internal(format!("tokio: {e}")))?;
+        let runtime = runtime()?;
         runtime.block_on(async {
             let mut req = reqwest::Client::new()
                 .post(&self.url)

@@ -130,10 +130,7 @@ impl Store {
                 let conn = remote
                     .connect_auth(Direction::Push, Some(self.auth.callbacks(t.clone())), None)
                     .map_err(|e| self.remote_err(&e, "connect for a push to", &t))?;
-                let heads = conn
-                    .list()
-                    .map_err(|e| self.remote_err(&e, "list the branches of", &t))?;
-                heads.iter().any(|h| h.name() == name)
+                self.advertised(&conn, &name, &t)?.is_some()
             }
         };
         if found {
@@ -384,12 +381,7 @@ impl Store {
                 let mut conn = remote
                     .connect_auth(Direction::Push, Some(self.auth.callbacks(t.clone())), None)
                     .map_err(|e| self.remote_err(&e, "connect", &t))?;
-                let advertised = conn
-                    .list()
-                    .map_err(|e| self.remote_err(&e, "list the branches of", &t))?
-                    .iter()
-                    .find(|h| h.name() == name)
-                    .map(|h| h.oid());
+                let advertised = self.advertised(&conn, &name, &t)?;
                 if advertised != Some(old) {
                     tracing::debug!(?advertised, %old, "the branch moved since the snapshot");
                     return Ok(Published::Stale);
@@ -428,6 +420,21 @@ impl Store {
                 }
             }
         }
+    }
+
+    /// Where the remote's ref advertisement says `name` is, on an open connection.
+    fn advertised(
+        &self,
+        conn: &git2::RemoteConnection<'_, '_, '_>,
+        name: &str,
+        t: &Transcript,
+    ) -> Result<Option<Oid>> {
+        Ok(conn
+            .list()
+            .map_err(|e| self.remote_err(&e, "list the branches of", t))?
+            .iter()
+            .find(|h| h.name() == name)
+            .map(|h| h.oid()))
     }
 
     /// An anonymous remote for `url`, and the transcript its callbacks fill.
