@@ -6,6 +6,7 @@
 pub mod fake_forges;
 pub mod fake_kube;
 pub mod payloads;
+pub mod real_flux;
 pub mod servers;
 pub mod serving;
 
