@@ -14,7 +14,16 @@ const WAIT: Duration = Duration::from_secs(180);
 /// `deploy --sha SHA --wait` (notifying the Receiver when `notify`); the run and how long it took.
 fn deploy(w: &FluxWorld, branch: &str, sha: &str, notify: bool) -> (support::Run, Duration) {
     let mut args = vec![
-        "deploy", "--branch", branch, "--sha", sha, "--id", "7", "--wait", "--timeout", "4m",
+        "deploy",
+        "--branch",
+        branch,
+        "--sha",
+        sha,
+        "--id",
+        "7",
+        "--wait",
+        "--timeout",
+        "4m",
     ];
     let flags = w.notify_flags();
     if notify {
@@ -38,7 +47,11 @@ fn unix_of(time: &str) -> i64 {
         .args(["-u", "-d", time, "+%s"])
         .output()
         .unwrap();
-    String::from_utf8(out.stdout).unwrap().trim().parse().unwrap()
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
 }
 
 #[test]
@@ -64,12 +77,21 @@ fn deploy_wait_returns_ready_at_the_pinned_sha_with_and_without_the_receiver() {
     let src = w.flux.get(Some(&w.ns), "gitrepository", &name).unwrap();
     assert_eq!(src["spec"]["ref"]["commit"], sha.as_str());
     let slug = support::slug_of("feature/login");
-    let ns = w.flux.get(None, "namespace", &name).expect("the preview's namespace");
-    assert_eq!(ns["metadata"]["labels"]["app.kubernetes.io/managed-by"], "flux-ephemeral");
+    let ns = w
+        .flux
+        .get(None, "namespace", &name)
+        .expect("the preview's namespace");
+    assert_eq!(
+        ns["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+        "flux-ephemeral"
+    );
     let dep = w.flux.get(Some(&name), "deployment", "app").unwrap();
     assert_eq!(dep["status"]["readyReplicas"], 1, "{dep}");
     let pod = &dep["spec"]["template"];
-    assert_eq!(pod["metadata"]["annotations"]["flux-ephemeral.io/slug"], slug.as_str());
+    assert_eq!(
+        pod["metadata"]["annotations"]["flux-ephemeral.io/slug"],
+        slug.as_str()
+    );
     assert_eq!(
         pod["spec"]["containers"][0]["env"][0]["value"],
         format!("preview {slug}").as_str()
@@ -107,7 +129,10 @@ fn deploy_wait_returns_ready_at_the_pinned_sha_with_and_without_the_receiver() {
         with_notify < without_notify,
         "the Receiver made it no faster: {with_notify:?} vs {without_notify:?}"
     );
-    assert!((0..=5).contains(&after_ready), "--wait returned {after_ready} s after Ready");
+    assert!(
+        (0..=5).contains(&after_ready),
+        "--wait returned {after_ready} s after Ready"
+    );
 }
 
 #[test]
@@ -127,7 +152,10 @@ fn a_new_commit_is_waited_for_not_taken_for_the_ready_left_from_the_old_one() {
         support::ROOT
     ))
     .unwrap()
-    .replace("value: \"preview ${slug}\"", "value: \"preview ${slug} v2\"");
+    .replace(
+        "value: \"preview ${slug}\"",
+        "value: \"preview ${slug} v2\"",
+    );
     let second = w.app_commit(
         branch,
         &[("overlays/ephemeral/deployment.yaml", Some(&overlay))],
@@ -142,7 +170,10 @@ fn a_new_commit_is_waited_for_not_taken_for_the_ready_left_from_the_old_one() {
     let dep = w.flux.get(Some(&name), "deployment", "app").unwrap();
     let message = &dep["spec"]["template"]["spec"]["containers"][0]["env"][0]["value"];
     assert!(message.as_str().unwrap().ends_with(" v2"), "{message}");
-    eprintln!("MEASURED synchronize -> Ready at the new sha: {:.1} s", took.as_secs_f64());
+    eprintln!(
+        "MEASURED synchronize -> Ready at the new sha: {:.1} s",
+        took.as_secs_f64()
+    );
 }
 
 #[test]
@@ -157,10 +188,16 @@ fn a_broken_overlay_fails_the_wait_with_kustomize_controllers_own_message() {
         support::ROOT
     ))
     .unwrap()
-    .replace("  - ingress.yaml", "  - ingress.yaml\n  - missing-file.yaml");
+    .replace(
+        "  - ingress.yaml",
+        "  - ingress.yaml\n  - missing-file.yaml",
+    );
     let sha = w.app_commit(
         branch,
-        &[("overlays/ephemeral/kustomization.yaml", Some(&kustomization))],
+        &[(
+            "overlays/ephemeral/kustomization.yaml",
+            Some(&kustomization),
+        )],
         "broken",
     );
     let (run, _) = deploy(&w, branch, &sha, true);
@@ -199,14 +236,16 @@ fn destroy_prunes_the_objects_and_the_namespace_is_finalized() {
     assert!(w.env.sync_file(&support::slug_of(branch)).is_none());
 
     let start = Instant::now();
-    w.flux.eventually("the Kustomization and GitRepository pruned", WAIT, || {
-        (w.flux.get(Some(&w.ns), "kustomization", &name).is_none()
-            && w.flux.get(Some(&w.ns), "gitrepository", &name).is_none())
-        .then_some(())
-    });
-    w.flux.eventually("the namespace finalized and gone", WAIT, || {
-        w.flux.get(None, "namespace", &name).is_none().then_some(())
-    });
+    w.flux
+        .eventually("the Kustomization and GitRepository pruned", WAIT, || {
+            (w.flux.get(Some(&w.ns), "kustomization", &name).is_none()
+                && w.flux.get(Some(&w.ns), "gitrepository", &name).is_none())
+            .then_some(())
+        });
+    w.flux
+        .eventually("the namespace finalized and gone", WAIT, || {
+            w.flux.get(None, "namespace", &name).is_none().then_some(())
+        });
     assert!(w.flux.get(Some(&name), "deployment", "app").is_none());
     eprintln!(
         "MEASURED destroy -> namespace gone: {:.1} s",

@@ -5,8 +5,13 @@
 //!   `status.artifact.revision` ends with it (`sha1:<sha>`, `sha256:<digest>`).
 //! - The Kustomization is `Ready=True` for its current spec (`status.observedGeneration ==
 //!   metadata.generation`) and applied that revision (`status.lastAppliedRevision`). A Ready left
-//!   over from the previous revision is not ready. A HelmRelease's revisions are chart versions: its
-//!   Ready for the current generation counts once the source has the revision.
+//!   over from the previous revision is not ready. A HelmRelease's revisions are chart versions:
+//!   with a chart from Git (`reconcileStrategy: Revision`) helm-controller appends the commit's
+//!   first 12 hex digits as build metadata (`0.1.0+d7c66a4d2f87`), which must be ours; a chart
+//!   version without it counts once the source has the revision and the generation is current.
+//! - Ready=False for a reason Flux retries by itself (the source or a dependency not ready yet,
+//!   an artifact not there yet) is still pending: helm-controller says `SourceNotReady` for a
+//!   moment after every new commit.
 //! - `Ready=False` for this revision (the Kustomization's `lastAttemptedRevision` is ours and the
 //!   Ready condition's own `observedGeneration` is current; `status.observedGeneration` only moves
 //!   on success and starts at -1) is a failure, with Flux's reason and message.
@@ -35,6 +40,30 @@ fn generation(obj: &Value) -> i64 {
     obj.pointer("/metadata/generation")
         .and_then(Value::as_i64)
         .unwrap_or(0)
+}
+
+/// Reasons Flux sets while it waits for something else and retries on its own.
+fn transient(ready: &Value) -> bool {
+    let reason = ready["reason"].as_str().unwrap_or("");
+    matches!(reason, "SourceNotReady" | "DependencyNotReady")
+        || (reason == "ArtifactFailed"
+            && ready["message"]
+                .as_str()
+                .is_some_and(|m| m.to_ascii_lowercase().contains("retrying")))
+}
+
+/// Does a HelmRelease's chart version belong to `revision` (`sha1:<sha>`, `branch@sha1:<sha>`)?
+/// Only a version with build metadata from a Git source says; any other counts.
+fn chart_matches(chart_version: Option<&str>, revision: Option<&str>) -> bool {
+    let (Some(version), Some(want)) = (chart_version, revision) else {
+        return true;
+    };
+    let Some((_, build)) = version.split_once('+') else {
+        return true;
+    };
+    let sha = want.rsplit(':').next().unwrap_or(want);
+    build.len() >= 7 && build.chars().all(|c| c.is_ascii_hexdigit()) && sha.starts_with(build)
+        || !build.chars().all(|c| c.is_ascii_hexdigit())
 }
 
 fn text(v: &Value, key: &str) -> String {
@@ -90,11 +119,21 @@ pub fn assess(source: Option<&Value>, deployer: Option<&Value>, revision: Option
     let Some(ready) = ready_condition(dep) else {
         return Verdict::Pending(format!("{kind} has no Ready condition yet"));
     };
+    let ours = |r: Option<&str>| {
+        if helm {
+            chart_matches(r, revision)
+        } else {
+            matches(r)
+        }
+    };
     match ready["status"].as_str() {
-        Some("True") if observed == gen && (helm || matches(applied)) => Verdict::Ready,
+        Some("True") if observed == gen && ours(if helm { attempted } else { applied }) => {
+            Verdict::Ready
+        }
         Some("False")
             if ready["observedGeneration"].as_i64() == Some(gen)
-                && (helm || matches(attempted)) =>
+                && ours(attempted)
+                && !transient(ready) =>
         {
             Verdict::Failed {
                 reason: text(ready, "reason"),
@@ -210,6 +249,46 @@ mod tests {
         };
         assert_eq!(reason, "HealthCheckFailed");
         assert_eq!(message, "HealthCheckFailed happened");
+    }
+
+    fn hr(gen: i64, status: &str, reason: &str, message: &str, chart: &str) -> Value {
+        json!({"kind": "HelmRelease", "metadata": {"generation": gen},
+               "status": {"observedGeneration": gen, "lastAttemptedRevision": chart,
+                          "conditions": [{"type": "Ready", "status": status, "reason": reason,
+                                          "message": message, "observedGeneration": gen}]}})
+    }
+
+    #[test]
+    fn helm_releases_as_helm_controller_reports_them() {
+        let rev = format!("sha1:{SHA}");
+        let ours = format!("0.1.0+{}", &SHA[..12]);
+        let old = format!("0.1.0+{}", &OLD[..12]);
+        let cases = [
+            ("installed from our commit", hr(2, "True", "InstallSucceeded", "ok", &ours), "ready"),
+            ("Ready at the previous commit", hr(2, "True", "UpgradeSucceeded", "ok", &old), "pending"),
+            ("a chart from a Helm repository", hr(2, "True", "InstallSucceeded", "ok", "1.2.3"), "ready"),
+            (
+                "the HelmChart not built yet (real helm-controller says this after every commit)",
+                hr(2, "False", "SourceNotReady", "HelmChart 'ns/x' is not ready: latest generation of object has not been reconciled", &old),
+                "pending",
+            ),
+            (
+                "artifact not there yet",
+                hr(2, "False", "ArtifactFailed", "Source not ready: artifact not found. Retrying in 5s", &ours),
+                "pending",
+            ),
+            ("dependency", hr(2, "False", "DependencyNotReady", "dependency 'a' is not ready", &ours), "pending"),
+            ("install failed", hr(2, "False", "InstallFailed", "context deadline exceeded", &ours), "failed"),
+            ("an old commit's failure", hr(2, "False", "UpgradeFailed", "boom", &old), "pending"),
+        ];
+        for (what, dep, want) in cases {
+            let got = match assess(Some(&git(SHA)), Some(&dep), Some(&rev)) {
+                Verdict::Pending(_) => "pending",
+                Verdict::Ready => "ready",
+                Verdict::Failed { .. } => "failed",
+            };
+            assert_eq!(got, want, "{what}");
+        }
     }
 
     #[test]

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value;
 
@@ -100,13 +100,21 @@ impl RealFlux {
 
     /// Poll `probe` every 250 ms until it gives a value; panics after `limit` with `what`.
     #[track_caller]
-    pub fn eventually<T>(&self, what: &str, limit: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
+    pub fn eventually<T>(
+        &self,
+        what: &str,
+        limit: Duration,
+        mut probe: impl FnMut() -> Option<T>,
+    ) -> T {
         let start = Instant::now();
         loop {
             if let Some(v) = probe() {
                 return v;
             }
-            assert!(start.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
+            assert!(
+                start.elapsed() < limit,
+                "timed out after {limit:?} waiting for {what}"
+            );
             std::thread::sleep(Duration::from_millis(250));
         }
     }
@@ -139,6 +147,10 @@ pub struct Bootstrap<'a> {
     pub config: &'a str,
     /// Keep `notifications.yaml` in the instances directory with this Provider address.
     pub provider_address: Option<&'a str>,
+    /// The Secret the preview's source uses (`git-credentials`: the Git server's user).
+    pub secret_ref: &'a str,
+    /// Applications of a fleet (`applications:`), instead of the world's one application.
+    pub applications: &'a [&'a str],
 }
 
 impl Default for Bootstrap<'_> {
@@ -147,19 +159,27 @@ impl Default for Bootstrap<'_> {
             interval: "1m",
             config: "",
             provider_address: None,
+            secret_ref: "git-credentials",
+            applications: &[],
         }
     }
 }
 
 impl FluxWorld {
-    /// A world named `name` (its Flux namespace is `e2e-<name>`, its application `name`).
+    /// A world named `name`: its application is `<name>-<4 hex>` and its Flux namespace
+    /// `e2e-<application>`, new for every run (the last run's may still be terminating).
     pub fn new(name: &str, boot: Bootstrap) -> Option<FluxWorld> {
         let flux = RealFlux::connect()?;
         let env = TestEnv::new();
         let srv = env.path("srv");
         let http = http_backend(&srv, &env.path("lighttpd"), GIT_USER, GIT_PASSWORD)?;
         let base = format!("http://127.0.0.1:{}/git", http.port);
-        let ns = format!("e2e-{name}");
+        let nanos = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let app = format!("{name}-{:04x}", (nanos ^ std::process::id()) & 0xffff);
+        let ns = format!("e2e-{app}");
         let world = FluxWorld {
             gitops_url: format!("{base}/gitops.git"),
             app_url: format!("{base}/app.git"),
@@ -168,7 +188,7 @@ impl FluxWorld {
             flux,
             http,
             ns,
-            app: name.to_string(),
+            app,
         };
         world.seed_app();
         world.configure(&boot);
@@ -180,25 +200,45 @@ impl FluxWorld {
     fn seed_app(&self) {
         let work = &self.app_work;
         std::fs::create_dir_all(work).unwrap();
-        copy(&Path::new(ROOT).join("overlays/ephemeral"), &work.join("overlays/ephemeral"));
+        copy(
+            &Path::new(ROOT).join("overlays/ephemeral"),
+            &work.join("overlays/ephemeral"),
+        );
         git(work, &["init", "-q", "-b", "main"]);
         git(work, &["add", "-A"]);
         git(work, &["commit", "-q", "-m", "app"]);
         let bare = self.env.path("srv/app.git");
         git(
             self.env.dir.path(),
-            &["clone", "-q", "--bare", work.to_str().unwrap(), bare.to_str().unwrap()],
+            &[
+                "clone",
+                "-q",
+                "--bare",
+                work.to_str().unwrap(),
+                bare.to_str().unwrap(),
+            ],
         );
         git(work, &["remote", "add", "origin", bare.to_str().unwrap()]);
     }
 
     /// Commit `files` (path → content, or `None` to delete) on `branch` of the application
     /// repository (created from main when new) and push; the new sha.
-    pub fn app_commit(&self, branch: &str, files: &[(&str, Option<&str>)], message: &str) -> String {
+    pub fn app_commit(
+        &self,
+        branch: &str,
+        files: &[(&str, Option<&str>)],
+        message: &str,
+    ) -> String {
         let work = &self.app_work;
         let exists = Command::new("git")
-            .args(["rev-parse", "--verify", "-q", &format!("refs/heads/{branch}")])
+            .args([
+                "rev-parse",
+                "--verify",
+                "-q",
+                &format!("refs/heads/{branch}"),
+            ])
             .current_dir(work)
+            .stdout(Stdio::null())
             .status()
             .unwrap()
             .success();
@@ -222,12 +262,27 @@ impl FluxWorld {
     /// `.flux-ephemeral.yaml` and the instances directory adapted to this namespace, as a user
     /// whose Flux lives elsewhere than flux-system would do.
     fn configure(&self, boot: &Bootstrap) {
+        let apps = if boot.applications.is_empty() {
+            format!("app: {}\n", self.app)
+        } else {
+            let list: String = boot
+                .applications
+                .iter()
+                .map(|a| {
+                    format!(
+                        "  - name: {}\n    github_repository: org/{a}\n",
+                        self.application(a)
+                    )
+                })
+                .collect();
+            format!("applications:\n{list}")
+        };
         let config = format!(
-            "source_url: {app_url}\napp: {app}\nflux_namespace: {ns}\nsecret_ref: git-credentials\n\
-             preview_url: \"https://{{{{ slug }}}}.preview.example.com\"\n{extra}",
+            "source_url: {app_url}\nflux_namespace: {ns}\nsecret_ref: {secret}\n\
+             preview_url: \"https://{{{{ slug }}}}.preview.example.com\"\n{apps}{extra}",
             app_url = self.app_url,
-            app = self.app,
             ns = self.ns,
+            secret = boot.secret_ref,
             extra = boot.config,
         );
         let dir = Path::new(ROOT).join("overlays/ephemeral-instances");
@@ -237,14 +292,19 @@ impl FluxWorld {
                 .replace("namespace: flux-system", &format!("namespace: {}", self.ns))
         };
         let notifications = boot.provider_address.map(|address| {
-            adapt("notifications.yaml")
-                .replace("https://github.com/example-org/app", address)
+            adapt("notifications.yaml").replace("https://github.com/example-org/app", address)
         });
         self.env.commit_as_other(
             &[
                 (".flux-ephemeral.yaml", Some(&config)),
-                ("overlays/ephemeral-instances/sync.yaml", Some(&adapt("sync.yaml"))),
-                ("overlays/ephemeral-instances/receiver.yaml", Some(&adapt("receiver.yaml"))),
+                (
+                    "overlays/ephemeral-instances/sync.yaml",
+                    Some(&adapt("sync.yaml")),
+                ),
+                (
+                    "overlays/ephemeral-instances/receiver.yaml",
+                    Some(&adapt("receiver.yaml")),
+                ),
                 (
                     "overlays/ephemeral-instances/notifications.yaml",
                     notifications.as_deref(),
@@ -269,18 +329,29 @@ impl FluxWorld {
             interval = boot.interval,
             url = self.gitops_url,
         ));
-        let sync = self.env.file("overlays/ephemeral-instances/sync.yaml").unwrap();
+        let sync = self
+            .env
+            .file("overlays/ephemeral-instances/sync.yaml")
+            .unwrap();
         self.flux.apply(&sync);
-        self.ready("kustomization", "ephemeral-instances", Duration::from_secs(120));
+        self.ready(
+            "kustomization",
+            "ephemeral-instances",
+            Duration::from_secs(120),
+        );
     }
 
     /// Wait until `kind/name` in this namespace is Ready=True; its JSON.
     #[track_caller]
     pub fn ready(&self, kind: &str, name: &str, limit: Duration) -> Value {
-        self.flux.eventually(&format!("{kind}/{name} in {} Ready", self.ns), limit, || {
-            let obj = self.flux.get(Some(&self.ns), kind, name)?;
-            is_ready(&obj).then_some(obj)
-        })
+        self.flux.eventually(
+            &format!("{kind}/{name} in {} Ready", self.ns),
+            limit,
+            || {
+                let obj = self.flux.get(Some(&self.ns), kind, name)?;
+                is_ready(&obj).then_some(obj)
+            },
+        )
     }
 
     /// The binary with this world's repository and cluster, and `--output json`.
@@ -313,6 +384,11 @@ impl FluxWorld {
         ]
     }
 
+    /// The name of fleet application `a` in this world (`<a>-<the world's 4 hex>`).
+    pub fn application(&self, a: &str) -> String {
+        format!("{a}-{}", &self.app[self.app.len() - 4..])
+    }
+
     /// Object names and the preview's namespace for `branch`.
     pub fn name_of(&self, branch: &str) -> String {
         format!("{}-{}", self.app, super::slug_of(branch))
@@ -324,7 +400,13 @@ impl Drop for FluxWorld {
         // Leave the shared cluster as it was: the instances Kustomization prunes what it made.
         if !std::thread::panicking() {
             let _ = self.flux.kubectl(
-                &["delete", "namespace", &self.ns, "--wait=false", "--ignore-not-found"],
+                &[
+                    "delete",
+                    "namespace",
+                    &self.ns,
+                    "--wait=false",
+                    "--ignore-not-found",
+                ],
                 None,
             );
         }
