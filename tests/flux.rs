@@ -468,7 +468,7 @@ async fn without_cluster_credentials_fluxs_commit_status_decides() {
     github.post_status(
         "org/app",
         SHA,
-        &format!("kustomization/app-{slug}/1a2b3"),
+        &format!("kustomization/app-{slug}/1a2b3c4d"),
         "success",
         "ReconciliationSucceeded",
     );
@@ -494,7 +494,7 @@ async fn without_cluster_credentials_fluxs_commit_status_decides() {
     github.post_status(
         "org/app",
         OLD,
-        &format!("kustomization/app-{slug}/1a2b3"),
+        &format!("kustomization/app-{slug}/1a2b3c4d"),
         "failure",
         "health check failed after 5m0s",
     );
@@ -628,7 +628,7 @@ async fn gitlab_commit_statuses_decide_without_cluster_credentials() {
     gitlab.post_status(
         5,
         SHA,
-        &format!("kustomization/app-{slug}/1a2b3"),
+        &format!("kustomization/app-{slug}/1a2b3c4d"),
         "failed",
         "kustomize build failed: missing resource",
     );

@@ -11,13 +11,15 @@ use crate::error::Result;
 use crate::forge::{ChangeForge, CommitStatus};
 
 /// Whether `context` is exactly the one Flux's notification-controller posts for `deployer`:
-/// `<kind>/<name>/` and the first five hex digits of the Provider's UID. A context that merely
-/// starts the same way was posted by someone else.
+/// `<kind>/<name>/` and the first group of the Provider's UID, eight hex digits
+/// (notification-controller's `generateDefaultCommitStatus`: `kustomization/app-x/6a2968b8`,
+/// checked against a real notification-controller in tests/real_flux_notify.rs). A context that
+/// merely starts the same way was posted by someone else.
 fn is_fluxs_context(context: &str, deployer: &ObjectRef) -> bool {
     context
         .strip_prefix(&deployer.flux_id())
         .and_then(|rest| rest.strip_prefix('/'))
-        .is_some_and(|id| id.len() == 5 && id.bytes().all(|b| b.is_ascii_hexdigit()))
+        .is_some_and(|id| id.len() == 8 && id.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// How far the forge's clock may be behind ours.
@@ -124,7 +126,7 @@ mod tests {
         ));
         assert!(matches!(
             flux_verdict(
-                &[st("kustomization/app-x-other/1a2b3", "success")],
+                &[st("kustomization/app-x-other/1a2b3c4d", "success")],
                 &dep,
                 None,
                 None
@@ -133,7 +135,7 @@ mod tests {
         ));
         assert_eq!(
             flux_verdict(
-                &[st("kustomization/app-x/1a2b3", "success")],
+                &[st("kustomization/app-x/1a2b3c4d", "success")],
                 &dep,
                 None,
                 None
@@ -142,7 +144,7 @@ mod tests {
         );
         assert!(matches!(
             flux_verdict(
-                &[st("kustomization/app-x/1a2b3", "failure")],
+                &[st("kustomization/app-x/1a2b3c4d", "failure")],
                 &dep,
                 None,
                 None
@@ -153,7 +155,7 @@ mod tests {
         assert!(matches!(
             flux_verdict(
                 &[
-                    st("kustomization/app-x/1a2b3", "failure"),
+                    st("kustomization/app-x/1a2b3c4d", "failure"),
                     st("kustomization/app-x/anything-else", "success")
                 ],
                 &dep,
@@ -170,7 +172,7 @@ mod tests {
         };
         assert!(matches!(
             flux_verdict(
-                &[at("kustomization/app-x/1a2b3", "success", 1000)],
+                &[at("kustomization/app-x/1a2b3c4d", "success", 1000)],
                 &dep,
                 Some(t(2000)),
                 None
@@ -180,8 +182,8 @@ mod tests {
         assert_eq!(
             flux_verdict(
                 &[
-                    at("kustomization/app-x/1a2b3", "success", 1000),
-                    at("kustomization/app-x/1a2b3", "failure", 2001)
+                    at("kustomization/app-x/1a2b3c4d", "success", 1000),
+                    at("kustomization/app-x/1a2b3c4d", "failure", 2001)
                 ],
                 &dep,
                 Some(t(2000)),
@@ -195,7 +197,7 @@ mod tests {
         // Only the configured author's, when one is configured.
         let by = |who: &str, state: &str| CommitStatus {
             author: Some(who.into()),
-            ..st("kustomization/app-x/1a2b3", state)
+            ..st("kustomization/app-x/1a2b3c4d", state)
         };
         let both = [by("flux-bot", "failure"), by("mallory", "success")];
         assert!(matches!(

@@ -224,7 +224,12 @@ impl Respond for GitHubResponder {
         {
             return ResponseTemplate::new(*code).set_body_json(json!({"message": "Server Error"}));
         }
-        let path: Vec<&str> = req.url.path().trim_matches('/').split('/').collect();
+        let mut path: Vec<&str> = req.url.path().trim_matches('/').split('/').collect();
+        // GitHub Enterprise's API lives under /api/v3 (Flux's Provider for a host other than
+        // github.com calls it there).
+        if path.starts_with(&["api", "v3"]) {
+            path.drain(..2);
+        }
         let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
         let query = |k: &str| {
             req.url
@@ -341,6 +346,18 @@ impl Respond for GitHubResponder {
                 ok(
                     json!({"state": "pending", "sha": sha, "total_count": statuses.len(), "statuses": statuses}),
                 )
+            }
+            ("GET", ["repos", o, r, "commits", sha, "statuses"]) => {
+                // Every status of the commit, newest first.
+                let repo = format!("{o}/{r}");
+                let list: Vec<Value> = s
+                    .statuses
+                    .iter()
+                    .rev()
+                    .filter(|(rp, sh, _)| *rp == repo && sh == sha)
+                    .map(|(_, _, v)| v.clone())
+                    .collect();
+                ok(Value::Array(list))
             }
             ("POST", ["repos", o, r, "statuses", sha]) => {
                 let mut status = body.clone();

@@ -356,13 +356,25 @@ impl FluxWorld {
 
     /// The binary with this world's repository and cluster, and `--output json`.
     pub fn run(&self, args: &[&str], extra_env: &[(&str, &str)]) -> Run {
+        self.run_as(true, args, extra_env)
+    }
+
+    /// The binary with this world's repository but no cluster credentials, as a CI job that can
+    /// only read the forge.
+    pub fn run_without_cluster(&self, args: &[&str], extra_env: &[(&str, &str)]) -> Run {
+        self.run_as(false, args, extra_env)
+    }
+
+    fn run_as(&self, cluster: bool, args: &[&str], extra_env: &[(&str, &str)]) -> Run {
         let mut c = self.env.command();
         c.args(args)
             .args(["--repo", &self.gitops_url, "--output", "json"])
             .env("GIT_USERNAME", GIT_USER)
             .env("GIT_TOKEN", GIT_PASSWORD);
-        for (k, v) in self.flux.env() {
-            c.env(k, v);
+        if cluster {
+            for (k, v) in self.flux.env() {
+                c.env(k, v);
+            }
         }
         for (k, v) in extra_env {
             c.env(k, v);
