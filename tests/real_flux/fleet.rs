@@ -1,14 +1,12 @@
-//! On a real Flux (scripts/real-flux.sh): one GitOps repository serving two applications whose
+//! On a real Flux: one GitOps repository serving two applications whose
 //! changes have the same branch name. Their previews stay apart in the cluster, and the scheduled
 //! cleanup of one repository's closed pull request prunes only that preview's objects.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::fake_forges::{github_pull, FakeGitHub};
+use crate::support::real_flux::{is_ready, Bootstrap, FluxWorld, RECEIVER_TOKEN};
 use serde_json::{json, Value};
-use support::fake_forges::{github_pull, FakeGitHub};
-use support::real_flux::{is_ready, Bootstrap, FluxWorld, RECEIVER_TOKEN};
 
 const WAIT: Duration = Duration::from_secs(180);
 const BRANCH: &str = "feature/shared";
@@ -39,15 +37,31 @@ async fn two_applications_on_one_branch_stay_apart_and_cleanup_prunes_only_the_c
     };
     let (web, api) = (w.application("web"), w.application("api"));
     let sha = w.app_commit(BRANCH, &[("NOTES.md", Some("shared\n"))], "shared");
-    github.pull("org/web", github_pull("org/web", 1, BRANCH, &sha, "org/web"));
-    github.pull("org/api", github_pull("org/api", 1, BRANCH, &sha, "org/api"));
+    github.pull(
+        "org/web",
+        github_pull("org/web", 1, BRANCH, &sha, "org/web"),
+    );
+    github.pull(
+        "org/api",
+        github_pull("org/api", 1, BRANCH, &sha, "org/api"),
+    );
 
     let flags = w.notify_flags();
     let token = [("FLUX_RECEIVER_TOKEN", RECEIVER_TOKEN)];
     let deploy = |app: &str| {
         let mut args = vec![
-            "deploy", "--app", app, "--branch", BRANCH, "--sha", &sha, "--id", "1", "--wait",
-            "--timeout", "4m",
+            "deploy",
+            "--app",
+            app,
+            "--branch",
+            BRANCH,
+            "--sha",
+            &sha,
+            "--id",
+            "1",
+            "--wait",
+            "--timeout",
+            "4m",
         ];
         args.extend(flags.iter().map(String::as_str));
         let out = w.run(&args, &token).ok().json();
@@ -67,11 +81,14 @@ async fn two_applications_on_one_branch_stay_apart_and_cleanup_prunes_only_the_c
         let ids = inventory(ks);
         assert!(!ids.is_empty());
         assert!(
-            ids.iter().all(|id| id.starts_with(&format!("{name}_")) || id == &format!("_{name}__Namespace")),
+            ids.iter()
+                .all(|id| id.starts_with(&format!("{name}_"))
+                    || id == &format!("_{name}__Namespace")),
             "{name} applied outside its namespace: {ids:?}"
         );
     }
-    let web_uid = w.flux.get(Some(&web_name), "deployment", "app").unwrap()["metadata"]["uid"].clone();
+    let web_uid =
+        w.flux.get(Some(&web_name), "deployment", "app").unwrap()["metadata"]["uid"].clone();
 
     // The api pull request is closed; its repository's scheduled cleanup runs.
     github.edit_pull("org/api", 1, |p| p["state"] = json!("closed"));
@@ -85,7 +102,9 @@ async fn two_applications_on_one_branch_stay_apart_and_cleanup_prunes_only_the_c
     ];
     let mut args = vec!["cleanup"];
     args.extend(flags.iter().map(String::as_str));
-    let out = tokio::task::block_in_place(|| w.run(&args, &ci)).ok().json();
+    let out = tokio::task::block_in_place(|| w.run(&args, &ci))
+        .ok()
+        .json();
     let removed: Vec<&str> = out["removed"]
         .as_array()
         .unwrap()
@@ -96,12 +115,17 @@ async fn two_applications_on_one_branch_stay_apart_and_cleanup_prunes_only_the_c
     assert!(removed[0].contains(&api), "{out}");
 
     tokio::task::block_in_place(|| {
-        w.flux.eventually("api's preview pruned and its namespace gone", WAIT, || {
-            (w.flux.get(Some(&w.ns), "kustomization", &api_name).is_none()
-                && w.flux.get(Some(&w.ns), "gitrepository", &api_name).is_none()
-                && w.flux.get(None, "namespace", &api_name).is_none())
-            .then_some(())
-        });
+        w.flux
+            .eventually("api's preview pruned and its namespace gone", WAIT, || {
+                (w.flux
+                    .get(Some(&w.ns), "kustomization", &api_name)
+                    .is_none()
+                    && w.flux
+                        .get(Some(&w.ns), "gitrepository", &api_name)
+                        .is_none()
+                    && w.flux.get(None, "namespace", &api_name).is_none())
+                .then_some(())
+            });
         // web's preview is untouched: the same Deployment, still Ready.
         let dep = w.flux.get(Some(&web_name), "deployment", "app").unwrap();
         assert_eq!(dep["metadata"]["uid"], web_uid);

@@ -1,18 +1,16 @@
-//! On a real Flux (scripts/real-flux.sh): a preview's Kustomization from its branch, end to end.
+//! On a real Flux: a preview's Kustomization from its branch, end to end.
 //! source-controller fetches the pinned commit over smart HTTP, kustomize-controller applies the
 //! example overlay into the preview's namespace with the substituted names, kube-controller-manager,
 //! kube-scheduler and kwok make the Deployment available, and `--wait` reads the real status.
 
-mod support;
-
 use std::time::{Duration, Instant, SystemTime};
 
-use support::real_flux::{ready_message, Bootstrap, FluxWorld, RECEIVER_TOKEN};
+use crate::support::real_flux::{ready_message, Bootstrap, FluxWorld, RECEIVER_TOKEN};
 
 const WAIT: Duration = Duration::from_secs(180);
 
 /// `deploy --sha SHA --wait` (notifying the Receiver when `notify`); the run and how long it took.
-fn deploy(w: &FluxWorld, branch: &str, sha: &str, notify: bool) -> (support::Run, Duration) {
+fn deploy(w: &FluxWorld, branch: &str, sha: &str, notify: bool) -> (crate::support::Run, Duration) {
     let mut args = vec![
         "deploy",
         "--branch",
@@ -76,7 +74,7 @@ fn deploy_wait_returns_ready_at_the_pinned_sha_with_and_without_the_receiver() {
     assert!(applied.ends_with(&format!("sha1:{sha}")), "{applied}");
     let src = w.flux.get(Some(&w.ns), "gitrepository", &name).unwrap();
     assert_eq!(src["spec"]["ref"]["commit"], sha.as_str());
-    let slug = support::slug_of("feature/login");
+    let slug = crate::support::slug_of("feature/login");
     let ns = w
         .flux
         .get(None, "namespace", &name)
@@ -149,7 +147,7 @@ fn a_new_commit_is_waited_for_not_taken_for_the_ready_left_from_the_old_one() {
     // The pull request gets a new commit that changes what runs.
     let overlay = std::fs::read_to_string(format!(
         "{}/overlays/ephemeral/deployment.yaml",
-        support::ROOT
+        crate::support::ROOT
     ))
     .unwrap()
     .replace(
@@ -185,7 +183,7 @@ fn a_broken_overlay_fails_the_wait_with_kustomize_controllers_own_message() {
     let branch = "feature/broken";
     let kustomization = std::fs::read_to_string(format!(
         "{}/overlays/ephemeral/kustomization.yaml",
-        support::ROOT
+        crate::support::ROOT
     ))
     .unwrap()
     .replace(
@@ -233,7 +231,7 @@ fn destroy_prunes_the_objects_and_the_namespace_is_finalized() {
         .ok()
         .json();
     assert!(out["commit"].is_string(), "{out}");
-    assert!(w.env.sync_file(&support::slug_of(branch)).is_none());
+    assert!(w.env.sync_file(&crate::support::slug_of(branch)).is_none());
 
     let start = Instant::now();
     w.flux

@@ -1,15 +1,13 @@
-//! On a real Flux (scripts/real-flux.sh), the two other ways a preview is built: the `helm`
+//! On a real Flux, the two other ways a preview is built: the `helm`
 //! template (a chart in the application repository, installed by helm-controller) and an OCI
 //! artifact pushed to a real registry (Debian's docker-registry), pulled by source-controller
 //! pinned by digest.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::real_flux::{Bootstrap, FluxWorld, RECEIVER_TOKEN};
+use crate::support::servers::docker_registry;
 use base64::Engine;
-use support::real_flux::{Bootstrap, FluxWorld, RECEIVER_TOKEN};
-use support::servers::docker_registry;
 
 const WAIT: Duration = Duration::from_secs(180);
 
@@ -93,7 +91,7 @@ fn the_helm_template_installs_the_chart_from_the_branch_with_helm_controller() {
 
     let name = w.name_of(branch);
     let hr = w.flux.get(Some(&w.ns), "helmrelease", &name).unwrap();
-    assert!(support::real_flux::is_ready(&hr), "{hr}");
+    assert!(crate::support::real_flux::is_ready(&hr), "{hr}");
     // helm-controller installed release `name` into the preview's namespace, with the values
     // the template set: the image tag is the commit, the ingress host the preview's.
     let dep = w.flux.get(Some(&name), "deployment", &name).unwrap();
@@ -105,7 +103,7 @@ fn the_helm_template_installs_the_chart_from_the_branch_with_helm_controller() {
     let ingress = w.flux.get(Some(&name), "ingress", &name).unwrap();
     assert_eq!(
         ingress["spec"]["rules"][0]["host"],
-        format!("{}.preview.example.com", support::slug_of(branch)).as_str()
+        format!("{}.preview.example.com", crate::support::slug_of(branch)).as_str()
     );
     // Helm keeps the release beside the HelmRelease.
     let secret = format!("sh.helm.release.v1.{name}.v1");
@@ -173,8 +171,9 @@ fn an_oci_artifact_is_pulled_by_source_controller_at_its_digest() {
         "ingress.yaml",
     ] {
         let text =
-            std::fs::read_to_string(format!("{}/overlays/ephemeral/{f}", support::ROOT)).unwrap();
-        support::write(&rendered.join(f), &text);
+            std::fs::read_to_string(format!("{}/overlays/ephemeral/{f}", crate::support::ROOT))
+                .unwrap();
+        crate::support::write(&rendered.join(f), &text);
     }
     let branch = "feature/artifact";
     let url = format!("oci://{host}/org/app/manifests");
@@ -183,7 +182,7 @@ fn an_oci_artifact_is_pulled_by_source_controller_at_its_digest() {
         "--branch",
         branch,
         "--sha",
-        support::SHA,
+        crate::support::SHA,
         "--artifact",
         rendered.to_str().unwrap(),
         "--artifact-url",
