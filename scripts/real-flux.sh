@@ -353,8 +353,24 @@ EOF
   say "started in $((SECONDS - t0)) s (logs in $dir/logs)"
 }
 
+# The stack's memory: each running component's peak RSS, and their sum (the budget is 3 GiB).
+memory_report() {
+  local c pid kb total=0 parts=""
+  for c in $components; do
+    alive "$c" || continue
+    pid=$(cat "$dir/pids/$c.pid")
+    kb=$(awk '/^VmHWM/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
+    total=$((total + kb))
+    parts="$parts $c=$((kb / 1024))"
+  done
+  [ "$total" -gt 0 ] || return 0
+  say "peak memory $((total / 1024)) MiB in all (MiB:$parts)"
+  [ "$total" -lt $((3 * 1024 * 1024)) ] || say "the stack used more than its 3 GiB budget"
+}
+
 stop_all() {
   local c pid failed=0
+  memory_report
   for c in $components; do
     [ -f "$dir/pids/$c.pid" ] || continue
     pid=$(cat "$dir/pids/$c.pid")
