@@ -172,6 +172,7 @@ mod tests {
             environment: env.map(Into::into),
             deployed_at: Some(deployed.into()),
             ttl: ttl.map(Into::into),
+            ..Default::default()
         }
     }
 

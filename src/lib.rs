@@ -7,6 +7,7 @@
 //! [`cli`] parses arguments.
 
 pub mod apps;
+pub mod awake_hours;
 pub mod chatops;
 pub mod ci;
 pub mod cleanup;
@@ -19,6 +20,7 @@ pub mod filter;
 pub mod flux;
 pub mod forge;
 pub mod git;
+pub mod lifecycle;
 pub mod local_default;
 pub mod model;
 pub mod oci;

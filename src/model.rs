@@ -22,6 +22,17 @@ pub mod keys {
     pub const FORGE: &str = "flux-ephemeral.io/forge";
     pub const REPOSITORY: &str = "flux-ephemeral.io/repository";
     pub const ARTIFACT: &str = "flux-ephemeral.io/artifact";
+    /// The last activity: a deploy, a push to the change, or a lifecycle command.
+    pub const ACTIVE_AT: &str = "flux-ephemeral.io/active-at";
+    /// When the environment is removed: the last activity plus its time to live, or later when
+    /// extended (never beyond the last activity plus `max_ttl`).
+    pub const EXPIRES_AT: &str = "flux-ephemeral.io/expires-at";
+    /// Asleep (workloads scaled to zero) since then; absent when awake.
+    pub const SLEEPING_SINCE: &str = "flux-ephemeral.io/sleeping-since";
+    /// Why it sleeps: `idle`, `office-hours` or `requested`.
+    pub const SLEEP_REASON: &str = "flux-ephemeral.io/sleep-reason";
+    /// The expiry the warning was posted for: a later expiry re-arms the warning.
+    pub const WARNED_FOR: &str = "flux-ephemeral.io/warned-for";
     pub const MANAGED_BY_VALUE: &str = "flux-ephemeral";
 }
 
@@ -114,6 +125,56 @@ pub struct EnvSpec {
     pub artifact: Option<ArtifactRef>,
     /// Record a new deploy time even when nothing else changed (extends a time to live).
     pub refresh: bool,
+    /// Activity, expiry and sleep; the default is what a deploy records.
+    pub lifecycle: Lifecycle,
+    /// Only the lifecycle changes (sleep, wake, extend, the warning mark): keep the recorded
+    /// deploy time.
+    pub keep_deployed_at: bool,
+}
+
+/// Why an environment sleeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SleepReason {
+    /// Idle for `sleep_after`.
+    Idle,
+    /// Outside `awake_hours`: woken again when they begin.
+    OfficeHours,
+    /// Somebody asked (`/sleep-ephemeral`, `flux-ephemeral sleep`).
+    Requested,
+}
+
+impl SleepReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SleepReason::Idle => "idle",
+            SleepReason::OfficeHours => "office-hours",
+            SleepReason::Requested => "requested",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<SleepReason> {
+        match s {
+            "idle" => Some(SleepReason::Idle),
+            "office-hours" => Some(SleepReason::OfficeHours),
+            "requested" => Some(SleepReason::Requested),
+            _ => None,
+        }
+    }
+}
+
+/// An environment's life as its sync file records it. `Default` is a fresh deploy: active at
+/// the time of the render, expiring a time to live later, awake, not warned.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Lifecycle {
+    /// The last activity; `None`: the time of the render.
+    pub active_at: Option<SystemTime>,
+    /// The expiry; `None`: the last activity plus the time to live.
+    pub expires_at: Option<SystemTime>,
+    /// Asleep since then, and why.
+    pub sleeping: Option<(SystemTime, SleepReason)>,
+    /// The expiry (as recorded) a warning was posted for.
+    pub warned_for: Option<String>,
 }
 
 /// A pushed OCI artifact, pinned by digest.
@@ -151,7 +212,7 @@ impl EnvSpec {
 }
 
 /// One environment as it is recorded in the instances directory.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct EnvRecord {
     pub slug: String,
     pub file: String,
@@ -180,6 +241,18 @@ pub struct EnvRecord {
     pub deployed_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ttl: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub active_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sleeping_since: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sleep_reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warned_for: Option<String>,
 }
 
 impl EnvRecord {
@@ -221,17 +294,64 @@ impl EnvRecord {
             environment: get(keys::ENVIRONMENT),
             deployed_at: get(keys::DEPLOYED_AT),
             ttl: get(keys::TTL),
+            title: get(keys::TITLE),
+            active_at: get(keys::ACTIVE_AT),
+            expires_at: get(keys::EXPIRES_AT),
+            sleeping_since: get(keys::SLEEPING_SINCE),
+            sleep_reason: get(keys::SLEEP_REASON),
+            warned_for: get(keys::WARNED_FOR),
         })
+    }
+
+    /// The recorded lifecycle. Times that do not parse are left out (the lifecycle pass treats a
+    /// record without a readable expiry as expiring at the cap).
+    pub fn lifecycle(&self) -> Lifecycle {
+        let time = |v: &Option<String>| v.as_deref().and_then(parse_time);
+        Lifecycle {
+            active_at: time(&self.active_at).or_else(|| time(&self.deployed_at)),
+            expires_at: time(&self.expires_at),
+            sleeping: time(&self.sleeping_since).map(|since| {
+                let reason = self
+                    .sleep_reason
+                    .as_deref()
+                    .and_then(SleepReason::parse)
+                    .unwrap_or(SleepReason::Requested);
+                (since, reason)
+            }),
+            warned_for: self.warned_for.clone(),
+        }
     }
 }
 
-/// The annotations flux-ephemeral writes on every object it renders.
-pub fn annotations_for(spec: &EnvSpec, deployed_at: SystemTime) -> BTreeMap<String, String> {
+/// The annotations flux-ephemeral writes on every object it renders. `ttl` is the environment's
+/// time to live (its own, else the configured one, capped by `max_ttl`), from which the expiry is
+/// computed when the lifecycle does not set one.
+pub fn annotations_for(
+    spec: &EnvSpec,
+    deployed_at: SystemTime,
+    ttl: Option<Duration>,
+) -> BTreeMap<String, String> {
     let mut a = BTreeMap::new();
     a.insert(keys::MANAGED_BY.into(), keys::MANAGED_BY_VALUE.into());
     a.insert(keys::SLUG.into(), spec.slug.clone());
     a.insert(keys::BRANCH.into(), spec.branch.clone());
     a.insert(keys::DEPLOYED_AT.into(), format_time(deployed_at));
+    let life = &spec.lifecycle;
+    let active = life.active_at.unwrap_or(deployed_at);
+    a.insert(keys::ACTIVE_AT.into(), format_time(active));
+    if let Some(expires) = life
+        .expires_at
+        .or_else(|| ttl.and_then(|t| active.checked_add(t)))
+    {
+        a.insert(keys::EXPIRES_AT.into(), format_time(expires));
+    }
+    if let Some((since, reason)) = life.sleeping {
+        a.insert(keys::SLEEPING_SINCE.into(), format_time(since));
+        a.insert(keys::SLEEP_REASON.into(), reason.as_str().into());
+    }
+    if let Some(w) = &life.warned_for {
+        a.insert(keys::WARNED_FOR.into(), w.clone());
+    }
     let optional = [
         (keys::SHA, &spec.sha),
         (keys::ID, &spec.id),

@@ -243,7 +243,11 @@ fn plan_upsert(
             return Ok((outcome(Action::Unchanged, spec, file, Some(same)), vec![]));
         }
     }
-    let rendered = renderer.render(spec, now)?;
+    let at = match (spec.keep_deployed_at, previous_time) {
+        (true, Some(t)) => t,
+        _ => now,
+    };
+    let rendered = renderer.render(spec, at)?;
     let action = match before {
         Some(c) if c == &rendered.content && !moving => {
             return Ok((

@@ -4,7 +4,8 @@
 //! `slug`, `name`, `namespace`, `flux_namespace`, `branch`, `sha` (empty when following the branch),
 //! `ref_kind` (`commit`/`branch`), `source_url`, `path`, `interval`, `secret_ref`,
 //! `service_account`, `chart`, `image_tag`, `id`, `author`, `title`, `environment`,
-//! `preview_url`, `preview_host`, `deployed_at`, `ttl`, `labels` and `annotations` (maps).
+//! `preview_url`, `preview_host`, `deployed_at`, `ttl`, `sleeping` (true while the environment
+//! sleeps: scale its workloads to zero), `labels` and `annotations` (maps).
 //! The `yaml` filter writes any string as a YAML scalar that reads back exactly.
 
 use std::collections::{BTreeMap, HashMap};
@@ -39,6 +40,9 @@ pub struct RenderSettings {
     pub preview_url: Option<String>,
     /// Chart path for the Helm template.
     pub chart: String,
+    /// The configured time to live (already capped by `max_ttl`): with it, every sync file
+    /// records when the environment expires.
+    pub ttl: Option<std::time::Duration>,
 }
 
 impl Default for RenderSettings {
@@ -53,6 +57,7 @@ impl Default for RenderSettings {
             service_account: None,
             preview_url: None,
             chart: "./charts/app".into(),
+            ttl: None,
         }
     }
 }
@@ -206,7 +211,12 @@ impl Renderer {
         let mut labels = BTreeMap::new();
         labels.insert("app.kubernetes.io/managed-by", "flux-ephemeral");
         ctx.insert("labels", &labels);
-        ctx.insert("annotations", &annotations_for(spec, deployed_at));
+        ctx.insert(
+            "annotations",
+            &annotations_for(spec, deployed_at, spec.ttl.or(s.ttl)),
+        );
+        // Asleep: the built-in templates patch every Deployment and StatefulSet to 0 replicas.
+        ctx.insert("sleeping", &spec.lifecycle.sleeping.is_some());
 
         let preview_url = match &s.preview_url {
             Some(_) => Some(

@@ -161,3 +161,54 @@ fn templates_cannot_reach_the_environment() {
         assert!(!e.message.contains("s3cret-value"), "{e}");
     }
 }
+
+/// Asleep: both built-in templates scale every Deployment and StatefulSet to zero, and record
+/// since when and why; awake again, the patches are gone.
+#[test]
+fn sleeping_environments_are_patched_to_zero_replicas() {
+    use crate::model::SleepReason;
+    let since = humantime::parse_rfc3339("2026-01-01T02:00:00Z").unwrap();
+    for (template, patches) in [
+        ("kustomization", "/spec/patches"),
+        ("helm", "/spec/postRenderers/0/kustomize/patches"),
+    ] {
+        let r = Renderer::builtin(template, settings()).unwrap();
+        let mut s = spec(
+            "feature/sleepy",
+            Some("0123456789abcdef0123456789abcdef01234567"),
+        );
+        s.lifecycle.sleeping = Some((since, SleepReason::Idle));
+        let asleep = r.render(&s, at()).unwrap().content;
+        let docs: Vec<serde_json::Value> = serde_yaml_ng::Deserializer::from_str(&asleep)
+            .map(|d| serde::Deserialize::deserialize(d).unwrap())
+            .filter(|v: &serde_json::Value| !v.is_null())
+            .collect();
+        let deployer = &docs[1];
+        let list = deployer.pointer(patches).unwrap().as_array().unwrap();
+        let kinds: Vec<&str> = list
+            .iter()
+            .map(|p| p["target"]["kind"].as_str().unwrap())
+            .collect();
+        assert_eq!(kinds, ["Deployment", "StatefulSet"], "{template}");
+        for p in list {
+            let ops: serde_json::Value =
+                serde_yaml_ng::from_str(p["patch"].as_str().unwrap()).unwrap();
+            assert_eq!(
+                ops,
+                serde_json::json!([{"op": "add", "path": "/spec/replicas", "value": 0}])
+            );
+        }
+        let ann = &deployer["metadata"]["annotations"];
+        assert_eq!(
+            ann["flux-ephemeral.io/sleeping-since"],
+            "2026-01-01T02:00:00Z"
+        );
+        assert_eq!(ann["flux-ephemeral.io/sleep-reason"], "idle");
+        s.lifecycle.sleeping = None;
+        let awake = r.render(&s, at()).unwrap().content;
+        assert!(
+            !awake.contains("replicas") && !awake.contains("sleeping-since"),
+            "{awake}"
+        );
+    }
+}

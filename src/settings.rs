@@ -122,6 +122,7 @@ impl Settings {
                 service_account: c.service_account.filter(|s| !s.is_empty()),
                 preview_url: c.preview_url.filter(|s| !s.is_empty()),
                 chart: c.chart.unwrap_or(d.chart),
+                ttl,
             },
             instances_dir,
             template: c.template.unwrap_or_else(|| "kustomization".into()),

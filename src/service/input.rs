@@ -139,6 +139,8 @@ impl EnvInput {
             preview_url: self.environment_url.clone().filter(|u| !u.is_empty()),
             artifact: self.artifact.clone(),
             refresh: false,
+            lifecycle: Default::default(),
+            keep_deployed_at: false,
         })
     }
 }

@@ -11,4 +11,5 @@ pub mod doctor;
 pub mod environment;
 pub mod hook;
 pub mod input;
+pub mod respec;
 pub mod resync;

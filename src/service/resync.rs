@@ -465,6 +465,7 @@ mod tests {
             environment: None,
             deployed_at: None,
             ttl: None,
+            ..Default::default()
         }
     }
 
