@@ -401,12 +401,17 @@ stop() {
   stop_all || die "a component had failed before stop (log tail above)"
 }
 
-cmd=${1:-}
-dir=${2:-}
-case "$cmd" in
-  start) start ;;
-  stop) stop ;;
-  build) build ;;
-  update-modules) update_modules ;;
-  *) die "usage: $0 start DIR | stop DIR | build | update-modules" ;;
-esac
+# One compound command, read whole before it runs: editing this file while it runs (a cold build
+# takes minutes) cannot make bash read half a line afterwards.
+{
+  cmd=${1:-}
+  dir=${2:-}
+  case "$cmd" in
+    start) start ;;
+    stop) stop ;;
+    build) build ;;
+    update-modules) update_modules ;;
+    *) die "usage: $0 start DIR | stop DIR | build | update-modules" ;;
+  esac
+  exit 0
+}

@@ -21,9 +21,33 @@ pub enum Decision {
         only_if_present: bool,
     },
     Destroy,
+    /// Change an existing environment's life: extend, sleep or wake it.
+    Life(LifeCommand),
     /// Answer without acting (help, a typo).
     Answer(Answer),
     Ignore(String),
+}
+
+/// The lifecycle commands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LifeCommand {
+    /// A new expiry: now + the duration (default: the time to live), capped by `max_ttl`.
+    Extend {
+        duration: Option<String>,
+    },
+    Sleep,
+    Wake,
+}
+
+impl LifeCommand {
+    /// The verb, for replies and logs.
+    pub fn verb(&self) -> &'static str {
+        match self {
+            LifeCommand::Extend { .. } => "extend",
+            LifeCommand::Sleep => "put to sleep",
+            LifeCommand::Wake => "wake",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +67,14 @@ pub fn decide(event: &Event, settings: &ChatSettings) -> (Decision, bool) {
             true,
         ),
         Trigger::Comment(Ok(Command::Destroy)) => (Decision::Destroy, true),
+        Trigger::Comment(Ok(Command::Extend { duration })) => (
+            Decision::Life(LifeCommand::Extend {
+                duration: duration.clone(),
+            }),
+            true,
+        ),
+        Trigger::Comment(Ok(Command::Sleep)) => (Decision::Life(LifeCommand::Sleep), true),
+        Trigger::Comment(Ok(Command::Wake)) => (Decision::Life(LifeCommand::Wake), true),
         Trigger::Comment(Ok(Command::Help)) => (Decision::Answer(Answer::Help), false),
         Trigger::Comment(Err(e)) => (Decision::Answer(Answer::Mistake(e.clone())), false),
         Trigger::Closed { .. } => (Decision::Destroy, false),

@@ -89,15 +89,17 @@ fn reason(r: &EnvRecord, forge: &ForgeState, now: SystemTime, policy: TtlPolicy)
             });
         }
     }
-    let ttl = r
-        .ttl
-        .as_deref()
-        .and_then(|t| humantime::parse_duration(t.trim()).ok())
-        .or(policy.default)?
-        .min(policy.max);
-    let deployed = r.deployed_at.as_deref().and_then(parse_time)?;
-    // Checked: a time that does not fit the clock never runs out.
-    if deployed.checked_add(ttl).is_some_and(|end| end <= now) {
+    // The recorded expiry (an extension, capped), else the last activity plus the time to live.
+    let life = crate::lifecycle::Policy {
+        ttl: policy.default,
+        max_ttl: policy.max,
+        warn_before: crate::lifecycle::DEFAULT_WARN_BEFORE,
+        sleep_after: None,
+        awake_hours: None,
+    };
+    let expires = crate::lifecycle::expiry(r, &life)?;
+    if expires <= now {
+        let ttl = crate::lifecycle::ttl_of(r, &life).unwrap_or(policy.max);
         return Some(Reason::TtlExpired {
             ttl: humantime::format_duration(ttl).to_string(),
             deployed_at: r.deployed_at.clone().unwrap_or_default(),
@@ -290,7 +292,8 @@ mod tests {
             .into_iter()
             .map(|s| s.slug)
             .collect();
-        assert_eq!(got, vec!["forever".to_string(), "capped".to_string()]);
+        // A deploy time that is not a time: expired at the cap, so removed.
+        assert_eq!(got, vec!["forever", "capped", "garbage-time"]);
         // A maximum that overflows the clock is no reason to panic either.
         assert!(stale(&records, &ForgeState::default(), now, huge)
             .iter()

@@ -59,6 +59,20 @@ pub struct FileConfig {
     pub deploy_command: Option<String>,
     /// The destroy command word [default: /destroy-ephemeral].
     pub destroy_command: Option<String>,
+    /// The extend command word [default: /extend-ephemeral].
+    pub extend_command: Option<String>,
+    /// The sleep command word [default: /sleep-ephemeral].
+    pub sleep_command: Option<String>,
+    /// The wake command word [default: /wake-ephemeral].
+    pub wake_command: Option<String>,
+    /// Warn on the pull/merge request this long before a preview expires [default: 24h, never
+    /// more than half its time to live].
+    pub warn_before: Option<String>,
+    /// Put a preview to sleep (workloads scaled to zero) after this long without activity
+    /// [default: never].
+    pub sleep_after: Option<String>,
+    /// Office hours, e.g. `Mon-Fri 07:00-20:00 Europe/Berlin`: outside them every preview sleeps.
+    pub awake_hours: Option<String>,
     /// The applications this GitOps repository takes previews for; without a list, one.
     pub applications: Option<Vec<AppConfig>>,
     /// Where a preview's manifests come from: `git` (a GitRepository on the branch or commit,
@@ -98,6 +112,9 @@ pub struct AppConfig {
     pub max_environments: Option<usize>,
     pub ttl: Option<String>,
     pub max_ttl: Option<String>,
+    pub warn_before: Option<String>,
+    pub sleep_after: Option<String>,
+    pub awake_hours: Option<String>,
     pub include_environment: Option<String>,
     pub exclude_environment: Option<String>,
     pub allow_forks: Option<bool>,
@@ -136,6 +153,9 @@ impl AppConfig {
             max_environments: a.max_environments,
             ttl: a.ttl,
             max_ttl: a.max_ttl,
+            warn_before: a.warn_before,
+            sleep_after: a.sleep_after,
+            awake_hours: a.awake_hours,
             include_environment: a.include_environment,
             exclude_environment: a.exclude_environment,
             allow_forks: a.allow_forks,
@@ -206,6 +226,12 @@ impl FileConfig {
             allowlist_only,
             deploy_command,
             destroy_command,
+            extend_command,
+            sleep_command,
+            wake_command,
+            warn_before,
+            sleep_after,
+            awake_hours,
             applications,
             source,
             artifact_url,

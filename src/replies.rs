@@ -8,7 +8,7 @@ use crate::events::REPLY_MARKER;
 /// Left on a pull/merge request whose environment cleanup removed while it is still open.
 pub fn removed_by_cleanup(s: &Stale, p: &Prefixes) -> String {
     let why = match &s.reason {
-        Reason::TtlExpired { ttl, .. } => format!("its time to live ({ttl}) ran out"),
+        Reason::TtlExpired { ttl, .. } => format!("it expired (time to live {ttl})"),
         other => other.describe(),
     };
     format!(
@@ -123,9 +123,101 @@ pub fn help(p: &Prefixes) -> String {
          - `{d}` deploys this branch's head commit as a preview environment (people with write access).\n\
          - `{d} ttl=24h` does the same and removes it after 24 hours.\n\
          - `{x}` removes it. Closing or merging removes it too.\n\
+         - `{e}` keeps it for another time to live (`{e} 2d`: two days from now, at most the configured maximum).\n\
+         - `{s}` scales it to zero now; `{w}` wakes it (a push or a deploy wakes it too).\n\
          - `{d} help` shows this.",
         d = p.deploy,
-        x = p.destroy
+        x = p.destroy,
+        e = p.extend,
+        s = p.sleep,
+        w = p.wake,
+    )
+}
+
+/// `2026-12-03 08:00 UTC (in 11 h)`: an instant in UTC and relative to `now`.
+pub fn when(t: std::time::SystemTime, now: std::time::SystemTime) -> String {
+    let utc = crate::model::format_time(t);
+    let exact = utc.get(..16).unwrap_or(&utc).replace('T', " ");
+    let relative = match t.duration_since(now) {
+        Ok(d) => format!("in {}", rough(d)),
+        Err(e) => format!("{} ago", rough(e.duration())),
+    };
+    format!("{exact} UTC ({relative})")
+}
+
+/// A duration to the unit that matters: `11 h`, `3 d`, `25 min`.
+fn rough(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..=119 => "1 min".into(),
+        120..=7199 => format!("{} min", s / 60),
+        7200..=172_799 => format!("{} h", s / 3600),
+        _ => format!("{} d", s / 86_400),
+    }
+}
+
+/// The warning before expiry, posted once per expiry.
+pub fn expiry_warning(
+    slug: &str,
+    expires: std::time::SystemTime,
+    now: std::time::SystemTime,
+    p: &Prefixes,
+) -> String {
+    format!(
+        "{REPLY_MARKER}\nThe preview environment `{slug}` expires {}.\n\n\
+         To keep it, comment `{}` (or `{} 2d`).",
+        when(expires, now),
+        p.extend,
+        p.extend
+    )
+}
+
+/// An environment the lifecycle pass (idle, office hours) or a command put to sleep.
+pub fn asleep(slug: &str, why: &str, p: &Prefixes) -> String {
+    format!(
+        "{REPLY_MARKER}\nThe preview environment `{slug}` is asleep ({why}): its workloads are \
+         scaled to zero. Comment `{}`, push to this branch or deploy it to wake it.",
+        p.wake
+    )
+}
+
+/// The answer to `/extend-ephemeral`.
+pub fn extended(
+    slug: &str,
+    expires: std::time::SystemTime,
+    now: std::time::SystemTime,
+    capped: Option<std::time::Duration>,
+) -> String {
+    let cap = capped.map_or(String::new(), |max| {
+        format!(
+            " That is the longest allowed here (max_ttl {}).",
+            humantime::format_duration(max)
+        )
+    });
+    format!(
+        "{REPLY_MARKER}\nThe preview environment `{slug}` now expires {}.{cap}",
+        when(expires, now)
+    )
+}
+
+/// The answer to `/wake-ephemeral`.
+pub fn waking(slug: &str) -> String {
+    format!("{REPLY_MARKER}\nThe preview environment `{slug}` is waking up: Flux scales its workloads back.")
+}
+
+/// A woken environment after the wait.
+pub fn woke(slug: &str, outcome: &crate::flux::WaitOutcome) -> String {
+    format!(
+        "{REPLY_MARKER}\nThe preview environment `{slug}`: {}",
+        outcome.describe()
+    )
+}
+
+/// A lifecycle command on a change without an environment (or one already in that state).
+pub fn nothing_to(command: &crate::chatops::LifeCommand) -> String {
+    format!(
+        "there is no preview environment to {} on this change",
+        command.verb()
     )
 }
 

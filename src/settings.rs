@@ -22,6 +22,8 @@ pub struct Settings {
     pub ttl: Option<Duration>,
     /// The longest time to live that may be asked for.
     pub max_ttl: Duration,
+    /// Warning, idle sleep and office hours of this application.
+    pub lifecycle: crate::lifecycle::Policy,
     pub filter: crate::filter::EnvFilter,
     pub allow_forks: bool,
     pub github_repository: Option<String>,
@@ -111,7 +113,36 @@ impl Settings {
             .as_deref()
             .map(|t| bounded_ttl(t, max_ttl))
             .transpose()?;
+        let key_duration = |key: &str, v: &Option<String>| -> Result<Option<Duration>> {
+            v.as_deref()
+                .map(|t| {
+                    parse_ttl(t).map_err(|_| {
+                        Error::config(format!(
+                            "{key} {t:?} in .flux-ephemeral.yaml is not a positive duration like 2h or 1d"
+                        ))
+                    })
+                })
+                .transpose()
+        };
+        let lifecycle = crate::lifecycle::Policy {
+            ttl,
+            max_ttl,
+            warn_before: key_duration("warn_before", &c.warn_before)?
+                .unwrap_or(crate::lifecycle::DEFAULT_WARN_BEFORE),
+            sleep_after: key_duration("sleep_after", &c.sleep_after)?,
+            awake_hours: c
+                .awake_hours
+                .as_deref()
+                .filter(|h| !h.trim().is_empty())
+                .map(|h| {
+                    crate::awake_hours::AwakeHours::parse(h).map_err(|e| {
+                        Error::config(format!("awake_hours in .flux-ephemeral.yaml: {e}"))
+                    })
+                })
+                .transpose()?,
+        };
         Ok(Settings {
+            lifecycle,
             render: RenderSettings {
                 prefix: c.app.unwrap_or(d.prefix),
                 flux_namespace: c.flux_namespace.unwrap_or(d.flux_namespace),
@@ -148,6 +179,9 @@ impl Settings {
                 crate::command::Prefixes {
                     deploy: c.deploy_command.unwrap_or(d.deploy),
                     destroy: c.destroy_command.unwrap_or(d.destroy),
+                    extend: c.extend_command.unwrap_or(d.extend),
+                    sleep: c.sleep_command.unwrap_or(d.sleep),
+                    wake: c.wake_command.unwrap_or(d.wake),
                 }
             },
             application,

@@ -67,11 +67,12 @@ async fn cleanup(env: &TestEnv, args: &[&str], vars: &[(&str, String)]) -> Run {
 
 /// Record a deploy long ago, as another writer would edit the file.
 fn age(env: &TestEnv, slug: &str) {
-    let re = regex::Regex::new(r#"deployed-at: "[^"]+""#).unwrap();
+    // Deployed and last active in 2020.
+    let re = regex::Regex::new(r#"(deployed-at|active-at): "[^"]+""#).unwrap();
     let aged = re
         .replace_all(
             &env.sync_file(slug).unwrap(),
-            r#"deployed-at: "2020-01-01T00:00:00Z""#,
+            r#"$1: "2020-01-01T00:00:00Z""#,
         )
         .into_owned();
     env.commit_as_other(

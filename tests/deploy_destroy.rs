@@ -524,12 +524,17 @@ fn a_time_to_live_is_recorded_and_refresh_extends_it() {
     let ann = env.docs("t")[0]["metadata"]["annotations"].clone();
     assert_eq!(ann["flux-ephemeral.io/ttl"], "1day");
     // Deployed long ago: a plain redeploy keeps that time, --refresh records a new one.
-    let aged = regex::Regex::new(r#"deployed-at: "[^"]+""#)
+    // (The deploy, the last activity and the expiry a day later: a file written then.)
+    let aged = regex::Regex::new(r#"(deployed-at|active-at): "[^"]+""#)
         .unwrap()
         .replace_all(
             &env.sync_file("t").unwrap(),
-            r#"deployed-at: "2020-01-01T00:00:00Z""#,
+            r#"$1: "2020-01-01T00:00:00Z""#,
         )
+        .into_owned();
+    let aged = regex::Regex::new(r#"expires-at: "[^"]+""#)
+        .unwrap()
+        .replace_all(&aged, r#"expires-at: "2020-01-02T00:00:00Z""#)
         .into_owned();
     env.commit_as_other(
         &[(

@@ -9,6 +9,7 @@ mod doctor;
 mod env;
 mod flags;
 mod handle;
+mod life;
 mod list;
 
 mod render;
@@ -65,6 +66,9 @@ pub enum Command {
     Render(render::RenderCmd),
     Deploy(deploy::DeployCmd),
     Destroy(destroy::DestroyCmd),
+    Extend(life::ExtendCmd),
+    Sleep(life::SleepCmd),
+    Wake(life::WakeCmd),
     Env(env::EnvCmd),
     Handle(handle::HandleCmd),
     Serve(serve::ServeCmd),
@@ -81,6 +85,9 @@ impl Cli {
             Command::Render(c) => c.run(self.output),
             Command::Deploy(c) => c.run(self.output),
             Command::Destroy(c) => c.run(self.output),
+            Command::Extend(c) => c.run(self.output),
+            Command::Sleep(c) => c.run(self.output),
+            Command::Wake(c) => c.run(self.output),
             Command::Env(c) => c.run(self.output),
             Command::Handle(c) => c.run(self.output),
             Command::Serve(c) => c.run(self.output),

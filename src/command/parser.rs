@@ -12,6 +12,9 @@ use std::fmt;
 pub struct Prefixes {
     pub deploy: String,
     pub destroy: String,
+    pub extend: String,
+    pub sleep: String,
+    pub wake: String,
 }
 
 impl Default for Prefixes {
@@ -19,14 +22,28 @@ impl Default for Prefixes {
         Prefixes {
             deploy: "/deploy-ephemeral".into(),
             destroy: "/destroy-ephemeral".into(),
+            extend: "/extend-ephemeral".into(),
+            sleep: "/sleep-ephemeral".into(),
+            wake: "/wake-ephemeral".into(),
         }
     }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
-    Deploy { ttl: Option<String> },
+    Deploy {
+        ttl: Option<String>,
+    },
     Destroy,
+    /// Keep the preview longer: its expiry becomes now + the duration (default: its time to
+    /// live), bounded by `max_ttl`.
+    Extend {
+        duration: Option<String>,
+    },
+    /// Scale the preview to zero now.
+    Sleep,
+    /// Scale it back up.
+    Wake,
     Help,
 }
 
@@ -43,6 +60,11 @@ pub enum ParseError {
         takes: &'static str,
     },
     BadTtl {
+        value: String,
+    },
+    /// `/extend-ephemeral` with something that is not a usable duration.
+    BadDuration {
+        command: String,
         value: String,
     },
     MoreThanOne,
@@ -67,6 +89,11 @@ impl fmt::Display for ParseError {
             ParseError::BadTtl { value } => {
                 write!(f, "`ttl={value}` is not a duration like `24h` or `3d`")
             }
+            ParseError::BadDuration { command, value } => write!(
+                f,
+                "`{value}` is not a duration for `{command}`: give a positive number and a unit, \
+                 like `{command} 2d` or `{command} 12h` (at most the configured max_ttl)"
+            ),
             ParseError::MoreThanOne => write!(f, "one command per comment, please"),
         }
     }
@@ -182,14 +209,45 @@ fn parse_line(line: &str, p: &Prefixes) -> Option<Result<Command, ParseError>> {
             }),
         });
     }
+    if first == p.extend {
+        return Some(match args.as_slice() {
+            [] => Ok(Command::Extend { duration: None }),
+            ["help"] => Ok(Command::Help),
+            [d] if crate::config::parse_ttl(d).is_ok() => Ok(Command::Extend {
+                duration: Some((*d).to_string()),
+            }),
+            [d] => Err(ParseError::BadDuration {
+                command: first.into(),
+                value: (*d).into(),
+            }),
+            [_, arg, ..] => Err(ParseError::UnknownArgument {
+                command: first.into(),
+                argument: (*arg).into(),
+                takes: "one duration like `2d`, or `help`",
+            }),
+        });
+    }
+    for (word, command) in [(&p.sleep, Command::Sleep), (&p.wake, Command::Wake)] {
+        if first == word {
+            return Some(match args.as_slice() {
+                [] => Ok(command),
+                ["help"] => Ok(Command::Help),
+                [arg, ..] => Err(ParseError::UnknownArgument {
+                    command: first.into(),
+                    argument: (*arg).into(),
+                    takes: "only `help`",
+                }),
+            });
+        }
+    }
     // Something like ours: same leading word (`/deploy-…`) or a small typo of a whole command.
     let lower = first.to_lowercase();
     let stem = |c: &str| c.split('-').next().unwrap_or(c).to_string() + "-";
-    let candidates = [&p.deploy, &p.destroy];
+    let candidates = [&p.deploy, &p.destroy, &p.extend, &p.sleep, &p.wake];
     let best = candidates
         .iter()
         .min_by_key(|c| strsim::levenshtein(&lower, c))
-        .expect("two candidates");
+        .expect("five candidates");
     let close = strsim::levenshtein(&lower, best) <= 3
         || candidates.iter().any(|c| lower.starts_with(&stem(c)));
     if first.starts_with('/') && close {
@@ -277,6 +335,17 @@ mod tests {
             ("/deploy-epehmeral", "error: unknown command `/deploy-epehmeral`; did you mean `/deploy-ephemeral`?"),
             ("/destroy-now", "error: unknown command `/destroy-now`; did you mean `/destroy-ephemeral`?"),
             ("/Deploy-Ephemeral", "error: unknown command `/Deploy-Ephemeral`; did you mean `/deploy-ephemeral`?"),
+            ("/extend-ephemeral", "Extend { duration: None }"),
+            ("/extend-ephemeral 2d", "Extend { duration: Some(\"2d\") }"),
+            ("/extend-ephemeral 9999999999d", "error: `9999999999d` is not a duration for `/extend-ephemeral`: give a positive number and a unit, like `/extend-ephemeral 2d` or `/extend-ephemeral 12h` (at most the configured max_ttl)"),
+            ("/extend-ephemeral -1h", "error: `-1h` is not a duration for `/extend-ephemeral`: give a positive number and a unit, like `/extend-ephemeral 2d` or `/extend-ephemeral 12h` (at most the configured max_ttl)"),
+            ("/extend-ephemeral 1e9h", "error: `1e9h` is not a duration for `/extend-ephemeral`: give a positive number and a unit, like `/extend-ephemeral 2d` or `/extend-ephemeral 12h` (at most the configured max_ttl)"),
+            ("/extend-ephemeral 0s", "error: `0s` is not a duration for `/extend-ephemeral`: give a positive number and a unit, like `/extend-ephemeral 2d` or `/extend-ephemeral 12h` (at most the configured max_ttl)"),
+            ("/extend-ephemeral 2d please", "error: `/extend-ephemeral` does not take `please` (it takes one duration like `2d`, or `help`)"),
+            ("/sleep-ephemeral", "Sleep"),
+            ("/wake-ephemeral", "Wake"),
+            ("/wake-ephemeral now", "error: `/wake-ephemeral` does not take `now` (it takes only `help`)"),
+            ("/wake-ephemeal", "error: unknown command `/wake-ephemeal`; did you mean `/wake-ephemeral`?"),
             ("/deploy", "none"),
             ("/retest", "none"),
             ("/lgtm\n/approve", "none"),
@@ -293,7 +362,15 @@ mod tests {
         let p = Prefixes {
             deploy: "/preview".into(),
             destroy: "/unpreview".into(),
+            extend: "/keep".into(),
+            ..Prefixes::default()
         };
+        assert_eq!(
+            parse("/keep 3d", &p),
+            Some(Ok(Command::Extend {
+                duration: Some("3d".into())
+            }))
+        );
         assert_eq!(
             parse("/preview", &p),
             Some(Ok(Command::Deploy { ttl: None }))

@@ -15,7 +15,7 @@ use super::after::{NotifyOptions, WaitOptions};
 use super::artifact::ArtifactOptions;
 use super::environment::{self, Mode, Wanted};
 use super::input::EnvInput;
-use crate::chatops::{decide, trusted, Answer, Decision};
+use crate::chatops::{decide, trusted, Answer, Decision, LifeCommand};
 use crate::config::bounded_ttl;
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::{ChangeState, Event};
@@ -172,6 +172,11 @@ enum Kind {
         ttl_in_force: Option<Duration>,
     },
     Destroy,
+    /// Extend, sleep or wake the existing environment.
+    Life {
+        command: LifeCommand,
+        asked: Option<Duration>,
+    },
 }
 
 impl Pending<'_> {
@@ -211,6 +216,13 @@ impl Pending<'_> {
                 Ok(Wanted::Intent(Intent::Upsert(spec)))
             }
             Kind::Destroy => environment::destroy_intent(&self.input)(snap),
+            Kind::Life { command, asked } => super::life::wanted(
+                &self.input,
+                command,
+                *asked,
+                snap,
+                std::time::SystemTime::now(),
+            ),
         }
     }
 }
@@ -283,7 +295,9 @@ pub fn prepare<'f>(
     }
     // What the change is now comes from the API, not from the payload: always for a deploy (its
     // head and whether it is still open), for a destroy when the payload lacks the branch.
-    if matches!(decision, Decision::Deploy { .. }) || event.change.branch.is_none() {
+    if matches!(decision, Decision::Deploy { .. } | Decision::Life(_))
+        || event.change.branch.is_none()
+    {
         let title = event.change.title.take();
         event.change = forge.read(number)?;
         event.change.title = event.change.title.take().or(title);
@@ -304,6 +318,29 @@ pub fn prepare<'f>(
         ci_source_url: event.source_url.clone(),
         ..EnvInput::default()
     };
+    if let Decision::Life(command) = decision {
+        if c.state != ChangeState::Open {
+            let why = replies::not_open(c.number, c.state);
+            reply(replies::refused(&event.actor.login, &why));
+            return done(Handled::only("refused", why));
+        }
+        let asked = match &command {
+            LifeCommand::Extend { duration: Some(d) } => match crate::config::parse_ttl(d) {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    reply(replies::refused(&event.actor.login, &e.message));
+                    return done(Handled::only("refused", e.message));
+                }
+            },
+            _ => None,
+        };
+        return Ok(Step::Act(Box::new(Pending {
+            event,
+            forge,
+            input,
+            kind: Kind::Life { command, asked },
+        })));
+    }
     let Decision::Deploy { ttl, .. } = decision else {
         return Ok(Step::Act(Box::new(Pending {
             event,
@@ -484,11 +521,29 @@ pub fn finish(p: &Pending, applied: Result<Applied>, ctx: &Context) -> Result<Ha
             p.reply(replies::failed(&e.message));
             Err(e)
         }
-        (Kind::Destroy, Err(e)) => {
+        (Kind::Life { .. }, Err(e)) if e.kind == ErrorKind::Input => {
+            p.reply(replies::refused(&event.actor.login, &e.message));
+            Ok(Handled::only("refused", e.message))
+        }
+        (Kind::Destroy | Kind::Life { .. }, Err(e)) => {
             p.reply(replies::failed(&e.message));
             Err(e)
         }
+        // "Nothing to extend", "already asleep": said on the change.
+        (Kind::Life { .. }, Ok(Applied::Ignored(reason))) => {
+            p.reply(format!("{}\n{reason}.", crate::events::REPLY_MARKER));
+            Ok(Handled::only("ignored", reason))
+        }
         (_, Ok(Applied::Ignored(reason))) => Ok(Handled::only("ignored", reason)),
+        (
+            Kind::Life { command, asked },
+            Ok(Applied::Changed {
+                outcome,
+                commit,
+                target_branch,
+                ..
+            }),
+        ) => finish_life(p, command, *asked, &outcome, commit, &target_branch, ctx),
         (
             Kind::Deploy { ttl_in_force, .. },
             Ok(Applied::Changed {
@@ -595,6 +650,63 @@ pub fn finish(p: &Pending, applied: Result<Applied>, ctx: &Context) -> Result<Ha
             })
         }
     }
+}
+
+/// The answer to a lifecycle command that changed the environment; a wake waits for Ready when
+/// asked.
+fn finish_life(
+    p: &Pending,
+    command: &LifeCommand,
+    asked: Option<Duration>,
+    o: &Outcome,
+    commit: Option<String>,
+    target_branch: &str,
+    ctx: &Context,
+) -> Result<Handled> {
+    let s = &ctx.settings;
+    let r = o
+        .rendered
+        .as_ref()
+        .ok_or_else(|| Error::internal("lifecycle change without a render"))?;
+    let record = match crate::overlay::classify(&o.file, &r.content) {
+        Some(crate::overlay::Entry::Managed(rec)) => rec,
+        _ => return Err(Error::internal("a rendered file without its record")),
+    };
+    let now = std::time::SystemTime::now();
+    let notified = ctx
+        .notify
+        .notify(s, target_branch, commit.as_deref(), ctx.mode.dry_run);
+    let mut waited = None;
+    let action = match command {
+        LifeCommand::Extend { .. } => {
+            let expires = record.lifecycle().expires_at.unwrap_or(now);
+            let capped = asked.filter(|a| *a > s.max_ttl).map(|_| s.max_ttl);
+            p.reply(replies::extended(&o.slug, expires, now, capped));
+            "extended"
+        }
+        LifeCommand::Sleep => {
+            p.reply(replies::asleep(&o.slug, "as asked", &s.commands));
+            "asleep"
+        }
+        LifeCommand::Wake => {
+            p.reply(replies::waking(&o.slug));
+            if let Some(w) = ctx.wait.as_ref().filter(|w| w.wait && !ctx.mode.dry_run) {
+                let outcome = w.wait_for(&r.content, Some(&p.forge))?;
+                p.reply(replies::woke(&o.slug, &outcome));
+                waited = Some(outcome);
+            }
+            "waking"
+        }
+    };
+    Ok(Handled {
+        action,
+        reason: format!("{} asked to {}", p.event.actor.login, command.verb()),
+        slug: Some(o.slug.clone()),
+        commit,
+        preview_url: r.preview_url.clone(),
+        notified,
+        wait: waited,
+    })
 }
 
 /// One event, start to end (`handle`): prepare, apply alone, finish, print.

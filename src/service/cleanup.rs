@@ -183,6 +183,7 @@ impl Cleanup {
         };
         let listed_repository = forge.repository();
         let mut swept: (Vec<Stale>, usize) = (Vec::new(), 0);
+        let mut lived: Vec<super::lifecycle::Changed> = Vec::new();
         let mut confirmed = super::confirm::Confirmed::default();
         let mut remaining: Vec<EnvRecord> = Vec::new();
         let mut intents = |snap: &Snapshot| {
@@ -234,7 +235,7 @@ impl Cleanup {
             found.extend(stale(&unrecorded, &ForgeState::default(), now, policy));
             let total = mine.len() + unrecorded.len();
             guard(found.len(), total, self.max_deletions, self.force)?;
-            let intents = found
+            let intents: Vec<Intent> = found
                 .iter()
                 .map(|s| {
                     Intent::Remove(Removal {
@@ -247,6 +248,13 @@ impl Cleanup {
                 })
                 .collect();
             let gone: BTreeSet<&str> = found.iter().map(|s| s.file.as_str()).collect();
+            // The lifecycle of those that stay, in the same commit: warn, sleep, wake.
+            let staying: Vec<EnvRecord> = mine.iter().chain(&unrecorded).cloned().collect();
+            let (life, changed) =
+                super::lifecycle::intents(&staying, &gone, &snap.files, &snap.settings, now);
+            lived = changed;
+            let mut intents: Vec<Intent> = intents;
+            intents.extend(life);
             remaining = records(&snap.files)
                 .into_iter()
                 .filter(|r| !gone.contains(r.file.as_str()))
@@ -291,11 +299,22 @@ impl Cleanup {
                 &commands,
                 &mut tally,
             );
+            if let (Some(replies), false) = (forge.replies(), self.no_comment) {
+                let (posted, failures) = super::lifecycle::comment(
+                    &lived,
+                    replies,
+                    state.open.as_ref(),
+                    &settings,
+                    SystemTime::now(),
+                );
+                tally.comments += posted;
+                tally.warnings.extend(failures);
+            }
         }
         print(
             format,
             &report,
-            &removed,
+            (&removed, &lived),
             total,
             &forge,
             &tally,
@@ -482,7 +501,7 @@ impl Cleanup {
 fn print(
     format: Format,
     report: &Report,
-    removed: &[Stale],
+    (removed, lived): (&[Stale], &[super::lifecycle::Changed]),
     total: usize,
     forge: &Forge,
     tally: &Tally,
@@ -495,7 +514,7 @@ fn print(
                 "action": "cleanup", "forge": forge.name(), "removed": removed, "kept": total - removed.len(),
                 "changed": report.commit.is_some(), "commit": report.commit, "dry_run": dry_run,
                 "comments": tally.comments, "stopped_environments": tally.stopped, "pruned_artifacts": tally.pruned,
-                "notified": tally.notified,
+                "notified": tally.notified, "lifecycle": lived,
                 "problems": problems.iter().map(|p| p.message.clone()).collect::<Vec<_>>(),
             });
             if let Some(d) = &report.diff {
@@ -515,6 +534,21 @@ fn print(
                     s.branch,
                     s.reason.describe()
                 );
+            }
+            for c in lived {
+                for step in &c.steps {
+                    let what = match step {
+                        crate::lifecycle::Step::Warn { expires_at } => {
+                            format!("warned: expires {}", crate::model::format_time(*expires_at))
+                        }
+                        crate::lifecycle::Step::Sleep { reason } => {
+                            format!("asleep ({})", reason.as_str())
+                        }
+                        crate::lifecycle::Step::Wake => "awake (office hours)".into(),
+                        crate::lifecycle::Step::Expire { .. } => continue,
+                    };
+                    println!("{} (branch {}): {what}", c.slug, c.branch);
+                }
             }
             println!(
                 "{} stale of {total} environments; {} kept",

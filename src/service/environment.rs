@@ -142,7 +142,7 @@ pub fn run(
     })
 }
 
-fn finish(done: Done, store: &Store, mode: &Mode, extras: &Extras) -> Result<()> {
+pub(crate) fn finish(done: Done, store: &Store, mode: &Mode, extras: &Extras) -> Result<()> {
     match done {
         Done::Ignored(reason) => print_ignored(mode.format, &reason),
         Done::Report(report) => {

@@ -11,5 +11,7 @@ pub mod doctor;
 pub mod environment;
 pub mod hook;
 pub mod input;
+pub mod life;
+pub mod lifecycle;
 pub mod respec;
 pub mod resync;

@@ -1,0 +1,161 @@
+//! The lifecycle commands on one environment: extend, sleep, wake. Shared by ChatOps
+//! (`/extend-ephemeral`, `/sleep-ephemeral`, `/wake-ephemeral`), the CLI (`flux-ephemeral extend |
+//! sleep | wake`) and the lifecycle pass. Each renders the environment again from its own sync
+//! file with only its life changed, so what it previews stays as recorded.
+
+use std::time::{Duration, SystemTime};
+
+use super::environment::Wanted;
+use super::input::EnvInput;
+use crate::chatops::LifeCommand;
+use crate::error::Result;
+use crate::lifecycle::{expiry, ttl_of};
+use crate::model::{file_name, EnvRecord, EnvSpec, SleepReason};
+use crate::overlay::{classify, Entry};
+use crate::plan::Intent;
+use crate::reconcile::Snapshot;
+use crate::settings::Settings;
+
+/// The environment `input` names, with its file's content, when it exists and is ours.
+pub fn find(input: &EnvInput, snap: &Snapshot) -> Result<Option<(EnvRecord, String)>> {
+    let slug = input.slug(&snap.settings)?;
+    let key = snap.settings.application.key(&slug).unwrap_or(slug);
+    let file = file_name(&key);
+    let Some(content) = snap.files.get(&file) else {
+        return Ok(None);
+    };
+    match classify(&file, content) {
+        Some(Entry::Managed(r)) => {
+            let requester = input.requester(&snap.settings)?;
+            if r.owner().conflicts(&requester) {
+                return Err(crate::error::Error::input(format!(
+                    "environment {} belongs to {}; {} may not change it",
+                    r.slug,
+                    r.owner().describe(),
+                    requester.describe()
+                )));
+            }
+            Ok(Some((*r, content.clone())))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// The longest extension asked for and what was granted: asking for more than `max_ttl` gets
+/// `max_ttl`.
+pub fn granted(
+    asked: Option<Duration>,
+    record: &EnvRecord,
+    settings: &Settings,
+) -> (Duration, bool) {
+    let policy = &settings.lifecycle;
+    let wanted = asked
+        .or_else(|| ttl_of(record, policy))
+        .unwrap_or(policy.max_ttl);
+    (wanted.min(policy.max_ttl), wanted > policy.max_ttl)
+}
+
+/// The spec of `record` after `command` at `now`. Extending sets the expiry to now + the grant
+/// and re-arms the warning; sleeping and waking keep the expiry; every command is activity.
+pub fn changed_spec(
+    record: &EnvRecord,
+    content: &str,
+    command: &LifeCommand,
+    asked: Option<Duration>,
+    settings: &Settings,
+    now: SystemTime,
+) -> EnvSpec {
+    let mut spec = super::respec::spec_of(record, content, settings);
+    let life = &mut spec.lifecycle;
+    life.expires_at = expiry(record, &settings.lifecycle);
+    life.active_at = Some(now);
+    match command {
+        LifeCommand::Extend { .. } => {
+            let (grant, _) = granted(asked, record, settings);
+            life.expires_at = now.checked_add(grant);
+            life.warned_for = None;
+        }
+        LifeCommand::Sleep => {
+            if life.sleeping.is_none() {
+                life.sleeping = Some((now, SleepReason::Requested));
+            }
+        }
+        LifeCommand::Wake => life.sleeping = None,
+    }
+    spec
+}
+
+/// What the transaction does for `command` on the environment `input` names.
+pub fn wanted(
+    input: &EnvInput,
+    command: &LifeCommand,
+    asked: Option<Duration>,
+    snap: &Snapshot,
+    now: SystemTime,
+) -> Result<Wanted> {
+    let Some((record, content)) = find(input, snap)? else {
+        return Ok(Wanted::Nothing(crate::replies::nothing_to(command)));
+    };
+    let asleep = record.lifecycle().sleeping.is_some();
+    match command {
+        LifeCommand::Sleep if asleep => {
+            return Ok(Wanted::Nothing(format!(
+                "{} is asleep already",
+                record.slug
+            )))
+        }
+        LifeCommand::Wake if !asleep => {
+            return Ok(Wanted::Nothing(format!("{} is awake", record.slug)))
+        }
+        _ => {}
+    }
+    let spec = changed_spec(&record, &content, command, asked, &snap.settings, now);
+    Ok(Wanted::Intent(Intent::Upsert(spec)))
+}
+
+/// `flux-ephemeral extend | sleep | wake`: the command on the environment `input` names, in one
+/// commit; nothing to do (no environment, already asleep) commits nothing and says why.
+pub fn run(
+    repo: &super::environment::Repo,
+    input: &EnvInput,
+    command: &LifeCommand,
+    asked: Option<Duration>,
+    notify: &super::after::NotifyOptions,
+    mode: &super::environment::Mode,
+) -> Result<()> {
+    use super::environment::{finish, open, Done};
+    if input.slug.is_none() {
+        input.branch()?;
+    }
+    let (store, mut config) = open(repo, mode.dry_run)?;
+    config.origin = input.origin();
+    let first = crate::reconcile::first_snapshot(&store, &mut config)?;
+    let settings = first.settings.clone();
+    let now = SystemTime::now();
+    let done = super::environment::run(
+        &store,
+        &config,
+        Some(first),
+        input.environment.as_deref(),
+        mode,
+        &mut |snap: &Snapshot| wanted(input, command, asked, snap, now),
+    )?;
+    let notified = match &done {
+        Done::Report(r) => notify.notify(
+            &settings,
+            &r.target_branch,
+            r.commit.as_deref(),
+            mode.dry_run,
+        ),
+        Done::Ignored(_) => None,
+    };
+    finish(
+        done,
+        &store,
+        mode,
+        &crate::output::Extras {
+            notified,
+            ..Default::default()
+        },
+    )
+}

@@ -1,0 +1,133 @@
+//! The lifecycle pass of `cleanup` (and `serve`'s periodic pass, which runs cleanup's logic):
+//! warnings before expiry, idle and office-hours sleep, office-hours wake, in the same commit as
+//! the removals. The decisions are `crate::lifecycle`'s; this renders them and speaks.
+
+use std::collections::BTreeSet;
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+use crate::error::Error;
+use crate::forge::ChangeForge;
+use crate::lifecycle::{expiry, steps, Step};
+use crate::model::{format_time, EnvRecord, SleepReason};
+use crate::overlay::Files;
+use crate::plan::Intent;
+use crate::settings::Settings;
+
+/// One environment the pass changes (it stays), and how.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Changed {
+    pub slug: String,
+    pub file: String,
+    pub branch: String,
+    pub id: Option<String>,
+    pub steps: Vec<Step>,
+}
+
+/// The intents for the environments in `records` that stay (none of `gone`): each one's file
+/// rendered again with its warning mark, sleep or wake.
+pub fn intents(
+    records: &[EnvRecord],
+    gone: &BTreeSet<&str>,
+    files: &Files,
+    settings: &Settings,
+    now: SystemTime,
+) -> (Vec<Intent>, Vec<Changed>) {
+    let policy = &settings.lifecycle;
+    let mut out = Vec::new();
+    let mut changed = Vec::new();
+    for r in records.iter().filter(|r| !gone.contains(r.file.as_str())) {
+        let todo: Vec<Step> = steps(r, now, policy)
+            .into_iter()
+            .filter(|s| !matches!(s, Step::Expire { .. }))
+            .collect();
+        let Some(content) = files.get(&r.file).filter(|_| !todo.is_empty()) else {
+            continue;
+        };
+        let mut spec = super::respec::spec_of(r, content, settings);
+        // Neither the warning nor sleep moves the expiry.
+        spec.lifecycle.expires_at = expiry(r, policy);
+        for step in &todo {
+            match step {
+                Step::Warn { expires_at } => {
+                    spec.lifecycle.warned_for = Some(format_time(*expires_at))
+                }
+                Step::Sleep { reason } => spec.lifecycle.sleeping = Some((now, *reason)),
+                // Office hours began: awake, and idle only from now.
+                Step::Wake => {
+                    spec.lifecycle.sleeping = None;
+                    spec.lifecycle.active_at = Some(now);
+                }
+                Step::Expire { .. } => {}
+            }
+        }
+        out.push(Intent::Upsert(spec));
+        changed.push(Changed {
+            slug: r.slug.clone(),
+            file: r.file.clone(),
+            branch: r.branch.clone(),
+            id: r.id.clone(),
+            steps: todo,
+        });
+    }
+    (out, changed)
+}
+
+/// After the commit: the warning, once per expiry, and the idle sleep notice, on each change
+/// that is still open. Office-hours sleep and wake say nothing (they happen every night).
+/// Returns how many comments were posted and the failures (warnings, never fatal).
+pub fn comment(
+    changed: &[Changed],
+    replies: &dyn ChangeForge,
+    open: Option<&BTreeSet<String>>,
+    settings: &Settings,
+    now: SystemTime,
+) -> (usize, Vec<Error>) {
+    let mut posted = 0;
+    let mut failures = Vec::new();
+    for c in changed {
+        let Some(number) =
+            c.id.as_deref()
+                .filter(|id| open.is_none_or(|o| o.contains(*id)))
+                .and_then(|id| id.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        for step in &c.steps {
+            let body = match step {
+                Step::Warn { expires_at } => Some(crate::replies::expiry_warning(
+                    &c.slug,
+                    *expires_at,
+                    now,
+                    &settings.commands,
+                )),
+                Step::Sleep {
+                    reason: SleepReason::Idle,
+                } => {
+                    let idle = settings
+                        .lifecycle
+                        .sleep_after
+                        .map(|d| humantime::format_duration(d).to_string())
+                        .unwrap_or_default();
+                    Some(crate::replies::asleep(
+                        &c.slug,
+                        &format!("no activity for {idle}"),
+                        &settings.commands,
+                    ))
+                }
+                _ => None,
+            };
+            if let Some(body) = body {
+                match replies.reply(number, &body) {
+                    Ok(()) => posted += 1,
+                    Err(e) => {
+                        tracing::warn!("{e}");
+                        failures.push(e);
+                    }
+                }
+            }
+        }
+    }
+    (posted, failures)
+}
