@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::model::{parse_time, EnvRecord};
+use crate::model::EnvRecord;
 
 /// What the forge said, read once before the Git transaction.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -151,6 +151,7 @@ pub fn guard(stale: usize, total: usize, max: usize, force: bool) -> Result<()> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::parse_time;
 
     fn rec(
         slug: &str,

@@ -151,6 +151,11 @@ pub fn print_list(format: Format, records: &[EnvRecord], dir: &str) {
                     let mut v = serde_json::to_value(r).unwrap_or_default();
                     v["ref"] = json!(r.reference());
                     v["file"] = json!(format!("{dir}/{}", r.file));
+                    v["state"] = json!(if r.sleeping_since.is_some() {
+                        "sleeping"
+                    } else {
+                        "awake"
+                    });
                     v
                 })
                 .collect();
@@ -175,16 +180,25 @@ pub fn print_list(format: Format, records: &[EnvRecord], dir: &str) {
                 .max(6);
             let owners: Vec<String> = records.iter().map(|r| r.owner().describe()).collect();
             let wo = owners.iter().map(String::len).max().unwrap_or(5).max(5);
+            let states: Vec<String> = records
+                .iter()
+                .map(|r| match &r.sleeping_since {
+                    Some(since) => format!("sleeping since {since}"),
+                    None => "awake".into(),
+                })
+                .collect();
+            let ws = states.iter().map(String::len).max().unwrap_or(5).max(5);
             println!(
-                "{:w$}  {:wb$}  {:48}  {:wo$}  FILE",
-                "SLUG", "BRANCH", "REF", "OWNER"
+                "{:w$}  {:wb$}  {:48}  {:wo$}  {:ws$}  {:20}  FILE",
+                "SLUG", "BRANCH", "REF", "OWNER", "STATE", "EXPIRES"
             );
-            for (r, owner) in records.iter().zip(&owners) {
+            for ((r, owner), state) in records.iter().zip(&owners).zip(&states) {
                 println!(
-                    "{:w$}  {:wb$}  {:48}  {owner:wo$}  {dir}/{}",
+                    "{:w$}  {:wb$}  {:48}  {owner:wo$}  {state:ws$}  {:20}  {dir}/{}",
                     r.slug,
                     r.branch,
                     r.reference(),
+                    r.expires_at.as_deref().unwrap_or("-"),
                     r.file
                 );
             }

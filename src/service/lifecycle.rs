@@ -131,3 +131,75 @@ pub fn comment(
     }
     (posted, failures)
 }
+
+/// The whole pass over `records` for what no other repair touches (`touched`): the expired are
+/// removed, the rest warned, put to sleep or woken. serve's periodic pass runs this beside its
+/// resync; cleanup has its own listing of closed changes and uses [`intents`].
+pub fn pass(
+    records: &[EnvRecord],
+    touched: &BTreeSet<&str>,
+    files: &Files,
+    settings: &Settings,
+    now: SystemTime,
+) -> (Vec<Intent>, Vec<crate::cleanup::Stale>, Vec<Changed>) {
+    let candidates: Vec<EnvRecord> = records
+        .iter()
+        .filter(|r| !touched.contains(r.file.as_str()))
+        .cloned()
+        .collect();
+    let policy = crate::cleanup::TtlPolicy {
+        default: settings.ttl,
+        max: settings.max_ttl,
+    };
+    let expired = crate::cleanup::stale(
+        &candidates,
+        &crate::cleanup::ForgeState::default(),
+        now,
+        policy,
+    );
+    let mut gone: BTreeSet<&str> = touched.clone();
+    gone.extend(expired.iter().map(|s| s.file.as_str()));
+    let mut out: Vec<Intent> = expired
+        .iter()
+        .map(|s| {
+            Intent::Remove(crate::plan::Removal {
+                slug: s.slug.clone(),
+                key: crate::model::slug_of_file_name(&s.file).map(str::to_string),
+                branch: Some(s.branch.clone()),
+                requester: Default::default(),
+                exact: true,
+            })
+        })
+        .collect();
+    let (life, changed) = intents(&candidates, &gone, files, settings, now);
+    out.extend(life);
+    (out, expired, changed)
+}
+
+/// The removal notice of each expired environment whose change is still open.
+pub fn comment_expired(
+    expired: &[crate::cleanup::Stale],
+    replies: &dyn ChangeForge,
+    open: Option<&BTreeSet<String>>,
+    settings: &Settings,
+) -> (usize, Vec<Error>) {
+    let mut posted = 0;
+    let mut failures = Vec::new();
+    for s in expired {
+        let Some(number) =
+            s.id.as_deref()
+                .filter(|id| open.is_none_or(|o| o.contains(*id)))
+                .and_then(|id| id.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        match replies.reply(
+            number,
+            &crate::replies::removed_by_cleanup(s, &settings.commands),
+        ) {
+            Ok(()) => posted += 1,
+            Err(e) => failures.push(e),
+        }
+    }
+    (posted, failures)
+}

@@ -125,6 +125,10 @@ pub fn drift(
 pub struct Resynced {
     pub repairs: Vec<Repair>,
     pub report: Report,
+    /// The lifecycle pass run in the same commit: removed because expired, and warned, put to
+    /// sleep or woken.
+    pub expired: Vec<crate::cleanup::Stale>,
+    pub lifecycle: Vec<super::lifecycle::Changed>,
 }
 
 /// Read the listing, plan the repairs for this application's environments (those recorded for
@@ -187,6 +191,8 @@ pub fn resync(
         };
         repairs.push((repair, change));
     }
+    let mut lived: (Vec<crate::cleanup::Stale>, Vec<super::lifecycle::Changed>) =
+        Default::default();
     let mut intents = |snap: &Snapshot| -> Result<Vec<Intent>> {
         let mut out = Vec::new();
         for (repair, change) in &repairs {
@@ -226,6 +232,28 @@ pub fn resync(
                 _ => {}
             }
         }
+        // The lifecycle of every other environment of this application, in the same commit.
+        let touched: std::collections::BTreeSet<&str> = repairs
+            .iter()
+            .map(|(r, _)| match r {
+                Repair::Destroy { file, .. }
+                | Repair::Update { file, .. }
+                | Repair::Outdated { file, .. } => file.as_str(),
+            })
+            .collect();
+        let current: Vec<EnvRecord> = records(&snap.files)
+            .into_iter()
+            .filter(|r| mine.iter().any(|m| m.file == r.file))
+            .collect();
+        let (life, expired, changed) = super::lifecycle::pass(
+            &current,
+            &touched,
+            &snap.files,
+            &snap.settings,
+            std::time::SystemTime::now(),
+        );
+        out.extend(life);
+        lived = (expired, changed);
         Ok(out)
     };
     let opts = RunOptions {
@@ -235,10 +263,28 @@ pub fn resync(
     };
     let report = reconcile(store, config, Some(first), &mut intents, &opts)?;
     let repairs: Vec<Repair> = repairs.into_iter().map(|(r, _)| r).collect();
+    let (expired, lifecycle) = lived;
     if !dry_run {
         mark_outdated(forge, &repairs, &mine, &settings.commands.deploy);
+        if report.commit.is_some() {
+            let open: std::collections::BTreeSet<String> =
+                open.iter().map(|c| c.number.to_string()).collect();
+            let now = std::time::SystemTime::now();
+            let (_, failures) =
+                super::lifecycle::comment_expired(&expired, forge, Some(&open), &settings);
+            let (_, more) =
+                super::lifecycle::comment(&lifecycle, forge, Some(&open), &settings, now);
+            for e in failures.into_iter().chain(more) {
+                tracing::warn!("lifecycle comment: {e}");
+            }
+        }
     }
-    Ok(Resynced { repairs, report })
+    Ok(Resynced {
+        repairs,
+        report,
+        expired,
+        lifecycle,
+    })
 }
 
 /// What resync may do when a change's head moved.
