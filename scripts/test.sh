@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run the whole test suite: installs what the integration tests need (git daemon, lighttpd for
-# smart HTTP, sshd, docker-registry and htpasswd for the OCI registry, kubectl) when it is missing
+# smart HTTP, sshd, docker-registry and htpasswd for the OCI registry, faketime, kubectl) when it is missing
 # and this machine can install it, starts the real Flux stack (scripts/real-flux.sh: a real
 # kube-apiserver and Flux's controllers, built from Go modules the first time, about 16 minutes,
 # then cached), then runs `cargo test` and stops the stack. Tests whose server is still missing
@@ -17,6 +17,7 @@ missing=()
 command -v ssh-keygen >/dev/null || missing+=(openssh-client)
 [ -x /usr/bin/docker-registry ] || missing+=(docker-registry)
 [ -x /usr/bin/htpasswd ] || missing+=(apache2-utils)
+command -v faketime >/dev/null || missing+=(faketime)
 
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""

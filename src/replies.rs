@@ -147,12 +147,14 @@ pub fn when(t: std::time::SystemTime, now: std::time::SystemTime) -> String {
 
 /// A duration to the unit that matters: `11 h`, `3 d`, `25 min`.
 fn rough(d: std::time::Duration) -> String {
-    let s = d.as_secs();
+    // Rounded to the nearest unit: 22 h 59 min 59 s is `23 h`.
+    let s = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+    let near = |unit: u64| (s + unit / 2) / unit;
     match s {
         0..=119 => "1 min".into(),
-        120..=7199 => format!("{} min", s / 60),
-        7200..=172_799 => format!("{} h", s / 3600),
-        _ => format!("{} d", s / 86_400),
+        120..=7199 => format!("{} min", near(60)),
+        7200..=172_799 => format!("{} h", near(3600)),
+        _ => format!("{} d", near(86_400)),
     }
 }
 

@@ -94,8 +94,11 @@ pub fn comment(
         else {
             continue;
         };
-        for step in &c.steps {
-            let body = match step {
+        // One comment per change and pass (the bot keeps one comment per change, edited).
+        let bodies: Vec<String> = c
+            .steps
+            .iter()
+            .filter_map(|step| match step {
                 Step::Warn { expires_at } => Some(crate::replies::expiry_warning(
                     &c.slug,
                     *expires_at,
@@ -117,15 +120,25 @@ pub fn comment(
                     ))
                 }
                 _ => None,
-            };
-            if let Some(body) = body {
-                match replies.reply(number, &body) {
-                    Ok(()) => posted += 1,
-                    Err(e) => {
-                        tracing::warn!("{e}");
-                        failures.push(e);
-                    }
-                }
+            })
+            .collect();
+        if bodies.is_empty() {
+            continue;
+        }
+        let marker = crate::events::REPLY_MARKER;
+        let body = format!(
+            "{marker}\n{}",
+            bodies
+                .iter()
+                .map(|b| b.trim_start_matches(marker).trim())
+                .collect::<Vec<_>>()
+                .join("\n\n")
+        );
+        match replies.reply(number, &body) {
+            Ok(()) => posted += 1,
+            Err(e) => {
+                tracing::warn!("{e}");
+                failures.push(e);
             }
         }
     }
