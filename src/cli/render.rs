@@ -32,6 +32,10 @@ pub struct RenderCmd {
     /// The registry is plain HTTP (the OCIRepository says insecure: true)
     #[arg(long)]
     insecure_registry: bool,
+    /// Render the environment asleep (its workloads patched to zero replicas), as the
+    /// lifecycle pass or /sleep-ephemeral would
+    #[arg(long)]
+    sleeping: bool,
 }
 
 impl RenderCmd {
@@ -78,7 +82,12 @@ impl RenderCmd {
             ..self.env.input()?
         }
         .spec(&settings)?;
-        let rendered = renderer.render(&spec, SystemTime::now())?;
+        let now = SystemTime::now();
+        let mut spec = spec;
+        if self.sleeping {
+            spec.lifecycle.sleeping = Some((now, crate::model::SleepReason::Requested));
+        }
+        let rendered = renderer.render(&spec, now)?;
         match format {
             Format::Text => print!("{}", rendered.content),
             Format::Json => println!(

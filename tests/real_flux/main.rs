@@ -12,4 +12,5 @@ mod support;
 mod fleet;
 mod kustomize;
 mod notify;
+mod sleep;
 mod sources;
