@@ -257,4 +257,42 @@ mod tests {
             Some(Duration::from_secs(90 * 86400))
         );
     }
+
+    #[test]
+    fn lifecycle_settings_per_application_and_bad_values_name_their_key() {
+        let file = FileConfig::parse(
+            "ttl: 72h\nwarn_before: 12h\nsleep_after: 4h\n\
+             applications:\n\
+             - {name: web, github_repository: org/web, sleep_after: 30m, awake_hours: Mon-Fri 08:00-18:00 Europe/Berlin}\n\
+             - {name: api, github_repository: org/api, ttl: 24h, warn_before: 2h}\n",
+            "test",
+        )
+        .unwrap();
+        let of = |app: &str| {
+            let origin = crate::apps::Origin {
+                app: Some(app.into()),
+                ..Default::default()
+            };
+            Settings::resolve_for(file.clone(), FileConfig::default(), &origin).unwrap()
+        };
+        let web = of("web").lifecycle;
+        assert_eq!(web.sleep_after, Some(Duration::from_secs(1800)));
+        assert_eq!(web.warn_before, Duration::from_secs(12 * 3600));
+        assert!(web
+            .awake_hours
+            .is_some_and(|h| h.as_str() == "Mon-Fri 08:00-18:00 Europe/Berlin"));
+        let api = of("api").lifecycle;
+        assert_eq!(api.ttl, Some(Duration::from_secs(24 * 3600)));
+        assert_eq!(api.warn_before, Duration::from_secs(2 * 3600));
+        assert_eq!(api.sleep_after, Some(Duration::from_secs(4 * 3600)));
+        assert!(api.awake_hours.is_none());
+        for (key, bad) in [
+            ("sleep_after", "sleep_after: soon"),
+            ("warn_before", "warn_before: 0s"),
+            ("awake_hours", "awake_hours: Mon-Fri 08:00-18:00 Moon/Base"),
+        ] {
+            let e = Settings::resolve(FileConfig::parse(bad, "test").unwrap()).unwrap_err();
+            assert!(e.message.contains(key), "{e:?}");
+        }
+    }
 }

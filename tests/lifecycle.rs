@@ -376,3 +376,74 @@ fn a_bad_awake_hours_is_a_configuration_error_naming_the_key() {
     env.deploy(&["--branch", BRANCH])
         .fails_with(3, "awake_hours");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn commands_from_ci_the_periodic_pass_and_a_closed_change() {
+    if !faketime() {
+        return;
+    }
+    let life = Life::start("ttl: 72h\nsleep_after: 2h\n").await;
+    life.at(
+        "2026-11-30 08:00:00",
+        &["deploy", "--branch", BRANCH, "--sha", SHA, "--id", "7"],
+    )
+    .await
+    .ok();
+    // From CI: sleep, extend, wake.
+    let out = life
+        .at("2026-11-30 09:00:00", &["sleep", "--branch", BRANCH])
+        .await
+        .ok()
+        .json();
+    assert!(out["commit"].is_string(), "{out}");
+    assert_eq!(
+        life.annotations()["flux-ephemeral.io/sleep-reason"],
+        "requested"
+    );
+    let out = life
+        .at("2026-11-30 09:00:30", &["sleep", "--branch", BRANCH])
+        .await
+        .ok()
+        .json();
+    assert_eq!(out["action"], "ignored", "asleep already: {out}");
+    life.at("2026-11-30 10:00:00", &["extend", "--branch", BRANCH, "5d"])
+        .await
+        .ok();
+    assert_eq!(
+        life.annotations()["flux-ephemeral.io/expires-at"],
+        "2026-12-05T10:00:00Z"
+    );
+    assert!(life.asleep(), "extending does not wake");
+    life.at("2026-11-30 11:00:00", &["wake", "--branch", BRANCH])
+        .await
+        .ok();
+    assert!(!life.asleep());
+    life.at(
+        "2026-11-30 11:00:00",
+        &["extend", "--branch", BRANCH, "soon"],
+    )
+    .await
+    .fails_with(2, "soon");
+
+    // serve's periodic pass (resync) runs the lifecycle too: idle since 11:00, asleep at 13:30.
+    let out = life
+        .at(
+            "2026-11-30 13:30:00",
+            &["resync", "--github-repo", "org/app"],
+        )
+        .await
+        .ok()
+        .json();
+    assert!(life.asleep(), "{out}");
+
+    // A closed pull request takes no commands.
+    let mut closed = github_pull("org/app", 7, BRANCH, SHA, "org/app");
+    closed["state"] = json!("closed");
+    life.gh.pull("org/app", closed);
+    let commits = life.env.commit_count();
+    let out = life
+        .comment("2026-11-30 14:00:00", "writer", "/wake-ephemeral")
+        .await;
+    assert_eq!(out.json()["action"], "refused");
+    assert_eq!(life.env.commit_count(), commits);
+}

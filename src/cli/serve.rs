@@ -72,7 +72,8 @@ pub struct ServeCmd {
     #[arg(long, default_value_t = 50, value_name = "N")]
     max_batch: usize,
     /// Repair the drift webhooks missed this often, and once at start (closed changes destroyed,
-    /// moved heads updated; like `flux-ephemeral resync`); 0 turns it off
+    /// moved heads updated; like `flux-ephemeral resync`) and run the lifecycle (warn, sleep,
+    /// wake, expire); 0 turns it off
     #[arg(long, env = "FLUX_EPHEMERAL_RESYNC_INTERVAL", default_value = "10m", value_parser = humantime::parse_duration, value_name = "DURATION")]
     resync_interval: std::time::Duration,
     #[command(flatten)]

@@ -38,9 +38,10 @@ fn sleep_scales_the_preview_to_zero_and_wake_brings_it_back() {
 
     let out = with_flags("sleep", &[]);
     assert!(out["commit"].is_string(), "{out}");
-    w.flux.eventually("the Deployment scaled to zero", WAIT, || {
-        (replicas() == Some((0, 0))).then_some(())
-    });
+    w.flux
+        .eventually("the Deployment scaled to zero", WAIT, || {
+            (replicas() == Some((0, 0))).then_some(())
+        });
     // Asleep is still Ready for Flux: nothing is failing.
     let out = w
         .run(&["wait", "--branch", branch, "--timeout", "2m"], &[])
@@ -50,7 +51,8 @@ fn sleep_scales_the_preview_to_zero_and_wake_brings_it_back() {
 
     let out = with_flags("wake", &[]);
     assert!(out["commit"].is_string(), "{out}");
-    w.flux.eventually("the Deployment back at its own count", WAIT, || {
-        (replicas() == Some((1, 1))).then_some(())
-    });
+    w.flux
+        .eventually("the Deployment back at its own count", WAIT, || {
+            (replicas() == Some((1, 1))).then_some(())
+        });
 }
