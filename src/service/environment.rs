@@ -142,7 +142,7 @@ pub fn run(
     })
 }
 
-pub(crate) fn finish(done: Done, store: &Store, mode: &Mode, extras: &Extras) -> Result<()> {
+fn finish(done: Done, store: &Store, mode: &Mode, extras: &Extras) -> Result<()> {
     match done {
         Done::Ignored(reason) => print_ignored(mode.format, &reason),
         Done::Report(report) => {
@@ -271,9 +271,20 @@ pub fn destroy(repo: &Repo, input: &EnvInput, notify: &NotifyOptions, mode: &Mod
         mode,
         &mut destroy_intent(input),
     )?;
+    notify_and_finish(done, &store, &the_settings, notify, mode)
+}
+
+/// Notify Flux when a commit landed, then print what was done.
+pub(crate) fn notify_and_finish(
+    done: Done,
+    store: &Store,
+    settings: &crate::settings::Settings,
+    notify: &NotifyOptions,
+    mode: &Mode,
+) -> Result<()> {
     let notified = match &done {
         Done::Report(r) => notify.notify(
-            &the_settings,
+            settings,
             &r.target_branch,
             r.commit.as_deref(),
             mode.dry_run,
@@ -282,7 +293,7 @@ pub fn destroy(repo: &Repo, input: &EnvInput, notify: &NotifyOptions, mode: &Mod
     };
     finish(
         done,
-        &store,
+        store,
         mode,
         &Extras {
             notified,

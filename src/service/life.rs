@@ -123,7 +123,7 @@ pub fn run(
     notify: &super::after::NotifyOptions,
     mode: &super::environment::Mode,
 ) -> Result<()> {
-    use super::environment::{finish, open, Done};
+    use super::environment::open;
     if input.slug.is_none() {
         input.branch()?;
     }
@@ -140,22 +140,5 @@ pub fn run(
         mode,
         &mut |snap: &Snapshot| wanted(input, command, asked, snap, now),
     )?;
-    let notified = match &done {
-        Done::Report(r) => notify.notify(
-            &settings,
-            &r.target_branch,
-            r.commit.as_deref(),
-            mode.dry_run,
-        ),
-        Done::Ignored(_) => None,
-    };
-    finish(
-        done,
-        &store,
-        mode,
-        &crate::output::Extras {
-            notified,
-            ..Default::default()
-        },
-    )
+    super::environment::notify_and_finish(done, &store, &settings, notify, mode)
 }

@@ -74,6 +74,12 @@ pub fn intents(
     (out, changed)
 }
 
+/// The change's number, when it is one and (as far as the listing says) still open.
+fn still_open(id: Option<&str>, open: Option<&BTreeSet<String>>) -> Option<u64> {
+    id.filter(|id| open.is_none_or(|o| o.contains(*id)))
+        .and_then(|id| id.parse().ok())
+}
+
 /// After the commit: the warning, once per expiry, and the idle sleep notice, on each change
 /// that is still open. Office-hours sleep and wake say nothing (they happen every night).
 /// Returns how many comments were posted and the failures (warnings, never fatal).
@@ -87,11 +93,7 @@ pub fn comment(
     let mut posted = 0;
     let mut failures = Vec::new();
     for c in changed {
-        let Some(number) =
-            c.id.as_deref()
-                .filter(|id| open.is_none_or(|o| o.contains(*id)))
-                .and_then(|id| id.parse::<u64>().ok())
-        else {
+        let Some(number) = still_open(c.id.as_deref(), open) else {
             continue;
         };
         // One comment per change and pass (the bot keeps one comment per change, edited).
@@ -199,11 +201,7 @@ pub fn comment_expired(
     let mut posted = 0;
     let mut failures = Vec::new();
     for s in expired {
-        let Some(number) =
-            s.id.as_deref()
-                .filter(|id| open.is_none_or(|o| o.contains(*id)))
-                .and_then(|id| id.parse::<u64>().ok())
-        else {
+        let Some(number) = still_open(s.id.as_deref(), open) else {
             continue;
         };
         match replies.reply(

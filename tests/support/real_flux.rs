@@ -14,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime};
 use serde_json::Value;
 
 use super::servers::{http_backend, Server};
-use super::{git, skip, to_run, write, Run, TestEnv, ROOT};
+use super::{copy_dir, git, skip, to_run, write, Run, TestEnv, ROOT};
 
 pub const GIT_USER: &str = "flux";
 pub const GIT_PASSWORD: &str = "s3cret-for-flux";
@@ -200,7 +200,7 @@ impl FluxWorld {
     fn seed_app(&self) {
         let work = &self.app_work;
         std::fs::create_dir_all(work).unwrap();
-        copy(
+        copy_dir(
             &Path::new(ROOT).join("overlays/ephemeral"),
             &work.join("overlays/ephemeral"),
         );
@@ -447,17 +447,4 @@ pub fn ready_message(obj: &Value) -> String {
         .and_then(|c| c["message"].as_str())
         .unwrap_or("")
         .to_string()
-}
-
-fn copy(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).unwrap();
-        }
-    }
 }
