@@ -11,6 +11,8 @@ pub struct ChatSettings {
     /// Users who may deploy besides those with write access (or instead, with `allowlist_only`).
     pub allowed_users: Vec<String>,
     pub allowlist_only: bool,
+    /// Which changes get no preview.
+    pub filters: crate::change_filter::ChangeFilters,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,6 +89,32 @@ pub fn decide(event: &Event, settings: &ChatSettings) -> (Decision, bool) {
             },
             true,
         ),
+        // An excluded label removes the preview.
+        Trigger::Labels { added, .. }
+            if added.iter().any(|a| {
+                settings
+                    .filters
+                    .exclude_labels
+                    .iter()
+                    .any(|x| x.eq_ignore_ascii_case(a))
+            }) =>
+        {
+            (Decision::Destroy, true)
+        }
+        // Out of draft: a preview if one was asked for with the label.
+        Trigger::ReadyForReview { labels } => match label {
+            Some(l) if labels.iter().any(|x| x == l) => (
+                Decision::Deploy {
+                    ttl: None,
+                    only_if_present: false,
+                },
+                true,
+            ),
+            _ => (
+                Decision::Ignore("ready for review, but no preview was asked for".into()),
+                false,
+            ),
+        },
         Trigger::Labels { added, removed } => match label {
             Some(l) if added.iter().any(|a| a == l) => (
                 Decision::Deploy {

@@ -59,6 +59,14 @@ pub struct FileConfig {
     pub deploy_command: Option<String>,
     /// The destroy command word [default: /destroy-ephemeral].
     pub destroy_command: Option<String>,
+    /// Draft pull/merge requests get no preview [default: true].
+    pub skip_drafts: Option<bool>,
+    /// Authors whose changes get no automatic preview [default: dependabot[bot], renovate[bot]].
+    pub ignore_authors: Option<Vec<String>>,
+    /// Labels that block previews (and remove the one there is).
+    pub exclude_labels: Option<Vec<String>>,
+    /// Glob patterns: a change touching none of these files gets no automatic preview.
+    pub paths: Option<Vec<String>>,
     /// The extend command word [default: /extend-ephemeral].
     pub extend_command: Option<String>,
     /// The sleep command word [default: /sleep-ephemeral].
@@ -115,6 +123,10 @@ pub struct AppConfig {
     pub warn_before: Option<String>,
     pub sleep_after: Option<String>,
     pub awake_hours: Option<String>,
+    pub skip_drafts: Option<bool>,
+    pub ignore_authors: Option<Vec<String>>,
+    pub exclude_labels: Option<Vec<String>>,
+    pub paths: Option<Vec<String>>,
     pub include_environment: Option<String>,
     pub exclude_environment: Option<String>,
     pub allow_forks: Option<bool>,
@@ -156,6 +168,10 @@ impl AppConfig {
             warn_before: a.warn_before,
             sleep_after: a.sleep_after,
             awake_hours: a.awake_hours,
+            skip_drafts: a.skip_drafts,
+            ignore_authors: a.ignore_authors,
+            exclude_labels: a.exclude_labels,
+            paths: a.paths,
             include_environment: a.include_environment,
             exclude_environment: a.exclude_environment,
             allow_forks: a.allow_forks,
@@ -226,6 +242,10 @@ impl FileConfig {
             allowlist_only,
             deploy_command,
             destroy_command,
+            skip_drafts,
+            ignore_authors,
+            exclude_labels,
+            paths,
             extend_command,
             sleep_command,
             wake_command,

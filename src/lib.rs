@@ -8,6 +8,7 @@
 
 pub mod apps;
 pub mod awake_hours;
+pub mod change_filter;
 pub mod chatops;
 pub mod ci;
 pub mod cleanup;

@@ -183,6 +183,11 @@ pub fn asleep(slug: &str, why: &str, p: &Prefixes) -> String {
     )
 }
 
+/// A change the filters keep from a preview, answering a command.
+pub fn skipped(why: &str) -> String {
+    format!("{REPLY_MARKER}\nNo preview environment for this change: {why}.")
+}
+
 /// The answer to `/extend-ephemeral`.
 pub fn extended(
     slug: &str,

@@ -124,6 +124,18 @@ impl Settings {
                 })
                 .transpose()
         };
+        let filters = {
+            let d = crate::change_filter::ChangeFilters::default();
+            let f = crate::change_filter::ChangeFilters {
+                skip_drafts: c.skip_drafts.unwrap_or(d.skip_drafts),
+                ignore_authors: c.ignore_authors.clone().unwrap_or(d.ignore_authors),
+                exclude_labels: c.exclude_labels.clone().unwrap_or_default(),
+                paths: c.paths.clone().unwrap_or_default(),
+            };
+            crate::change_filter::compile(&f.paths)
+                .map_err(|e| Error::config(format!("paths in .flux-ephemeral.yaml: {e}")))?;
+            f
+        };
         let lifecycle = crate::lifecycle::Policy {
             ttl,
             max_ttl,
@@ -173,6 +185,7 @@ impl Settings {
                 deploy_label: c.deploy_label.filter(|l| !l.is_empty()),
                 allowed_users: c.allowed_users.unwrap_or_default(),
                 allowlist_only: c.allowlist_only.unwrap_or(false),
+                filters,
             },
             commands: {
                 let d = crate::command::Prefixes::default();

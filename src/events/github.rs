@@ -54,6 +54,10 @@ pub struct PullRequest {
     pub base: Base,
     /// `open` or `closed` (API answers; payloads are not trusted for it).
     pub state: Option<String>,
+    #[serde(default)]
+    pub draft: Option<bool>,
+    #[serde(default)]
+    pub labels: Option<Vec<Label>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -87,8 +91,8 @@ struct RepoName {
 }
 
 #[derive(Debug, Deserialize)]
-struct Label {
-    name: String,
+pub struct Label {
+    pub name: String,
 }
 
 impl PullRequest {
@@ -101,6 +105,14 @@ impl PullRequest {
             (Some("closed"), _) => Closed,
             _ => Unknown,
         }
+    }
+
+    pub fn label_names(&self) -> Vec<String> {
+        self.labels
+            .iter()
+            .flatten()
+            .map(|l| l.name.clone())
+            .collect()
     }
 
     /// The change this pull request describes.
@@ -116,6 +128,8 @@ impl PullRequest {
             from_fork: Some(super::is_fork(head, base)),
             head_clone_url: self.head.repo.as_ref().and_then(|r| r.clone_url.clone()),
             state: super::ChangeState::Unknown,
+            draft: self.draft.unwrap_or(false),
+            labels: self.label_names(),
         }
     }
 }
@@ -178,6 +192,9 @@ fn parse_unchecked(event_name: &str, body: &str, prefixes: &Prefixes) -> Result<
                     merged: e.pull_request.merged.unwrap_or(false),
                 },
                 "synchronize" => Trigger::Pushed,
+                "ready_for_review" => Trigger::ReadyForReview {
+                    labels: e.pull_request.label_names(),
+                },
                 "labeled" | "unlabeled" => {
                     let name = e.label.map(|l| l.name).unwrap_or_default();
                     if e.action == "labeled" {

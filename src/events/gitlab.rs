@@ -104,11 +104,20 @@ struct MergeRequestHook {
     object_attributes: MergeRequest,
     #[serde(default)]
     changes: Changes,
+    #[serde(default)]
+    labels: Vec<LabelTitle>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 struct Changes {
     labels: Option<LabelChange>,
+    draft: Option<DraftChange>,
+}
+
+#[derive(Debug, Deserialize)]
+struct DraftChange {
+    previous: Option<bool>,
+    current: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -140,6 +149,8 @@ impl MergeRequest {
             from_fork: Some(fork),
             head_clone_url: self.source.as_ref().and_then(|s| s.git_http_url.clone()),
             state: super::ChangeState::Unknown,
+            draft: false,
+            labels: Vec::new(),
         }
     }
 }
@@ -244,6 +255,17 @@ fn merge_request(m: MergeRequestHook) -> Parsed {
     let trigger = match mr.action.as_deref() {
         Some("close") => Trigger::Closed { merged: false },
         Some("merge") => Trigger::Closed { merged: true },
+        Some("update")
+            if m.changes
+                .draft
+                .as_ref()
+                .is_some_and(|d| d.previous == Some(true) && d.current == Some(false))
+                && mr.oldrev.is_none() =>
+        {
+            Trigger::ReadyForReview {
+                labels: m.labels.iter().map(|l| l.title.clone()).collect(),
+            }
+        }
         Some("update") => match (&m.changes.labels, &mr.oldrev) {
             (_, Some(_)) => Trigger::Pushed,
             (Some(l), None) => {

@@ -24,6 +24,10 @@ pub struct Change {
     pub head_clone_url: Option<String>,
     /// Open, closed or merged, as the forge's API says; `Unknown` for what a payload says.
     pub state: ChangeState,
+    /// A draft (GitHub) or a draft merge request (GitLab), as the API says.
+    pub draft: bool,
+    /// Its labels, as the API says.
+    pub labels: Vec<String>,
 }
 
 /// A pull/merge request's state as read from the forge's API (never taken from a payload).
@@ -143,6 +147,11 @@ pub enum Trigger {
     Labels {
         added: Vec<String>,
         removed: Vec<String>,
+    },
+    /// A draft became ready for review; `labels` are the payload's (a deploy label asks for a
+    /// preview).
+    ReadyForReview {
+        labels: Vec<String>,
     },
 }
 

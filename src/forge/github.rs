@@ -77,6 +77,41 @@ impl GitHub {
             .map_err(|e| self.err("list open pull requests", e))
     }
 
+    /// The paths a pull request changes: its files list, 100 a page, following `Link` pages up to
+    /// GitHub's own limit of 3,000 files. A failed page fails the whole read.
+    pub async fn changed_files(&self, number: u64) -> Result<Vec<String>> {
+        #[derive(Deserialize)]
+        struct File {
+            filename: String,
+            /// A renamed file's old path: it counts too.
+            previous_filename: Option<String>,
+        }
+        let route = format!("/repos/{}/{}/pulls/{number}/files", self.owner, self.repo);
+        let what = format!("list the files of pull request #{number}");
+        let mut page: Page<File> = self
+            .client
+            .get(&route, Some(&[("per_page", "100")]))
+            .await
+            .map_err(|e| self.err(&what, e))?;
+        let mut files = Vec::new();
+        for _ in 0..30 {
+            for f in page.items.drain(..) {
+                files.extend(f.previous_filename);
+                files.push(f.filename);
+            }
+            match self
+                .client
+                .get_page::<File>(&page.next)
+                .await
+                .map_err(|e| self.err(&what, e))?
+            {
+                Some(next) => page = next,
+                None => break,
+            }
+        }
+        Ok(files)
+    }
+
     /// Every open pull request number.
     pub async fn open_pull_numbers(&self) -> Result<BTreeSet<String>> {
         Ok(self
@@ -406,6 +441,10 @@ impl ChangeForge for GitHubChanges {
                 })
             })
             .collect()
+    }
+
+    fn changed_files(&self, number: u64) -> Result<Vec<String>> {
+        self.runtime.block_on(self.github.changed_files(number))
     }
 
     fn reply(&self, number: u64, body: &str) -> Result<()> {

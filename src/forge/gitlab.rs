@@ -301,6 +301,12 @@ struct ApiMergeRequest {
     target_project_id: Option<u64>,
     title: Option<String>,
     author: Option<User>,
+    #[serde(default)]
+    draft: bool,
+    #[serde(default)]
+    work_in_progress: bool,
+    #[serde(default)]
+    labels: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -398,6 +404,8 @@ impl ChangeForge for GitLabChanges {
             title: mr.title,
             from_fork: Some(from_fork),
             head_clone_url,
+            draft: mr.draft || mr.work_in_progress,
+            labels: mr.labels,
             state: match mr.state.as_str() {
                 "opened" => ChangeState::Open,
                 "merged" => ChangeState::Merged,
@@ -444,6 +452,39 @@ impl ChangeForge for GitLabChanges {
                 .map(|e| e.name)
                 .collect(),
         ))
+    }
+
+    fn changed_files(&self, number: u64) -> Result<Vec<String>> {
+        #[derive(Deserialize)]
+        struct Diff {
+            new_path: String,
+            old_path: String,
+        }
+        let endpoint = gitlab::api::projects::merge_requests::MergeRequestDiffs::builder()
+            .project(self.project.as_str())
+            .merge_request(number)
+            .build()
+            .map_err(|e| Error::internal(e.to_string()))?;
+        // At most 3,000 files, as GitHub: 30 pages of 100.
+        let diffs: Vec<Diff> = api::paged(endpoint, Pagination::Limit(3000))
+            .query(&self.gitlab.client)
+            .map_err(|e| {
+                self.gitlab.err(
+                    &format!("list the files of merge request !{number}"),
+                    &self.project,
+                    e,
+                )
+            })?;
+        Ok(diffs
+            .into_iter()
+            .flat_map(|d| {
+                if d.new_path == d.old_path {
+                    vec![d.new_path]
+                } else {
+                    vec![d.old_path, d.new_path]
+                }
+            })
+            .collect())
     }
 
     fn open_changes(&self) -> Result<Vec<super::OpenChange>> {

@@ -60,6 +60,8 @@ pub trait ChangeForge {
     fn commit_statuses(&self, sha: &str) -> Result<Vec<CommitStatus>>;
     /// Every open pull/merge request, with its head: one paged listing.
     fn open_changes(&self) -> Result<Vec<OpenChange>>;
+    /// The paths pull/merge request `number` changes (paged; a failed page fails it).
+    fn changed_files(&self, number: u64) -> Result<Vec<String>>;
     /// Whether the token itself may write (comments, statuses) to the repository, where the
     /// forge says so (`None`: it does not tell, e.g. for a GitHub App's installation token).
     fn token_can_write(&self) -> Result<Option<bool>> {
@@ -119,6 +121,9 @@ impl ChangeForge for DryRun<'_> {
     }
     fn open_changes(&self) -> Result<Vec<OpenChange>> {
         self.inner.open_changes()
+    }
+    fn changed_files(&self, number: u64) -> Result<Vec<String>> {
+        self.inner.changed_files(number)
     }
     fn available_environments(&self) -> Result<Option<std::collections::BTreeSet<String>>> {
         self.inner.available_environments()

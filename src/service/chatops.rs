@@ -15,6 +15,7 @@ use super::after::{NotifyOptions, WaitOptions};
 use super::artifact::ArtifactOptions;
 use super::environment::{self, Mode, Wanted};
 use super::input::EnvInput;
+use crate::change_filter::Skip;
 use crate::chatops::{decide, trusted, Answer, Decision, LifeCommand};
 use crate::config::bounded_ttl;
 use crate::error::{Error, ErrorKind, Result};
@@ -359,6 +360,25 @@ pub fn prepare<'f>(
         reply(replies::refused(&event.actor.login, &why));
         return done(Handled::only("refused", why));
     }
+    // The filters: drafts, excluded labels, bots' changes, paths.
+    let explicit = matches!(event.trigger, crate::events::Trigger::Comment(_));
+    if let Some(skip) = filtered(c, explicit, only_if_present, &forge, &s.chat.filters)? {
+        let why = skip.describe();
+        if explicit {
+            reply(replies::skipped(&why));
+            return done(Handled::only("refused", why));
+        }
+        if matches!(skip, Skip::Label(_)) {
+            // An excluded label removes the preview there is.
+            return Ok(Step::Act(Box::new(Pending {
+                event,
+                forge,
+                input,
+                kind: Kind::Destroy,
+            })));
+        }
+        return done(Handled::only("ignored", why));
+    }
     let ttl = match ttl
         .as_deref()
         .map(|t| bounded_ttl(t, s.max_ttl))
@@ -652,6 +672,27 @@ pub fn finish(p: &Pending, applied: Result<Applied>, ctx: &Context) -> Result<Ha
     }
 }
 
+/// Why the filters keep this change from a preview, if they do. A push that only moves an
+/// existing preview is not stopped by the author or paths filters (they are about new
+/// previews); the changed files are read only when `paths` is set and nothing else decided.
+fn filtered(
+    c: &crate::events::Change,
+    explicit: bool,
+    only_if_present: bool,
+    forge: &dyn ChangeForge,
+    filters: &crate::change_filter::ChangeFilters,
+) -> Result<Option<Skip>> {
+    if let Some(skip) = crate::change_filter::check(c, explicit || only_if_present, filters) {
+        return Ok(Some(skip));
+    }
+    if only_if_present || filters.paths.is_empty() {
+        return Ok(None);
+    }
+    let files = forge.changed_files(c.number)?;
+    let touches = crate::change_filter::touches(&files, filters).map_err(Error::config)?;
+    Ok((!touches).then(|| Skip::Paths(filters.paths.clone())))
+}
+
 /// The answer to a lifecycle command that changed the environment; a wake waits for Ready when
 /// asked.
 fn finish_life(
@@ -754,5 +795,6 @@ fn describe(t: &crate::events::Trigger) -> String {
         Trigger::Closed { merged: false } => "the pull/merge request was closed".into(),
         Trigger::Pushed => "pushed new commits".into(),
         Trigger::Labels { .. } => "changed the labels".into(),
+        Trigger::ReadyForReview { .. } => "marked it ready for review".into(),
     }
 }

@@ -46,6 +46,10 @@ struct GitHubState {
     comments: BTreeMap<(String, u64), Vec<Value>>,
     /// (repo, sha, status JSON).
     statuses: Vec<(String, String, Value)>,
+    /// (repo, number) → the paths the pull request changes.
+    files: BTreeMap<(String, u64), Vec<String>>,
+    /// Answer 500 for this page of a files listing.
+    failing_files_page: Option<usize>,
     /// At most this many items a page in lists (GitHub allows 100).
     page_size: usize,
     /// (method, path) → status code to answer instead (a failing API).
@@ -126,6 +130,19 @@ impl FakeGitHub {
             .unwrap()
             .pulls
             .insert((repo.into(), n), pr);
+    }
+
+    /// The files pull request `number` changes (listed in pages of the page size).
+    pub fn files(&self, repo: &str, number: u64, files: &[&str]) {
+        self.state.lock().unwrap().files.insert(
+            (repo.into(), number),
+            files.iter().map(|f| f.to_string()).collect(),
+        );
+    }
+
+    /// Answer 500 for page `n` of every files listing from now on.
+    pub fn fail_files_page(&self, n: usize) {
+        self.state.lock().unwrap().failing_files_page = Some(n);
     }
 
     /// What the repository endpoint says the token may push (`None`: says nothing).
@@ -291,6 +308,39 @@ impl Respond for GitHubResponder {
                 if page * per_page < list.len() {
                     let next = format!(
                         "{}/repos/{o}/{r}/pulls?state={want}&per_page={per_page}&page={}",
+                        s.base,
+                        page + 1
+                    );
+                    answer =
+                        answer.insert_header("Link", format!("<{next}>; rel=\"next\"").as_str());
+                }
+                answer
+            }
+            ("GET", ["repos", o, r, "pulls", n, "files"]) => {
+                let key = (format!("{o}/{r}"), n.parse().unwrap_or(0));
+                let all = s.files.get(&key).cloned().unwrap_or_default();
+                let per_page = query("per_page")
+                    .and_then(|p| p.parse::<usize>().ok())
+                    .unwrap_or(30)
+                    .min(s.page_size)
+                    .max(1);
+                let page = query("page")
+                    .and_then(|p| p.parse::<usize>().ok())
+                    .unwrap_or(1);
+                if s.failing_files_page == Some(page) {
+                    return ResponseTemplate::new(500)
+                        .set_body_json(json!({"message": "Server Error"}));
+                }
+                let items: Vec<Value> = all
+                    .iter()
+                    .skip((page - 1) * per_page)
+                    .take(per_page)
+                    .map(|f| json!({"filename": f, "status": "modified"}))
+                    .collect();
+                let mut answer = ok(Value::Array(items));
+                if page * per_page < all.len() {
+                    let next = format!(
+                        "{}/repos/{o}/{r}/pulls/{n}/files?per_page={per_page}&page={}",
                         s.base,
                         page + 1
                     );
