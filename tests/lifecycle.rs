@@ -28,6 +28,19 @@ fn faketime() -> bool {
     ok
 }
 
+/// A time the binary recorded under libfaketime, whose clock runs on from where it was set: at
+/// `want` or a few seconds after.
+#[track_caller]
+fn assert_near(got: &Value, want: &str) {
+    let t = |s: &str| humantime::parse_rfc3339(s).unwrap();
+    let got_s = got.as_str().unwrap_or_else(|| panic!("not a time: {got}"));
+    let late = t(got_s).duration_since(t(want));
+    assert!(
+        late.is_ok_and(|d| d.as_secs() <= 10),
+        "{got_s} is not {want} (or a few seconds after)"
+    );
+}
+
 struct Life {
     env: TestEnv,
     gh: FakeGitHub,
@@ -138,8 +151,8 @@ async fn a_previews_life_sleep_wake_warn_extend_expire() {
         .json();
     assert_eq!(out["action"], "created", "{out}");
     let a = life.annotations();
-    assert_eq!(a["flux-ephemeral.io/active-at"], "2026-11-30T08:00:00Z");
-    assert_eq!(a["flux-ephemeral.io/expires-at"], "2026-12-03T08:00:00Z");
+    assert_near(&a["flux-ephemeral.io/active-at"], "2026-11-30T08:00:00Z");
+    assert_near(&a["flux-ephemeral.io/expires-at"], "2026-12-03T08:00:00Z");
 
     // An hour later nothing is due: no commit.
     let commits = env.commit_count();
@@ -161,9 +174,9 @@ async fn a_previews_life_sleep_wake_warn_extend_expire() {
         said[0]
     );
     // Asleep, it keeps its expiry.
-    assert_eq!(
-        life.annotations()["flux-ephemeral.io/expires-at"],
-        "2026-12-03T08:00:00Z"
+    assert_near(
+        &life.annotations()["flux-ephemeral.io/expires-at"],
+        "2026-12-03T08:00:00Z",
     );
 
     // A stranger cannot wake it.
@@ -183,13 +196,13 @@ async fn a_previews_life_sleep_wake_warn_extend_expire() {
         .json();
     assert_eq!(out["action"], "waking", "{out}");
     assert!(!life.asleep());
-    assert_eq!(
-        life.annotations()["flux-ephemeral.io/active-at"],
-        "2026-11-30T12:00:00Z"
+    assert_near(
+        &life.annotations()["flux-ephemeral.io/active-at"],
+        "2026-11-30T12:00:00Z",
     );
-    assert_eq!(
-        life.annotations()["flux-ephemeral.io/expires-at"],
-        "2026-12-03T08:00:00Z"
+    assert_near(
+        &life.annotations()["flux-ephemeral.io/expires-at"],
+        "2026-12-03T08:00:00Z",
     );
     assert!(life.said().last().unwrap().contains("waking up"));
 
@@ -222,9 +235,9 @@ async fn a_previews_life_sleep_wake_warn_extend_expire() {
         .ok()
         .json();
     assert_eq!(out["action"], "extended", "{out}");
-    assert_eq!(
-        life.annotations()["flux-ephemeral.io/expires-at"],
-        "2026-12-05T12:00:00Z"
+    assert_near(
+        &life.annotations()["flux-ephemeral.io/expires-at"],
+        "2026-12-05T12:00:00Z",
     );
     assert!(life.annotations()["flux-ephemeral.io/warned-for"].is_null());
     let reply = life.said().last().unwrap().clone();
@@ -234,9 +247,9 @@ async fn a_previews_life_sleep_wake_warn_extend_expire() {
     life.comment("2026-12-02 13:00:00", "writer", "/extend-ephemeral 90d")
         .await
         .ok();
-    assert_eq!(
-        life.annotations()["flux-ephemeral.io/expires-at"],
-        "2027-01-01T13:00:00Z"
+    assert_near(
+        &life.annotations()["flux-ephemeral.io/expires-at"],
+        "2027-01-01T13:00:00Z",
     );
     assert!(life.said().last().unwrap().contains("longest allowed"));
     life.comment("2026-12-02 13:30:00", "writer", "/extend-ephemeral 1d")
@@ -322,7 +335,7 @@ async fn a_push_wakes_a_sleeping_preview() {
     assert!(!life.asleep());
     let a = life.annotations();
     assert_eq!(a["flux-ephemeral.io/sha"], NEW_SHA);
-    assert_eq!(a["flux-ephemeral.io/expires-at"], "2026-12-03T11:00:00Z");
+    assert_near(&a["flux-ephemeral.io/expires-at"], "2026-12-03T11:00:00Z");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -409,9 +422,9 @@ async fn commands_from_ci_the_periodic_pass_and_a_closed_change() {
     life.at("2026-11-30 10:00:00", &["extend", "--branch", BRANCH, "5d"])
         .await
         .ok();
-    assert_eq!(
-        life.annotations()["flux-ephemeral.io/expires-at"],
-        "2026-12-05T10:00:00Z"
+    assert_near(
+        &life.annotations()["flux-ephemeral.io/expires-at"],
+        "2026-12-05T10:00:00Z",
     );
     assert!(life.asleep(), "extending does not wake");
     life.at("2026-11-30 11:00:00", &["wake", "--branch", BRANCH])
