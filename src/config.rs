@@ -59,6 +59,9 @@ pub struct FileConfig {
     pub deploy_command: Option<String>,
     /// The destroy command word [default: /destroy-ephemeral].
     pub destroy_command: Option<String>,
+    /// The GitHub Deployments environment of a preview [default: preview/{{ slug }}]
+    /// (`{{ slug }}` and `{{ name }}` are replaced).
+    pub github_environment: Option<String>,
     /// Draft pull/merge requests get no preview [default: true].
     pub skip_drafts: Option<bool>,
     /// Authors whose changes get no automatic preview [default: dependabot[bot], renovate[bot]].
@@ -123,6 +126,7 @@ pub struct AppConfig {
     pub warn_before: Option<String>,
     pub sleep_after: Option<String>,
     pub awake_hours: Option<String>,
+    pub github_environment: Option<String>,
     pub skip_drafts: Option<bool>,
     pub ignore_authors: Option<Vec<String>>,
     pub exclude_labels: Option<Vec<String>>,
@@ -168,6 +172,7 @@ impl AppConfig {
             warn_before: a.warn_before,
             sleep_after: a.sleep_after,
             awake_hours: a.awake_hours,
+            github_environment: a.github_environment,
             skip_drafts: a.skip_drafts,
             ignore_authors: a.ignore_authors,
             exclude_labels: a.exclude_labels,
@@ -242,6 +247,7 @@ impl FileConfig {
             allowlist_only,
             deploy_command,
             destroy_command,
+            github_environment,
             skip_drafts,
             ignore_authors,
             exclude_labels,

@@ -24,6 +24,8 @@ pub struct Settings {
     pub max_ttl: Duration,
     /// Warning, idle sleep and office hours of this application.
     pub lifecycle: crate::lifecycle::Policy,
+    /// The GitHub Deployments environment name, with `{{ slug }}` and `{{ name }}` to replace.
+    pub github_environment: String,
     pub filter: crate::filter::EnvFilter,
     pub allow_forks: bool,
     pub github_repository: Option<String>,
@@ -155,6 +157,11 @@ impl Settings {
         };
         Ok(Settings {
             lifecycle,
+            github_environment: c
+                .github_environment
+                .clone()
+                .filter(|e| !e.trim().is_empty())
+                .unwrap_or_else(|| "preview/{{ slug }}".into()),
             render: RenderSettings {
                 prefix: c.app.unwrap_or(d.prefix),
                 flux_namespace: c.flux_namespace.unwrap_or(d.flux_namespace),
@@ -217,6 +224,18 @@ impl Settings {
             ))
         })?;
         Renderer::new(&self.template, &text, self.render.clone())
+    }
+
+    /// The GitHub Deployments environment of the preview `slug`.
+    pub fn deployment_environment(&self, slug: &str) -> String {
+        let name = self.render.object_name(slug);
+        let mut e = self.github_environment.clone();
+        for (k, v) in [("slug", slug), ("name", name.as_str())] {
+            e = e
+                .replace(&format!("{{{{ {k} }}}}"), v)
+                .replace(&format!("{{{{{k}}}}}"), v);
+        }
+        e
     }
 
     pub fn slug_budget(&self) -> usize {

@@ -14,9 +14,9 @@ use crate::redact::Secret;
 pub const DEFAULT_API: &str = "https://api.github.com";
 
 pub struct GitHub {
-    client: Octocrab,
-    owner: String,
-    repo: String,
+    pub(crate) client: Octocrab,
+    pub(crate) owner: String,
+    pub(crate) repo: String,
     api: String,
 }
 
@@ -254,7 +254,12 @@ impl GitHub {
 
     /// Edit the bot's comment on the pull request (the bot's own, carrying the marker), or
     /// create it.
-    pub async fn upsert_comment(&self, number: u64, body: &str, bot: &BotLogin) -> Result<()> {
+    pub async fn upsert_comment(
+        &self,
+        number: u64,
+        body: &str,
+        bot: &BotLogin,
+    ) -> Result<Option<String>> {
         #[derive(Deserialize)]
         struct IssueComment {
             id: u64,
@@ -293,7 +298,7 @@ impl GitHub {
             }
         };
         let payload = serde_json::json!({ "body": body });
-        let _: serde_json::Value = match existing {
+        let written: serde_json::Value = match existing {
             Some(id) => {
                 let route = format!("/repos/{}/{}/issues/comments/{id}", self.owner, self.repo);
                 self.client.patch(&route, Some(&payload)).await
@@ -301,10 +306,10 @@ impl GitHub {
             None => self.client.post(&route, Some(&payload)).await,
         }
         .map_err(|e| self.err(&what, e))?;
-        Ok(())
+        Ok(written["html_url"].as_str().map(str::to_string))
     }
 
-    fn err(&self, what: &str, e: octocrab::Error) -> Error {
+    pub(crate) fn err(&self, what: &str, e: octocrab::Error) -> Error {
         let detail = match &e {
             octocrab::Error::GitHub { source, .. } => {
                 format!("{} ({})", source.message, source.status_code)
@@ -345,6 +350,8 @@ pub struct GitHubChanges {
     pub github: GitHub,
     pub runtime: tokio::runtime::Runtime,
     bot: std::sync::OnceLock<BotLogin>,
+    /// The web address of the bot's comment, per pull request, once written.
+    replies: std::sync::Mutex<std::collections::BTreeMap<u64, String>>,
 }
 
 impl GitHubChanges {
@@ -364,6 +371,7 @@ impl GitHubChanges {
             github,
             runtime,
             bot: std::sync::OnceLock::new(),
+            replies: Default::default(),
         })
     }
 }
@@ -455,8 +463,44 @@ impl ChangeForge for GitHubChanges {
                 self.bot.get_or_init(|| b).clone()
             }
         };
+        let url = self
+            .runtime
+            .block_on(self.github.upsert_comment(number, body, &bot))?;
+        if let (Some(url), Ok(mut m)) = (url, self.replies.lock()) {
+            m.insert(number, url);
+        }
+        Ok(())
+    }
+
+    fn reply_url(&self, number: u64) -> Option<String> {
+        self.replies.lock().ok()?.get(&number).cloned()
+    }
+
+    fn start_deployment(&self, sha: &str, environment: &str) -> Result<Option<u64>> {
         self.runtime
-            .block_on(self.github.upsert_comment(number, body, &bot))
+            .block_on(self.github.create_deployment(sha, environment))
+            .map(Some)
+    }
+
+    fn deployment_status(
+        &self,
+        id: u64,
+        state: super::DeploymentState,
+        environment_url: Option<&str>,
+        log_url: Option<&str>,
+        description: &str,
+    ) -> Result<()> {
+        self.runtime.block_on(self.github.deployment_status(
+            id,
+            state,
+            environment_url,
+            log_url,
+            description,
+        ))
+    }
+
+    fn deactivate_environment(&self, environment: &str) -> Result<()> {
+        self.runtime.block_on(self.github.deactivate(environment))
     }
 }
 

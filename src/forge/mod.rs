@@ -1,6 +1,7 @@
 //! Forge adapters: the GitHub and GitLab APIs, behind small interfaces.
 
 pub mod github;
+mod github_deploy;
 pub mod gitlab;
 
 use crate::error::Result;
@@ -12,6 +13,15 @@ pub enum Status {
     Pending,
     Success,
     Failure,
+}
+
+/// A deployment's state (GitHub Deployments).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeploymentState {
+    InProgress,
+    Success,
+    Failure,
+    Inactive,
 }
 
 /// One commit status as the forge lists it.
@@ -62,6 +72,29 @@ pub trait ChangeForge {
     fn open_changes(&self) -> Result<Vec<OpenChange>>;
     /// The paths pull/merge request `number` changes (paged; a failed page fails it).
     fn changed_files(&self, number: u64) -> Result<Vec<String>>;
+    /// The web address of the bot's comment on `number`, once it has replied.
+    fn reply_url(&self, _number: u64) -> Option<String> {
+        None
+    }
+    /// Record a deployment of `sha` to `environment` where the forge has deployments (GitHub);
+    /// its id, or `None` where it has none.
+    fn start_deployment(&self, _sha: &str, _environment: &str) -> Result<Option<u64>> {
+        Ok(None)
+    }
+    fn deployment_status(
+        &self,
+        _id: u64,
+        _state: DeploymentState,
+        _environment_url: Option<&str>,
+        _log_url: Option<&str>,
+        _description: &str,
+    ) -> Result<()> {
+        Ok(())
+    }
+    /// The preview of `environment` was removed: its newest deployment becomes inactive.
+    fn deactivate_environment(&self, _environment: &str) -> Result<()> {
+        Ok(())
+    }
     /// Whether the token itself may write (comments, statuses) to the repository, where the
     /// forge says so (`None`: it does not tell, e.g. for a GitHub App's installation token).
     fn token_can_write(&self) -> Result<Option<bool>> {
@@ -124,6 +157,38 @@ impl ChangeForge for DryRun<'_> {
     }
     fn changed_files(&self, number: u64) -> Result<Vec<String>> {
         self.inner.changed_files(number)
+    }
+    fn reply_url(&self, number: u64) -> Option<String> {
+        self.inner.reply_url(number)
+    }
+    fn start_deployment(&self, sha: &str, environment: &str) -> Result<Option<u64>> {
+        if !self.enabled {
+            return self.inner.start_deployment(sha, environment);
+        }
+        eprintln!("dry run: would record a deployment of {sha} to {environment}");
+        Ok(None)
+    }
+    fn deployment_status(
+        &self,
+        id: u64,
+        state: DeploymentState,
+        environment_url: Option<&str>,
+        log_url: Option<&str>,
+        description: &str,
+    ) -> Result<()> {
+        if !self.enabled {
+            return self
+                .inner
+                .deployment_status(id, state, environment_url, log_url, description);
+        }
+        Ok(())
+    }
+    fn deactivate_environment(&self, environment: &str) -> Result<()> {
+        if !self.enabled {
+            return self.inner.deactivate_environment(environment);
+        }
+        eprintln!("dry run: would mark {environment} inactive");
+        Ok(())
     }
     fn available_environments(&self) -> Result<Option<std::collections::BTreeSet<String>>> {
         self.inner.available_environments()

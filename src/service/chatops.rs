@@ -20,7 +20,7 @@ use crate::chatops::{decide, trusted, Answer, Decision, LifeCommand};
 use crate::config::bounded_ttl;
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::{ChangeState, Event};
-use crate::forge::{ChangeForge, DryRun, Status};
+use crate::forge::{ChangeForge, DeploymentState, DryRun, Status};
 use crate::git::Store;
 use crate::model::file_name;
 use crate::output::Format;
@@ -600,21 +600,42 @@ pub fn finish(p: &Pending, applied: Result<Applied>, ctx: &Context) -> Result<Ha
                 )
             };
             p.reply(deployed(None));
+            // GitHub Deployments: the pull request shows "View deployment" with the URL.
+            let deployment = match (&o.sha, o.action.changed()) {
+                (Some(sha), true) => {
+                    super::deployments::start(&p.forge, sha, &s.deployment_environment(&o.slug))
+                }
+                _ => None,
+            };
+            let log_url = p.forge.reply_url(event.change.number);
+            let report = |state, url, text: &str| {
+                if let Some(d) = &deployment {
+                    d.status(state, url, log_url.as_deref(), text);
+                }
+            };
             // With a wait, the status stays pending until Flux has answered.
             let waited = match ctx.wait.as_ref().filter(|w| w.wait && !mode.dry_run) {
                 None => {
                     p.status(Status::Success, "preview environment deployed", url);
+                    report(
+                        DeploymentState::Success,
+                        url,
+                        "preview environment deployed",
+                    );
                     None
                 }
                 Some(w) => {
                     let outcome = w.wait_for(&r.content, Some(&p.forge))?;
                     match outcome.state {
-                        crate::flux::WaitState::Ready => p.status(
-                            Status::Success,
-                            &format!("preview ready in {:.0} s", outcome.seconds),
-                            url,
-                        ),
-                        _ => p.status(Status::Failure, &outcome.describe(), None),
+                        crate::flux::WaitState::Ready => {
+                            let text = format!("preview ready in {:.0} s", outcome.seconds);
+                            p.status(Status::Success, &text, url);
+                            report(DeploymentState::Success, url, &text);
+                        }
+                        _ => {
+                            p.status(Status::Failure, &outcome.describe(), None);
+                            report(DeploymentState::Failure, None, &outcome.describe());
+                        }
                     }
                     p.reply(deployed(Some(&outcome)));
                     Some(outcome)
@@ -650,6 +671,9 @@ pub fn finish(p: &Pending, applied: Result<Applied>, ctx: &Context) -> Result<Ha
                 || matches!(event.trigger, crate::events::Trigger::Comment(_))
             {
                 p.reply(replies::destroyed(&o.slug, commit.as_deref(), &why));
+            }
+            if o.action == Action::Destroyed {
+                super::deployments::deactivate(&p.forge, &s.deployment_environment(&o.slug));
             }
             let action = match (o.action == Action::Destroyed, mode.dry_run) {
                 (false, _) => "unchanged",

@@ -299,6 +299,11 @@ impl Cleanup {
                 &commands,
                 &mut tally,
             );
+            if let Some(f) = forge.replies() {
+                for r in &removed {
+                    super::deployments::deactivate(f, &settings.deployment_environment(&r.slug));
+                }
+            }
             if let (Some(replies), false) = (forge.replies(), self.no_comment) {
                 let (posted, failures) = super::lifecycle::comment(
                     &lived,

@@ -7,6 +7,7 @@ pub mod artifact;
 pub mod chatops;
 pub mod cleanup;
 pub mod confirm;
+pub mod deployments;
 pub mod doctor;
 pub mod environment;
 pub mod hook;

@@ -277,6 +277,13 @@ pub fn resync(
             for e in failures.into_iter().chain(more) {
                 tracing::warn!("lifecycle comment: {e}");
             }
+            let destroyed = repairs.iter().filter_map(|r| match r {
+                Repair::Destroy { slug, .. } => Some(slug.as_str()),
+                _ => None,
+            });
+            for slug in destroyed.chain(expired.iter().map(|s| s.slug.as_str())) {
+                super::deployments::deactivate(forge, &settings.deployment_environment(slug));
+            }
         }
     }
     Ok(Resynced {

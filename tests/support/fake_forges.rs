@@ -48,6 +48,8 @@ struct GitHubState {
     statuses: Vec<(String, String, Value)>,
     /// (repo, number) → the paths the pull request changes.
     files: BTreeMap<(String, u64), Vec<String>>,
+    /// (repo, deployment JSON with its `statuses`), oldest first.
+    deployments: Vec<(String, Value)>,
     /// Answer 500 for this page of a files listing.
     failing_files_page: Option<usize>,
     /// At most this many items a page in lists (GitHub allows 100).
@@ -138,6 +140,18 @@ impl FakeGitHub {
             (repo.into(), number),
             files.iter().map(|f| f.to_string()).collect(),
         );
+    }
+
+    /// The deployments of `repo`, oldest first, each with its `statuses` in order.
+    pub fn deployments(&self, repo: &str) -> Vec<Value> {
+        self.state
+            .lock()
+            .unwrap()
+            .deployments
+            .iter()
+            .filter(|(r, _)| r == repo)
+            .map(|(_, d)| d.clone())
+            .collect()
     }
 
     /// Answer 500 for page `n` of every files listing from now on.
@@ -316,6 +330,65 @@ impl Respond for GitHubResponder {
                 }
                 answer
             }
+            ("POST", ["repos", o, r, "deployments"]) => {
+                s.next_id += 1;
+                let mut d = body.clone();
+                d["id"] = json!(s.next_id);
+                d["statuses"] = json!([]);
+                s.deployments.push((format!("{o}/{r}"), d.clone()));
+                ResponseTemplate::new(201).set_body_json(d)
+            }
+            ("GET", ["repos", o, r, "deployments"]) => {
+                let repo = format!("{o}/{r}");
+                let env = query("environment");
+                let list: Vec<Value> = s
+                    .deployments
+                    .iter()
+                    .rev()
+                    .filter(|(rp, d)| {
+                        *rp == repo && env.as_deref().is_none_or(|e| d["environment"] == e)
+                    })
+                    .map(|(_, d)| d.clone())
+                    .collect();
+                ok(Value::Array(list))
+            }
+            ("POST", ["repos", o, r, "deployments", id, "statuses"]) => {
+                let repo = format!("{o}/{r}");
+                let id: u64 = id.parse().unwrap_or(0);
+                let Some(env) = s
+                    .deployments
+                    .iter()
+                    .find(|(rp, d)| *rp == repo && d["id"] == id)
+                    .map(|(_, d)| d["environment"].clone())
+                else {
+                    return not_found();
+                };
+                // As GitHub does: a success with auto_inactive retires the environment's others.
+                if body["state"] == "success" && body["auto_inactive"] != false {
+                    for (rp, d) in s.deployments.iter_mut() {
+                        let last = d["statuses"]
+                            .as_array()
+                            .and_then(|a| a.last())
+                            .map(|l| l["state"].clone());
+                        if *rp == repo
+                            && d["environment"] == env
+                            && d["id"] != id
+                            && last != Some(json!("inactive"))
+                        {
+                            d["statuses"]
+                                .as_array_mut()
+                                .unwrap()
+                                .push(json!({"state": "inactive"}));
+                        }
+                    }
+                }
+                for (rp, d) in s.deployments.iter_mut() {
+                    if *rp == repo && d["id"] == id {
+                        d["statuses"].as_array_mut().unwrap().push(body.clone());
+                    }
+                }
+                ResponseTemplate::new(201).set_body_json(json!({"id": 1, "state": body["state"]}))
+            }
             ("GET", ["repos", o, r, "pulls", n, "files"]) => {
                 let key = (format!("{o}/{r}"), n.parse().unwrap_or(0));
                 let all = s.files.get(&key).cloned().unwrap_or_default();
@@ -361,7 +434,8 @@ impl Respond for GitHubResponder {
             }
             ("POST", ["repos", o, r, "issues", n, "comments"]) => {
                 s.next_id += 1;
-                let c = json!({"id": s.next_id, "body": body["body"], "user": {"login": s.bot, "type": "User"}});
+                let c = json!({"id": s.next_id, "body": body["body"], "user": {"login": s.bot, "type": "User"},
+                    "html_url": format!("https://github.com/{o}/{r}/pull/{n}#issuecomment-{}", s.next_id)});
                 let key = (format!("{o}/{r}"), n.parse().unwrap_or(0));
                 s.comments.entry(key).or_default().push(c.clone());
                 ResponseTemplate::new(201).set_body_json(c)

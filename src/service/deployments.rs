@@ -1,0 +1,60 @@
+//! The preview where people look on GitHub: a Deployment per deploy, its statuses, and
+//! `inactive` on removal. Every failure of the Deployments API (a token without
+//! `deployments: write`) is a warning: the preview itself is deployed all the same.
+
+use crate::forge::{ChangeForge, DeploymentState};
+
+/// A deployment being reported.
+pub struct Tracked<'f> {
+    forge: &'f dyn ChangeForge,
+    id: u64,
+}
+
+fn warn(what: &str, e: crate::error::Error) {
+    tracing::warn!("GitHub Deployments: could not {what}: {e}");
+}
+
+/// Record a deployment of `sha` to `environment` and mark it in progress; `None` where the
+/// forge has no deployments, or the API refused.
+pub fn start<'f>(forge: &'f dyn ChangeForge, sha: &str, environment: &str) -> Option<Tracked<'f>> {
+    let id = match forge.start_deployment(sha, environment) {
+        Ok(Some(id)) => id,
+        Ok(None) => return None,
+        Err(e) => {
+            warn("create the deployment", e);
+            return None;
+        }
+    };
+    let t = Tracked { forge, id };
+    t.status(
+        DeploymentState::InProgress,
+        None,
+        None,
+        "deploying the preview",
+    );
+    Some(t)
+}
+
+impl Tracked<'_> {
+    pub fn status(
+        &self,
+        state: DeploymentState,
+        url: Option<&str>,
+        log_url: Option<&str>,
+        description: &str,
+    ) {
+        if let Err(e) = self
+            .forge
+            .deployment_status(self.id, state, url, log_url, description)
+        {
+            warn("set the deployment status", e);
+        }
+    }
+}
+
+/// The preview of `environment` was removed.
+pub fn deactivate(forge: &dyn ChangeForge, environment: &str) {
+    if let Err(e) = forge.deactivate_environment(environment) {
+        warn("mark the environment inactive", e);
+    }
+}
