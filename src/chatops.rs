@@ -25,6 +25,11 @@ pub enum Decision {
     Destroy,
     /// Change an existing environment's life: extend, sleep or wake it.
     Life(LifeCommand),
+    /// A check completed: deploy the change if a preview waits for its checks and they are
+    /// green now.
+    Release {
+        sha: String,
+    },
     /// Answer without acting (help, a typo).
     Answer(Answer),
     Ignore(String),
@@ -101,6 +106,9 @@ pub fn decide(event: &Event, settings: &ChatSettings) -> (Decision, bool) {
         {
             (Decision::Destroy, true)
         }
+        // Anyone's check may complete: only the bot's own waiting status, read from the API,
+        // proves a trusted person asked.
+        Trigger::ChecksCompleted { sha } => (Decision::Release { sha: sha.clone() }, false),
         // Out of draft: a preview if one was asked for with the label.
         Trigger::ReadyForReview { labels } => match label {
             Some(l) if labels.iter().any(|x| x == l) => (

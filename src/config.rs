@@ -62,6 +62,9 @@ pub struct FileConfig {
     /// The GitHub Deployments environment of a preview [default: preview/{{ slug }}]
     /// (`{{ slug }}` and `{{ name }}` are replaced).
     pub github_environment: Option<String>,
+    /// Deploy a commit only when these checks passed (GitHub check runs and commit statuses
+    /// by name; `*`: every check the commit has).
+    pub require_checks: Option<Vec<String>>,
     /// Draft pull/merge requests get no preview [default: true].
     pub skip_drafts: Option<bool>,
     /// Authors whose changes get no automatic preview [default: dependabot[bot], renovate[bot]].
@@ -127,6 +130,7 @@ pub struct AppConfig {
     pub sleep_after: Option<String>,
     pub awake_hours: Option<String>,
     pub github_environment: Option<String>,
+    pub require_checks: Option<Vec<String>>,
     pub skip_drafts: Option<bool>,
     pub ignore_authors: Option<Vec<String>>,
     pub exclude_labels: Option<Vec<String>>,
@@ -173,6 +177,7 @@ impl AppConfig {
             sleep_after: a.sleep_after,
             awake_hours: a.awake_hours,
             github_environment: a.github_environment,
+            require_checks: a.require_checks,
             skip_drafts: a.skip_drafts,
             ignore_authors: a.ignore_authors,
             exclude_labels: a.exclude_labels,
@@ -248,6 +253,7 @@ impl FileConfig {
             deploy_command,
             destroy_command,
             github_environment,
+            require_checks,
             skip_drafts,
             ignore_authors,
             exclude_labels,

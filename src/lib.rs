@@ -10,6 +10,7 @@ pub mod apps;
 pub mod awake_hours;
 pub mod change_filter;
 pub mod chatops;
+pub mod checks;
 pub mod ci;
 pub mod cleanup;
 pub mod cli;

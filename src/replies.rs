@@ -183,6 +183,31 @@ pub fn asleep(slug: &str, why: &str, p: &Prefixes) -> String {
     )
 }
 
+/// How the bot's pending status on a commit that waits for its checks begins: it marks the
+/// request, so a completed check can release it.
+pub const WAITING: &str = "waiting for checks: ";
+
+/// That status (at most 140 characters).
+pub fn waiting_status(names: &[String]) -> String {
+    format!("{WAITING}{}", names.join(", "))
+        .chars()
+        .take(140)
+        .collect()
+}
+
+/// The reply to a deploy request whose commit's checks are not done.
+pub fn waiting_for_checks(names: &[String]) -> String {
+    format!(
+        "{REPLY_MARKER}\nThe preview environment waits for {} to pass; it is deployed when they do.",
+        names.join(", ")
+    )
+}
+
+/// A required check failed: nothing deployed.
+pub fn check_failed(name: &str) -> String {
+    format!("not deployed: {name} failed")
+}
+
 /// A change the filters keep from a preview, answering a command.
 pub fn skipped(why: &str) -> String {
     format!("{REPLY_MARKER}\nNo preview environment for this change: {why}.")

@@ -26,6 +26,8 @@ pub struct Settings {
     pub lifecycle: crate::lifecycle::Policy,
     /// The GitHub Deployments environment name, with `{{ slug }}` and `{{ name }}` to replace.
     pub github_environment: String,
+    /// Deploy only when these checks passed (`*`: all of the commit's).
+    pub require_checks: Vec<String>,
     pub filter: crate::filter::EnvFilter,
     pub allow_forks: bool,
     pub github_repository: Option<String>,
@@ -155,7 +157,17 @@ impl Settings {
                 })
                 .transpose()?,
         };
+        let require_checks: Vec<String> = c.require_checks.clone().unwrap_or_default();
+        if let Some(bad) = require_checks
+            .iter()
+            .find(|n| n.trim().is_empty() || n.len() > 200 || n.chars().any(char::is_control))
+        {
+            return Err(Error::config(format!(
+                "require_checks in .flux-ephemeral.yaml: {bad:?} is not a check name (or `*` for all)"
+            )));
+        }
         Ok(Settings {
+            require_checks,
             lifecycle,
             github_environment: c
                 .github_environment

@@ -38,6 +38,10 @@ pub struct HandleCmd {
     /// GitLab's URL, e.g. https://gitlab.example.com [env: CI_API_V4_URL, GITLAB_URL]
     #[arg(long, value_name = "URL")]
     gitlab_url: Option<String>,
+    /// With require_checks: wait up to this long for the commit's checks to pass before
+    /// answering "waiting" (a CI job that runs after the build)
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    wait_checks: Option<std::time::Duration>,
     #[command(flatten)]
     gitops: GitOpsArgs,
     #[command(flatten)]
@@ -70,6 +74,7 @@ impl HandleCmd {
             artifact: self.steps.artifact.options(),
             notify: self.steps.notify.options(),
             wait: Some(self.steps.wait.options()),
+            wait_checks: self.wait_checks,
         };
         let name = self.event_name.as_deref();
         handler.handle(self.forge(name), name, &body, &mode)

@@ -153,6 +153,7 @@ impl ServeCmd {
                 artifact: Default::default(),
                 notify: self.notify.options(),
                 wait: None,
+                wait_checks: None,
             },
             mode: Mode {
                 format,

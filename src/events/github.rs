@@ -139,7 +139,7 @@ pub fn handles(event_name: &str) -> bool {
     matches!(
         event_name,
         "issue_comment" | "pull_request" | "pull_request_target"
-    )
+    ) || super::github_checks::handles(event_name)
 }
 
 /// Parse a GitHub event by its name (`X-GitHub-Event`, `GITHUB_EVENT_NAME`).
@@ -151,6 +151,7 @@ fn parse_unchecked(event_name: &str, body: &str, prefixes: &Prefixes) -> Result<
     let bad =
         |e: serde_json::Error| Error::input(format!("malformed GitHub {event_name} payload: {e}"));
     match event_name {
+        name if super::github_checks::handles(name) => super::github_checks::parse(name, body),
         "issue_comment" => {
             let e: IssueComment = serde_json::from_str(body).map_err(bad)?;
             if e.action != "created" {

@@ -2,6 +2,7 @@
 //! without I/O.
 
 pub mod github;
+mod github_checks;
 pub mod gitlab;
 
 use crate::command::{Command, ParseError};
@@ -152,6 +153,11 @@ pub enum Trigger {
     /// preview).
     ReadyForReview {
         labels: Vec<String>,
+    },
+    /// A check of `sha` completed: a preview waiting for its checks may go now. Only the API's
+    /// answers decide (the payload names the commit, nothing more).
+    ChecksCompleted {
+        sha: String,
     },
 }
 

@@ -472,6 +472,24 @@ impl ChangeForge for GitHubChanges {
         Ok(())
     }
 
+    fn checks(&self, sha: &str) -> Result<Vec<crate::checks::Check>> {
+        self.runtime.block_on(self.github.checks(sha))
+    }
+
+    fn bot_login(&self) -> Option<String> {
+        let b = match self.bot.get() {
+            Some(b) => b.clone(),
+            None => {
+                let b = self.runtime.block_on(self.github.bot_login()).ok()?;
+                self.bot.get_or_init(|| b).clone()
+            }
+        };
+        match b {
+            BotLogin::Known(login) => Some(login),
+            _ => None,
+        }
+    }
+
     fn reply_url(&self, number: u64) -> Option<String> {
         self.replies.lock().ok()?.get(&number).cloned()
     }

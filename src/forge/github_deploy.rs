@@ -2,7 +2,7 @@
 //! URL. One transient, non-production deployment of the head commit per deploy, its statuses
 //! (`in_progress`, then `success` with `environment_url` and `log_url`, or `failure`), and
 //! `inactive` when the preview is removed. The token needs `deployments: write`; without it the
-//! callers only warn.
+//! callers only warn. Also the checks of a commit, for `require_checks`.
 
 use serde::Deserialize;
 
@@ -27,6 +27,48 @@ struct Deployment {
 }
 
 impl GitHub {
+    /// The checks of `sha`: its check runs (100 at most, GitHub's page) and its commit statuses.
+    pub async fn checks(&self, sha: &str) -> Result<Vec<crate::checks::Check>> {
+        #[derive(Deserialize)]
+        struct Runs {
+            check_runs: Vec<Run>,
+        }
+        #[derive(Deserialize)]
+        struct Run {
+            name: String,
+            status: String,
+            conclusion: Option<String>,
+        }
+        let sha = super::checked_sha(sha.to_string(), "the caller")?;
+        let route = format!(
+            "/repos/{}/{}/commits/{sha}/check-runs",
+            self.owner, self.repo
+        );
+        let runs: Runs = self
+            .client
+            .get(&route, Some(&[("per_page", "100")]))
+            .await
+            .map_err(|e| self.err("read the check runs", e))?;
+        let mut out: Vec<crate::checks::Check> = runs
+            .check_runs
+            .into_iter()
+            .map(|r| crate::checks::Check {
+                state: crate::checks::of_check_run(&r.status, r.conclusion.as_deref()),
+                name: r.name,
+            })
+            .collect();
+        out.extend(
+            self.commit_statuses(&sha)
+                .await?
+                .into_iter()
+                .map(|s| crate::checks::Check {
+                    state: crate::checks::of_status(&s.state),
+                    name: s.context,
+                }),
+        );
+        Ok(out)
+    }
+
     /// Create the deployment of `sha` to `environment`; its id.
     pub async fn create_deployment(&self, sha: &str, environment: &str) -> Result<u64> {
         let sha = super::checked_sha(sha.to_string(), "the caller")?;

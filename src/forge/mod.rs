@@ -72,6 +72,14 @@ pub trait ChangeForge {
     fn open_changes(&self) -> Result<Vec<OpenChange>>;
     /// The paths pull/merge request `number` changes (paged; a failed page fails it).
     fn changed_files(&self, number: u64) -> Result<Vec<String>>;
+    /// The checks of `sha` (GitHub check runs and commit statuses), for `require_checks`.
+    fn checks(&self, _sha: &str) -> Result<Vec<crate::checks::Check>> {
+        Ok(Vec::new())
+    }
+    /// The bot's own login, once known (its statuses are the ones it may act on).
+    fn bot_login(&self) -> Option<String> {
+        None
+    }
     /// The web address of the bot's comment on `number`, once it has replied.
     fn reply_url(&self, _number: u64) -> Option<String> {
         None
@@ -160,6 +168,12 @@ impl ChangeForge for DryRun<'_> {
     }
     fn reply_url(&self, number: u64) -> Option<String> {
         self.inner.reply_url(number)
+    }
+    fn checks(&self, sha: &str) -> Result<Vec<crate::checks::Check>> {
+        self.inner.checks(sha)
+    }
+    fn bot_login(&self) -> Option<String> {
+        self.inner.bot_login()
     }
     fn start_deployment(&self, sha: &str, environment: &str) -> Result<Option<u64>> {
         if !self.enabled {

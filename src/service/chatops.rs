@@ -17,6 +17,7 @@ use super::environment::{self, Mode, Wanted};
 use super::input::EnvInput;
 use crate::change_filter::Skip;
 use crate::chatops::{decide, trusted, Answer, Decision, LifeCommand};
+use crate::checks::Gate;
 use crate::config::bounded_ttl;
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::{ChangeState, Event};
@@ -135,6 +136,8 @@ pub struct Context {
     pub artifact: ArtifactOptions,
     pub notify: NotifyOptions,
     pub wait: Option<WaitOptions>,
+    /// With `require_checks`: poll the checks this long before answering "waiting".
+    pub wait_checks: Option<Duration>,
 }
 
 impl Context {
@@ -146,6 +149,7 @@ impl Context {
             artifact: ArtifactOptions::default(),
             notify: NotifyOptions::default(),
             wait: None,
+            wait_checks: None,
         }
     }
 }
@@ -240,14 +244,32 @@ pub fn prepare<'f>(
         enabled: ctx.mode.dry_run,
     };
     let s = &ctx.settings;
+    let (decision, needs_trust) = decide(&event, &s.chat);
+    let done = |h| Ok(Step::Done(h));
+    // A completed check releases a preview that waits for its checks: only the bot's own
+    // waiting status on the change's current head, read from the API, says one does.
+    let mut released = false;
+    let decision = match decision {
+        Decision::Release { sha } => match waiting_change(&forge, &event, &sha)? {
+            Some(number) => {
+                event.change.number = number;
+                event.change.branch = None;
+                released = true;
+                Decision::Deploy {
+                    ttl: None,
+                    only_if_present: false,
+                }
+            }
+            None => return done(Handled::only("ignored", "no preview waits for this commit")),
+        },
+        d => d,
+    };
     let number = event.change.number;
     let reply = |body: String| {
         if let Err(e) = forge.reply(number, &body) {
             tracing::warn!("could not reply: {e}");
         }
     };
-    let (decision, needs_trust) = decide(&event, &s.chat);
-    let done = |h| Ok(Step::Done(h));
     match decision {
         Decision::Ignore(reason) => return done(Handled::only("ignored", reason)),
         Decision::Answer(Answer::Help) => {
@@ -360,8 +382,15 @@ pub fn prepare<'f>(
         reply(replies::refused(&event.actor.login, &why));
         return done(Handled::only("refused", why));
     }
-    // The filters: drafts, excluded labels, bots' changes, paths.
-    let explicit = matches!(event.trigger, crate::events::Trigger::Comment(_));
+    if released && c.sha.as_deref() != event_sha(&event.trigger) {
+        return done(Handled::only(
+            "ignored",
+            "checks of a commit that is no longer the head",
+        ));
+    }
+    // The filters: drafts, excluded labels, bots' changes, paths. A released request was a
+    // trusted person's or passed them before.
+    let explicit = released || matches!(event.trigger, crate::events::Trigger::Comment(_));
     if let Some(skip) = filtered(c, explicit, only_if_present, &forge, &s.chat.filters)? {
         let why = skip.describe();
         if explicit {
@@ -378,6 +407,30 @@ pub fn prepare<'f>(
             })));
         }
         return done(Handled::only("ignored", why));
+    }
+    // Deploy only when CI is green.
+    if let (false, Some(sha)) = (s.require_checks.is_empty(), c.sha.clone()) {
+        match gate(&forge, &sha, &s.require_checks, ctx.wait_checks)? {
+            Gate::Green => {}
+            Gate::Waiting(names) => {
+                let text = replies::waiting_status(&names);
+                if !released {
+                    if let Err(e) = forge.set_status(&sha, Status::Pending, &text, None) {
+                        tracing::warn!("could not set the commit status: {e}");
+                    }
+                    reply(replies::waiting_for_checks(&names));
+                }
+                return done(Handled::only("waiting", text));
+            }
+            Gate::Failed(name) => {
+                let text = replies::check_failed(&name);
+                if let Err(e) = forge.set_status(&sha, Status::Failure, &text, None) {
+                    tracing::warn!("could not set the commit status: {e}");
+                }
+                reply(format!("{}\n{text}.", crate::events::REPLY_MARKER));
+                return done(Handled::only("refused", text));
+            }
+        }
     }
     let ttl = match ttl
         .as_deref()
@@ -696,6 +749,64 @@ pub fn finish(p: &Pending, applied: Result<Applied>, ctx: &Context) -> Result<Ha
     }
 }
 
+/// The commit a `ChecksCompleted` event names.
+fn event_sha(t: &crate::events::Trigger) -> Option<&str> {
+    match t {
+        crate::events::Trigger::ChecksCompleted { sha } => Some(sha),
+        _ => None,
+    }
+}
+
+/// The open change whose head is `sha` and on which the bot's own latest `flux-ephemeral`
+/// status says it waits for checks; its number.
+fn waiting_change(forge: &dyn ChangeForge, event: &Event, sha: &str) -> Result<Option<u64>> {
+    let statuses = forge.commit_statuses(sha)?;
+    let bot = forge.bot_login();
+    let waiting = statuses
+        .iter()
+        .filter(|st| st.context == "flux-ephemeral")
+        .max_by_key(|st| st.created_at)
+        .is_some_and(|st| {
+            st.state == "pending"
+                && st.description.starts_with(replies::WAITING)
+                && bot.as_deref().is_some_and(|b| {
+                    st.author
+                        .as_deref()
+                        .is_some_and(|a| a.eq_ignore_ascii_case(b))
+                })
+        });
+    if !waiting {
+        return Ok(None);
+    }
+    if event.change.number != 0 {
+        return Ok(Some(event.change.number));
+    }
+    Ok(forge
+        .open_changes()?
+        .into_iter()
+        .find(|c| c.sha == sha)
+        .and_then(|c| c.number.parse().ok()))
+}
+
+/// The checks of `sha` against `required`, polled for up to `patience` while they run.
+fn gate(
+    forge: &dyn ChangeForge,
+    sha: &str,
+    required: &[String],
+    patience: Option<Duration>,
+) -> Result<Gate> {
+    let deadline = patience.map(|p| std::time::Instant::now() + p);
+    loop {
+        let gate = crate::checks::evaluate(required, &forge.checks(sha)?);
+        match (&gate, deadline) {
+            (Gate::Waiting(_), Some(d)) if std::time::Instant::now() < d => {
+                std::thread::sleep(Duration::from_secs(10).min(d - std::time::Instant::now()));
+            }
+            _ => return Ok(gate),
+        }
+    }
+}
+
 /// Why the filters keep this change from a preview, if they do. A push that only moves an
 /// existing preview is not stopped by the author or paths filters (they are about new
 /// previews); the changed files are read only when `paths` is set and nothing else decided.
@@ -820,5 +931,6 @@ fn describe(t: &crate::events::Trigger) -> String {
         Trigger::Pushed => "pushed new commits".into(),
         Trigger::Labels { .. } => "changed the labels".into(),
         Trigger::ReadyForReview { .. } => "marked it ready for review".into(),
+        Trigger::ChecksCompleted { .. } => "its checks passed".into(),
     }
 }

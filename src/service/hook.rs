@@ -26,6 +26,8 @@ pub struct Handler {
     pub artifact: ArtifactOptions,
     pub notify: NotifyOptions,
     pub wait: Option<WaitOptions>,
+    /// With `require_checks`, poll the checks this long before answering "waiting".
+    pub wait_checks: Option<std::time::Duration>,
 }
 
 impl Handler {
@@ -73,6 +75,7 @@ impl Handler {
             artifact: self.artifact.clone(),
             notify: self.notify.clone(),
             wait: self.wait.clone(),
+            wait_checks: self.wait_checks,
             ..chatops::Context::new(first, mode.clone())
         }
     }

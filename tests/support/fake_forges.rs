@@ -50,6 +50,8 @@ struct GitHubState {
     files: BTreeMap<(String, u64), Vec<String>>,
     /// (repo, deployment JSON with its `statuses`), oldest first.
     deployments: Vec<(String, Value)>,
+    /// (repo, sha) → check runs.
+    check_runs: BTreeMap<(String, String), Vec<Value>>,
     /// Answer 500 for this page of a files listing.
     failing_files_page: Option<usize>,
     /// At most this many items a page in lists (GitHub allows 100).
@@ -139,6 +141,23 @@ impl FakeGitHub {
         self.state.lock().unwrap().files.insert(
             (repo.into(), number),
             files.iter().map(|f| f.to_string()).collect(),
+        );
+    }
+
+    /// Set check run `name` of `sha` (`status` queued/in_progress/completed, `conclusion`).
+    pub fn check_run(
+        &self,
+        repo: &str,
+        sha: &str,
+        name: &str,
+        status: &str,
+        conclusion: Option<&str>,
+    ) {
+        let mut s = self.state.lock().unwrap();
+        let runs = s.check_runs.entry((repo.into(), sha.into())).or_default();
+        runs.retain(|r| r["name"] != name);
+        runs.push(
+            json!({"name": name, "status": status, "conclusion": conclusion, "head_sha": sha}),
         );
     }
 
@@ -329,6 +348,14 @@ impl Respond for GitHubResponder {
                         answer.insert_header("Link", format!("<{next}>; rel=\"next\"").as_str());
                 }
                 answer
+            }
+            ("GET", ["repos", o, r, "commits", sha, "check-runs"]) => {
+                let runs = s
+                    .check_runs
+                    .get(&(format!("{o}/{r}"), sha.to_string()))
+                    .cloned()
+                    .unwrap_or_default();
+                ok(json!({"total_count": runs.len(), "check_runs": runs}))
             }
             ("POST", ["repos", o, r, "deployments"]) => {
                 s.next_id += 1;

@@ -1,0 +1,209 @@
+//! Deploy only when CI is green (`require_checks`), end to end through `handle` (the code path
+//! `serve` runs for each delivery) with the shared fake GitHub: a request waits and says so, a
+//! completed check releases it, a failed check deploys nothing, a check of a commit nobody waits
+//! for changes nothing, and `--wait-checks` polls.
+
+mod support;
+
+use serde_json::{json, Value};
+use support::fake_forges::{github_pull, FakeGitHub};
+use support::payloads::github_comment;
+use support::{Run, TestEnv};
+
+const SHA: &str = "ec26c3e57ca3a959ca5aad62de7213c562f8c821";
+const BRANCH: &str = "feature/checked";
+
+async fn world() -> (TestEnv, FakeGitHub) {
+    let env = TestEnv::new();
+    env.commit_as_other(
+        &[(
+            ".flux-ephemeral.yaml",
+            Some(
+                "source_url: https://github.com/org/app.git\ngithub_repository: org/app\n\
+                 require_checks: [build, test]\n",
+            ),
+        )],
+        "config",
+    );
+    let gh = FakeGitHub::start("bot").await;
+    gh.permission("org/app", "writer", "write");
+    gh.pull("org/app", github_pull("org/app", 7, BRANCH, SHA, "org/app"));
+    (env, gh)
+}
+
+async fn handle(env: &TestEnv, gh: &FakeGitHub, name: &str, event: &Value, extra: &[&str]) -> Run {
+    let file = env.path("event.json");
+    std::fs::write(&file, event.to_string()).unwrap();
+    let mut c = env.command();
+    c.args([
+        "handle",
+        "--event-name",
+        name,
+        "--event-file",
+        file.to_str().unwrap(),
+    ])
+    .args(["--repo", env.remote.to_str().unwrap(), "--output", "json"])
+    .args(extra)
+    .env("GITHUB_API_URL", gh.uri())
+    .env("GITHUB_TOKEN", "ghs-test-token");
+    support::run_async(c).await
+}
+
+fn check_run_event(sha: &str, numbers: &[u64]) -> Value {
+    let prs: Vec<Value> = numbers.iter().map(|n| json!({"number": n})).collect();
+    json!({"action": "completed",
+           "check_run": {"name": "test", "head_sha": sha, "status": "completed", "conclusion": "success", "pull_requests": prs},
+           "repository": {"full_name": "org/app", "clone_url": "https://github.com/org/app.git"},
+           "sender": {"login": "github-actions[bot]", "id": 41898282}})
+}
+
+fn deployed(env: &TestEnv) -> bool {
+    env.sync_file(&support::slug_of(BRANCH)).is_some()
+}
+
+fn said(gh: &FakeGitHub) -> String {
+    gh.comments("org/app", 7)
+        .last()
+        .and_then(|c| c["body"].as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_waits_for_its_checks_and_a_completed_check_releases_it() {
+    let (env, gh) = world().await;
+    gh.check_run("org/app", SHA, "build", "completed", Some("success"));
+    gh.check_run("org/app", SHA, "test", "in_progress", None);
+    let commits = env.commit_count();
+    let out = handle(
+        &env,
+        &gh,
+        "issue_comment",
+        &github_comment("org/app", 7, "writer", "/deploy-ephemeral"),
+        &[],
+    )
+    .await
+    .ok()
+    .json();
+    assert_eq!(out["action"], "waiting", "{out}");
+    assert!(said(&gh).contains("waits for test"), "{}", said(&gh));
+    let statuses = gh.statuses("org/app");
+    assert_eq!(statuses.last().unwrap().1, "pending");
+    assert!(statuses
+        .last()
+        .unwrap()
+        .2
+        .starts_with("waiting for checks: test"));
+    assert_eq!(env.commit_count(), commits, "nothing deployed yet");
+
+    // A check of a commit nobody waits for changes nothing.
+    let other = "2222222222222222222222222222222222222222";
+    let out = handle(&env, &gh, "check_run", &check_run_event(other, &[9]), &[])
+        .await
+        .ok()
+        .json();
+    assert_eq!(out["action"], "ignored", "{out}");
+
+    // test passes: the check_run event releases the preview.
+    gh.check_run("org/app", SHA, "test", "completed", Some("success"));
+    let out = handle(&env, &gh, "check_run", &check_run_event(SHA, &[7]), &[])
+        .await
+        .ok()
+        .json();
+    assert_eq!(out["action"], "deployed", "{out}");
+    assert!(deployed(&env));
+    assert!(said(&gh).contains("feature-checked"), "{}", said(&gh));
+    assert_eq!(gh.statuses("org/app").last().unwrap().1, "success");
+
+    // Released once: a second completed check finds nobody waiting.
+    let out = handle(&env, &gh, "check_run", &check_run_event(SHA, &[7]), &[])
+        .await
+        .ok()
+        .json();
+    assert_eq!(out["action"], "ignored", "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_status_event_without_a_pull_request_finds_the_waiting_change() {
+    let (env, gh) = world().await;
+    handle(
+        &env,
+        &gh,
+        "issue_comment",
+        &github_comment("org/app", 7, "writer", "/deploy-ephemeral"),
+        &[],
+    )
+    .await
+    .ok();
+    assert!(!deployed(&env));
+    gh.post_status("org/app", SHA, "build", "success", "built");
+    gh.post_status("org/app", SHA, "test", "success", "tested");
+    let status = json!({"sha": SHA, "state": "success", "context": "test",
+        "repository": {"full_name": "org/app"}, "sender": {"login": "ci"}});
+    let out = handle(&env, &gh, "status", &status, &[]).await.ok().json();
+    assert_eq!(out["action"], "deployed", "{out}");
+    assert!(deployed(&env));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_check_deploys_nothing_and_says_which() {
+    let (env, gh) = world().await;
+    gh.check_run("org/app", SHA, "build", "completed", Some("success"));
+    gh.check_run("org/app", SHA, "test", "completed", Some("failure"));
+    let commits = env.commit_count();
+    let out = handle(
+        &env,
+        &gh,
+        "issue_comment",
+        &github_comment("org/app", 7, "writer", "/deploy-ephemeral"),
+        &[],
+    )
+    .await
+    .ok()
+    .json();
+    assert_eq!(out["action"], "refused", "{out}");
+    assert!(
+        said(&gh).contains("not deployed: test failed"),
+        "{}",
+        said(&gh)
+    );
+    assert_eq!(gh.statuses("org/app").last().unwrap().1, "failure");
+    assert_eq!(env.commit_count(), commits);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn wait_checks_polls_until_they_pass() {
+    let (env, gh) = world().await;
+    gh.check_run("org/app", SHA, "build", "completed", Some("success"));
+    gh.check_run("org/app", SHA, "test", "in_progress", None);
+    let later = gh.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        later.check_run("org/app", SHA, "test", "completed", Some("success"));
+    });
+    let out = handle(
+        &env,
+        &gh,
+        "issue_comment",
+        &github_comment("org/app", 7, "writer", "/deploy-ephemeral"),
+        &["--wait-checks", "1m"],
+    )
+    .await
+    .ok()
+    .json();
+    assert_eq!(out["action"], "deployed", "{out}");
+    assert!(deployed(&env));
+}
+
+#[test]
+fn a_check_name_that_is_not_one_is_a_configuration_error() {
+    let env = TestEnv::new();
+    env.commit_as_other(
+        &[(
+            ".flux-ephemeral.yaml",
+            Some("source_url: https://github.com/org/app.git\nrequire_checks: [\"\"]\n"),
+        )],
+        "bad",
+    );
+    env.deploy(&["--branch", BRANCH])
+        .fails_with(3, "require_checks");
+}
