@@ -62,6 +62,8 @@ pub struct FileConfig {
     /// The GitHub Deployments environment of a preview [default: preview/{{ slug }}]
     /// (`{{ slug }}` and `{{ name }}` are replaced).
     pub github_environment: Option<String>,
+    /// The GitLab environment of a ChatOps preview [default: review/{{ slug }}].
+    pub gitlab_environment: Option<String>,
     /// Deploy a commit only when these checks passed (GitHub check runs and commit statuses
     /// by name; `*`: every check the commit has).
     pub require_checks: Option<Vec<String>>,
@@ -130,6 +132,7 @@ pub struct AppConfig {
     pub sleep_after: Option<String>,
     pub awake_hours: Option<String>,
     pub github_environment: Option<String>,
+    pub gitlab_environment: Option<String>,
     pub require_checks: Option<Vec<String>>,
     pub skip_drafts: Option<bool>,
     pub ignore_authors: Option<Vec<String>>,
@@ -177,6 +180,7 @@ impl AppConfig {
             sleep_after: a.sleep_after,
             awake_hours: a.awake_hours,
             github_environment: a.github_environment,
+            gitlab_environment: a.gitlab_environment,
             require_checks: a.require_checks,
             skip_drafts: a.skip_drafts,
             ignore_authors: a.ignore_authors,
@@ -253,6 +257,7 @@ impl FileConfig {
             deploy_command,
             destroy_command,
             github_environment,
+            gitlab_environment,
             require_checks,
             skip_drafts,
             ignore_authors,

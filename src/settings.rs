@@ -26,6 +26,8 @@ pub struct Settings {
     pub lifecycle: crate::lifecycle::Policy,
     /// The GitHub Deployments environment name, with `{{ slug }}` and `{{ name }}` to replace.
     pub github_environment: String,
+    /// The GitLab environment of a ChatOps preview, likewise [default: review/{{ slug }}].
+    pub gitlab_environment: String,
     /// Deploy only when these checks passed (`*`: all of the commit's).
     pub require_checks: Vec<String>,
     pub filter: crate::filter::EnvFilter,
@@ -174,6 +176,11 @@ impl Settings {
                 .clone()
                 .filter(|e| !e.trim().is_empty())
                 .unwrap_or_else(|| "preview/{{ slug }}".into()),
+            gitlab_environment: c
+                .gitlab_environment
+                .clone()
+                .filter(|e| !e.trim().is_empty())
+                .unwrap_or_else(|| "review/{{ slug }}".into()),
             render: RenderSettings {
                 prefix: c.app.unwrap_or(d.prefix),
                 flux_namespace: c.flux_namespace.unwrap_or(d.flux_namespace),
@@ -238,10 +245,15 @@ impl Settings {
         Renderer::new(&self.template, &text, self.render.clone())
     }
 
-    /// The GitHub Deployments environment of the preview `slug`.
-    pub fn deployment_environment(&self, slug: &str) -> String {
+    /// The environment of the preview `slug`: GitHub Deployments' (`github_environment`), or
+    /// GitLab's (`gitlab_environment`).
+    pub fn deployment_environment(&self, slug: &str, gitlab: bool) -> String {
         let name = self.render.object_name(slug);
-        let mut e = self.github_environment.clone();
+        let mut e = if gitlab {
+            self.gitlab_environment.clone()
+        } else {
+            self.github_environment.clone()
+        };
         for (k, v) in [("slug", slug), ("name", name.as_str())] {
             e = e
                 .replace(&format!("{{{{ {k} }}}}"), v)

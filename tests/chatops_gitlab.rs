@@ -231,3 +231,56 @@ async fn the_bots_note_is_edited_not_repeated() {
         "the bot's own note is edited: {notes:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_chatops_preview_gets_a_gitlab_environment_with_its_url_and_it_stops_on_destroy() {
+    let env = TestEnv::new();
+    env.commit_as_other(
+        &[(
+            ".flux-ephemeral.yaml",
+            Some(
+                "source_url: https://git.example.com/org/app.git\n\
+                 preview_url: \"https://{{ slug }}.preview.example.com\"\n",
+            ),
+        )],
+        "preview URL",
+    );
+    let server = fake_gitlab().await;
+    let out = handle(&env, &server, "Note Hook", &note(1, "/deploy-ephemeral"))
+        .await
+        .ok()
+        .json();
+    assert_eq!(out["action"], "deployed", "{out}");
+    let slug = support::slug_of("master");
+    let envs = server.environments(5);
+    let e = envs
+        .iter()
+        .find(|e| e["name"] == format!("review/{slug}").as_str())
+        .unwrap_or_else(|| panic!("no review environment: {envs:?}"));
+    assert_eq!(e["tier"], "development");
+    assert_eq!(
+        e["external_url"],
+        format!("https://{slug}.preview.example.com").as_str()
+    );
+    // A deployment of the MR's head in it, so the MR widget shows "View app".
+    let deployments = server.deployments(5);
+    let d = deployments
+        .iter()
+        .find(|d| d["environment"] == format!("review/{slug}").as_str())
+        .unwrap_or_else(|| panic!("no deployment: {deployments:?}"));
+    assert_eq!(d["sha"], SHA);
+    assert_eq!(d["ref"], "master");
+    assert_eq!(d["status"], "success");
+
+    let out = handle(&env, &server, "Note Hook", &note(1, "/destroy-ephemeral"))
+        .await
+        .ok()
+        .json();
+    assert_eq!(out["action"], "destroyed", "{out}");
+    let envs = server.environments(5);
+    let e = envs
+        .iter()
+        .find(|e| e["name"] == format!("review/{slug}").as_str())
+        .unwrap();
+    assert_eq!(e["state"], "stopping", "{e}");
+}

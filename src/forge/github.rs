@@ -494,7 +494,7 @@ impl ChangeForge for GitHubChanges {
         self.replies.lock().ok()?.get(&number).cloned()
     }
 
-    fn start_deployment(&self, sha: &str, environment: &str) -> Result<Option<u64>> {
+    fn start_deployment(&self, sha: &str, _branch: &str, environment: &str) -> Result<Option<u64>> {
         self.runtime
             .block_on(self.github.create_deployment(sha, environment))
             .map(Some)

@@ -262,6 +262,8 @@ pub struct GitLabChanges {
     pub project: String,
     /// The token's user: the only author whose notes are the bot's.
     me: std::sync::OnceLock<u64>,
+    /// Deployment id → its environment, for the URL when it succeeds.
+    deployments: std::sync::Mutex<std::collections::BTreeMap<u64, String>>,
 }
 
 impl GitLabChanges {
@@ -270,6 +272,7 @@ impl GitLabChanges {
             gitlab,
             project,
             me: std::sync::OnceLock::new(),
+            deployments: Default::default(),
         }
     }
 
@@ -452,6 +455,54 @@ impl ChangeForge for GitLabChanges {
                 .map(|e| e.name)
                 .collect(),
         ))
+    }
+
+    fn is_gitlab(&self) -> bool {
+        true
+    }
+
+    fn start_deployment(&self, sha: &str, branch: &str, environment: &str) -> Result<Option<u64>> {
+        self.gitlab
+            .save_environment(&self.project, environment, None)?;
+        let id = self
+            .gitlab
+            .create_deployment(&self.project, environment, sha, branch)?;
+        if let Ok(mut m) = self.deployments.lock() {
+            m.insert(id, environment.to_string());
+        }
+        Ok(Some(id))
+    }
+
+    fn deployment_status(
+        &self,
+        id: u64,
+        state: super::DeploymentState,
+        environment_url: Option<&str>,
+        _log_url: Option<&str>,
+        _description: &str,
+    ) -> Result<()> {
+        use super::DeploymentState::*;
+        let env = self
+            .deployments
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&id).cloned());
+        match state {
+            InProgress | Inactive => Ok(()),
+            Success => {
+                if let (Some(env), Some(url)) = (env, environment_url) {
+                    self.gitlab
+                        .save_environment(&self.project, &env, Some(url))?;
+                }
+                self.gitlab.finish_deployment(&self.project, id, true)
+            }
+            Failure => self.gitlab.finish_deployment(&self.project, id, false),
+        }
+    }
+
+    fn deactivate_environment(&self, environment: &str) -> Result<()> {
+        self.gitlab
+            .stop_named_environment(&self.project, environment)
     }
 
     fn changed_files(&self, number: u64) -> Result<Vec<String>> {

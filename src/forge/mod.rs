@@ -3,6 +3,7 @@
 pub mod github;
 mod github_deploy;
 pub mod gitlab;
+mod gitlab_environments;
 
 use crate::error::Result;
 use crate::events::{Actor, Change};
@@ -86,8 +87,17 @@ pub trait ChangeForge {
     }
     /// Record a deployment of `sha` to `environment` where the forge has deployments (GitHub);
     /// its id, or `None` where it has none.
-    fn start_deployment(&self, _sha: &str, _environment: &str) -> Result<Option<u64>> {
+    fn start_deployment(
+        &self,
+        _sha: &str,
+        _branch: &str,
+        _environment: &str,
+    ) -> Result<Option<u64>> {
         Ok(None)
+    }
+    /// GitLab names environments `review/…`, GitHub `preview/…` by default.
+    fn is_gitlab(&self) -> bool {
+        false
     }
     fn deployment_status(
         &self,
@@ -175,9 +185,12 @@ impl ChangeForge for DryRun<'_> {
     fn bot_login(&self) -> Option<String> {
         self.inner.bot_login()
     }
-    fn start_deployment(&self, sha: &str, environment: &str) -> Result<Option<u64>> {
+    fn is_gitlab(&self) -> bool {
+        self.inner.is_gitlab()
+    }
+    fn start_deployment(&self, sha: &str, branch: &str, environment: &str) -> Result<Option<u64>> {
         if !self.enabled {
-            return self.inner.start_deployment(sha, environment);
+            return self.inner.start_deployment(sha, branch, environment);
         }
         eprintln!("dry run: would record a deployment of {sha} to {environment}");
         Ok(None)

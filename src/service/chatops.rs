@@ -653,11 +653,14 @@ pub fn finish(p: &Pending, applied: Result<Applied>, ctx: &Context) -> Result<Ha
                 )
             };
             p.reply(deployed(None));
-            // GitHub Deployments: the pull request shows "View deployment" with the URL.
-            let deployment = match (&o.sha, o.action.changed()) {
-                (Some(sha), true) => {
-                    super::deployments::start(&p.forge, sha, &s.deployment_environment(&o.slug))
-                }
+            // GitHub Deployments ("View deployment") or a GitLab environment ("View app").
+            let deployment = match (&o.sha, &o.branch, o.action.changed()) {
+                (Some(sha), Some(branch), true) => super::deployments::start(
+                    &p.forge,
+                    sha,
+                    branch,
+                    &s.deployment_environment(&o.slug, p.forge.is_gitlab()),
+                ),
                 _ => None,
             };
             let log_url = p.forge.reply_url(event.change.number);
@@ -726,7 +729,10 @@ pub fn finish(p: &Pending, applied: Result<Applied>, ctx: &Context) -> Result<Ha
                 p.reply(replies::destroyed(&o.slug, commit.as_deref(), &why));
             }
             if o.action == Action::Destroyed {
-                super::deployments::deactivate(&p.forge, &s.deployment_environment(&o.slug));
+                super::deployments::deactivate(
+                    &p.forge,
+                    &s.deployment_environment(&o.slug, p.forge.is_gitlab()),
+                );
             }
             let action = match (o.action == Action::Destroyed, mode.dry_run) {
                 (false, _) => "unchanged",

@@ -301,7 +301,10 @@ impl Cleanup {
             );
             if let Some(f) = forge.replies() {
                 for r in &removed {
-                    super::deployments::deactivate(f, &settings.deployment_environment(&r.slug));
+                    super::deployments::deactivate(
+                        f,
+                        &settings.deployment_environment(&r.slug, f.is_gitlab()),
+                    );
                 }
             }
             if let (Some(replies), false) = (forge.replies(), self.no_comment) {

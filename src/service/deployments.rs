@@ -1,5 +1,6 @@
-//! The preview where people look on GitHub: a Deployment per deploy, its statuses, and
-//! `inactive` on removal. Every failure of the Deployments API (a token without
+//! The preview where people look: on GitHub a Deployment per deploy, its statuses, and
+//! `inactive` on removal; on GitLab an environment with the preview's URL, a deployment in it,
+//! and the environment stopped on removal. Every failure of those APIs (a token without
 //! `deployments: write`) is a warning: the preview itself is deployed all the same.
 
 use crate::forge::{ChangeForge, DeploymentState};
@@ -11,13 +12,18 @@ pub struct Tracked<'f> {
 }
 
 fn warn(what: &str, e: crate::error::Error) {
-    tracing::warn!("GitHub Deployments: could not {what}: {e}");
+    tracing::warn!("deployments: could not {what}: {e}");
 }
 
-/// Record a deployment of `sha` to `environment` and mark it in progress; `None` where the
-/// forge has no deployments, or the API refused.
-pub fn start<'f>(forge: &'f dyn ChangeForge, sha: &str, environment: &str) -> Option<Tracked<'f>> {
-    let id = match forge.start_deployment(sha, environment) {
+/// Record a deployment of `sha` (on `branch`) to `environment` and mark it in progress; `None`
+/// where the forge has no deployments, or the API refused.
+pub fn start<'f>(
+    forge: &'f dyn ChangeForge,
+    sha: &str,
+    branch: &str,
+    environment: &str,
+) -> Option<Tracked<'f>> {
+    let id = match forge.start_deployment(sha, branch, environment) {
         Ok(Some(id)) => id,
         Ok(None) => return None,
         Err(e) => {

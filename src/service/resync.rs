@@ -282,7 +282,10 @@ pub fn resync(
                 _ => None,
             });
             for slug in destroyed.chain(expired.iter().map(|s| s.slug.as_str())) {
-                super::deployments::deactivate(forge, &settings.deployment_environment(slug));
+                super::deployments::deactivate(
+                    forge,
+                    &settings.deployment_environment(slug, forge.is_gitlab()),
+                );
             }
         }
     }

@@ -653,6 +653,29 @@ impl FakeGitLab {
             .push(env);
     }
 
+    /// The environments of `project`, as created or edited.
+    pub fn environments(&self, project: u64) -> Vec<Value> {
+        self.state
+            .lock()
+            .unwrap()
+            .environments
+            .get(&project)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The deployments of `project` (created through the API or set up), by id.
+    pub fn deployments(&self, project: u64) -> Vec<Value> {
+        self.state
+            .lock()
+            .unwrap()
+            .deployments
+            .iter()
+            .filter(|((p, _), _)| *p == project)
+            .map(|(_, d)| d.clone())
+            .collect()
+    }
+
     /// A commit status someone else (Flux's notification Provider) posts.
     pub fn post_status(
         &self,
@@ -709,6 +732,8 @@ impl Respond for GitLabResponder {
         let form: BTreeMap<String, String> = url::form_urlencoded::parse(&req.body)
             .into_owned()
             .collect();
+        // JSON (our own endpoints) or a form (the gitlab crate's).
+        let body: Value = serde_json::from_slice(&req.body).unwrap_or_else(|_| json!(form));
         let query = |k: &str| {
             req.url
                 .query_pairs()
@@ -800,6 +825,7 @@ impl Respond for GitLabResponder {
                     return not_found();
                 };
                 let want = query("states");
+                let name = query("name");
                 let list: Vec<Value> = s
                     .environments
                     .get(&p)
@@ -807,8 +833,62 @@ impl Respond for GitLabResponder {
                     .unwrap_or_default()
                     .into_iter()
                     .filter(|e| want.as_deref().is_none_or(|w| e["state"] == w))
+                    .filter(|e| name.as_deref().is_none_or(|n| e["name"] == n))
                     .collect();
                 ok(Value::Array(list))
+            }
+            ("POST", ["projects", p, "environments"]) => {
+                let Some(p) = project(p) else {
+                    return not_found();
+                };
+                s.next_id += 1;
+                let mut e = body.clone();
+                e["id"] = json!(s.next_id);
+                e["state"] = json!("available");
+                s.environments.entry(p).or_default().push(e.clone());
+                ResponseTemplate::new(201).set_body_json(e)
+            }
+            ("PUT", ["projects", p, "environments", id]) => {
+                let (Some(p), Ok(id)) = (project(p), id.parse::<u64>()) else {
+                    return not_found();
+                };
+                match s
+                    .environments
+                    .get_mut(&p)
+                    .and_then(|l| l.iter_mut().find(|e| e["id"] == id))
+                {
+                    Some(e) => {
+                        for (k, v) in body.as_object().cloned().unwrap_or_default() {
+                            e[k.as_str()] = v;
+                        }
+                        e["state"] = json!("available");
+                        ok(e.clone())
+                    }
+                    None => not_found(),
+                }
+            }
+            ("POST", ["projects", p, "deployments"]) => {
+                let Some(p) = project(p) else {
+                    return not_found();
+                };
+                s.next_id += 1;
+                let id = s.next_id;
+                let mut d = body.clone();
+                d["id"] = json!(id);
+                s.deployments.insert((p, id), d.clone());
+                ResponseTemplate::new(201).set_body_json(d)
+            }
+            ("PUT", ["projects", p, "deployments", id]) => {
+                let (Some(p), Ok(id)) = (project(p), id.parse::<u64>()) else {
+                    return not_found();
+                };
+                match s.deployments.get_mut(&(p, id)) {
+                    Some(d) => {
+                        d["status"] = body["status"].clone();
+                        ok(d.clone())
+                    }
+                    None => not_found(),
+                }
             }
             ("POST", ["projects", p, "environments", id, "stop"]) => {
                 let (Some(p), Ok(id)) = (project(p), id.parse::<u64>()) else {
