@@ -343,7 +343,9 @@ async fn gitlab_closed_merge_requests_and_stopped_environments() {
         1
     );
     assert_eq!(count("GET /api/v4/projects/group%2Fapp/merge_requests"), 1);
-    assert_eq!(count("GET /api/v4/projects/group%2Fapp/environments"), 1);
+    // The listing, and the lookup of the closed merge request's ChatOps environment
+    // (review/<slug>) to stop it.
+    assert_eq!(count("GET /api/v4/projects/group%2Fapp/environments"), 2);
     assert!(env.sync_file("review-a").is_none() && env.sync_file("c").is_some());
     assert!(env.sync_file("review-b").is_none());
 }

@@ -300,7 +300,12 @@ impl Cleanup {
                 &mut tally,
             );
             if let Some(f) = forge.replies() {
-                for r in &removed {
+                // A GitLab environment of the CI env job is GitLab's own: stopped above only
+                // with --stop-gitlab-environments.
+                for r in removed
+                    .iter()
+                    .filter(|r| !(f.is_gitlab() && r.environment.is_some()))
+                {
                     super::deployments::deactivate(
                         f,
                         &settings.deployment_environment(&r.slug, f.is_gitlab()),
