@@ -87,7 +87,7 @@ pub fn decide(event: &Event, settings: &ChatSettings) -> (Decision, bool) {
         Trigger::Closed { .. } => (Decision::Destroy, false),
         // A push moves an environment that exists; the pusher must be trusted, or a stranger's
         // new commits would reach the cluster under a maintainer's earlier approval.
-        Trigger::Pushed => (
+        Trigger::Pushed { .. } => (
             Decision::Deploy {
                 ttl: None,
                 only_if_present: true,
@@ -202,7 +202,7 @@ mod tests {
             (Decision::Destroy, false)
         );
         assert_eq!(
-            d(Trigger::Pushed),
+            d(Trigger::Pushed { before: None }),
             (
                 Decision::Deploy {
                     ttl: None,

@@ -207,3 +207,76 @@ fn a_check_name_that_is_not_one_is_a_configuration_error() {
     env.deploy(&["--branch", BRANCH])
         .fails_with(3, "require_checks");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_periodic_pass_releases_what_a_lost_webhook_missed() {
+    let (env, gh) = world().await;
+    handle(
+        &env,
+        &gh,
+        "issue_comment",
+        &github_comment("org/app", 7, "writer", "/deploy-ephemeral"),
+        &[],
+    )
+    .await
+    .ok();
+    assert!(!deployed(&env));
+    // Both checks pass; the check_run webhook never arrives.
+    gh.check_run("org/app", SHA, "build", "completed", Some("success"));
+    gh.check_run("org/app", SHA, "test", "completed", Some("success"));
+    let mut c = env.command();
+    c.args([
+        "resync",
+        "--github-repo",
+        "org/app",
+        "--repo",
+        env.remote.to_str().unwrap(),
+    ])
+    .env("GITHUB_API_URL", gh.uri())
+    .env("GITHUB_TOKEN", "ghs-test-token");
+    support::run_async(c).await.ok();
+    assert!(deployed(&env));
+    assert_eq!(gh.statuses("org/app").last().unwrap().1, "success");
+    let docs = env.docs(&support::slug_of(BRANCH));
+    assert_eq!(docs[0]["spec"]["url"], "https://github.com/org/app.git");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_newer_push_replaces_the_request_waiting_for_the_older_commit() {
+    let (env, gh) = world().await;
+    handle(
+        &env,
+        &gh,
+        "issue_comment",
+        &github_comment("org/app", 7, "writer", "/deploy-ephemeral"),
+        &[],
+    )
+    .await
+    .ok();
+    assert!(!deployed(&env));
+    // The author pushes a fix; the new head's checks are green already.
+    let new = "3333333333333333333333333333333333333333";
+    gh.pull("org/app", github_pull("org/app", 7, BRANCH, new, "org/app"));
+    gh.check_run("org/app", new, "build", "completed", Some("success"));
+    gh.check_run("org/app", new, "test", "completed", Some("success"));
+    let push = json!({"action": "synchronize", "number": 7, "before": SHA, "after": new,
+        "pull_request": github_pull("org/app", 7, BRANCH, new, "org/app"),
+        "repository": {"full_name": "org/app", "clone_url": "https://github.com/org/app.git"},
+        "sender": {"login": "writer"}});
+    let out = handle(&env, &gh, "pull_request", &push, &[])
+        .await
+        .ok()
+        .json();
+    assert_eq!(out["action"], "deployed", "{out}");
+    assert_eq!(
+        env.docs(&support::slug_of(BRANCH))[0]["spec"]["ref"]["commit"],
+        new
+    );
+    // The old commit's checks completing later change nothing.
+    gh.check_run("org/app", SHA, "test", "completed", Some("success"));
+    let out = handle(&env, &gh, "check_run", &check_run_event(SHA, &[7]), &[])
+        .await
+        .ok()
+        .json();
+    assert_eq!(out["action"], "ignored", "{out}");
+}

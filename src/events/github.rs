@@ -38,6 +38,8 @@ struct Comment {
 #[derive(Debug, Deserialize)]
 struct PullRequestEvent {
     action: String,
+    /// The head before a `synchronize`.
+    before: Option<String>,
     repository: RepoName,
     pull_request: PullRequest,
     label: Option<Label>,
@@ -192,7 +194,9 @@ fn parse_unchecked(event_name: &str, body: &str, prefixes: &Prefixes) -> Result<
                 "closed" => Trigger::Closed {
                     merged: e.pull_request.merged.unwrap_or(false),
                 },
-                "synchronize" => Trigger::Pushed,
+                "synchronize" => Trigger::Pushed {
+                    before: e.before.filter(|b| super::is_full_sha(b)),
+                },
                 "ready_for_review" => Trigger::ReadyForReview {
                     labels: e.pull_request.label_names(),
                 },
@@ -304,7 +308,7 @@ mod tests {
         let sync =
             include_str!("../../tests/fixtures/github/pull_request.synchronize.payload.json");
         assert!(
-            matches!(parse("pull_request", sync, &P()).unwrap(), Parsed::Act(e) if e.trigger == Trigger::Pushed)
+            matches!(parse("pull_request", sync, &P()).unwrap(), Parsed::Act(e) if matches!(e.trigger, Trigger::Pushed { .. }))
         );
         let labeled = include_str!("../../tests/fixtures/github/pull_request.labeled.payload.json");
         let Parsed::Act(e) = parse("pull_request", labeled, &P()).unwrap() else {

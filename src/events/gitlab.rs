@@ -267,7 +267,9 @@ fn merge_request(m: MergeRequestHook) -> Parsed {
             }
         }
         Some("update") => match (&m.changes.labels, &mr.oldrev) {
-            (_, Some(_)) => Trigger::Pushed,
+            (_, Some(old)) => Trigger::Pushed {
+                before: Some(old.clone()).filter(|b| super::is_full_sha(b)),
+            },
             (Some(l), None) => {
                 let titles =
                     |v: &[LabelTitle]| v.iter().map(|l| l.title.clone()).collect::<Vec<_>>();
@@ -447,6 +449,6 @@ mod tests {
         let GitLabEvent::Change(Parsed::Act(e)) = parse(None, &pushed, &P()).unwrap() else {
             panic!()
         };
-        assert_eq!(e.trigger, Trigger::Pushed);
+        assert!(matches!(e.trigger, Trigger::Pushed { .. }));
     }
 }

@@ -143,8 +143,10 @@ pub enum Trigger {
     Closed {
         merged: bool,
     },
-    /// New commits on an open pull/merge request.
-    Pushed,
+    /// New commits on an open pull/merge request; `before`: the head it had.
+    Pushed {
+        before: Option<String>,
+    },
     Labels {
         added: Vec<String>,
         removed: Vec<String>,

@@ -490,6 +490,18 @@ impl ChangeForge for GitHubChanges {
         }
     }
 
+    fn clone_url(&self) -> Option<String> {
+        let api = self.github.api.trim_end_matches('/');
+        let web = match api {
+            "https://api.github.com" => "https://github.com".to_string(),
+            other => other.trim_end_matches("/api/v3").to_string(),
+        };
+        Some(format!(
+            "{web}/{}/{}.git",
+            self.github.owner, self.github.repo
+        ))
+    }
+
     fn reply_url(&self, number: u64) -> Option<String> {
         self.replies.lock().ok()?.get(&number).cloned()
     }

@@ -95,6 +95,10 @@ pub trait ChangeForge {
     ) -> Result<Option<u64>> {
         Ok(None)
     }
+    /// The repository's clone URL, where the forge's API tells it.
+    fn clone_url(&self) -> Option<String> {
+        None
+    }
     /// GitLab names environments `review/…`, GitHub `preview/…` by default.
     fn is_gitlab(&self) -> bool {
         false
@@ -187,6 +191,9 @@ impl ChangeForge for DryRun<'_> {
     }
     fn is_gitlab(&self) -> bool {
         self.inner.is_gitlab()
+    }
+    fn clone_url(&self) -> Option<String> {
+        self.inner.clone_url()
     }
     fn start_deployment(&self, sha: &str, branch: &str, environment: &str) -> Result<Option<u64>> {
         if !self.enabled {

@@ -282,6 +282,21 @@ pub fn prepare<'f>(
         }
         _ => {}
     }
+    // A push replaces a request that waited for the old head's checks: it now waits for the
+    // new head's (or deploys it, when they are green).
+    let decision = match (&decision, &event.trigger) {
+        (
+            Decision::Deploy {
+                only_if_present: true,
+                ..
+            },
+            crate::events::Trigger::Pushed { before: Some(b) },
+        ) if !s.require_checks.is_empty() && super::release::waits(&forge, b) => Decision::Deploy {
+            ttl: None,
+            only_if_present: false,
+        },
+        _ => decision,
+    };
     let only_if_present = matches!(
         decision,
         Decision::Deploy {
@@ -766,22 +781,7 @@ fn event_sha(t: &crate::events::Trigger) -> Option<&str> {
 /// The open change whose head is `sha` and on which the bot's own latest `flux-ephemeral`
 /// status says it waits for checks; its number.
 fn waiting_change(forge: &dyn ChangeForge, event: &Event, sha: &str) -> Result<Option<u64>> {
-    let statuses = forge.commit_statuses(sha)?;
-    let bot = forge.bot_login();
-    let waiting = statuses
-        .iter()
-        .filter(|st| st.context == "flux-ephemeral")
-        .max_by_key(|st| st.created_at)
-        .is_some_and(|st| {
-            st.state == "pending"
-                && st.description.starts_with(replies::WAITING)
-                && bot.as_deref().is_some_and(|b| {
-                    st.author
-                        .as_deref()
-                        .is_some_and(|a| a.eq_ignore_ascii_case(b))
-                })
-        });
-    if !waiting {
+    if !super::release::waits(forge, sha) {
         return Ok(None);
     }
     if event.change.number != 0 {
@@ -934,7 +934,7 @@ fn describe(t: &crate::events::Trigger) -> String {
         Trigger::Comment(_) => "asked in a comment".into(),
         Trigger::Closed { merged: true } => "the pull/merge request was merged".into(),
         Trigger::Closed { merged: false } => "the pull/merge request was closed".into(),
-        Trigger::Pushed => "pushed new commits".into(),
+        Trigger::Pushed { .. } => "pushed new commits".into(),
         Trigger::Labels { .. } => "changed the labels".into(),
         Trigger::ReadyForReview { .. } => "marked it ready for review".into(),
         Trigger::ChecksCompleted { .. } => "its checks passed".into(),

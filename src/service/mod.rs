@@ -14,5 +14,6 @@ pub mod hook;
 pub mod input;
 pub mod life;
 pub mod lifecycle;
+pub mod release;
 pub mod respec;
 pub mod resync;

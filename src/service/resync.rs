@@ -289,6 +289,10 @@ pub fn resync(
             }
         }
     }
+    // Requests that waited for their checks and whose completion webhook was lost.
+    if !dry_run && !settings.require_checks.is_empty() {
+        super::release::release_waiting(store, config, forge, repository, &open);
+    }
     Ok(Resynced {
         repairs,
         report,
