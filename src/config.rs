@@ -67,6 +67,8 @@ pub struct FileConfig {
     /// Deploy a commit only when these checks passed (GitHub check runs and commit statuses
     /// by name; `*`: every check the commit has).
     pub require_checks: Option<Vec<String>>,
+    /// GitLab: deploy a commit only when its newest pipeline succeeded.
+    pub require_pipeline: Option<bool>,
     /// Draft pull/merge requests get no preview [default: true].
     pub skip_drafts: Option<bool>,
     /// Authors whose changes get no automatic preview [default: dependabot[bot], renovate[bot]].
@@ -134,6 +136,7 @@ pub struct AppConfig {
     pub github_environment: Option<String>,
     pub gitlab_environment: Option<String>,
     pub require_checks: Option<Vec<String>>,
+    pub require_pipeline: Option<bool>,
     pub skip_drafts: Option<bool>,
     pub ignore_authors: Option<Vec<String>>,
     pub exclude_labels: Option<Vec<String>>,
@@ -182,6 +185,7 @@ impl AppConfig {
             github_environment: a.github_environment,
             gitlab_environment: a.gitlab_environment,
             require_checks: a.require_checks,
+            require_pipeline: a.require_pipeline,
             skip_drafts: a.skip_drafts,
             ignore_authors: a.ignore_authors,
             exclude_labels: a.exclude_labels,
@@ -259,6 +263,7 @@ impl FileConfig {
             github_environment,
             gitlab_environment,
             require_checks,
+            require_pipeline,
             skip_drafts,
             ignore_authors,
             exclude_labels,

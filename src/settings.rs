@@ -159,7 +159,11 @@ impl Settings {
                 })
                 .transpose()?,
         };
-        let require_checks: Vec<String> = c.require_checks.clone().unwrap_or_default();
+        let mut require_checks: Vec<String> = c.require_checks.clone().unwrap_or_default();
+        // GitLab's head pipeline is the check named `pipeline`.
+        if c.require_pipeline == Some(true) && !require_checks.iter().any(|n| n == "pipeline") {
+            require_checks.push("pipeline".into());
+        }
         if let Some(bad) = require_checks
             .iter()
             .find(|n| n.trim().is_empty() || n.len() > 200 || n.chars().any(char::is_control))

@@ -284,3 +284,49 @@ async fn a_chatops_preview_gets_a_gitlab_environment_with_its_url_and_it_stops_o
         .unwrap();
     assert_eq!(e["state"], "stopping", "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn require_pipeline_waits_for_the_head_pipeline_and_its_hook_releases_it() {
+    let env = TestEnv::new();
+    env.commit_as_other(
+        &[(
+            ".flux-ephemeral.yaml",
+            Some("source_url: https://git.example.com/org/app.git\nrequire_pipeline: true\n"),
+        )],
+        "require the pipeline",
+    );
+    let server = fake_gitlab().await;
+    server.pipeline(5, SHA, "running");
+    let out = handle(&env, &server, "Note Hook", &note(1, "/deploy-ephemeral"))
+        .await
+        .ok()
+        .json();
+    assert_eq!(out["action"], "waiting", "{out}");
+    assert!(
+        notes(&server).await[0].contains("waits for pipeline"),
+        "{:?}",
+        notes(&server).await
+    );
+    assert!(env.sync_file("master").is_none());
+    // The pipeline succeeds; its hook releases the preview.
+    server.pipeline(5, SHA, "success");
+    let hook = json!({"object_kind": "pipeline",
+        "object_attributes": {"id": 31, "sha": SHA, "status": "success", "ref": "master"},
+        "merge_request": {"iid": 1},
+        "project": {"id": 5, "path_with_namespace": "org/app"},
+        "user": {"id": 1, "username": "root"}});
+    let out = handle(&env, &server, "Pipeline Hook", &hook)
+        .await
+        .ok()
+        .json();
+    assert_eq!(out["action"], "deployed", "{out}");
+    assert!(env.sync_file("master").is_some());
+    // A failed pipeline deploys nothing and says so.
+    server.pipeline(5, SHA, "failed");
+    let out = handle(&env, &server, "Note Hook", &note(1, "/deploy-ephemeral"))
+        .await
+        .ok()
+        .json();
+    assert_eq!(out["action"], "refused", "{out}");
+    assert!(notes(&server).await[0].contains("not deployed: pipeline failed"));
+}

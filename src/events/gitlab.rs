@@ -42,6 +42,55 @@ struct HookUserFull {
     username: String,
 }
 
+/// A pipeline's hook: its commit and, for a merge request pipeline, the merge request.
+#[derive(Debug, Deserialize)]
+struct PipelineHook {
+    object_attributes: PipelineAttributes,
+    merge_request: Option<PipelineMergeRequest>,
+    project: ProjectId,
+    user: HookUserFull,
+}
+
+#[derive(Debug, Deserialize)]
+struct PipelineAttributes {
+    sha: String,
+    status: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct PipelineMergeRequest {
+    iid: u64,
+}
+
+/// A finished pipeline may release a preview that waits for it (the API decides).
+fn pipeline(p: PipelineHook) -> Parsed {
+    if !matches!(
+        p.object_attributes.status.as_str(),
+        "success" | "failed" | "canceled" | "skipped"
+    ) {
+        return ignore(format!(
+            "pipeline {}: not finished",
+            p.object_attributes.status
+        ));
+    }
+    let sha = p.object_attributes.sha;
+    Parsed::Act(Box::new(Event {
+        repository: p.project.path(),
+        project_id: Some(p.project.id),
+        source_url: p.project.git_http_url.clone(),
+        change: Change {
+            number: p.merge_request.map_or(0, |m| m.iid),
+            sha: Some(sha.clone()),
+            ..Change::default()
+        },
+        actor: Actor {
+            login: p.user.username,
+            id: p.user.id,
+        },
+        trigger: Trigger::ChecksCompleted { sha },
+    }))
+}
+
 #[derive(Debug, Deserialize)]
 struct NoteHook {
     user: HookUserFull,
@@ -167,7 +216,7 @@ pub enum GitLabEvent {
 pub fn handles(event_name: &str) -> bool {
     matches!(
         event_name,
-        "Note Hook" | "Merge Request Hook" | "Deployment Hook"
+        "Note Hook" | "Merge Request Hook" | "Deployment Hook" | "Pipeline Hook"
     )
 }
 
@@ -201,6 +250,11 @@ fn parse_unchecked(
         "Note Hook" => {
             let n: NoteHook = serde_json::from_value(value).map_err(|e| Error::input(format!("malformed Note Hook payload: {e}")))?;
             Ok(GitLabEvent::Change(note(n, prefixes)))
+        }
+        "Pipeline Hook" => {
+            let p: PipelineHook = serde_json::from_value(value)
+                .map_err(|e| Error::input(format!("malformed Pipeline Hook payload: {e}")))?;
+            Ok(GitLabEvent::Change(pipeline(p)))
         }
         "Merge Request Hook" => {
             let m: MergeRequestHook =

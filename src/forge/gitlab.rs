@@ -276,6 +276,22 @@ impl GitLabChanges {
         }
     }
 
+    /// The token user's login, read once (for the bot's own statuses).
+    fn my_username(&self) -> Option<String> {
+        #[derive(Deserialize)]
+        struct Me {
+            id: u64,
+            username: String,
+        }
+        let me: Me = gitlab::api::users::CurrentUser::builder()
+            .build()
+            .ok()?
+            .query(&self.gitlab.client)
+            .ok()?;
+        self.me.get_or_init(|| me.id);
+        Some(me.username)
+    }
+
     /// The id of the token's user (`GET /user`), read once.
     fn me(&self) -> Result<u64> {
         if let Some(id) = self.me.get() {
@@ -459,6 +475,40 @@ impl ChangeForge for GitLabChanges {
 
     fn is_gitlab(&self) -> bool {
         true
+    }
+
+    fn bot_login(&self) -> Option<String> {
+        self.my_username()
+    }
+
+    /// The newest pipeline of `sha`, as the check named `pipeline` (`require_pipeline`).
+    fn checks(&self, sha: &str) -> Result<Vec<crate::checks::Check>> {
+        use crate::checks::{Check, CheckState};
+        #[derive(Deserialize)]
+        struct Pipeline {
+            status: String,
+        }
+        let sha = super::checked_sha(sha.to_string(), "the caller")?;
+        let endpoint = gitlab::api::projects::pipelines::Pipelines::builder()
+            .project(self.project.as_str())
+            .sha(sha.as_str())
+            .build()
+            .map_err(|e| Error::internal(e.to_string()))?;
+        let list: Vec<Pipeline> = api::paged(endpoint, Pagination::Limit(1))
+            .query(&self.gitlab.client)
+            .map_err(|e| self.gitlab.err("read the pipelines", &self.project, e))?;
+        Ok(list
+            .into_iter()
+            .take(1)
+            .map(|p| Check {
+                name: "pipeline".into(),
+                state: match p.status.as_str() {
+                    "success" | "skipped" => CheckState::Passed,
+                    "failed" | "canceled" => CheckState::Failed,
+                    _ => CheckState::Pending,
+                },
+            })
+            .collect())
     }
 
     fn start_deployment(&self, sha: &str, branch: &str, environment: &str) -> Result<Option<u64>> {

@@ -24,7 +24,8 @@ pub fn waits(forge: &dyn ChangeForge, sha: &str) -> bool {
         .filter(|s| s.context == "flux-ephemeral")
         .max_by_key(|s| s.created_at)
         .is_some_and(|s| {
-            s.state == "pending"
+            // GitHub's pending is GitLab's running.
+            matches!(s.state.as_str(), "pending" | "running")
                 && s.description.starts_with(crate::replies::WAITING)
                 && s.author
                     .as_deref()

@@ -539,6 +539,10 @@ struct GitLabState {
     /// project → environments.
     environments: BTreeMap<u64, Vec<Value>>,
     statuses: Vec<(u64, String, String)>,
+    /// The bot's statuses' descriptions, in the order of `statuses`.
+    descriptions: Vec<String>,
+    /// (project, sha) → the newest pipeline's status.
+    pipelines: BTreeMap<(u64, String), String>,
     /// (project, deployment id) → deployment JSON.
     deployments: BTreeMap<(u64, u64), Value>,
     /// Statuses posted by others (Flux): (project, sha, status JSON).
@@ -651,6 +655,15 @@ impl FakeGitLab {
             .entry(project)
             .or_default()
             .push(env);
+    }
+
+    /// The newest pipeline of `sha` in `project` has `status` (running, success, failed, …).
+    pub fn pipeline(&self, project: u64, sha: &str, status: &str) {
+        self.state
+            .lock()
+            .unwrap()
+            .pipelines
+            .insert((project, sha.into()), status.into());
     }
 
     /// The environments of `project`, as created or edited.
@@ -800,8 +813,10 @@ impl Respond for GitLabResponder {
                 let mut list: Vec<Value> = s
                     .statuses
                     .iter()
-                    .filter(|(pp, sh, _)| *pp == p && sh == sha)
-                    .map(|(_, _, st)| json!({"name": "flux-ephemeral", "status": st, "description": ""}))
+                    .zip(s.descriptions.iter())
+                    .filter(|((pp, sh, _), _)| *pp == p && sh == sha)
+                    .map(|((_, _, st), d)| json!({"name": "flux-ephemeral", "status": st, "description": d,
+                        "author": {"id": GITLAB_BOT_ID, "username": "flux-bot"}, "created_at": now()}))
                     .collect();
                 list.extend(
                     s.others_statuses
@@ -809,6 +824,18 @@ impl Respond for GitLabResponder {
                         .filter(|(pp, sh, _)| *pp == p && sh == sha)
                         .map(|(_, _, v)| v.clone()),
                 );
+                ok(Value::Array(list))
+            }
+            ("GET", ["projects", p, "pipelines"]) => {
+                let Some(p) = project(p) else {
+                    return not_found();
+                };
+                let sha = query("sha").unwrap_or_default();
+                let list: Vec<Value> = s
+                    .pipelines
+                    .get(&(p, sha.clone()))
+                    .map(|st| vec![json!({"id": 1, "sha": sha, "status": st})])
+                    .unwrap_or_default();
                 ok(Value::Array(list))
             }
             ("GET", ["projects", p, "deployments", id]) => {
@@ -952,6 +979,8 @@ impl Respond for GitLabResponder {
                 };
                 let state = form.get("state").cloned().unwrap_or_default();
                 s.statuses.push((p, sha.to_string(), state.clone()));
+                s.descriptions
+                    .push(form.get("description").cloned().unwrap_or_default());
                 ResponseTemplate::new(201)
                     .set_body_json(json!({"id": 1, "status": state, "name": "flux-ephemeral"}))
             }
