@@ -174,7 +174,7 @@ async fn github_events_the_bot_does_not_act_on_are_acknowledged() {
                 "/hooks/gitlab",
                 &[
                     ("X-Gitlab-Token", GL_TOKEN.into()),
-                    ("X-Gitlab-Event", "Pipeline Hook".into()),
+                    ("X-Gitlab-Event", "Job Hook".into()),
                 ],
                 "{}",
             ),
