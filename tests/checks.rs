@@ -280,3 +280,58 @@ async fn a_newer_push_replaces_the_request_waiting_for_the_older_commit() {
         .json();
     assert_eq!(out["action"], "ignored", "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn through_serve_a_completed_check_run_deploys_the_waiting_preview() {
+    let (env, gh) = world().await;
+    gh.check_run("org/app", SHA, "build", "completed", Some("success"));
+    gh.check_run("org/app", SHA, "test", "in_progress", None);
+    let s = support::serving::Serving::start(
+        &env,
+        env.remote.to_str().unwrap(),
+        &[
+            ("GITHUB_API_URL", gh.uri()),
+            ("GITHUB_TOKEN", "ghs-test-token".into()),
+        ],
+    );
+    let post = |event: &str, body: String| {
+        let headers = support::serving::github_headers(event, &body);
+        let port = s.port;
+        async move {
+            tokio::task::spawn_blocking(move || {
+                support::serving::request(port, "POST", "/hooks/github", &headers, &body)
+            })
+            .await
+            .unwrap()
+        }
+    };
+    let eventually = |what: &str, f: &dyn Fn() -> bool| {
+        let start = std::time::Instant::now();
+        while !f() {
+            assert!(
+                start.elapsed().as_secs() < 30,
+                "timed out waiting for {what}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    };
+    let comment = github_comment("org/app", 7, "writer", "/deploy-ephemeral").to_string();
+    assert_eq!(post("issue_comment", comment).await.0, 202);
+    tokio::task::block_in_place(|| {
+        eventually("the waiting status", &|| {
+            gh.statuses("org/app")
+                .iter()
+                .any(|(_, state, d)| state == "pending" && d.starts_with("waiting for checks"))
+        })
+    });
+    assert!(!deployed(&env));
+    gh.check_run("org/app", SHA, "test", "completed", Some("success"));
+    assert_eq!(
+        post("check_run", check_run_event(SHA, &[7]).to_string())
+            .await
+            .0,
+        202
+    );
+    tokio::task::block_in_place(|| eventually("the preview", &|| deployed(&env)));
+    assert!(said(&gh).contains("feature-checked"), "{}", said(&gh));
+}

@@ -160,8 +160,8 @@ async fn paths_decide_from_every_page_of_the_changed_files() {
     assert_eq!(out["action"], "refused", "{out}");
     assert!(w.last_said().contains("src/**"), "{}", w.last_said());
     assert!(!w.deployed());
-    // 250 files, the one that matters on the third page.
-    let mut many: Vec<String> = (0..249).map(|i| format!("docs/{i}.md")).collect();
+    // 3,000 files (GitHub's most), the one that matters on the thirtieth page.
+    let mut many: Vec<String> = (0..2999).map(|i| format!("docs/{i}.md")).collect();
     many.push("src/main.rs".into());
     let refs: Vec<&str> = many.iter().map(String::as_str).collect();
     w.gh.files("org/app", 7, &refs);
