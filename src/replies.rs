@@ -66,7 +66,10 @@ pub fn deployed(d: &Deployed, p: &Prefixes) -> String {
         text.push_str(&format!("| GitOps commit | `{c}` |\n"));
     }
     if let Some(u) = &d.until {
-        text.push_str(&format!("| Kept until | {u} (deploy again to extend) |\n"));
+        text.push_str(&format!(
+            "| Kept until | {u} (comment `{}` to keep it longer) |\n",
+            p.extend
+        ));
     }
     match d.flux {
         Some(w) => {
