@@ -330,3 +330,32 @@ async fn require_pipeline_waits_for_the_head_pipeline_and_its_hook_releases_it()
     assert_eq!(out["action"], "refused", "{out}");
     assert!(notes(&server).await[0].contains("not deployed: pipeline failed"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn paths_read_the_merge_request_diffs() {
+    let env = TestEnv::new();
+    env.commit_as_other(
+        &[(
+            ".flux-ephemeral.yaml",
+            Some("source_url: https://git.example.com/org/app.git\npaths: [\"src/**\"]\n"),
+        )],
+        "paths",
+    );
+    let server = fake_gitlab().await;
+    server.diffs(5, 1, &["docs/a.md", "README.md"]);
+    let out = handle(&env, &server, "Note Hook", &note(1, "/deploy-ephemeral"))
+        .await
+        .ok()
+        .json();
+    assert_eq!(out["action"], "refused", "{out}");
+    assert!(notes(&server).await[0].contains("src/**"));
+    let mut files: Vec<String> = (0..150).map(|i| format!("docs/{i}.md")).collect();
+    files.push("src/main.rs".into());
+    let refs: Vec<&str> = files.iter().map(String::as_str).collect();
+    server.diffs(5, 1, &refs);
+    let out = handle(&env, &server, "Note Hook", &note(1, "/deploy-ephemeral"))
+        .await
+        .ok()
+        .json();
+    assert_eq!(out["action"], "deployed", "{out}");
+}

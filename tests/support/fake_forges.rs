@@ -543,6 +543,8 @@ struct GitLabState {
     descriptions: Vec<String>,
     /// (project, sha) → the newest pipeline's status.
     pipelines: BTreeMap<(u64, String), String>,
+    /// (project, iid) → the paths the merge request changes.
+    diffs: BTreeMap<(u64, u64), Vec<String>>,
     /// (project, deployment id) → deployment JSON.
     deployments: BTreeMap<(u64, u64), Value>,
     /// Statuses posted by others (Flux): (project, sha, status JSON).
@@ -655,6 +657,14 @@ impl FakeGitLab {
             .entry(project)
             .or_default()
             .push(env);
+    }
+
+    /// The files merge request `iid` of `project` changes.
+    pub fn diffs(&self, project: u64, iid: u64, files: &[&str]) {
+        self.state.lock().unwrap().diffs.insert(
+            (project, iid),
+            files.iter().map(|f| f.to_string()).collect(),
+        );
     }
 
     /// The newest pipeline of `sha` in `project` has `status` (running, success, failed, …).
@@ -825,6 +835,30 @@ impl Respond for GitLabResponder {
                         .map(|(_, _, v)| v.clone()),
                 );
                 ok(Value::Array(list))
+            }
+            ("GET", ["projects", p, "merge_requests", iid, "diffs"]) => {
+                let (Some(p), Ok(iid)) = (project(p), iid.parse::<u64>()) else {
+                    return not_found();
+                };
+                let all = s.diffs.get(&(p, iid)).cloned().unwrap_or_default();
+                let per_page = query("per_page")
+                    .and_then(|v| v.parse::<usize>().ok())
+                    .unwrap_or(20)
+                    .max(1);
+                let page = query("page")
+                    .and_then(|v| v.parse::<usize>().ok())
+                    .unwrap_or(1);
+                let items: Vec<Value> = all
+                    .iter()
+                    .skip((page - 1) * per_page)
+                    .take(per_page)
+                    .map(|f| json!({"old_path": f, "new_path": f}))
+                    .collect();
+                let mut answer = ok(Value::Array(items));
+                if page * per_page < all.len() {
+                    answer = answer.insert_header("x-next-page", (page + 1).to_string().as_str());
+                }
+                answer
             }
             ("GET", ["projects", p, "pipelines"]) => {
                 let Some(p) = project(p) else {
