@@ -265,6 +265,28 @@ impl FakeGitHub {
 
 struct GitHubResponder(Arc<Mutex<GitHubState>>);
 
+/// Page `page` of `all` (GitHub's `page` and `per_page`), linked to the next page with a `Link`
+/// header when there is one.
+fn github_page(
+    all: Vec<Value>,
+    page: usize,
+    per_page: usize,
+    next_url: impl FnOnce(usize) -> String,
+) -> ResponseTemplate {
+    let total = all.len();
+    let items: Vec<Value> = all
+        .into_iter()
+        .skip((page - 1) * per_page)
+        .take(per_page)
+        .collect();
+    let mut answer = ok(Value::Array(items));
+    if page * per_page < total {
+        let next = next_url(page + 1);
+        answer = answer.insert_header("Link", format!("<{next}>; rel=\"next\"").as_str());
+    }
+    answer
+}
+
 impl Respond for GitHubResponder {
     fn respond(&self, req: &Request) -> ResponseTemplate {
         let mut s = self.0.lock().unwrap();
@@ -324,28 +346,19 @@ impl Respond for GitHubResponder {
                 let page = query("page")
                     .and_then(|p| p.parse::<usize>().ok())
                     .unwrap_or(1);
-                let items: Vec<Value> = list
-                    .iter()
-                    .skip((page - 1) * per_page)
-                    .take(per_page)
-                    .cloned()
-                    .collect();
+                let answer = github_page(list, page, per_page, |next| {
+                    format!(
+                        "{}/repos/{o}/{r}/pulls?state={want}&per_page={per_page}&page={next}",
+                        s.base
+                    )
+                });
+                // The listing shifts under the reader after its first page.
                 if page == 1 {
                     if let Some(key) = s.close_after_first_page.take() {
                         if let Some(pr) = s.pulls.get_mut(&key) {
                             pr["state"] = json!("closed");
                         }
                     }
-                }
-                let mut answer = ok(Value::Array(items));
-                if page * per_page < list.len() {
-                    let next = format!(
-                        "{}/repos/{o}/{r}/pulls?state={want}&per_page={per_page}&page={}",
-                        s.base,
-                        page + 1
-                    );
-                    answer =
-                        answer.insert_header("Link", format!("<{next}>; rel=\"next\"").as_str());
                 }
                 answer
             }
@@ -431,22 +444,16 @@ impl Respond for GitHubResponder {
                     return ResponseTemplate::new(500)
                         .set_body_json(json!({"message": "Server Error"}));
                 }
-                let items: Vec<Value> = all
+                let files = all
                     .iter()
-                    .skip((page - 1) * per_page)
-                    .take(per_page)
                     .map(|f| json!({"filename": f, "status": "modified"}))
                     .collect();
-                let mut answer = ok(Value::Array(items));
-                if page * per_page < all.len() {
-                    let next = format!(
-                        "{}/repos/{o}/{r}/pulls/{n}/files?per_page={per_page}&page={}",
-                        s.base,
-                        page + 1
-                    );
-                    answer =
-                        answer.insert_header("Link", format!("<{next}>; rel=\"next\"").as_str());
-                }
+                let answer = github_page(files, page, per_page, |next| {
+                    format!(
+                        "{}/repos/{o}/{r}/pulls/{n}/files?per_page={per_page}&page={next}",
+                        s.base
+                    )
+                });
                 answer
             }
             ("GET", ["repos", o, r, "pulls", n]) => {
