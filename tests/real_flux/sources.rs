@@ -11,9 +11,9 @@ use base64::Engine;
 
 const WAIT: Duration = Duration::from_secs(180);
 
-const CHART: &str = "apiVersion: v2\nname: app\nversion: 0.1.0\n";
-const VALUES: &str = "image:\n  tag: latest\ningress:\n  enabled: false\n  hosts: []\n";
-const DEPLOYMENT: &str = r#"apiVersion: apps/v1
+pub(crate) const CHART: &str = "apiVersion: v2\nname: app\nversion: 0.1.0\n";
+pub(crate) const VALUES: &str = "image:\n  tag: latest\ningress:\n  enabled: false\n  hosts: []\n";
+pub(crate) const DEPLOYMENT: &str = r#"apiVersion: apps/v1
 kind: Deployment
 metadata:
   name: {{ .Release.Name }}
@@ -29,7 +29,7 @@ spec:
         - name: app
           image: "ghcr.io/stefanprodan/podinfo:{{ .Values.image.tag }}"
 "#;
-const INGRESS: &str = r#"{{- if .Values.ingress.enabled }}
+pub(crate) const INGRESS: &str = r#"{{- if .Values.ingress.enabled }}
 apiVersion: networking.k8s.io/v1
 kind: Ingress
 metadata:
