@@ -359,3 +359,41 @@ async fn paths_read_the_merge_request_diffs() {
         .json();
     assert_eq!(out["action"], "deployed", "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_draft_merge_request_is_deployed_when_it_is_marked_ready() {
+    let env = TestEnv::new();
+    env.commit_as_other(
+        &[(
+            ".flux-ephemeral.yaml",
+            Some("source_url: https://git.example.com/org/app.git\ndeploy_label: preview\n"),
+        )],
+        "label",
+    );
+    let server = fake_gitlab().await;
+    server.edit_merge_request(5, 1, |m| {
+        m["draft"] = json!(true);
+        m["labels"] = json!(["preview"]);
+    });
+    let out = handle(&env, &server, "Note Hook", &note(1, "/deploy-ephemeral"))
+        .await
+        .ok()
+        .json();
+    assert_eq!(out["action"], "refused", "{out}");
+    assert!(notes(&server).await[0].contains("draft"));
+    // Marked ready: GitLab's update hook says draft went from true to false.
+    server.edit_merge_request(5, 1, |m| m["draft"] = json!(false));
+    let mut hook = merge_request("update", 1);
+    hook["object_attributes"]
+        .as_object_mut()
+        .unwrap()
+        .remove("oldrev");
+    hook["changes"] = json!({"draft": {"previous": true, "current": false}});
+    hook["labels"] = json!([{"title": "preview"}]);
+    let out = handle(&env, &server, "Merge Request Hook", &hook)
+        .await
+        .ok()
+        .json();
+    assert_eq!(out["action"], "deployed", "{out}");
+    assert!(env.sync_file("master").is_some());
+}
