@@ -29,6 +29,7 @@ pub mod oci;
 pub mod output;
 pub mod overlay;
 pub mod plan;
+pub mod previews;
 pub mod reconcile;
 pub mod redact;
 pub mod render;

@@ -1,0 +1,298 @@
+//! The previews page's view model, the pure part: every environment of the GitOps repository as
+//! one row (application, change and its link, branch, author, commit and its link, deployed,
+//! expires, state, preview URL) and the totals. The same rows are the page and `/api/previews`;
+//! their field names are the API's documented, stable schema.
+
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+use crate::model::{parse_time, EnvRecord};
+
+/// What Flux says of a preview, where it is known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    /// In Git; nothing known from Flux (no cluster access, no commit status).
+    Committed,
+    Reconciling,
+    Ready,
+    Failed,
+    Sleeping,
+}
+
+/// Flux's verdict on one preview, from the Kubernetes API or Flux's commit status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    pub state: State,
+    /// Flux's message (for a failure).
+    pub message: Option<String>,
+}
+
+/// One row of the page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Row {
+    pub application: Option<String>,
+    pub slug: String,
+    pub file: String,
+    pub branch: String,
+    /// Pull/merge request number.
+    pub change: Option<String>,
+    pub change_url: Option<String>,
+    pub title: Option<String>,
+    pub author: Option<String>,
+    pub sha: Option<String>,
+    pub short_sha: Option<String>,
+    pub commit_url: Option<String>,
+    /// RFC 3339.
+    pub deployed_at: Option<String>,
+    pub expires_at: Option<String>,
+    pub sleeping_since: Option<String>,
+    pub state: State,
+    pub message: Option<String>,
+    pub preview_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Totals {
+    pub previews: usize,
+    pub ready: usize,
+    pub failed: usize,
+    pub sleeping: usize,
+    /// Expiring within 24 hours.
+    pub expiring_soon: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct View {
+    pub rows: Vec<Row>,
+    pub totals: Totals,
+    /// The applications present, for the filter.
+    pub applications: Vec<String>,
+}
+
+/// Where a forge's web pages are: `https://github.com`, `https://gitlab.example.com`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WebHosts {
+    pub github: Option<String>,
+    pub gitlab: Option<String>,
+}
+
+/// A repository path as recorded, safe to put in a URL path (owner/name and group paths only).
+fn safe_path(p: &str) -> Option<&str> {
+    (!p.is_empty()
+        && !p.contains("..")
+        && p.split('/').all(|part| {
+            !part.is_empty()
+                && part
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        }))
+    .then_some(p)
+}
+
+fn links(r: &EnvRecord, hosts: &WebHosts) -> (Option<String>, Option<String>) {
+    let (Some(forge), Some(repo)) = (
+        r.forge.as_deref(),
+        r.repository.as_deref().and_then(safe_path),
+    ) else {
+        return (None, None);
+    };
+    let (base, change, commit) = match forge {
+        "github" => (hosts.github.as_deref(), "pull", "commit"),
+        "gitlab" => (hosts.gitlab.as_deref(), "-/merge_requests", "-/commit"),
+        _ => return (None, None),
+    };
+    let Some(base) = base.map(|b| b.trim_end_matches('/')) else {
+        return (None, None);
+    };
+    let change_url =
+        r.id.as_deref()
+            .filter(|id| id.chars().all(|c| c.is_ascii_digit()))
+            .map(|id| format!("{base}/{repo}/{change}/{id}"));
+    let commit_url = r
+        .sha
+        .as_deref()
+        .filter(|s| crate::events::is_full_sha(s))
+        .map(|sha| format!("{base}/{repo}/{commit}/{sha}"));
+    (change_url, commit_url)
+}
+
+/// The view of `records` (each with its preview URL as its file holds it) at `now`, with Flux's
+/// verdicts where known (`verdict(slug)`).
+pub fn view(
+    records: &[(EnvRecord, Option<String>)],
+    verdict: impl Fn(&EnvRecord) -> Option<Verdict>,
+    hosts: &WebHosts,
+    now: SystemTime,
+) -> View {
+    let mut totals = Totals::default();
+    let mut applications: Vec<String> = Vec::new();
+    let rows = records
+        .iter()
+        .map(|(r, preview_url)| {
+            let sleeping = r.sleeping_since.is_some();
+            let v = verdict(r);
+            let (state, message) = match (&v, sleeping) {
+                (_, true) => (State::Sleeping, None),
+                (Some(v), false) => (v.state, v.message.clone()),
+                (None, false) => (State::Committed, None),
+            };
+            totals.previews += 1;
+            match state {
+                State::Ready => totals.ready += 1,
+                State::Failed => totals.failed += 1,
+                State::Sleeping => totals.sleeping += 1,
+                _ => {}
+            }
+            let expires = r.expires_at.as_deref().and_then(parse_time);
+            if expires.is_some_and(|e| {
+                e.duration_since(now)
+                    .is_ok_and(|left| left <= Duration::from_secs(24 * 3600))
+            }) {
+                totals.expiring_soon += 1;
+            }
+            if let Some(a) = &r.app {
+                if !applications.contains(a) {
+                    applications.push(a.clone());
+                }
+            }
+            let (change_url, commit_url) = links(r, hosts);
+            Row {
+                application: r.app.clone(),
+                slug: r.slug.clone(),
+                file: r.file.clone(),
+                branch: r.branch.clone(),
+                change: r.id.clone(),
+                change_url,
+                title: r.title.clone(),
+                author: r.author.clone(),
+                short_sha: r.sha.as_ref().map(|s| s.chars().take(12).collect()),
+                sha: r.sha.clone(),
+                commit_url,
+                deployed_at: r.deployed_at.clone(),
+                expires_at: r.expires_at.clone(),
+                sleeping_since: r.sleeping_since.clone(),
+                state,
+                message,
+                preview_url: preview_url
+                    .clone()
+                    .filter(|u| u.starts_with("https://") || u.starts_with("http://")),
+            }
+        })
+        .collect();
+    applications.sort();
+    View {
+        rows,
+        totals,
+        applications,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
+
+    fn rec(slug: &str, app: &str, forge: &str, repo: &str) -> EnvRecord {
+        EnvRecord {
+            slug: slug.into(),
+            file: format!("sync-{slug}.yaml"),
+            branch: format!("feature/{slug}"),
+            app: Some(app.into()),
+            forge: Some(forge.into()),
+            repository: Some(repo.into()),
+            id: Some("7".into()),
+            sha: Some(SHA.into()),
+            author: Some("alice".into()),
+            title: Some("<img src=x onerror=alert(1)>".into()),
+            deployed_at: Some("2026-11-30T08:00:00Z".into()),
+            expires_at: Some("2026-12-01T08:00:00Z".into()),
+            ..EnvRecord::default()
+        }
+    }
+
+    fn hosts() -> WebHosts {
+        WebHosts {
+            github: Some("https://github.com".into()),
+            gitlab: Some("https://gitlab.example.com/".into()),
+        }
+    }
+
+    #[test]
+    fn rows_links_states_and_totals() {
+        let now = parse_time("2026-11-30T12:00:00Z").unwrap();
+        let mut asleep = rec("b", "api", "gitlab", "group/api");
+        asleep.sleeping_since = Some("2026-11-30T10:00:00Z".into());
+        asleep.expires_at = Some("2026-12-05T00:00:00Z".into());
+        let records = vec![
+            (
+                rec("a", "web", "github", "org/web"),
+                Some("https://a.preview.example.com".into()),
+            ),
+            (asleep, None),
+            (
+                rec("c", "web", "github", "org/web"),
+                Some("javascript:alert(1)".into()),
+            ),
+        ];
+        let v = view(
+            &records,
+            |r| {
+                (r.slug == "c").then(|| Verdict {
+                    state: State::Failed,
+                    message: Some("health check failed".into()),
+                })
+            },
+            &hosts(),
+            now,
+        );
+        let a = &v.rows[0];
+        assert_eq!(
+            a.change_url.as_deref(),
+            Some("https://github.com/org/web/pull/7")
+        );
+        assert_eq!(
+            a.commit_url.as_deref(),
+            Some(format!("https://github.com/org/web/commit/{SHA}").as_str())
+        );
+        assert_eq!(a.short_sha.as_deref(), Some("0123456789ab"));
+        assert_eq!(a.state, State::Committed);
+        let b = &v.rows[1];
+        assert_eq!(
+            b.change_url.as_deref(),
+            Some("https://gitlab.example.com/group/api/-/merge_requests/7")
+        );
+        assert_eq!(b.state, State::Sleeping);
+        let c = &v.rows[2];
+        assert_eq!(c.state, State::Failed);
+        assert_eq!(c.message.as_deref(), Some("health check failed"));
+        assert_eq!(c.preview_url, None, "only http(s) URLs are links");
+        assert_eq!(
+            v.totals,
+            Totals {
+                previews: 3,
+                ready: 0,
+                failed: 1,
+                sleeping: 1,
+                expiring_soon: 2
+            }
+        );
+        assert_eq!(v.applications, ["api", "web"]);
+    }
+
+    #[test]
+    fn recorded_text_never_makes_a_link_of_its_own() {
+        let mut r = rec("x", "web", "github", "org/web/../../evil");
+        r.id = Some("7?x=1".into());
+        let v = view(&[(r, None)], |_| None, &hosts(), SystemTime::UNIX_EPOCH);
+        assert_eq!(v.rows[0].change_url, None);
+        assert_eq!(v.rows[0].commit_url, None);
+        let mut r = rec("y", "web", "github", "org/web");
+        r.id = Some("7?x=1".into());
+        let v = view(&[(r, None)], |_| None, &hosts(), SystemTime::UNIX_EPOCH);
+        assert_eq!(v.rows[0].change_url, None);
+        assert!(v.rows[0].commit_url.is_some());
+    }
+}
