@@ -60,6 +60,13 @@ pub struct ServeCmd {
     /// GitLab's URL for API calls, e.g. https://gitlab.example.com [env: CI_API_V4_URL, GITLAB_URL]
     #[arg(long, value_name = "URL")]
     gitlab_url: Option<String>,
+    /// File holding the previews page's read token [else FLUX_EPHEMERAL_UI_TOKEN]; with a read
+    /// or write token set, `GET /` is the previews page and `GET /api/previews` its JSON
+    #[arg(long, env = "FLUX_EPHEMERAL_UI_TOKEN_FILE", value_name = "FILE")]
+    ui_token_file: Option<PathBuf>,
+    /// File holding the previews page's write token [else FLUX_EPHEMERAL_UI_WRITE_TOKEN]
+    #[arg(long, env = "FLUX_EPHEMERAL_UI_WRITE_TOKEN_FILE", value_name = "FILE")]
+    ui_write_token_file: Option<PathBuf>,
     /// Journal accepted deliveries here before answering, and handle what was left on start
     /// (without it, deliveries accepted but not handled when the process stops are lost)
     #[arg(long, env = "FLUX_EPHEMERAL_STATE_DIR", value_name = "DIR")]
@@ -146,7 +153,9 @@ impl ServeCmd {
             }
         };
         let journal = journal.map(|(j, _)| j);
+        let previews = Arc::new(crate::server::ui::PreviewsCache::default());
         let worker = Worker {
+            previews: Some(previews.clone()),
             handler: Handler {
                 repo,
                 gitlab_url: self.gitlab_url.clone(),
@@ -166,7 +175,34 @@ impl ServeCmd {
             resync_every: (!self.resync_interval.is_zero()).then_some(self.resync_interval),
             kept: Default::default(),
         };
+        let text = |v: Option<Vec<u8>>| v.map(|b| String::from_utf8_lossy(&b).into_owned());
+        let ui = crate::server::ui::Ui::new(
+            text(secret(
+                self.ui_token_file.as_ref(),
+                "FLUX_EPHEMERAL_UI_TOKEN",
+            )?)
+            .as_deref(),
+            text(secret(
+                self.ui_write_token_file.as_ref(),
+                "FLUX_EPHEMERAL_UI_WRITE_TOKEN",
+            )?)
+            .as_deref(),
+            previews.clone(),
+            crate::previews::WebHosts {
+                github: Some(
+                    std::env::var("GITHUB_SERVER_URL")
+                        .unwrap_or_else(|_| "https://github.com".into()),
+                ),
+                gitlab: self
+                    .gitlab_url
+                    .clone()
+                    .or_else(|| std::env::var("CI_SERVER_URL").ok())
+                    .or_else(|| std::env::var("GITLAB_URL").ok()),
+            },
+        )
+        .map(Arc::new);
         let service = Service {
+            ui,
             secrets,
             queue,
             seen: crate::server::dedupe::Seen::with_budget(SEEN_BUDGET),

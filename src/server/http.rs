@@ -50,6 +50,8 @@ pub struct Service {
     pub metrics: Arc<super::metrics::Metrics>,
     /// Set once the GitOps repository was read, cleared while it cannot be reached.
     pub ready: Arc<std::sync::atomic::AtomicBool>,
+    /// The previews page, when a token turns it on.
+    pub ui: Option<Arc<super::ui::Ui>>,
 }
 
 type Shared = Service;
@@ -58,8 +60,9 @@ type Answer = (StatusCode, String);
 
 /// The routes, queuing accepted deliveries.
 pub fn router(service: Service) -> Router {
+    let ui = service.ui.clone();
     let shared = Arc::new(service);
-    Router::new()
+    let hooks = Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -71,7 +74,11 @@ pub fn router(service: Service) -> Router {
                 "not found: POST /hooks/github or /hooks/gitlab, GET /healthz",
             )
         })
-        .with_state(shared)
+        .with_state(shared);
+    match ui {
+        Some(ui) => hooks.merge(super::ui::routes(ui)),
+        None => hooks,
+    }
 }
 
 /// How long the backlog may go without progress before the service says it is not ready.

@@ -6,4 +6,5 @@ pub mod http;
 pub mod job;
 pub mod journal;
 pub mod metrics;
+pub mod ui;
 pub mod worker;

@@ -38,6 +38,8 @@ pub struct Worker {
     /// Journal entries of deliveries that failed for a reason that may pass (the GitOps
     /// repository or the forge could not be reached): retried after a backoff.
     pub kept: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// What the previews page shows, refreshed with every readiness check (30 s).
+    pub previews: Option<Arc<super::ui::PreviewsCache>>,
 }
 
 fn forge_name(f: Forge) -> &'static str {
@@ -142,6 +144,10 @@ impl Worker {
             Err(e) => return Some(e),
         };
         let gitlab_url = self.handler.gitlab_url.as_deref();
+        // One instances directory for every application: the first snapshot has them all.
+        if let (Some(cache), Some((_, Ok(snap)))) = (&self.previews, apps.first()) {
+            cache.update(&snap.files);
+        }
         for (_, snap) in apps {
             let settings = match snap {
                 Ok(s) => s.settings,

@@ -21,16 +21,8 @@ fn str_at<'a>(doc: &'a Value, path: &[&str]) -> Option<&'a str> {
     v.as_str()
 }
 
-/// The spec that renders `record`'s file again: its recorded fields, the source and preview URL
-/// the file holds, the artifact it pins, and its recorded lifecycle.
-pub fn spec_of(record: &EnvRecord, content: &str, settings: &Settings) -> EnvSpec {
-    let docs = docs(content);
-    let source_url = docs
-        .iter()
-        .find_map(|d| str_at(d, &["spec", "url"]))
-        .unwrap_or_default()
-        .to_string();
-    let preview_url = docs.iter().find_map(|d| {
+fn preview_url_in(docs: &[Value]) -> Option<&str> {
+    docs.iter().find_map(|d| {
         str_at(d, &["spec", "postBuild", "substitute", "preview_url"]).or_else(|| {
             str_at(
                 d,
@@ -41,7 +33,27 @@ pub fn spec_of(record: &EnvRecord, content: &str, settings: &Settings) -> EnvSpe
                 ],
             )
         })
-    });
+    })
+}
+
+/// The preview URL a sync file holds (the Kustomization's substitution, or the HelmRelease's
+/// annotation).
+pub fn preview_url_of(content: &str) -> Option<String> {
+    preview_url_in(&docs(content))
+        .filter(|u| !u.is_empty())
+        .map(str::to_string)
+}
+
+/// The spec that renders `record`'s file again: its recorded fields, the source and preview URL
+/// the file holds, the artifact it pins, and its recorded lifecycle.
+pub fn spec_of(record: &EnvRecord, content: &str, settings: &Settings) -> EnvSpec {
+    let docs = docs(content);
+    let source_url = docs
+        .iter()
+        .find_map(|d| str_at(d, &["spec", "url"]))
+        .unwrap_or_default()
+        .to_string();
+    let preview_url = preview_url_in(&docs);
     let artifact = record.artifact.as_deref().and_then(|pinned| {
         let (url, digest) = pinned.rsplit_once('@')?;
         let insecure = docs.iter().any(|d| {

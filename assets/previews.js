@@ -1,0 +1,106 @@
+// The previews page: filter and search without reloading, refresh every 30 s and on demand.
+// Rows are built with the DOM (textContent), never from HTML strings.
+"use strict";
+(function () {
+  const $ = (id) => document.getElementById(id);
+  const rows = () => Array.from(document.querySelectorAll("#previews tbody tr"));
+  function apply() {
+    const app = $("filter-app").value;
+    const state = $("filter-state").value;
+    const q = $("search").value.trim().toLowerCase();
+    let shown = 0;
+    for (const tr of rows()) {
+      const ok = (!app || tr.dataset.app === app) &&
+        (!state || tr.dataset.state === state) &&
+        (!q || tr.textContent.toLowerCase().includes(q));
+      tr.hidden = !ok;
+      if (ok) shown++;
+    }
+    $("empty").hidden = shown > 0;
+  }
+  function cell(tr, build) {
+    const td = document.createElement("td");
+    build(td);
+    tr.appendChild(td);
+  }
+  function link(parent, href, text, code) {
+    const el = href ? document.createElement("a") : document.createElement("span");
+    if (href) el.href = href;
+    if (code) {
+      const c = document.createElement("code");
+      c.textContent = text;
+      el.appendChild(c);
+    } else {
+      el.textContent = text;
+    }
+    parent.appendChild(el);
+  }
+  function time(parent, value) {
+    if (!value) return;
+    const t = document.createElement("time");
+    t.dateTime = value;
+    t.title = value;
+    t.textContent = value;
+    parent.appendChild(t);
+  }
+  function render(view) {
+    const body = document.querySelector("#previews tbody");
+    const fresh = document.createElement("tbody");
+    for (const r of view.rows) {
+      const tr = document.createElement("tr");
+      tr.dataset.app = r.application || "";
+      tr.dataset.state = r.state;
+      cell(tr, (td) => { td.textContent = r.application || ""; });
+      cell(tr, (td) => {
+        if (r.change) link(td, r.change_url, "#" + r.change, false);
+        if (r.title) {
+          const s = document.createElement("span");
+          s.className = "title";
+          s.textContent = " " + r.title;
+          td.appendChild(s);
+        }
+      });
+      cell(tr, (td) => link(td, null, r.branch, true));
+      cell(tr, (td) => { td.textContent = r.author || ""; });
+      cell(tr, (td) => { if (r.short_sha) link(td, r.commit_url, r.short_sha, true); });
+      cell(tr, (td) => time(td, r.deployed_at));
+      cell(tr, (td) => time(td, r.expires_at));
+      cell(tr, (td) => {
+        const s = document.createElement("span");
+        s.className = "state state-" + r.state;
+        s.textContent = r.state;
+        td.appendChild(s);
+        if (r.message) {
+          const m = document.createElement("span");
+          m.className = "message";
+          m.textContent = r.message;
+          td.appendChild(m);
+        }
+      });
+      cell(tr, (td) => { if (r.preview_url) link(td, r.preview_url, r.preview_url, false); });
+      fresh.appendChild(tr);
+    }
+    body.replaceWith(fresh);
+    for (const [k, v] of Object.entries(view.totals)) {
+      const el = document.querySelector('[data-total="' + k + '"]');
+      if (el) el.textContent = String(v);
+    }
+    apply();
+  }
+  async function refresh() {
+    try {
+      const res = await fetch("/api/previews", { credentials: "same-origin" });
+      if (res.ok) render(await res.json());
+    } catch (e) {
+      // Offline for a moment: the next refresh tries again.
+    }
+  }
+  document.addEventListener("DOMContentLoaded", () => {
+    for (const id of ["filter-app", "filter-state"]) $(id).addEventListener("change", apply);
+    $("search").addEventListener("input", apply);
+    $("refresh").addEventListener("click", refresh);
+    $("filters").addEventListener("submit", (e) => e.preventDefault());
+    setInterval(refresh, 30000);
+    apply();
+  });
+})();
