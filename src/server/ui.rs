@@ -25,10 +25,13 @@ const COOKIE: &str = "fe_ui";
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
                    connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
-/// What the page shows, as the service last read it.
+/// Every environment with the preview URL its file holds.
+type Records = Vec<(EnvRecord, Option<String>)>;
+
+/// What the page shows, as the service last read it, and when.
 #[derive(Default)]
 pub struct PreviewsCache {
-    inner: RwLock<Option<(Vec<(EnvRecord, Option<String>)>, SystemTime)>>,
+    inner: RwLock<Option<(Records, SystemTime)>>,
 }
 
 impl PreviewsCache {
