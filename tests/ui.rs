@@ -1,0 +1,157 @@
+//! The previews page over HTTP (`serve` as a child process): off without a token, 401 without
+//! credentials and nothing in the body, the bearer token and the cookie handshake, a hostile
+//! title escaped, a strict Content-Security-Policy and no inline script.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::serving::{request, Serving};
+use support::TestEnv;
+
+const READ: &str = "read-token-0123456789";
+const HOSTILE: &str = "<img src=x onerror=alert(1)>";
+
+/// A GitOps repository with previews of two applications, one with a hostile title.
+fn repository() -> TestEnv {
+    let env = TestEnv::new();
+    env.deploy(&[
+        "--branch",
+        "feature/web",
+        "--app",
+        "web",
+        "--id",
+        "7",
+        "--title",
+        HOSTILE,
+    ])
+    .ok();
+    env.deploy(&["--branch", "feature/api", "--app", "api", "--id", "8"])
+        .ok();
+    env
+}
+
+fn get(s: &Serving, path: &str, headers: &[(&str, String)]) -> (u16, String) {
+    request(s.port, "GET", path, headers, "")
+}
+
+/// The raw answer, headers included.
+fn raw(s: &Serving, path: &str, headers: &[(&str, String)]) -> String {
+    use std::io::{Read, Write};
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    c.write_all(req.as_bytes()).unwrap();
+    let mut out = String::new();
+    c.read_to_string(&mut out).unwrap();
+    out
+}
+
+fn bearer() -> Vec<(&'static str, String)> {
+    vec![("Authorization", format!("Bearer {READ}"))]
+}
+
+/// The API once serve has read the repository.
+fn previews(s: &Serving) -> Value {
+    let start = Instant::now();
+    loop {
+        let (code, body) = get(s, "/api/previews", &bearer());
+        assert_eq!(code, 200, "{body}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        if v["rows"].as_array().is_some_and(|r| r.len() == 2) {
+            return v;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "no rows: {v}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn the_page_is_off_without_a_token() {
+    let env = repository();
+    let s = Serving::start(&env, env.remote.to_str().unwrap(), &[]);
+    assert_eq!(get(&s, "/", &[]).0, 404);
+    assert_eq!(get(&s, "/api/previews", &bearer()).0, 404);
+}
+
+#[test]
+fn read_access_by_bearer_token_and_by_the_cookie_handshake() {
+    let env = repository();
+    let s = Serving::start(
+        &env,
+        env.remote.to_str().unwrap(),
+        &[("FLUX_EPHEMERAL_UI_TOKEN", READ.into())],
+    );
+    // Without credentials, or with wrong ones: 401 and no data.
+    for (path, headers) in [
+        ("/", vec![]),
+        ("/api/previews", vec![]),
+        (
+            "/api/previews",
+            vec![("Authorization", "Bearer wrong".to_string())],
+        ),
+        ("/", vec![("Cookie", format!("fe_ui={}", "00".repeat(32)))]),
+    ] {
+        let (code, body) = get(&s, path, &headers);
+        assert_eq!(code, 401, "{path}");
+        assert!(!body.contains("feature"), "data in a 401: {body}");
+    }
+    let v = previews(&s);
+    assert_eq!(v["totals"]["previews"], 2);
+    assert_eq!(v["applications"], serde_json::json!(["api", "web"]));
+    let web = v["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["application"] == "web")
+        .unwrap()
+        .clone();
+    assert_eq!(web["title"], HOSTILE, "the API gives the data as it is");
+    assert_eq!(web["branch"], "feature/web");
+    assert_eq!(web["change"], "7");
+
+    // The browser's way in: the token once, then a cookie without it.
+    let answer = raw(&s, &format!("/?token={READ}"), &[]);
+    assert!(answer.starts_with("HTTP/1.1 303"), "{answer}");
+    let cookie_line = answer
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+        .expect("a cookie");
+    assert!(cookie_line.contains("HttpOnly") && cookie_line.contains("SameSite=Strict"));
+    assert!(
+        !cookie_line.contains(READ),
+        "the cookie holds the token itself"
+    );
+    assert!(answer.to_ascii_lowercase().contains("location: /\r\n"));
+    let cookie = cookie_line
+        .split_once(':')
+        .unwrap()
+        .1
+        .trim()
+        .split(';')
+        .next()
+        .unwrap();
+    let page = raw(&s, "/", &[("Cookie", cookie.to_string())]);
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    let lower = page.to_ascii_lowercase();
+    assert!(lower.contains("content-security-policy: default-src 'none'; script-src 'self'"));
+    // The hostile title is text, not markup.
+    assert!(
+        page.contains("&lt;img src=x onerror=alert(1)&gt;"),
+        "{page}"
+    );
+    assert!(!page.contains(HOSTILE));
+    // No inline script: only the page's own asset.
+    assert_eq!(page.matches("<script").count(), 1);
+    assert!(page.contains(r#"<script src="/assets/previews.js" defer></script>"#));
+    let wrong = raw(&s, "/?token=wrong", &[]);
+    assert!(wrong.starts_with("HTTP/1.1 401"), "{wrong}");
+    assert!(!wrong.to_ascii_lowercase().contains("set-cookie"));
+    // The assets carry no data and need no token.
+    assert_eq!(get(&s, "/assets/previews.js", &[]).0, 200);
+    assert_eq!(get(&s, "/assets/previews.css", &[]).0, 200);
+}
