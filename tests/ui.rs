@@ -155,3 +155,44 @@ fn read_access_by_bearer_token_and_by_the_cookie_handshake() {
     assert_eq!(get(&s, "/assets/previews.js", &[]).0, 200);
     assert_eq!(get(&s, "/assets/previews.css", &[]).0, 200);
 }
+
+#[test]
+fn an_auth_proxy_is_believed_only_from_its_own_address() {
+    let env = repository();
+    let user = |groups: &str| {
+        vec![
+            ("X-Forwarded-User", "alice".to_string()),
+            ("X-Forwarded-Groups", groups.to_string()),
+        ]
+    };
+    // The proxy is 127.0.0.1, where the test connects from.
+    let s = Serving::start(
+        &env,
+        env.remote.to_str().unwrap(),
+        &[
+            ("FLUX_EPHEMERAL_UI_TRUST_PROXY", "127.0.0.1".into()),
+            ("FLUX_EPHEMERAL_UI_WRITE_GROUPS", "platform,sre".into()),
+        ],
+    );
+    let (code, body) = get(&s, "/api/previews", &user("devs"));
+    assert_eq!(code, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        v["viewer"],
+        serde_json::json!({"name": "alice", "role": "read"})
+    );
+    let (_, body) = get(&s, "/api/previews", &user("devs, sre"));
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["viewer"]["role"], "write");
+    assert_eq!(get(&s, "/api/previews", &[]).0, 401, "no user header");
+    drop(s);
+    // Another address is trusted: the same headers from here are nobody's.
+    let s = Serving::start(
+        &env,
+        env.remote.to_str().unwrap(),
+        &[("FLUX_EPHEMERAL_UI_TRUST_PROXY", "10.9.9.9".into())],
+    );
+    let (code, body) = get(&s, "/api/previews", &user("sre"));
+    assert_eq!(code, 401, "{body}");
+    assert!(!body.contains("feature"));
+}

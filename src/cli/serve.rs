@@ -67,6 +67,18 @@ pub struct ServeCmd {
     /// File holding the previews page's write token [else FLUX_EPHEMERAL_UI_WRITE_TOKEN]
     #[arg(long, env = "FLUX_EPHEMERAL_UI_WRITE_TOKEN_FILE", value_name = "FILE")]
     ui_write_token_file: Option<PathBuf>,
+    /// The address of the auth proxy (oauth2-proxy) in front of the previews page: its
+    /// X-Forwarded-User / X-Forwarded-Email are believed on connections from it, and only then
+    #[arg(long, env = "FLUX_EPHEMERAL_UI_TRUST_PROXY", value_name = "IP")]
+    ui_trust_proxy: Option<std::net::IpAddr>,
+    /// Proxy groups (X-Forwarded-Groups) whose members get the write role
+    #[arg(
+        long,
+        env = "FLUX_EPHEMERAL_UI_WRITE_GROUPS",
+        value_delimiter = ',',
+        value_name = "GROUP"
+    )]
+    ui_write_groups: Vec<String>,
     /// Journal accepted deliveries here before answering, and handle what was left on start
     /// (without it, deliveries accepted but not handled when the process stops are lost)
     #[arg(long, env = "FLUX_EPHEMERAL_STATE_DIR", value_name = "DIR")]
@@ -187,6 +199,10 @@ impl ServeCmd {
                 "FLUX_EPHEMERAL_UI_WRITE_TOKEN",
             )?)
             .as_deref(),
+            crate::server::ui::Proxy {
+                address: self.ui_trust_proxy,
+                write_groups: self.ui_write_groups.clone(),
+            },
             previews.clone(),
             crate::previews::WebHosts {
                 github: Some(

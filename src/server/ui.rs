@@ -2,8 +2,10 @@
 //! configured. Read access with `FLUX_EPHEMERAL_UI_TOKEN` (or the write token): as
 //! `Authorization: Bearer`, or for browsers `GET /?token=…` once, which sets an HttpOnly,
 //! SameSite=Strict cookie holding the token's SHA-256 (never the token) and redirects to `/`.
-//! The page reads the snapshot the service keeps (refreshed every 30 s), never the remote per
-//! request; its assets are served here, under a strict Content-Security-Policy.
+//! Or through an auth proxy (`--ui-trust-proxy ADDR`): its `X-Forwarded-User`/`-Email` count only
+//! on connections from that address. The page reads the snapshot the service keeps (refreshed
+//! every 30 s), never the remote per request; its assets are served here, under a strict
+//! Content-Security-Policy.
 
 use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
@@ -59,12 +61,31 @@ pub enum Role {
     Write,
 }
 
-/// The page's settings: the digests of its tokens, and where the forges' web pages are.
+/// Sign-in through an auth proxy (oauth2-proxy): its `X-Forwarded-User` / `X-Forwarded-Email`
+/// are believed only on connections from its address; `X-Forwarded-Groups` naming one of
+/// `write_groups` grants write.
+#[derive(Debug, Clone, Default)]
+pub struct Proxy {
+    pub address: Option<std::net::IpAddr>,
+    pub write_groups: Vec<String>,
+}
+
+/// The page's settings: the digests of its tokens, the proxy it trusts, and where the forges'
+/// web pages are.
 pub struct Ui {
     read: Option<[u8; 32]>,
     write: Option<[u8; 32]>,
+    proxy: Proxy,
     pub cache: Arc<PreviewsCache>,
     hosts: WebHosts,
+}
+
+/// Who is looking.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Viewer {
+    /// The proxy's user, or `token`.
+    pub name: String,
+    pub role: Role,
 }
 
 fn digest(token: &str) -> [u8; 32] {
@@ -72,18 +93,20 @@ fn digest(token: &str) -> [u8; 32] {
 }
 
 impl Ui {
-    /// The page, when a read or write token is set (`None`: off).
+    /// The page, when a read or write token or a trusted proxy is set (`None`: off).
     pub fn new(
         read: Option<&str>,
         write: Option<&str>,
+        proxy: Proxy,
         cache: Arc<PreviewsCache>,
         hosts: WebHosts,
     ) -> Option<Ui> {
         let read = read.filter(|t| !t.trim().is_empty()).map(digest);
         let write = write.filter(|t| !t.trim().is_empty()).map(digest);
-        (read.is_some() || write.is_some()).then_some(Ui {
+        (read.is_some() || write.is_some() || proxy.address.is_some()).then_some(Ui {
             read,
             write,
+            proxy,
             cache,
             hosts,
         })
@@ -101,6 +124,40 @@ impl Ui {
         } else {
             None
         }
+    }
+
+    /// Who a request is: the trusted proxy's user (only on connections from the proxy's
+    /// address), else the holder of its bearer token or cookie.
+    pub fn viewer(&self, headers: &HeaderMap, peer: Option<std::net::IpAddr>) -> Option<Viewer> {
+        if let (Some(proxy), Some(peer)) = (self.proxy.address, peer) {
+            if proxy == peer {
+                let header = |k: &str| {
+                    headers
+                        .get(k)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::trim)
+                        .filter(|v| !v.is_empty())
+                };
+                if let Some(name) = header("x-forwarded-user").or(header("x-forwarded-email")) {
+                    let write = header("x-forwarded-groups").is_some_and(|g| {
+                        g.split(',').any(|g| {
+                            self.proxy
+                                .write_groups
+                                .iter()
+                                .any(|w| w.eq_ignore_ascii_case(g.trim()))
+                        })
+                    });
+                    return Some(Viewer {
+                        name: name.chars().take(200).collect(),
+                        role: if write { Role::Write } else { Role::Read },
+                    });
+                }
+            }
+        }
+        self.role(headers).map(|role| Viewer {
+            name: "token".into(),
+            role,
+        })
     }
 
     /// The role of a request: its bearer token, else its cookie.
@@ -176,10 +233,17 @@ pub struct TokenQuery {
 }
 
 /// `GET /`: the page; `GET /?token=…`: the cookie handshake.
+/// The connection's peer, where the server records it.
+fn peer(ext: &axum::http::Extensions) -> Option<std::net::IpAddr> {
+    ext.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip())
+}
+
 pub async fn page(
     State(ui): State<Arc<Ui>>,
     Query(q): Query<TokenQuery>,
     headers: HeaderMap,
+    ext: axum::http::Extensions,
 ) -> Response {
     if let Some(token) = q.token {
         let d = digest(&token);
@@ -206,11 +270,13 @@ pub async fn page(
                 .into_response(),
         );
     }
-    let Some(role) = ui.role(&headers) else {
+    let Some(viewer) = ui.viewer(&headers, peer(&ext)) else {
         return unauthorized("/");
     };
+    let role = viewer.role;
     let (view, read_at) = ui.view();
     let mut ctx = tera::Context::new();
+    ctx.insert("viewer", &viewer.name);
     ctx.insert("view", &view);
     ctx.insert("read_at", &read_at);
     match tera::Tera::one_off(PAGE, &ctx, true) {
@@ -230,14 +296,23 @@ pub async fn page(
 }
 
 /// `GET /api/previews`: the rows and totals as JSON (the README documents the fields).
-pub async fn api(State(ui): State<Arc<Ui>>, headers: HeaderMap) -> Response {
-    let Some(role) = ui.role(&headers) else {
+pub async fn api(
+    State(ui): State<Arc<Ui>>,
+    headers: HeaderMap,
+    ext: axum::http::Extensions,
+) -> Response {
+    let Some(viewer) = ui.viewer(&headers, peer(&ext)) else {
         return unauthorized("/api/previews");
     };
     let (view, read_at) = ui.view();
-    log("/api/previews", StatusCode::OK, Some(role));
+    log("/api/previews", StatusCode::OK, Some(viewer.role));
+    let role = match viewer.role {
+        Role::Read => "read",
+        Role::Write => "write",
+    };
     let body = serde_json::json!({ "read_at": read_at, "rows": view.rows, "totals": view.totals,
-                                   "applications": view.applications });
+                                   "applications": view.applications,
+                                   "viewer": {"name": viewer.name, "role": role} });
     strict(axum::Json(body).into_response())
 }
 
