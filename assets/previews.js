@@ -78,6 +78,31 @@
         }
       });
       cell(tr, (td) => { if (r.preview_url) link(td, r.preview_url, r.preview_url, false); });
+      const table = $("previews");
+      if (table.dataset.canAct === "true") {
+        cell(tr, (td) => {
+          td.className = "actions";
+          for (const verb of ["extend", "sleep", "wake", "destroy"]) {
+            const f = document.createElement("form");
+            f.method = "post";
+            f.action = "/actions/" + verb;
+            if (verb === "destroy") f.dataset.confirm = "Destroy the preview " + r.slug + "?";
+            for (const [name, value] of [["file", r.file], ["csrf", table.dataset.csrf]]) {
+              const i = document.createElement("input");
+              i.type = "hidden";
+              i.name = name;
+              i.value = value;
+              f.appendChild(i);
+            }
+            const b = document.createElement("button");
+            b.type = "submit";
+            b.textContent = verb;
+            b.setAttribute("aria-label", verb + " " + r.slug);
+            f.appendChild(b);
+            td.appendChild(f);
+          }
+        });
+      }
       fresh.appendChild(tr);
     }
     body.replaceWith(fresh);
@@ -100,6 +125,11 @@
     $("search").addEventListener("input", apply);
     $("refresh").addEventListener("click", refresh);
     $("filters").addEventListener("submit", (e) => e.preventDefault());
+    // Destroy asks first.
+    document.addEventListener("submit", (e) => {
+      const msg = e.target.dataset && e.target.dataset.confirm;
+      if (msg && !window.confirm(msg)) e.preventDefault();
+    });
     setInterval(refresh, 30000);
     apply();
   });

@@ -69,6 +69,8 @@ pub struct RunOptions {
     pub dry_run: bool,
     pub plan: PlanOptions,
     pub max_attempts: u32,
+    /// Who asked (the previews page's user): a `Requested-by:` trailer in the commit message.
+    pub requested_by: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -294,7 +296,11 @@ pub fn reconcile(
             report.diff = Some(diff(&dir, &report.plan.changes));
             return Ok(report);
         }
-        let message = report.plan.commit_message();
+        let mut message = report.plan.commit_message();
+        if let Some(who) = &opts.requested_by {
+            let who: String = who.chars().filter(|c| !c.is_control()).take(200).collect();
+            message.push_str(&format!("\nRequested-by: {who}\n"));
+        }
         let Some(commit) = store.commit(
             snap.tip,
             &dir,

@@ -196,3 +196,125 @@ fn an_auth_proxy_is_believed_only_from_its_own_address() {
     assert_eq!(code, 401, "{body}");
     assert!(!body.contains("feature"));
 }
+
+const WRITE: &str = "write-token-9876543210";
+
+fn form(file: &str, csrf: &str) -> String {
+    url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("file", file)
+        .append_pair("csrf", csrf)
+        .finish()
+}
+
+/// A form POST as a browser sends it.
+fn post(s: &Serving, path: &str, headers: &[(&str, String)], body: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    let mut req = format!(
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+         Content-Length: {}\r\nConnection: close\r\n",
+        s.port,
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    c.write_all(req.as_bytes()).unwrap();
+    let mut out = String::new();
+    c.read_to_string(&mut out).unwrap();
+    let code = out.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (code, out.split("\r\n\r\n").nth(1).unwrap_or("").to_string())
+}
+
+#[test]
+fn the_write_role_extends_and_destroys_through_the_buttons() {
+    let env = repository();
+    let s = Serving::start(
+        &env,
+        env.remote.to_str().unwrap(),
+        &[
+            ("FLUX_EPHEMERAL_UI_TOKEN", READ.into()),
+            ("FLUX_EPHEMERAL_UI_WRITE_TOKEN", WRITE.into()),
+        ],
+    );
+    let v = previews(&s);
+    let web = v["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["application"] == "web")
+        .unwrap()
+        .clone();
+    let file = web["file"].as_str().unwrap().to_string();
+    // The browser's way: the cookie, and the CSRF token the page carries.
+    let answer = raw(&s, &format!("/?token={WRITE}"), &[]);
+    let cookie = answer
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+        .unwrap()
+        .split_once(':')
+        .unwrap()
+        .1
+        .trim()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let (code, page) = get(&s, "/", &[("Cookie", cookie.clone())]);
+    assert_eq!(code, 200);
+    let csrf = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a CSRF token on the page")
+        .to_string();
+    let commits = env.commit_count();
+    let with_cookie = vec![("Cookie", cookie.clone())];
+
+    // Refused: a read token, a wrong CSRF token, another origin.
+    let (code, _) = post(
+        &s,
+        "/actions/extend",
+        &[("Authorization", format!("Bearer {READ}"))],
+        &form(&file, ""),
+    );
+    assert_eq!(code, 403);
+    let (code, _) = post(&s, "/actions/extend", &with_cookie, &form(&file, "0000"));
+    assert_eq!(code, 403);
+    let mut other = with_cookie.clone();
+    other.push(("Origin", "https://evil.example.com".into()));
+    let (code, _) = post(&s, "/actions/extend", &other, &form(&file, &csrf));
+    assert_eq!(code, 403);
+    assert_eq!(env.commit_count(), commits, "refused actions committed");
+
+    // Extend: a commit that says who asked.
+    let (code, body) = post(&s, "/actions/extend", &with_cookie, &form(&file, &csrf));
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("extended"), "{body}");
+    assert_eq!(env.commit_count(), commits + 1);
+    let message = env.git(&["log", "-1", "--format=%B", "main"]);
+    assert!(
+        message.contains("Requested-by: token (previews page)"),
+        "{message}"
+    );
+    // Destroy through the API with the bearer token (no CSRF needed there).
+    let (code, body) = post(
+        &s,
+        "/actions/destroy",
+        &[("Authorization", format!("Bearer {WRITE}"))],
+        &form(&file, ""),
+    );
+    assert_eq!(code, 200, "{body}");
+    assert!(env
+        .file(&format!("overlays/ephemeral-instances/{file}"))
+        .is_none());
+    // The page shows it at once.
+    assert_eq!(previews_now(&s)["totals"]["previews"], 1);
+}
+
+fn previews_now(s: &Serving) -> Value {
+    let (_, body) = get(s, "/api/previews", &bearer());
+    serde_json::from_str(&body).unwrap()
+}

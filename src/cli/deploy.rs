@@ -46,6 +46,7 @@ impl DeployCmd {
             format,
             dotenv: self.dotenv.clone(),
             refresh: self.refresh,
+            requested_by: None,
         };
         ops::deploy(
             &super::args::repo(&self.gitops.repo, &self.gitops.settings)?,

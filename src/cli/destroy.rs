@@ -39,6 +39,7 @@ impl DestroyCmd {
             format,
             dotenv: None,
             refresh: false,
+            requested_by: None,
         };
         ops::destroy(
             &super::args::repo(&self.gitops.repo, &self.gitops.settings)?,

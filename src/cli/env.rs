@@ -36,6 +36,7 @@ impl EnvCmd {
             format,
             dotenv: self.dotenv.clone(),
             refresh: false,
+            requested_by: None,
         };
         ops::environment_job(
             &super::args::repo(&self.gitops.repo, &self.gitops.settings)?,

@@ -67,6 +67,7 @@ impl HandleCmd {
             format,
             dotenv: None,
             refresh: false,
+            requested_by: None,
         };
         let handler = Handler {
             repo: super::args::repo(&self.gitops.repo, &self.gitops.settings)?,

@@ -36,6 +36,7 @@ impl Which {
             format,
             dotenv: None,
             refresh: false,
+            requested_by: None,
         };
         let input = self.target.input(self.branch.clone())?;
         let input = EnvInput {

@@ -166,6 +166,7 @@ impl ServeCmd {
         };
         let journal = journal.map(|(j, _)| j);
         let previews = Arc::new(crate::server::ui::PreviewsCache::default());
+        let ui_repo = repo.clone();
         let worker = Worker {
             previews: Some(previews.clone()),
             handler: Handler {
@@ -216,7 +217,7 @@ impl ServeCmd {
                     .or_else(|| std::env::var("GITLAB_URL").ok()),
             },
         )
-        .map(Arc::new);
+        .map(|ui| Arc::new(ui.with_repo(ui_repo)));
         let service = Service {
             ui,
             secrets,

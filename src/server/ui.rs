@@ -78,6 +78,10 @@ pub struct Ui {
     proxy: Proxy,
     pub cache: Arc<PreviewsCache>,
     hosts: WebHosts,
+    /// The GitOps repository the write role's actions commit to.
+    repo: Option<crate::service::environment::Repo>,
+    /// Signs each viewer's CSRF token; new for every start of `serve`.
+    csrf_key: [u8; 32],
 }
 
 /// Who is looking.
@@ -103,13 +107,34 @@ impl Ui {
     ) -> Option<Ui> {
         let read = read.filter(|t| !t.trim().is_empty()).map(digest);
         let write = write.filter(|t| !t.trim().is_empty()).map(digest);
+        let mut csrf_key = [0u8; 32];
+        getrandom::fill(&mut csrf_key).ok()?;
         (read.is_some() || write.is_some() || proxy.address.is_some()).then_some(Ui {
             read,
             write,
             proxy,
             cache,
             hosts,
+            repo: None,
+            csrf_key,
         })
+    }
+
+    /// Let the write role act on the environments of `repo`.
+    pub fn with_repo(self, repo: crate::service::environment::Repo) -> Ui {
+        Ui {
+            repo: Some(repo),
+            ..self
+        }
+    }
+
+    /// The CSRF token of `viewer`: an HMAC of its name under this process's key.
+    fn csrf(&self, viewer: &Viewer) -> String {
+        use hmac::Mac;
+        let mut mac = hmac::Hmac::<Sha256>::new_from_slice(&self.csrf_key)
+            .expect("HMAC takes any key length");
+        mac.update(viewer.name.as_bytes());
+        hex::encode(mac.finalize().into_bytes())
     }
 
     /// The role a token's digest grants, compared in constant time.
@@ -277,6 +302,16 @@ pub async fn page(
     let (view, read_at) = ui.view();
     let mut ctx = tera::Context::new();
     ctx.insert("viewer", &viewer.name);
+    let can_act = role == Role::Write && ui.repo.is_some();
+    ctx.insert("can_act", &can_act);
+    ctx.insert(
+        "csrf",
+        &if can_act {
+            ui.csrf(&viewer)
+        } else {
+            String::new()
+        },
+    );
     ctx.insert("view", &view);
     ctx.insert("read_at", &read_at);
     match tera::Tera::one_off(PAGE, &ctx, true) {
@@ -328,12 +363,175 @@ pub async fn style() -> Response {
     ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], STYLE).into_response()
 }
 
+#[derive(serde::Deserialize)]
+pub struct ActionForm {
+    file: String,
+    #[serde(default)]
+    csrf: String,
+}
+
+/// A small page with the result of an action, escaped, and the way back.
+fn result_page(status: StatusCode, text: &str) -> Response {
+    let mut ctx = tera::Context::new();
+    ctx.insert("text", text);
+    let html = tera::Tera::one_off(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Previews</title>\
+         <link rel=\"stylesheet\" href=\"/assets/previews.css\"></head><body><main><p role=\"status\">{{ text }}</p>\
+         <p><a href=\"/\">Back to the previews</a></p></main></body></html>",
+        &ctx,
+        true,
+    )
+    .unwrap_or_default();
+    strict(
+        (
+            status,
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            html,
+        )
+            .into_response(),
+    )
+}
+
+/// `POST /actions/{extend|sleep|wake|destroy}`: the write role's buttons. The same service calls
+/// as the commands; the commit message names who asked. Refused without the write role, from
+/// another origin, or without this viewer's CSRF token.
+pub async fn action(
+    State(ui): State<Arc<Ui>>,
+    axum::extract::Path(verb): axum::extract::Path<String>,
+    headers: HeaderMap,
+    ext: axum::http::Extensions,
+    axum::Form(form): axum::Form<ActionForm>,
+) -> Response {
+    let path = "/actions";
+    let Some(viewer) = ui.viewer(&headers, peer(&ext)) else {
+        return unauthorized(path);
+    };
+    let forbidden = |why: &str| {
+        log(path, StatusCode::FORBIDDEN, Some(viewer.role));
+        result_page(StatusCode::FORBIDDEN, why)
+    };
+    if viewer.role != Role::Write {
+        return forbidden("the write role is needed for this");
+    }
+    // Same origin only: a browser always says where a form was posted from.
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let origin_host = headers
+        .get(header::ORIGIN)
+        .and_then(|o| o.to_str().ok())
+        .map(|o| o.split_once("://").map_or(o, |x| x.1));
+    if origin_host.is_some_and(|o| Some(o) != host) {
+        return forbidden("refused: the request came from another site");
+    }
+    // A bearer token is sent on purpose by its holder; a cookie or a proxy's headers ride along
+    // with any request a browser makes, so those need this viewer's CSRF token.
+    let by_bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("Bearer "));
+    let want = ui.csrf(&viewer);
+    if !by_bearer && !bool::from(want.as_bytes().ct_eq(form.csrf.as_bytes())) {
+        return forbidden("refused: the form is stale or not this page's; reload and try again");
+    }
+    let command = match verb.as_str() {
+        "extend" => Some(crate::chatops::LifeCommand::Extend { duration: None }),
+        "sleep" => Some(crate::chatops::LifeCommand::Sleep),
+        "wake" => Some(crate::chatops::LifeCommand::Wake),
+        "destroy" => None,
+        _ => return forbidden("unknown action"),
+    };
+    let record = ui.cache.inner.read().ok().and_then(|g| {
+        g.as_ref().and_then(|(rs, _)| {
+            rs.iter()
+                .find(|(r, _)| r.file == form.file)
+                .map(|(r, _)| r.clone())
+        })
+    });
+    let (Some(record), Some(repo)) = (record, ui.repo.clone()) else {
+        return result_page(
+            StatusCode::NOT_FOUND,
+            "no such preview (it may be gone already)",
+        );
+    };
+    let who = viewer.name.clone();
+    let cache = ui.cache.clone();
+    let done =
+        tokio::task::spawn_blocking(move || act(&repo, &record, command, &who, &cache)).await;
+    match done {
+        Ok(Ok(text)) => {
+            log(path, StatusCode::OK, Some(viewer.role));
+            result_page(StatusCode::OK, &text)
+        }
+        Ok(Err(e)) => {
+            log(path, StatusCode::CONFLICT, Some(viewer.role));
+            result_page(StatusCode::CONFLICT, &format!("not done: {}", e.message))
+        }
+        Err(_) => result_page(StatusCode::INTERNAL_SERVER_ERROR, "the action failed"),
+    }
+}
+
+/// Do it: one transaction on the GitOps repository, then take the new snapshot for the page.
+fn act(
+    repo: &crate::service::environment::Repo,
+    record: &EnvRecord,
+    command: Option<crate::chatops::LifeCommand>,
+    who: &str,
+    cache: &PreviewsCache,
+) -> crate::error::Result<String> {
+    use crate::service::environment::{open, run, Done, Mode, Wanted};
+    let (store, mut config) = open(repo, false)?;
+    config.origin = crate::apps::Origin {
+        app: record.app.clone(),
+        ..Default::default()
+    };
+    if let Some(app) = &record.app {
+        config.flags.app = Some(app.clone());
+    }
+    let first = crate::reconcile::first_snapshot(&store, &mut config)?;
+    let input = crate::service::input::EnvInput {
+        slug: Some(record.slug.clone()),
+        branch: Some(record.branch.clone()),
+        id: record.id.clone(),
+        ..Default::default()
+    };
+    let mode = Mode {
+        requested_by: Some(format!("{who} (previews page)")),
+        ..Mode::default()
+    };
+    let now = SystemTime::now();
+    let mut intent = |snap: &crate::reconcile::Snapshot| -> crate::error::Result<Wanted> {
+        match &command {
+            Some(c) => crate::service::life::wanted(&input, c, None, snap, now),
+            None => crate::service::environment::destroy_intent(&input)(snap),
+        }
+    };
+    let done = run(&store, &config, Some(first), None, &mode, &mut intent)?;
+    let verb = command.as_ref().map_or("destroyed", |c| match c {
+        crate::chatops::LifeCommand::Extend { .. } => "extended",
+        crate::chatops::LifeCommand::Sleep => "put to sleep",
+        crate::chatops::LifeCommand::Wake => "woken",
+    });
+    let text = match done {
+        Done::Ignored(why) => format!("{}: nothing to do ({why})", record.slug),
+        Done::Report(r) => match &r.commit {
+            Some(c) => format!("{} {verb}: commit {c} on {}", record.slug, r.target_branch),
+            None => format!("{}: nothing changed", record.slug),
+        },
+    };
+    // The page shows it at once.
+    let mut config = config.clone();
+    if let Ok(snap) = crate::reconcile::first_snapshot(&store, &mut config) {
+        cache.update(&snap.files);
+    }
+    Ok(text)
+}
+
 /// The page's routes, when it is on.
 pub fn routes(ui: Arc<Ui>) -> axum::Router {
-    use axum::routing::get;
+    use axum::routing::{get, post};
     axum::Router::new()
         .route("/", get(page))
         .route("/api/previews", get(api))
+        .route("/actions/{verb}", post(action))
         .route("/assets/previews.js", get(script))
         .route("/assets/previews.css", get(style))
         .with_state(ui)

@@ -514,6 +514,7 @@ pub fn apply(
         dry_run: mode.dry_run,
         plan: PlanOptions::default(),
         max_attempts: 10,
+        requested_by: None,
     };
     let mut intents = |snap: &Snapshot| -> Result<Vec<Intent>> {
         included.clear();

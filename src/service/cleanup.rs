@@ -266,6 +266,7 @@ impl Cleanup {
             dry_run: self.dry_run,
             plan: PlanOptions::default(),
             max_attempts: 10,
+            requested_by: None,
         };
         let commands = first.settings.commands.clone();
         let settings = first.settings.clone();

@@ -23,6 +23,8 @@ pub struct Mode {
     pub dotenv: Option<PathBuf>,
     /// Record a new deploy time even when nothing else changed.
     pub refresh: bool,
+    /// Who asked, recorded in the commit message (the previews page's user).
+    pub requested_by: Option<String>,
 }
 
 /// What one reconcile did.
@@ -134,6 +136,7 @@ pub fn run(
             ..PlanOptions::default()
         },
         max_attempts: 10,
+        requested_by: mode.requested_by.clone(),
     };
     let report = reconcile(store, config, first, &mut intents, &opts)?;
     Ok(match ignored {

@@ -260,6 +260,7 @@ pub fn resync(
         dry_run,
         plan: PlanOptions::default(),
         max_attempts: 10,
+        requested_by: None,
     };
     let report = reconcile(store, config, Some(first), &mut intents, &opts)?;
     let repairs: Vec<Repair> = repairs.into_iter().map(|(r, _)| r).collect();
