@@ -35,12 +35,12 @@
     }
     parent.appendChild(el);
   }
-  function time(parent, value) {
+  function time(parent, value, shown) {
     if (!value) return;
     const t = document.createElement("time");
     t.dateTime = value;
     t.title = value;
-    t.textContent = value;
+    t.textContent = shown || value;
     parent.appendChild(t);
   }
   function render(view) {
@@ -63,8 +63,8 @@
       cell(tr, (td) => link(td, null, r.branch, true));
       cell(tr, (td) => { td.textContent = r.author || ""; });
       cell(tr, (td) => { if (r.short_sha) link(td, r.commit_url, r.short_sha, true); });
-      cell(tr, (td) => time(td, r.deployed_at));
-      cell(tr, (td) => time(td, r.expires_at));
+      cell(tr, (td) => time(td, r.deployed_at, r.deployed));
+      cell(tr, (td) => time(td, r.expires_at, r.expires));
       cell(tr, (td) => {
         const s = document.createElement("span");
         s.className = "state state-" + r.state;

@@ -46,7 +46,11 @@ pub struct Row {
     pub commit_url: Option<String>,
     /// RFC 3339.
     pub deployed_at: Option<String>,
+    /// `3 h ago`.
+    pub deployed: Option<String>,
     pub expires_at: Option<String>,
+    /// `in 21 h`.
+    pub expires: Option<String>,
     pub sleeping_since: Option<String>,
     pub state: State,
     pub message: Option<String>,
@@ -171,7 +175,13 @@ pub fn view(
                 sha: r.sha.clone(),
                 commit_url,
                 deployed_at: r.deployed_at.clone(),
+                deployed: r
+                    .deployed_at
+                    .as_deref()
+                    .and_then(parse_time)
+                    .map(|t| crate::replies::relative(t, now)),
                 expires_at: r.expires_at.clone(),
+                expires: expires.map(|t| crate::replies::relative(t, now)),
                 sleeping_since: r.sleeping_since.clone(),
                 state,
                 message,

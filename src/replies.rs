@@ -141,11 +141,15 @@ pub fn help(p: &Prefixes) -> String {
 pub fn when(t: std::time::SystemTime, now: std::time::SystemTime) -> String {
     let utc = crate::model::format_time(t);
     let exact = utc.get(..16).unwrap_or(&utc).replace('T', " ");
-    let relative = match t.duration_since(now) {
+    format!("{exact} UTC ({})", relative(t, now))
+}
+
+/// `in 11 h`, `3 d ago`.
+pub fn relative(t: std::time::SystemTime, now: std::time::SystemTime) -> String {
+    match t.duration_since(now) {
         Ok(d) => format!("in {}", rough(d)),
         Err(e) => format!("{} ago", rough(e.duration())),
-    };
-    format!("{exact} UTC ({relative})")
+    }
 }
 
 /// A duration to the unit that matters: `11 h`, `3 d`, `25 min`.
