@@ -531,7 +531,11 @@ pub fn routes(ui: Arc<Ui>) -> axum::Router {
     axum::Router::new()
         .route("/", get(page))
         .route("/api/previews", get(api))
-        .route("/actions/{verb}", post(action))
+        // An action's form is two short fields: nobody's body may take more.
+        .route(
+            "/actions/{verb}",
+            post(action).layer(axum::extract::DefaultBodyLimit::max(4096)),
+        )
         .route("/assets/previews.js", get(script))
         .route("/assets/previews.css", get(style))
         .with_state(ui)
