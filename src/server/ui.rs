@@ -37,8 +37,10 @@ pub struct PreviewsCache {
 }
 
 impl PreviewsCache {
-    /// Take the environments of the instances directory's files, as just read.
-    pub fn update(&self, files: &Files) {
+    /// Take the environments of the instances directory's files, read from `read_at` on. A read
+    /// that began before the one the page shows (a slow readiness check racing an action) is
+    /// older news and is dropped.
+    pub fn update(&self, files: &Files, read_at: SystemTime) {
         let records = crate::overlay::records(files)
             .into_iter()
             .map(|r| {
@@ -49,7 +51,9 @@ impl PreviewsCache {
             })
             .collect();
         if let Ok(mut g) = self.inner.write() {
-            *g = Some((records, SystemTime::now()));
+            if g.as_ref().is_none_or(|(_, shown)| *shown <= read_at) {
+                *g = Some((records, read_at));
+            }
         }
     }
 }
@@ -519,8 +523,9 @@ fn act(
     };
     // The page shows it at once.
     let mut config = config.clone();
+    let read_at = SystemTime::now();
     if let Ok(snap) = crate::reconcile::first_snapshot(&store, &mut config) {
-        cache.update(&snap.files);
+        cache.update(&snap.files, read_at);
     }
     Ok(text)
 }

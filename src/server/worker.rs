@@ -139,6 +139,7 @@ impl Worker {
     /// Why the service is not ready: one fetch of the GitOps repository, then the forge of every
     /// configured application (each listed one, or the one) must answer.
     fn unready(&self, store: &Store, config: &ConfigSource) -> Option<crate::error::Error> {
+        let read_at = std::time::SystemTime::now();
         let apps = match crate::reconcile::per_application(store, config) {
             Ok(a) => a,
             Err(e) => return Some(e),
@@ -146,7 +147,7 @@ impl Worker {
         let gitlab_url = self.handler.gitlab_url.as_deref();
         // One instances directory for every application: the first snapshot has them all.
         if let (Some(cache), Some((_, Ok(snap)))) = (&self.previews, apps.first()) {
-            cache.update(&snap.files);
+            cache.update(&snap.files, read_at);
         }
         for (_, snap) in apps {
             let settings = match snap {
