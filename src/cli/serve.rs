@@ -167,8 +167,9 @@ impl ServeCmd {
         let journal = journal.map(|(j, _)| j);
         let previews = Arc::new(crate::server::ui::PreviewsCache::default());
         let ui_repo = repo.clone();
-        let worker = Worker {
+        let mut worker = Worker {
             previews: Some(previews.clone()),
+            kube: None,
             handler: Handler {
                 repo,
                 gitlab_url: self.gitlab_url.clone(),
@@ -218,6 +219,13 @@ impl ServeCmd {
             },
         )
         .map(|ui| Arc::new(ui.with_repo(ui_repo)));
+        // With the page on and cluster credentials, it shows Flux's verdict on each preview.
+        if ui.is_some() {
+            worker.kube = crate::flux::kube_wait::KubeWaiter::connect(None).unwrap_or_else(|e| {
+                tracing::warn!("previews page: no Flux state: {e}");
+                None
+            });
+        }
         let service = Service {
             ui,
             secrets,

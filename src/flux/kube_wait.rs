@@ -120,6 +120,37 @@ impl KubeWaiter {
         })
     }
 
+    /// Every object of `kind` in `namespace` that flux-ephemeral made (labelled
+    /// `app.kubernetes.io/managed-by: flux-ephemeral`), as JSON.
+    pub fn list(
+        &self,
+        namespace: &str,
+        api_version: &str,
+        kind: &str,
+    ) -> Result<Vec<serde_json::Value>> {
+        let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+        let resource = ApiResource {
+            group: group.into(),
+            version: version.into(),
+            api_version: api_version.into(),
+            kind: kind.into(),
+            plural: plural(kind),
+        };
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(self.client.clone(), namespace, &resource);
+        let params =
+            kube::api::ListParams::default().labels("app.kubernetes.io/managed-by=flux-ephemeral");
+        let list = self
+            .runtime
+            .block_on(api.list(&params))
+            .map_err(|e| Error::remote(format!("the Kubernetes API server: list {kind}: {e}")))?;
+        Ok(list
+            .items
+            .into_iter()
+            .filter_map(|o| serde_json::to_value(o).ok())
+            .collect())
+    }
+
     /// The object's states as they change (the first is its current state).
     fn watch(
         &self,

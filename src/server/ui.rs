@@ -30,10 +30,14 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-
 /// Every environment with the preview URL its file holds.
 type Records = Vec<(EnvRecord, Option<String>)>;
 
+/// Flux's verdicts by file name, where the cluster could be asked.
+type Verdicts = std::collections::BTreeMap<String, crate::previews::Verdict>;
+
 /// What the page shows, as the service last read it, and when.
 #[derive(Default)]
 pub struct PreviewsCache {
     inner: RwLock<Option<(Records, SystemTime)>>,
+    verdicts: RwLock<Verdicts>,
 }
 
 impl PreviewsCache {
@@ -54,6 +58,13 @@ impl PreviewsCache {
             if g.as_ref().is_none_or(|(_, shown)| *shown <= read_at) {
                 *g = Some((records, read_at));
             }
+        }
+    }
+
+    /// Take Flux's verdicts, as the cluster just said them.
+    pub fn set_verdicts(&self, verdicts: Verdicts) {
+        if let Ok(mut g) = self.verdicts.write() {
+            *g = verdicts;
         }
     }
 }
@@ -219,7 +230,14 @@ impl Ui {
             Some((r, at)) => (r.clone(), crate::model::format_time(*at)),
             None => (Vec::new(), "never (the repository was not read yet)".into()),
         };
-        (view(&records, |_| None, &self.hosts, SystemTime::now()), at)
+        let verdicts = self
+            .cache
+            .verdicts
+            .read()
+            .map(|v| v.clone())
+            .unwrap_or_default();
+        let verdict = |r: &EnvRecord| verdicts.get(&r.file).cloned();
+        (view(&records, verdict, &self.hosts, SystemTime::now()), at)
     }
 }
 

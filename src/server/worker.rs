@@ -40,6 +40,8 @@ pub struct Worker {
     pub kept: std::sync::Mutex<std::collections::HashSet<String>>,
     /// What the previews page shows, refreshed with every readiness check (30 s).
     pub previews: Option<Arc<super::ui::PreviewsCache>>,
+    /// The cluster, when `serve` has credentials for it: Flux's verdict on each preview.
+    pub kube: Option<crate::flux::kube_wait::KubeWaiter>,
 }
 
 fn forge_name(f: Forge) -> &'static str {
@@ -148,6 +150,9 @@ impl Worker {
         // One instances directory for every application: the first snapshot has them all.
         if let (Some(cache), Some((_, Ok(snap)))) = (&self.previews, apps.first()) {
             cache.update(&snap.files, read_at);
+            if let Some(kube) = &self.kube {
+                cache.set_verdicts(crate::service::flux_state::verdicts(kube, &snap.files));
+            }
         }
         for (_, snap) in apps {
             let settings = match snap {

@@ -10,6 +10,7 @@ pub mod confirm;
 pub mod deployments;
 pub mod doctor;
 pub mod environment;
+pub mod flux_state;
 pub mod hook;
 pub mod input;
 pub mod life;

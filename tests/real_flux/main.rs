@@ -12,5 +12,6 @@ mod support;
 mod fleet;
 mod kustomize;
 mod notify;
+mod page;
 mod sleep;
 mod sources;
