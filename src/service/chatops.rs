@@ -14,6 +14,7 @@ use serde_json::json;
 use super::after::{NotifyOptions, WaitOptions};
 use super::artifact::ArtifactOptions;
 use super::environment::{self, Mode, Wanted};
+use super::gates::{event_sha, filtered, gate, waiting_change};
 use super::input::EnvInput;
 use crate::change_filter::Skip;
 use crate::chatops::{decide, trusted, Answer, Decision, LifeCommand};
@@ -291,7 +292,7 @@ pub fn prepare<'f>(
                 ..
             },
             crate::events::Trigger::Pushed { before: Some(b) },
-        ) if !s.require_checks.is_empty() && super::release::waits(&forge, b) => Decision::Deploy {
+        ) if !s.require_checks.is_empty() && super::gates::waits(&forge, b) => Decision::Deploy {
             ttl: None,
             only_if_present: false,
         },
@@ -769,70 +770,6 @@ pub fn finish(p: &Pending, applied: Result<Applied>, ctx: &Context) -> Result<Ha
             })
         }
     }
-}
-
-/// The commit a `ChecksCompleted` event names.
-fn event_sha(t: &crate::events::Trigger) -> Option<&str> {
-    match t {
-        crate::events::Trigger::ChecksCompleted { sha } => Some(sha),
-        _ => None,
-    }
-}
-
-/// The open change whose head is `sha` and on which the bot's own latest `flux-ephemeral`
-/// status says it waits for checks; its number.
-fn waiting_change(forge: &dyn ChangeForge, event: &Event, sha: &str) -> Result<Option<u64>> {
-    if !super::release::waits(forge, sha) {
-        return Ok(None);
-    }
-    if event.change.number != 0 {
-        return Ok(Some(event.change.number));
-    }
-    Ok(forge
-        .open_changes()?
-        .into_iter()
-        .find(|c| c.sha == sha)
-        .and_then(|c| c.number.parse().ok()))
-}
-
-/// The checks of `sha` against `required`, polled for up to `patience` while they run.
-fn gate(
-    forge: &dyn ChangeForge,
-    sha: &str,
-    required: &[String],
-    patience: Option<Duration>,
-) -> Result<Gate> {
-    let deadline = patience.map(|p| std::time::Instant::now() + p);
-    loop {
-        let gate = crate::checks::evaluate(required, &forge.checks(sha)?);
-        match (&gate, deadline) {
-            (Gate::Waiting(_), Some(d)) if std::time::Instant::now() < d => {
-                std::thread::sleep(Duration::from_secs(10).min(d - std::time::Instant::now()));
-            }
-            _ => return Ok(gate),
-        }
-    }
-}
-
-/// Why the filters keep this change from a preview, if they do. A push that only moves an
-/// existing preview is not stopped by the author or paths filters (they are about new
-/// previews); the changed files are read only when `paths` is set and nothing else decided.
-fn filtered(
-    c: &crate::events::Change,
-    explicit: bool,
-    only_if_present: bool,
-    forge: &dyn ChangeForge,
-    filters: &crate::change_filter::ChangeFilters,
-) -> Result<Option<Skip>> {
-    if let Some(skip) = crate::change_filter::check(c, explicit || only_if_present, filters) {
-        return Ok(Some(skip));
-    }
-    if only_if_present || filters.paths.is_empty() {
-        return Ok(None);
-    }
-    let files = forge.changed_files(c.number)?;
-    let touches = crate::change_filter::touches(&files, filters).map_err(Error::config)?;
-    Ok((!touches).then(|| Skip::Paths(filters.paths.clone())))
 }
 
 /// The answer to a lifecycle command that changed the environment; a wake waits for Ready when

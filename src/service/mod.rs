@@ -11,6 +11,7 @@ pub mod deployments;
 pub mod doctor;
 pub mod environment;
 pub mod flux_state;
+mod gates;
 pub mod hook;
 pub mod input;
 pub mod life;

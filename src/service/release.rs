@@ -10,29 +10,6 @@ use crate::forge::{ChangeForge, OpenChange};
 use crate::git::Store;
 use crate::reconcile::{first_snapshot, ConfigSource};
 
-/// Whether the bot's own latest `flux-ephemeral` status on `sha` marks a waiting request. A
-/// status of that name by anyone else proves nothing.
-pub fn waits(forge: &dyn ChangeForge, sha: &str) -> bool {
-    let Ok(statuses) = forge.commit_statuses(sha) else {
-        return false;
-    };
-    let Some(bot) = forge.bot_login() else {
-        return false;
-    };
-    statuses
-        .iter()
-        .filter(|s| s.context == "flux-ephemeral")
-        .max_by_key(|s| s.created_at)
-        .is_some_and(|s| {
-            // GitHub's pending is GitLab's running.
-            matches!(s.state.as_str(), "pending" | "running")
-                && s.description.starts_with(crate::replies::WAITING)
-                && s.author
-                    .as_deref()
-                    .is_some_and(|a| a.eq_ignore_ascii_case(&bot))
-        })
-}
-
 /// Release the waiting requests among `open` whose checks are green now; how many deployed.
 pub fn release_waiting(
     store: &Store,
@@ -41,7 +18,10 @@ pub fn release_waiting(
     repository: &str,
     open: &[OpenChange],
 ) -> usize {
-    let waiting: Vec<&OpenChange> = open.iter().filter(|c| waits(forge, &c.sha)).collect();
+    let waiting: Vec<&OpenChange> = open
+        .iter()
+        .filter(|c| super::gates::waits(forge, &c.sha))
+        .collect();
     if waiting.is_empty() {
         return 0;
     }
