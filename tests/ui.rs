@@ -318,3 +318,47 @@ fn previews_now(s: &Serving) -> Value {
     let (_, body) = get(s, "/api/previews", &bearer());
     serde_json::from_str(&body).unwrap()
 }
+
+#[test]
+fn behind_the_trusted_proxy_its_write_group_acts_from_the_proxied_origin() {
+    let env = repository();
+    let s = Serving::start(
+        &env,
+        env.remote.to_str().unwrap(),
+        &[
+            ("FLUX_EPHEMERAL_UI_TRUST_PROXY", "127.0.0.1".into()),
+            ("FLUX_EPHEMERAL_UI_WRITE_GROUPS", "sre".into()),
+            // Read access for the test's own look at the rows.
+            ("FLUX_EPHEMERAL_UI_TOKEN", READ.into()),
+        ],
+    );
+    let v = previews(&s);
+    let file = v["rows"][0]["file"].as_str().unwrap().to_string();
+    let user = vec![
+        ("X-Forwarded-User", "alice".to_string()),
+        ("X-Forwarded-Groups", "sre".to_string()),
+        ("X-Forwarded-Host", "previews.example.com".to_string()),
+    ];
+    let (code, page) = get(&s, "/", &user);
+    assert_eq!(code, 200);
+    let csrf = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a CSRF token for alice")
+        .to_string();
+    let mut from_browser = user.clone();
+    from_browser.push(("Origin", "https://previews.example.com".into()));
+    let (code, body) = post(&s, "/actions/sleep", &from_browser, &form(&file, &csrf));
+    assert_eq!(code, 200, "{body}");
+    let message = env.git(&["log", "-1", "--format=%B", "main"]);
+    assert!(
+        message.contains("Requested-by: alice (previews page)"),
+        "{message}"
+    );
+    // Another site is still another site.
+    let mut elsewhere = user.clone();
+    elsewhere.push(("Origin", "https://evil.example.com".into()));
+    let (code, _) = post(&s, "/actions/wake", &elsewhere, &form(&file, &csrf));
+    assert_eq!(code, 403);
+}

@@ -435,13 +435,22 @@ pub async fn action(
     if viewer.role != Role::Write {
         return forbidden("the write role is needed for this");
     }
-    // Same origin only: a browser always says where a form was posted from.
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
-    let origin_host = headers
-        .get(header::ORIGIN)
-        .and_then(|o| o.to_str().ok())
-        .map(|o| o.split_once("://").map_or(o, |x| x.1));
-    if origin_host.is_some_and(|o| Some(o) != host) {
+    // Same origin only: a browser always says where a form was posted from. Behind the trusted
+    // proxy, the host the browser saw is the proxy's X-Forwarded-Host.
+    let header_of = |k: header::HeaderName| headers.get(k).and_then(|h| h.to_str().ok());
+    let from_proxy = ui.proxy.address.is_some() && ui.proxy.address == peer(&ext);
+    let hosts = [
+        header_of(header::HOST),
+        if from_proxy {
+            headers
+                .get("x-forwarded-host")
+                .and_then(|h| h.to_str().ok())
+        } else {
+            None
+        },
+    ];
+    let origin_host = header_of(header::ORIGIN).map(|o| o.split_once("://").map_or(o, |x| x.1));
+    if origin_host.is_some_and(|o| !hosts.contains(&Some(o))) {
         return forbidden("refused: the request came from another site");
     }
     // A bearer token is sent on purpose by its holder; a cookie or a proxy's headers ride along
