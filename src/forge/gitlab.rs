@@ -262,6 +262,8 @@ pub struct GitLabChanges {
     pub project: String,
     /// The token's user: the only author whose notes are the bot's.
     me: std::sync::OnceLock<u64>,
+    /// The token user's login, read once.
+    my_login: std::sync::OnceLock<String>,
     /// Deployment id → its environment, for the URL when it succeeds.
     deployments: std::sync::Mutex<std::collections::BTreeMap<u64, String>>,
 }
@@ -273,11 +275,15 @@ impl GitLabChanges {
             project,
             me: std::sync::OnceLock::new(),
             deployments: Default::default(),
+            my_login: Default::default(),
         }
     }
 
     /// The token user's login, read once (for the bot's own statuses).
     fn my_username(&self) -> Option<String> {
+        if let Some(login) = self.my_login.get() {
+            return Some(login.clone());
+        }
         #[derive(Deserialize)]
         struct Me {
             id: u64,
@@ -289,7 +295,7 @@ impl GitLabChanges {
             .query(&self.gitlab.client)
             .ok()?;
         self.me.get_or_init(|| me.id);
-        Some(me.username)
+        Some(self.my_login.get_or_init(|| me.username).clone())
     }
 
     /// The id of the token's user (`GET /user`), read once.

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::support::real_flux::{Bootstrap, FluxWorld, RECEIVER_TOKEN};
+use crate::support::real_flux::{Bootstrap, FluxWorld};
 
 const WAIT: Duration = Duration::from_secs(180);
 
@@ -15,13 +15,10 @@ fn sleep_scales_the_preview_to_zero_and_wake_brings_it_back() {
     w.ready("receiver", "flux-ephemeral", WAIT);
     let branch = "feature/sleepy";
     let sha = w.app_commit(branch, &[("NOTES.md", Some("zzz\n"))], "zzz");
-    let flags = w.notify_flags();
-    let token = [("FLUX_RECEIVER_TOKEN", RECEIVER_TOKEN)];
     let with_flags = |verb: &str, extra: &[&str]| {
         let mut args = vec![verb, "--branch", branch];
         args.extend_from_slice(extra);
-        args.extend(flags.iter().map(String::as_str));
-        w.run(&args, &token).ok().json()
+        w.notified(&args)
     };
     let out = with_flags("deploy", &["--sha", &sha, "--wait", "--timeout", "4m"]);
     assert_eq!(out["wait"]["state"], "ready", "{out}");
@@ -81,13 +78,10 @@ fn a_sleeping_helm_release_is_scaled_to_zero_by_its_post_renderer() {
         ],
         "chart",
     );
-    let flags = w.notify_flags();
-    let token = [("FLUX_RECEIVER_TOKEN", RECEIVER_TOKEN)];
     let with_flags = |verb: &str, extra: &[&str]| {
         let mut args = vec![verb, "--branch", branch];
         args.extend_from_slice(extra);
-        args.extend(flags.iter().map(String::as_str));
-        w.run(&args, &token).ok().json()
+        w.notified(&args)
     };
     let out = with_flags("deploy", &["--sha", &sha, "--wait", "--timeout", "4m"]);
     assert_eq!(out["wait"]["state"], "ready", "{out}");

@@ -401,6 +401,18 @@ impl FluxWorld {
         format!("{a}-{}", &self.app[self.app.len() - 4..])
     }
 
+    /// The binary with `args` and this world's Receiver notified after the push; it must
+    /// succeed; its JSON.
+    #[track_caller]
+    pub fn notified(&self, args: &[&str]) -> Value {
+        let flags = self.notify_flags();
+        let mut all = args.to_vec();
+        all.extend(flags.iter().map(String::as_str));
+        self.run(&all, &[("FLUX_RECEIVER_TOKEN", RECEIVER_TOKEN)])
+            .ok()
+            .json()
+    }
+
     /// Object names and the preview's namespace for `branch`.
     pub fn name_of(&self, branch: &str) -> String {
         format!("{}-{}", self.app, super::slug_of(branch))
