@@ -362,3 +362,132 @@ fn behind_the_trusted_proxy_its_write_group_acts_from_the_proxied_origin() {
     let (code, _) = post(&s, "/actions/wake", &elsewhere, &form(&file, &csrf));
     assert_eq!(code, 403);
 }
+
+/// Without cluster credentials, each row's state is what Flux's notification Provider posted as
+/// a commit status on the application commit (only in Flux's exact context form).
+#[tokio::test(flavor = "multi_thread")]
+async fn without_the_cluster_the_state_comes_from_fluxs_commit_statuses() {
+    use support::fake_forges::{github_pull, FakeGitHub};
+    const OK: &str = "1111111111111111111111111111111111111111";
+    const BAD: &str = "2222222222222222222222222222222222222222";
+    const QUIET: &str = "3333333333333333333333333333333333333333";
+    let env = TestEnv::new();
+    env.commit_as_other(
+        &[(
+            ".flux-ephemeral.yaml",
+            Some("source_url: https://github.com/org/app.git\ngithub_repository: org/app\n"),
+        )],
+        "config",
+    );
+    let gh = FakeGitHub::start("bot").await;
+    gh.permission("org/app", "writer", "write");
+    for (n, branch, sha) in [
+        (7, "feature/ok", OK),
+        (8, "feature/bad", BAD),
+        (9, "feature/quiet", QUIET),
+    ] {
+        gh.pull("org/app", github_pull("org/app", n, branch, sha, "org/app"));
+        let file = env.path("event.json");
+        let event = support::payloads::github_comment("org/app", n, "writer", "/deploy-ephemeral");
+        std::fs::write(&file, event.to_string()).unwrap();
+        let mut c = env.command();
+        c.args(["handle", "--event-name", "issue_comment", "--event-file"])
+            .arg(&file)
+            .args(["--repo", env.remote.to_str().unwrap()])
+            .env("GITHUB_API_URL", gh.uri())
+            .env("GITHUB_TOKEN", "ghs-test-token");
+        support::run_async(c).await.ok();
+    }
+    let listed = env
+        .run(&[
+            "list",
+            "--repo",
+            env.remote.to_str().unwrap(),
+            "--output",
+            "json",
+        ])
+        .ok()
+        .json();
+    let name_of = |branch: &str| -> String {
+        listed
+            .as_array()
+            .or_else(|| listed["environments"].as_array())
+            .unwrap()
+            .iter()
+            .find(|e| e["branch"] == branch)
+            .map(|e| e["name"].as_str().unwrap().to_string())
+            .unwrap_or_else(|| panic!("{branch} not listed: {listed}"))
+    };
+    let context = |branch: &str| format!("kustomization/{}/1a2b3c4d", name_of(branch));
+    gh.post_status(
+        "org/app",
+        OK,
+        &context("feature/ok"),
+        "success",
+        "Reconciliation finished",
+    );
+    gh.post_status(
+        "org/app",
+        BAD,
+        &context("feature/bad"),
+        "failure",
+        "health check failed after 30s: <script>x</script>",
+    );
+    // Someone else's status that merely looks like Flux's counts for nothing.
+    gh.post_status(
+        "org/app",
+        QUIET,
+        &format!("{}-x/1a2b3c4d", context("feature/quiet")),
+        "success",
+        "",
+    );
+
+    let s = Serving::start(
+        &env,
+        env.remote.to_str().unwrap(),
+        &[
+            ("GITHUB_API_URL", gh.uri()),
+            ("GITHUB_TOKEN", "ghs-test-token".into()),
+            ("FLUX_EPHEMERAL_UI_TOKEN", READ.into()),
+        ],
+    );
+    let state = |v: &Value, branch: &str| {
+        v["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["branch"] == branch)
+            .map(|r| r["state"].as_str().unwrap().to_string())
+    };
+    let v = tokio::task::block_in_place(|| {
+        let start = Instant::now();
+        loop {
+            let v = previews_now(&s);
+            if state(&v, "feature/ok").as_deref() == Some("ready")
+                && state(&v, "feature/bad").as_deref() == Some("failed")
+            {
+                return v;
+            }
+            assert!(start.elapsed() < Duration::from_secs(20), "{v}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    });
+    let row = |branch: &str| {
+        v["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["branch"] == branch)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(row("feature/ok")["state"], "ready", "{v}");
+    assert_eq!(row("feature/bad")["state"], "failed", "{v}");
+    assert!(row("feature/bad")["message"]
+        .as_str()
+        .unwrap()
+        .contains("health check failed after 30s"));
+    assert_eq!(row("feature/quiet")["state"], "committed", "{v}");
+    assert_eq!(v["totals"]["ready"], 1);
+    assert_eq!(v["totals"]["failed"], 1);
+}

@@ -95,6 +95,10 @@ pub struct ServeCmd {
     /// wake, expire); 0 turns it off
     #[arg(long, env = "FLUX_EPHEMERAL_RESYNC_INTERVAL", default_value = "10m", value_parser = humantime::parse_duration, value_name = "DURATION")]
     resync_interval: std::time::Duration,
+    /// The previews page without cluster access reads Flux's commit statuses on the forge: count
+    /// only those this account posts (the one Flux's notification Provider uses)
+    #[arg(long, env = "FLUX_EPHEMERAL_FLUX_STATUS_AUTHOR", value_name = "LOGIN")]
+    flux_status_author: Option<String>,
     #[command(flatten)]
     repo: RepoArgs,
     #[command(flatten)]
@@ -170,6 +174,8 @@ impl ServeCmd {
         let mut worker = Worker {
             previews: Some(previews.clone()),
             kube: None,
+            status_reads: None,
+            status_author: self.flux_status_author.clone(),
             handler: Handler {
                 repo,
                 gitlab_url: self.gitlab_url.clone(),
@@ -222,9 +228,12 @@ impl ServeCmd {
         // With the page on and cluster credentials, it shows Flux's verdict on each preview.
         if ui.is_some() {
             worker.kube = crate::flux::kube_wait::KubeWaiter::connect(None).unwrap_or_else(|e| {
-                tracing::warn!("previews page: no Flux state: {e}");
+                tracing::warn!("previews page: no cluster access ({e}); Flux's state comes from its commit statuses");
                 None
             });
+            if worker.kube.is_none() {
+                worker.status_reads = Some(Default::default());
+            }
         }
         let service = Service {
             ui,

@@ -25,20 +25,21 @@ fn is_fluxs_context(context: &str, deployer: &ObjectRef) -> bool {
 /// How far the forge's clock may be behind ours.
 const SKEW: Duration = Duration::from_secs(5);
 
-/// Flux's verdict among a commit's statuses, for `deployer`: only statuses in Flux's exact context
-/// form count, and (when the push time is known) only those posted after the push; the newest wins.
-pub fn flux_verdict(
-    statuses: &[CommitStatus],
+/// Flux's own status among a commit's statuses, for `deployer`: only statuses in Flux's exact
+/// context form count, and (when the push time is known) only those posted after the push; the
+/// newest wins.
+pub fn fluxs_status<'a>(
+    statuses: &'a [CommitStatus],
     deployer: &ObjectRef,
     pushed_at: Option<std::time::SystemTime>,
     author: Option<&str>,
-) -> Verdict {
+) -> Option<&'a CommitStatus> {
     let after_push = |s: &&CommitStatus| match (pushed_at, s.created_at) {
         (None, _) => true,
         (Some(p), Some(c)) => c + SKEW >= p,
         (Some(_), None) => false,
     };
-    let found = statuses
+    statuses
         .iter()
         .filter(|s| is_fluxs_context(&s.context, deployer))
         // With an author configured (the account Flux's Provider posts as), nobody else's.
@@ -50,13 +51,11 @@ pub fn flux_verdict(
             })
         })
         .filter(after_push)
-        .max_by_key(|s| s.created_at);
-    let Some(s) = found else {
-        return Verdict::Pending(format!(
-            "no commit status from Flux for {}",
-            deployer.flux_id()
-        ));
-    };
+        .max_by_key(|s| s.created_at)
+}
+
+/// What Flux's status says.
+pub fn verdict_of(s: &CommitStatus) -> Verdict {
     match s.state.as_str() {
         "success" => Verdict::Ready,
         "failure" | "failed" | "error" | "canceled" => Verdict::Failed {
@@ -64,6 +63,23 @@ pub fn flux_verdict(
             message: s.description.clone(),
         },
         other => Verdict::Pending(format!("Flux says {other}: {}", s.description)),
+    }
+}
+
+/// Flux's verdict among a commit's statuses, for `deployer` ([`fluxs_status`]); pending while
+/// Flux has said nothing.
+pub fn flux_verdict(
+    statuses: &[CommitStatus],
+    deployer: &ObjectRef,
+    pushed_at: Option<std::time::SystemTime>,
+    author: Option<&str>,
+) -> Verdict {
+    match fluxs_status(statuses, deployer, pushed_at, author) {
+        Some(s) => verdict_of(s),
+        None => Verdict::Pending(format!(
+            "no commit status from Flux for {}",
+            deployer.flux_id()
+        )),
     }
 }
 

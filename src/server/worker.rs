@@ -42,6 +42,10 @@ pub struct Worker {
     pub previews: Option<Arc<super::ui::PreviewsCache>>,
     /// The cluster, when `serve` has credentials for it: Flux's verdict on each preview.
     pub kube: Option<crate::flux::kube_wait::KubeWaiter>,
+    /// Without the cluster: Flux's commit statuses on the forges, read sparingly.
+    pub status_reads: Option<std::sync::Mutex<crate::service::flux_state::StatusReads>>,
+    /// Count only the commit statuses this account posts (Flux's Provider's).
+    pub status_author: Option<String>,
 }
 
 fn forge_name(f: Forge) -> &'static str {
@@ -139,7 +143,8 @@ impl Worker {
     }
 
     /// Why the service is not ready: one fetch of the GitOps repository, then the forge of every
-    /// configured application (each listed one, or the one) must answer.
+    /// configured application (each listed one, or the one) must answer. The same read refreshes
+    /// the previews page, and Flux's verdicts on it (from the cluster, else from the forges).
     fn unready(&self, store: &Store, config: &ConfigSource) -> Option<crate::error::Error> {
         let read_at = std::time::SystemTime::now();
         let apps = match crate::reconcile::per_application(store, config) {
@@ -147,29 +152,57 @@ impl Worker {
             Err(e) => return Some(e),
         };
         let gitlab_url = self.handler.gitlab_url.as_deref();
+        let mut problem = None;
+        let mut forges = Vec::new();
+        for (_, snap) in &apps {
+            let settings = match snap {
+                Ok(s) => &s.settings,
+                Err(e) => {
+                    problem.get_or_insert_with(|| e.clone());
+                    continue;
+                }
+            };
+            match crate::service::resync::listing_on(settings, gitlab_url) {
+                Ok(Some((forge, repository, name))) => {
+                    if let Err(e) = forge.ping() {
+                        problem.get_or_insert(e);
+                    }
+                    forges.push((settings.application.name.clone(), forge, repository, name));
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    problem.get_or_insert(e);
+                }
+            }
+        }
         // One instances directory for every application: the first snapshot has them all.
         if let (Some(cache), Some((_, Ok(snap)))) = (&self.previews, apps.first()) {
             cache.update(&snap.files, read_at);
             if let Some(kube) = &self.kube {
                 cache.set_verdicts(crate::service::flux_state::verdicts(kube, &snap.files));
-            }
-        }
-        for (_, snap) in apps {
-            let settings = match snap {
-                Ok(s) => s.settings,
-                Err(e) => return Some(e),
-            };
-            match crate::service::resync::listing(&settings, gitlab_url) {
-                Ok(Some((forge, _))) => {
-                    if let Err(e) = forge.ping() {
-                        return Some(e);
-                    }
+            } else if let Some(reads) = &self.status_reads {
+                let sources: Vec<_> = forges
+                    .iter()
+                    .map(|(app, forge, repository, name)| {
+                        crate::service::flux_state::StatusSource {
+                            application: app,
+                            forge_name: name,
+                            repository,
+                            forge: forge.as_ref(),
+                        }
+                    })
+                    .collect();
+                if let Ok(mut reads) = reads.lock() {
+                    cache.set_verdicts(reads.verdicts(
+                        &sources,
+                        &snap.files,
+                        self.status_author.as_deref(),
+                        std::time::Instant::now(),
+                    ));
                 }
-                Ok(None) => {}
-                Err(e) => return Some(e),
             }
         }
-        None
+        problem
     }
 
     /// Repair what the webhooks missed, for every application.

@@ -435,6 +435,18 @@ pub fn listing(
     settings: &crate::settings::Settings,
     gitlab_url: Option<&str>,
 ) -> Result<Option<(Box<dyn ChangeForge>, String)>> {
+    Ok(listing_on(settings, gitlab_url)?.map(|(f, repo, _)| (f, repo)))
+}
+
+/// A forge's client for one repository, the repository, and the forge's name as environments
+/// record it (`github`, `gitlab`).
+pub type Listing = (Box<dyn ChangeForge>, String, &'static str);
+
+/// [`listing`], with the forge's name.
+pub fn listing_on(
+    settings: &crate::settings::Settings,
+    gitlab_url: Option<&str>,
+) -> Result<Option<Listing>> {
     use crate::redact::Secret;
     let derived = match (&settings.github_repository, &settings.gitlab_project) {
         (None, None) => settings
@@ -458,7 +470,7 @@ pub fn listing(
             token.as_ref(),
             repo,
         )?;
-        return Ok(Some((Box::new(gh), repo.clone())));
+        return Ok(Some((Box::new(gh), repo.clone(), "github")));
     }
     if let Some(project) = &gitlab {
         let url = crate::forge::gitlab::GitLabUrl::resolve(gitlab_url)?;
@@ -471,6 +483,7 @@ pub fn listing(
                 project.clone(),
             )),
             project.clone(),
+            "gitlab",
         )));
     }
     Ok(None)
