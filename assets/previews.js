@@ -18,8 +18,10 @@
     }
     $("empty").hidden = shown > 0;
   }
-  function cell(tr, build) {
+  // Each cell names its column, for the stacked rows at phone width.
+  function cell(tr, label, build) {
     const td = document.createElement("td");
+    td.dataset.label = label;
     build(td);
     tr.appendChild(td);
   }
@@ -50,8 +52,8 @@
       const tr = document.createElement("tr");
       tr.dataset.app = r.application || "";
       tr.dataset.state = r.state;
-      cell(tr, (td) => { td.textContent = r.application || ""; });
-      cell(tr, (td) => {
+      cell(tr, "Application", (td) => { td.textContent = r.application || ""; });
+      cell(tr, "Change", (td) => {
         if (r.change) link(td, r.change_url, "#" + r.change, false);
         if (r.title) {
           const s = document.createElement("span");
@@ -60,12 +62,12 @@
           td.appendChild(s);
         }
       });
-      cell(tr, (td) => link(td, null, r.branch, true));
-      cell(tr, (td) => { td.textContent = r.author || ""; });
-      cell(tr, (td) => { if (r.short_sha) link(td, r.commit_url, r.short_sha, true); });
-      cell(tr, (td) => time(td, r.deployed_at, r.deployed));
-      cell(tr, (td) => time(td, r.expires_at, r.expires));
-      cell(tr, (td) => {
+      cell(tr, "Branch", (td) => link(td, null, r.branch, true));
+      cell(tr, "Author", (td) => { td.textContent = r.author || ""; });
+      cell(tr, "Commit", (td) => { if (r.short_sha) link(td, r.commit_url, r.short_sha, true); });
+      cell(tr, "Deployed", (td) => time(td, r.deployed_at, r.deployed));
+      cell(tr, "Expires", (td) => time(td, r.expires_at, r.expires));
+      cell(tr, "State", (td) => {
         const s = document.createElement("span");
         s.className = "state state-" + r.state;
         s.textContent = r.state;
@@ -77,10 +79,10 @@
           td.appendChild(m);
         }
       });
-      cell(tr, (td) => { if (r.preview_url) link(td, r.preview_url, r.preview_url, false); });
+      cell(tr, "Preview", (td) => { if (r.preview_url) link(td, r.preview_url, r.preview_url.replace(/^https?:\/\//, ""), false); });
       const table = $("previews");
       if (table.dataset.canAct === "true") {
-        cell(tr, (td) => {
+        cell(tr, "Actions", (td) => {
           td.className = "actions";
           for (const verb of ["extend", "sleep", "wake", "destroy"]) {
             const f = document.createElement("form");

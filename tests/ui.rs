@@ -287,6 +287,13 @@ fn the_write_role_extends_and_destroys_through_the_buttons() {
     other.push(("Origin", "https://evil.example.com".into()));
     let (code, _) = post(&s, "/actions/extend", &other, &form(&file, &csrf));
     assert_eq!(code, 403);
+    // A browser that hides where the form came from, or says it was another site.
+    for (k, v) in [("Origin", "null"), ("Sec-Fetch-Site", "cross-site")] {
+        let mut other = with_cookie.clone();
+        other.push((k, v.into()));
+        let (code, _) = post(&s, "/actions/extend", &other, &form(&file, &csrf));
+        assert_eq!(code, 403, "{k}: {v}");
+    }
     assert_eq!(env.commit_count(), commits, "refused actions committed");
 
     // Extend: a commit that says who asked.

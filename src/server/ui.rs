@@ -23,6 +23,7 @@ use crate::previews::{view, WebHosts};
 const PAGE: &str = include_str!("../../assets/previews.html.tera");
 const SCRIPT: &str = include_str!("../../assets/previews.js");
 const STYLE: &str = include_str!("../../assets/previews.css");
+const ICON: &str = include_str!("../../assets/favicon.svg");
 const COOKIE: &str = "fe_ui";
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
                    connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
@@ -265,9 +266,11 @@ fn strict(mut r: Response) -> Response {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
+    // Links to the forge and the previews carry no address of this page; the page's own forms
+    // keep their Origin (under `no-referrer` a browser posts `Origin: null`, refused below).
     h.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
@@ -385,6 +388,10 @@ pub async fn style() -> Response {
     ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], STYLE).into_response()
 }
 
+pub async fn icon() -> Response {
+    ([(header::CONTENT_TYPE, "image/svg+xml")], ICON).into_response()
+}
+
 #[derive(serde::Deserialize)]
 pub struct ActionForm {
     file: String,
@@ -398,7 +405,7 @@ fn result_page(status: StatusCode, text: &str) -> Response {
     ctx.insert("text", text);
     let html = tera::Tera::one_off(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Previews</title>\
-         <link rel=\"stylesheet\" href=\"/assets/previews.css\"></head><body><main><p role=\"status\">{{ text }}</p>\
+         <link rel=\"stylesheet\" href=\"/assets/previews.css\"><link rel=\"icon\" href=\"/assets/favicon.svg\" type=\"image/svg+xml\"></head><body><main><p role=\"status\">{{ text }}</p>\
          <p><a href=\"/\">Back to the previews</a></p></main></body></html>",
         &ctx,
         true,
@@ -450,7 +457,10 @@ pub async fn action(
         },
     ];
     let origin_host = header_of(header::ORIGIN).map(|o| o.split_once("://").map_or(o, |x| x.1));
-    if origin_host.is_some_and(|o| !hosts.contains(&Some(o))) {
+    let fetch_site = header_of(header::HeaderName::from_static("sec-fetch-site"));
+    if origin_host.is_some_and(|o| !hosts.contains(&Some(o)))
+        || fetch_site.is_some_and(|s| s != "same-origin")
+    {
         return forbidden("refused: the request came from another site");
     }
     // A bearer token is sent on purpose by its holder; a cookie or a proxy's headers ride along
@@ -570,5 +580,6 @@ pub fn routes(ui: Arc<Ui>) -> axum::Router {
         )
         .route("/assets/previews.js", get(script))
         .route("/assets/previews.css", get(style))
+        .route("/assets/favicon.svg", get(icon))
         .with_state(ui)
 }

@@ -158,7 +158,14 @@ impl StatusReads {
                         t.pushed_at,
                         author,
                     )
-                    .map(|s| page_verdict(crate::flux::forge_status::verdict_of(s)));
+                    .map(|s| match crate::flux::forge_status::verdict_of(s) {
+                        // The status's state is the reason already shown; its text is the news.
+                        Flux::Failed { message, .. } => Verdict {
+                            state: State::Failed,
+                            message: Some(crate::redact::remote_text(&message, 500)),
+                        },
+                        v => page_verdict(v),
+                    });
                     self.seen
                         .insert((r.file.clone(), sha.to_string()), (v, now));
                 }

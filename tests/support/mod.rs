@@ -3,6 +3,7 @@
 //! package, unless FLUX_EPHEMERAL_REQUIRE_SERVERS=1 (CI) turns the skip into a failure.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod fake_forges;
 pub mod fake_kube;
 pub mod payloads;

@@ -1,0 +1,498 @@
+//! The previews page in a real browser (Debian's Chromium through chromedriver): a GitOps
+//! repository with previews of two applications, deployed from pull requests of the shared fake
+//! GitHub, one of them titled like an attack. The rows and their links, the filters and the
+//! search, no console errors, the hostile title as text, extend and destroy through the buttons
+//! ending in commits, nothing without a token, axe-core with no serious violations, the phone
+//! width, and the screenshots in `target/` (README's copy is `docs/previews-page.png`).
+
+mod support;
+
+use serde_json::{json, Value};
+use support::browser::Browser;
+use support::fake_forges::{github_pull, FakeGitHub};
+use support::serving::Serving;
+use support::TestEnv;
+
+const READ: &str = "read-token-0123456789";
+const WRITE: &str = "write-token-9876543210";
+const HOSTILE: &str = "<img src=x onerror=alert(1)>";
+const WEB_SHA: &str = "ec26c3e57ca3a959ca5aad62de7213c562f8c821";
+const API_SHA: &str = "562e173be03b8ff2efb05345d12df18815438a4b";
+const DARK_SHA: &str = "9d4c0a1b2e3f405162738495a6b7c8d9e0f1a2b3";
+
+const CONFIG: &str = "\
+preview_url: \"https://{{ slug }}.preview.example.com\"
+ttl: 72h
+applications:
+  - name: web
+    github_repository: org/web
+  - name: api
+    github_repository: org/api
+";
+
+/// Three previews of two applications, deployed by `/deploy-ephemeral` on their pull requests:
+/// web's (titled like an attack) failed and api's ready, as Flux's commit statuses say (this
+/// `serve` has no cluster), and a second api preview asleep.
+async fn world() -> (TestEnv, FakeGitHub) {
+    let env = TestEnv::new();
+    env.commit_as_other(&[(".flux-ephemeral.yaml", Some(CONFIG))], "config");
+    let gh = FakeGitHub::start("bot").await;
+    for (repo, number, branch, sha, title) in [
+        ("org/web", 7, "feature/login", WEB_SHA, HOSTILE),
+        (
+            "org/api",
+            12,
+            "feature/orders",
+            API_SHA,
+            "Add the orders endpoint",
+        ),
+        (
+            "org/api",
+            15,
+            "feature/dark-mode",
+            DARK_SHA,
+            "Dark mode for the admin pages",
+        ),
+    ] {
+        gh.permission(repo, "writer", "write");
+        let mut pull = github_pull(repo, number, branch, sha, repo);
+        pull["title"] = json!(title);
+        gh.pull(repo, pull);
+        let file = env.path("event.json");
+        let event = support::payloads::github_comment(repo, number, "writer", "/deploy-ephemeral");
+        std::fs::write(&file, event.to_string()).unwrap();
+        let mut c = env.command();
+        c.args(["handle", "--event-name", "issue_comment", "--event-file"])
+            .arg(&file)
+            .args(["--repo", env.remote.to_str().unwrap()])
+            .env("GITHUB_API_URL", gh.uri())
+            .env("GITHUB_TOKEN", "ghs-test-token");
+        support::run_async(c).await.ok();
+    }
+    let remote = env.remote.to_str().unwrap();
+    env.run(&[
+        "sleep",
+        "--repo",
+        remote,
+        "--app",
+        "api",
+        "--branch",
+        "feature/dark-mode",
+    ])
+    .ok();
+    let listed = env
+        .run(&["list", "--repo", remote, "--output", "json"])
+        .ok()
+        .json();
+    let context = |branch: &str| {
+        let all = listed
+            .as_array()
+            .or_else(|| listed["environments"].as_array());
+        let name = all
+            .unwrap_or_else(|| panic!("{listed}"))
+            .iter()
+            .find(|e| e["branch"] == branch)
+            .and_then(|e| e["name"].as_str())
+            .unwrap_or_else(|| panic!("{branch} not listed: {listed}"));
+        format!("kustomization/{name}/6a2968b8")
+    };
+    gh.post_status(
+        "org/api",
+        API_SHA,
+        &context("feature/orders"),
+        "success",
+        "Reconciliation finished",
+    );
+    gh.post_status(
+        "org/web",
+        WEB_SHA,
+        &context("feature/login"),
+        "failure",
+        "Health check failed after 2m0s: timeout waiting for: [Deployment/app-web/web status: 'InProgress']",
+    );
+    (env, gh)
+}
+
+fn serve(env: &TestEnv, gh: &FakeGitHub) -> Serving {
+    Serving::start(
+        env,
+        env.remote.to_str().unwrap(),
+        &[
+            ("GITHUB_API_URL", gh.uri()),
+            ("GITHUB_TOKEN", "ghs-test-token".into()),
+            ("FLUX_EPHEMERAL_UI_TOKEN", READ.into()),
+            ("FLUX_EPHEMERAL_UI_WRITE_TOKEN", WRITE.into()),
+        ],
+    )
+}
+
+/// The rows the filters and the search leave visible, by application.
+async fn visible(b: &Browser) -> Value {
+    b.eval(
+        "Array.from(document.querySelectorAll('#previews tbody tr'))
+            .filter(tr => !tr.hidden && tr.offsetParent !== null).map(tr => tr.dataset.app)",
+    )
+    .await
+}
+
+async fn no_console_errors(b: &Browser, when: &str) {
+    let errors = b.console("SEVERE").await;
+    assert!(errors.is_empty(), "console errors {when}: {errors:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_previews_page_in_chromium() {
+    if let Some(why) = support::browser::missing() {
+        return support::skip(&why);
+    }
+    let (env, gh) = world().await;
+    let s = serve(&env, &gh);
+    let base = format!("http://127.0.0.1:{}", s.port);
+    let b = Browser::start(1400, 900).await;
+
+    // Without a token: nothing.
+    b.client.goto(&format!("{base}/")).await.unwrap();
+    let text = b.eval("document.body ? document.body.innerText : ''").await;
+    assert!(
+        !text.as_str().unwrap().contains("feature/"),
+        "data without a token: {text}"
+    );
+    assert_eq!(b.eval("document.querySelectorAll('table').length").await, 0);
+    b.client
+        .goto(&format!("{base}/api/previews"))
+        .await
+        .unwrap();
+    let text = b.eval("document.body.innerText").await;
+    assert!(!text.as_str().unwrap().contains("feature/"), "{text}");
+    b.console("SEVERE").await; // the 401s themselves are logged as failed loads
+
+    // The token once; the address bar keeps no token.
+    b.client
+        .goto(&format!("{base}/?token={WRITE}"))
+        .await
+        .unwrap();
+    assert_eq!(
+        b.client.current_url().await.unwrap().as_str(),
+        format!("{base}/")
+    );
+    b.until(
+        "the three previews",
+        "document.querySelectorAll('#previews tbody tr').length === 3",
+    )
+    .await;
+
+    // The rows and their links.
+    let rows = b
+        .eval(
+            "Array.from(document.querySelectorAll('#previews tbody tr')).map(tr => ({
+                app: tr.dataset.app,
+                branch: tr.cells[2].innerText.trim(),
+                state: tr.dataset.state,
+                links: Array.from(tr.querySelectorAll('a')).map(a => a.href),
+                title: (tr.querySelector('.title') || {}).textContent,
+                cells: Array.from(tr.cells).map(td => td.innerText.trim()),
+            }))",
+        )
+        .await;
+    let row = |branch: &str| {
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["branch"] == branch)
+            .unwrap_or_else(|| panic!("no {branch} row: {rows:#}"))
+            .clone()
+    };
+    let (web, api, dark) = (
+        row("feature/login"),
+        row("feature/orders"),
+        row("feature/dark-mode"),
+    );
+    assert_eq!(
+        (&web["app"], &api["app"], &dark["app"]),
+        (&json!("web"), &json!("api"), &json!("api"))
+    );
+    let links = |r: &Value| -> Vec<String> {
+        r["links"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l.as_str().unwrap().to_string())
+            .collect()
+    };
+    let web_links = links(&web);
+    assert_eq!(web_links[0], "https://github.com/org/web/pull/7", "{web:#}");
+    assert_eq!(
+        web_links[1],
+        format!("https://github.com/org/web/commit/{WEB_SHA}")
+    );
+    assert!(
+        web_links[2].starts_with("https://feature-login-")
+            && web_links[2].ends_with(".preview.example.com/"),
+        "{web:#}"
+    );
+    assert_eq!(links(&api)[0], "https://github.com/org/api/pull/12");
+    assert_eq!(api["cells"][2], "feature/orders");
+    assert_eq!(api["cells"][3], "author");
+    assert_eq!(api["cells"][4], &API_SHA[..12]);
+    // Flux's verdicts, from its commit statuses, and the sleeping one from its file.
+    assert_eq!(api["cells"][7], "ready");
+    assert_eq!(web["state"], "failed");
+    assert!(
+        web["cells"][7]
+            .as_str()
+            .unwrap()
+            .contains("Health check failed after 2m0s"),
+        "{web:#}"
+    );
+    assert_eq!(dark["state"], "sleeping");
+    let totals = b
+        .eval("Object.fromEntries(Array.from(document.querySelectorAll('[data-total]')).map(e => [e.dataset.total, e.textContent]))")
+        .await;
+    assert_eq!(
+        totals,
+        json!({"previews": "3", "ready": "1", "failed": "1", "sleeping": "1", "expiring_soon": "0"})
+    );
+    assert!(
+        api["cells"][6].as_str().unwrap().starts_with("in "),
+        "{api:#}"
+    );
+
+    // The hostile title is text: no element made of it, no dialog opened by it.
+    assert_eq!(web["title"].as_str().unwrap().trim(), HOSTILE);
+    assert_eq!(b.eval("document.querySelectorAll('img').length").await, 0);
+    assert!(b.client.get_alert_text().await.is_err(), "a dialog opened");
+    no_console_errors(&b, "after loading").await;
+
+    // Filters and search, without reloading.
+    b.eval("window.sameDocument = true").await;
+    b.client
+        .find(fantoccini::Locator::Id("filter-app"))
+        .await
+        .unwrap()
+        .select_by_value("api")
+        .await
+        .unwrap();
+    assert_eq!(visible(&b).await, json!(["api", "api"]));
+    b.client
+        .find(fantoccini::Locator::Id("filter-app"))
+        .await
+        .unwrap()
+        .select_by_value("")
+        .await
+        .unwrap();
+    assert_eq!(visible(&b).await.as_array().unwrap().len(), 3);
+    let state = b
+        .client
+        .find(fantoccini::Locator::Id("filter-state"))
+        .await
+        .unwrap();
+    state.select_by_value("failed").await.unwrap();
+    assert_eq!(visible(&b).await, json!(["web"]));
+    state.select_by_value("sleeping").await.unwrap();
+    assert_eq!(visible(&b).await, json!(["api"]));
+    state.select_by_value("reconciling").await.unwrap();
+    assert_eq!(visible(&b).await, json!([]));
+    assert_eq!(
+        b.eval("document.getElementById('empty').hidden").await,
+        false
+    );
+    state.select_by_value("").await.unwrap();
+    assert_eq!(
+        b.eval("document.getElementById('empty').hidden").await,
+        true
+    );
+    let search = b
+        .client
+        .find(fantoccini::Locator::Id("search"))
+        .await
+        .unwrap();
+    search.send_keys("ORDERS").await.unwrap();
+    assert_eq!(visible(&b).await, json!(["api"]));
+    search.clear().await.unwrap();
+    search.send_keys("onerror").await.unwrap();
+    assert_eq!(
+        visible(&b).await,
+        json!(["web"]),
+        "the title is searchable as text"
+    );
+    search.clear().await.unwrap();
+    b.eval("document.getElementById('search').dispatchEvent(new Event('input'))")
+        .await;
+    assert_eq!(visible(&b).await.as_array().unwrap().len(), 3);
+
+    // Refresh on demand redraws the rows from the API, in the same document.
+    b.eval("document.querySelector('#previews tbody').dataset.old = '1'")
+        .await;
+    b.client
+        .find(fantoccini::Locator::Id("refresh"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    b.until(
+        "the refreshed rows",
+        "!document.querySelector('#previews tbody').dataset.old",
+    )
+    .await;
+    assert_eq!(b.eval("window.sameDocument === true").await, true);
+    assert_eq!(
+        b.eval("document.querySelector('#previews tr[data-app=web] .title').textContent.trim()")
+            .await,
+        HOSTILE
+    );
+    assert_eq!(b.eval("document.querySelectorAll('img').length").await, 0);
+    no_console_errors(&b, "after filtering and refreshing").await;
+
+    assert_eq!(
+        b.eval("document.documentElement.scrollWidth <= window.innerWidth")
+            .await,
+        true,
+        "sideways scrolling at 1400 px"
+    );
+
+    // Accessibility: axe-core finds nothing serious.
+    let serious = b.axe(&["serious", "critical"]).await;
+    assert!(serious.is_empty(), "axe-core: {serious:#?}");
+
+    // The screenshot for the README.
+    let shot = b.screenshot("previews-page.png").await;
+    assert!(std::fs::metadata(&shot).unwrap().len() > 10_000);
+
+    // Extend through its button: a commit that names who asked, and the result shown.
+    let commits = env.commit_count();
+    b.client
+        .find(fantoccini::Locator::Css(
+            "#previews tr[data-state='ready'] button[aria-label^='extend']",
+        ))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    b.until("the result", "!!document.querySelector('[role=status]')")
+        .await;
+    let said = b
+        .eval("document.querySelector('[role=status]').textContent")
+        .await;
+    assert!(
+        said.as_str().unwrap().contains("extended: commit"),
+        "{said}"
+    );
+    assert_eq!(env.commit_count(), commits + 1);
+    let message = env.git(&["log", "-1", "--format=%B", "main"]);
+    assert!(
+        message.contains("Requested-by: token (previews page)"),
+        "{message}"
+    );
+    no_console_errors(&b, "on the result page").await;
+    b.client
+        .find(fantoccini::Locator::LinkText("Back to the previews"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    b.until(
+        "the page again",
+        "document.querySelectorAll('#previews tbody tr').length === 3",
+    )
+    .await;
+
+    // Destroy asks first: dismissed, nothing happens; accepted, the file goes in a commit.
+    let destroy = "#previews tr[data-app='web'] button[aria-label^='destroy']";
+    let commits = env.commit_count();
+    b.client
+        .find(fantoccini::Locator::Css(destroy))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let question = b.client.get_alert_text().await.expect("a confirmation");
+    assert!(
+        question.starts_with("Destroy the preview feature-login-"),
+        "{question}"
+    );
+    b.client.dismiss_alert().await.unwrap();
+    assert_eq!(env.commit_count(), commits);
+    assert!(b
+        .client
+        .find(fantoccini::Locator::Id("previews"))
+        .await
+        .is_ok());
+    b.client
+        .find(fantoccini::Locator::Css(destroy))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    b.client.accept_alert().await.unwrap();
+    b.until("the result", "!!document.querySelector('[role=status]')")
+        .await;
+    let said = b
+        .eval("document.querySelector('[role=status]').textContent")
+        .await;
+    assert!(
+        said.as_str().unwrap().contains("destroyed: commit"),
+        "{said}"
+    );
+    assert_eq!(env.commit_count(), commits + 1);
+    let files = env.git(&["ls-tree", "-r", "--name-only", "main"]);
+    assert!(!files.contains("sync-web-"), "{files}");
+    assert!(files.contains("sync-api-"), "{files}");
+    b.client.goto(&format!("{base}/")).await.unwrap();
+    b.until(
+        "two previews left",
+        "document.querySelectorAll('#previews tbody tr').length === 2",
+    )
+    .await;
+    no_console_errors(&b, "after the actions").await;
+
+    // Signed out (the cookie gone): nothing again.
+    b.client.delete_all_cookies().await.unwrap();
+    b.client.goto(&format!("{base}/")).await.unwrap();
+    let text = b.eval("document.body ? document.body.innerText : ''").await;
+    assert!(!text.as_str().unwrap().contains("feature/"), "{text}");
+    b.close().await;
+}
+
+/// At phone width every row stacks and nothing needs sideways scrolling; axe-core agrees there
+/// too. The read role sees no buttons.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_previews_page_at_phone_width() {
+    if let Some(why) = support::browser::missing() {
+        return support::skip(&why);
+    }
+    let (env, gh) = world().await;
+    let s = serve(&env, &gh);
+    let base = format!("http://127.0.0.1:{}", s.port);
+    let b = Browser::start(412, 915).await;
+    b.client
+        .goto(&format!("{base}/?token={READ}"))
+        .await
+        .unwrap();
+    b.until(
+        "the three previews",
+        "document.querySelectorAll('#previews tbody tr').length === 3",
+    )
+    .await;
+    assert_eq!(
+        b.eval("document.querySelectorAll('button[aria-label^=destroy]').length")
+            .await,
+        0
+    );
+    assert_eq!(
+        b.eval("document.documentElement.scrollWidth <= window.innerWidth")
+            .await,
+        true,
+        "sideways scrolling at phone width"
+    );
+    let serious = b.axe(&["serious", "critical"]).await;
+    assert!(serious.is_empty(), "axe-core: {serious:#?}");
+    no_console_errors(&b, "at phone width").await;
+    let shot = b.screenshot("previews-page-phone.png").await;
+    assert!(std::fs::metadata(&shot).unwrap().len() > 5_000);
+    b.close().await;
+}
