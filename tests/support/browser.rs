@@ -1,10 +1,12 @@
-//! A real browser for the previews page: Debian's `chromium` driven through its `chromedriver`
-//! (both installed by scripts/test.sh) with fantoccini, headless, on loopback only. The browser's
-//! console is read through chromedriver's log endpoint, and axe-core (downloaded by
-//! scripts/test.sh from the npm registry, checked against its pinned digest) is run in the page.
+//! A real browser for the previews page, headless, on loopback only, driven with fantoccini:
+//! Debian's `chromium` through its `chromedriver`, or Debian's `firefox-esr` through
+//! `geckodriver` (built from crates.io by scripts/test.sh; Debian has none). Chromium's console
+//! is read through chromedriver's log endpoint, Firefox's from its own output (geckodriver passes
+//! it on). axe-core (downloaded by scripts/test.sh from the npm registry, checked against its
+//! pinned digest) is run in the page.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use fantoccini::wd::WebDriverCompatibleCommand;
@@ -13,20 +15,55 @@ use serde_json::{json, Value};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const FIREFOX: &str = "/usr/bin/firefox-esr";
 
-/// A chromedriver on a free port, and a browser session in it; both end with the value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Chromium,
+    Firefox,
+}
+
+/// A WebDriver server on a free port, and a browser session in it; both end with the value.
 pub struct Browser {
     pub client: Client,
+    pub kind: Kind,
     driver: Child,
+    /// The driver's output (Firefox's console among it).
+    output: tempfile::NamedTempFile,
+    /// How much of `output` [`Browser::console`] has read.
+    read: std::sync::atomic::AtomicUsize,
     _profile: tempfile::TempDir,
 }
 
-/// Whether this machine can run the browser tests; else the reason (a skip, or in CI a failure).
-pub fn missing() -> Option<String> {
-    for (path, package) in [(CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver")] {
+/// geckodriver: GECKODRIVER, else on PATH.
+fn geckodriver() -> Option<PathBuf> {
+    std::env::var_os("GECKODRIVER")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+                .map(|d| d.join("geckodriver"))
+                .find(|p| p.is_file())
+        })
+        .filter(|p| p.is_file())
+}
+
+/// Whether this machine can run the browser tests in `kind`; else the reason (a skip, or in CI
+/// a failure).
+pub fn missing(kind: Kind) -> Option<String> {
+    let needs: &[(&str, &str)] = match kind {
+        Kind::Chromium => &[(CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver")],
+        Kind::Firefox => &[(FIREFOX, "firefox-esr")],
+    };
+    for (path, package) in needs {
         if !std::path::Path::new(path).exists() {
             return Some(format!("{path} (Debian package {package})"));
         }
+    }
+    if kind == Kind::Firefox && geckodriver().is_none() {
+        return Some(
+            "geckodriver (GECKODRIVER, or on PATH: scripts/test.sh builds it with cargo install)"
+                .into(),
+        );
     }
     if axe_path().is_none() {
         return Some(
@@ -68,32 +105,74 @@ impl WebDriverCompatibleCommand for BrowserLog {
 }
 
 impl Browser {
-    /// Start chromedriver and a headless Chromium `width` × `height` pixels wide, with a new
-    /// profile and nothing that reaches outside the machine.
-    pub async fn start(width: u32, height: u32) -> Browser {
+    /// Start the driver and a headless browser `width` × `height` pixels wide, with a new profile
+    /// and nothing that reaches outside the machine.
+    pub async fn start(kind: Kind, width: u32, height: u32) -> Browser {
         let port = super::servers::free_port();
-        let driver = Command::new(CHROMEDRIVER)
-            .args([format!("--port={port}"), "--allowed-ips=127.0.0.1".into()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chromedriver starts");
         let profile = tempfile::tempdir().unwrap();
-        let caps = json!({
-            "browserName": "chrome",
-            "goog:chromeOptions": {
-                "binary": CHROMIUM,
-                "args": [
-                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                    "--no-first-run", "--disable-background-networking",
-                    "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
-                    "--hide-scrollbars",
-                    format!("--window-size={width},{height}"),
-                    format!("--user-data-dir={}", profile.path().display()),
+        let output = tempfile::NamedTempFile::new().unwrap();
+        let (program, args, caps) = match kind {
+            Kind::Chromium => (
+                PathBuf::from(CHROMEDRIVER),
+                vec![format!("--port={port}"), "--allowed-ips=127.0.0.1".into()],
+                json!({
+                    "browserName": "chrome",
+                    "goog:chromeOptions": {
+                        "binary": CHROMIUM,
+                        "args": [
+                            "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                            "--no-first-run", "--disable-background-networking",
+                            "--disable-component-update", "--disable-sync",
+                            "--disable-dev-shm-usage", "--hide-scrollbars",
+                            format!("--window-size={width},{height}"),
+                            format!("--user-data-dir={}", profile.path().display()),
+                        ],
+                    },
+                    "goog:loggingPrefs": {"browser": "ALL"},
+                }),
+            ),
+            Kind::Firefox => (
+                geckodriver().expect("geckodriver"),
+                vec![
+                    "--port".to_string(),
+                    port.to_string(),
+                    "--host".into(),
+                    "127.0.0.1".into(),
                 ],
-            },
-            "goog:loggingPrefs": {"browser": "ALL"},
-        });
+                json!({
+                    "browserName": "firefox",
+                    "moz:firefoxOptions": {
+                        "binary": FIREFOX,
+                        "args": ["-headless", "-profile", profile.path().display().to_string()],
+                        "prefs": {
+                            // The page's console on Firefox's output, and not the browser's own.
+                            "devtools.console.stdout.content": true,
+                            "devtools.console.stdout.chrome": false,
+                            // Nothing leaves the machine.
+                            "app.update.disabledForTesting": true,
+                            "browser.safebrowsing.malware.enabled": false,
+                            "browser.safebrowsing.phishing.enabled": false,
+                            "network.captive-portal-service.enabled": false,
+                            "network.connectivity-service.enabled": false,
+                            "datareporting.policy.dataSubmissionEnabled": false,
+                            "toolkit.telemetry.reportingpolicy.firstRun": false,
+                            "extensions.update.enabled": false,
+                            "app.normandy.enabled": false,
+                            "browser.region.network.url": "",
+                            "network.dns.disableIPv6": true,
+                            // Remote Settings as Mozilla's own test harness sets them.
+                            "services.settings.server": "data:,#remote-settings-dummy/v1",
+                        },
+                    },
+                }),
+            ),
+        };
+        let driver = Command::new(program)
+            .args(args)
+            .stdout(output.reopen().unwrap())
+            .stderr(output.reopen().unwrap())
+            .spawn()
+            .expect("the WebDriver server starts");
         let caps: fantoccini::wd::Capabilities = caps.as_object().unwrap().clone();
         let start = Instant::now();
         let client = loop {
@@ -106,36 +185,67 @@ impl Browser {
                 Ok(c) => break c,
                 Err(e) => {
                     assert!(
-                        start.elapsed() < Duration::from_secs(30),
-                        "no browser session: {e}"
+                        start.elapsed() < Duration::from_secs(60),
+                        "no {kind:?} session: {e}\n{}",
+                        std::fs::read_to_string(output.path()).unwrap_or_default()
                     );
-                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    tokio::time::sleep(Duration::from_millis(250)).await;
                 }
             }
         };
         let browser = Browser {
             client,
+            kind,
             driver,
+            output,
+            read: Default::default(),
             _profile: profile,
         };
         browser.client.set_window_size(width, height).await.ok();
+        // What the browser says of itself while it starts is not the page's.
+        browser.client.goto("about:blank").await.ok();
+        browser.console_errors().await;
         browser
     }
 
-    /// What the page wrote to the console since the last call, at `level` (`SEVERE`: errors,
-    /// CSP violations included) or above.
-    pub async fn console(&self, level: &str) -> Vec<String> {
-        let v = self
-            .client
-            .issue_cmd(BrowserLog)
-            .await
-            .expect("browser log");
-        v.as_array()
-            .into_iter()
-            .flatten()
-            .filter(|e| e["level"] == level)
-            .map(|e| e["message"].as_str().unwrap_or_default().to_string())
-            .collect()
+    /// The errors the page's console reported since the last call: script errors, CSP
+    /// violations, failed loads. Chromium: its log at level SEVERE. Firefox: its output's
+    /// `JavaScript error`, `console.error` and Content-Security-Policy lines.
+    pub async fn console_errors(&self) -> Vec<String> {
+        match self.kind {
+            Kind::Chromium => {
+                let v = self
+                    .client
+                    .issue_cmd(BrowserLog)
+                    .await
+                    .expect("browser log");
+                v.as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|e| e["level"] == "SEVERE")
+                    .map(|e| e["message"].as_str().unwrap_or_default().to_string())
+                    .collect()
+            }
+            Kind::Firefox => {
+                // Firefox prints a little later than the page runs.
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                let all = std::fs::read(self.output.path()).unwrap_or_default();
+                let from = self
+                    .read
+                    .swap(all.len(), std::sync::atomic::Ordering::SeqCst)
+                    .min(all.len());
+                String::from_utf8_lossy(&all[from..])
+                    .lines()
+                    .filter(|l| {
+                        l.contains("JavaScript error")
+                            || l.starts_with("console.error")
+                            || l.contains("Content-Security-Policy")
+                            || l.contains("Content Security Policy")
+                    })
+                    .map(str::to_string)
+                    .collect()
+            }
+        }
     }
 
     /// axe-core's violations of `impact` (`serious`, `critical`) on the page as it is now.
