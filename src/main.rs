@@ -10,8 +10,9 @@ fn main() -> ExitCode {
     // One TLS crypto provider for every client (octocrab, the GitLab and OCI clients).
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let cli = Cli::parse();
+    // The previews page's access log (target `access`) is kept at every level.
     let default = match cli.verbose {
-        0 => "warn",
+        0 => "warn,access=info",
         1 => "info",
         _ => "debug",
     };

@@ -81,10 +81,12 @@ fn the_page_is_off_without_a_token() {
 #[test]
 fn read_access_by_bearer_token_and_by_the_cookie_handshake() {
     let env = repository();
-    let s = Serving::start(
+    let log = env.path("serve.log");
+    let s = Serving::start_logging(
         &env,
         env.remote.to_str().unwrap(),
         &[("FLUX_EPHEMERAL_UI_TOKEN", READ.into())],
+        &log,
     );
     // Without credentials, or with wrong ones: 401 and no data.
     for (path, headers) in [
@@ -148,12 +150,37 @@ fn read_access_by_bearer_token_and_by_the_cookie_handshake() {
     // No inline script: only the page's own asset.
     assert_eq!(page.matches("<script").count(), 1);
     assert!(page.contains(r#"<script src="/assets/previews.js" defer></script>"#));
-    let wrong = raw(&s, "/?token=wrong", &[]);
+    let wrong = raw(&s, "/?token=not-the-token-4711", &[]);
     assert!(wrong.starts_with("HTTP/1.1 401"), "{wrong}");
     assert!(!wrong.to_ascii_lowercase().contains("set-cookie"));
     // The assets carry no data and need no token.
     assert_eq!(get(&s, "/assets/previews.js", &[]).0, 200);
     assert_eq!(get(&s, "/assets/previews.css", &[]).0, 200);
+    assert_eq!(get(&s, "/assets/favicon.svg", &[]).0, 200);
+
+    // Every request to the page and the API has an access line; no token is ever logged.
+    drop(s);
+    let log = std::fs::read_to_string(&log).unwrap();
+    let access: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("previews page"))
+        .collect();
+    assert!(
+        access
+            .iter()
+            .any(|l| l.contains("status=401") && l.contains("path=\"/api/previews\"")),
+        "{log}"
+    );
+    assert!(
+        access
+            .iter()
+            .any(|l| l.contains("status=200") && l.contains("role=Some(Read)")),
+        "{log}"
+    );
+    assert!(access.len() >= 8, "{log}");
+    for secret in [READ, "not-the-token-4711"] {
+        assert!(!log.contains(secret), "a token in the log: {log}");
+    }
 }
 
 #[test]

@@ -27,6 +27,24 @@ impl Serving {
     /// `serve` on a free port for the GitOps repository `repo`, both webhook secrets set, `vars`
     /// added to its environment.
     pub fn start(env: &TestEnv, repo: &str, vars: &[(&str, String)]) -> Serving {
+        let log = std::env::var_os("FE_SERVE_LOG")
+            .map(|p| Stdio::from(std::fs::File::create(p).unwrap()))
+            .unwrap_or_else(Stdio::null);
+        Self::spawn(env, repo, vars, log)
+    }
+
+    /// [`Serving::start`], its logs (stderr) written to `log`.
+    pub fn start_logging(
+        env: &TestEnv,
+        repo: &str,
+        vars: &[(&str, String)],
+        log: &std::path::Path,
+    ) -> Serving {
+        let file = std::fs::File::create(log).unwrap();
+        Self::spawn(env, repo, vars, Stdio::from(file))
+    }
+
+    fn spawn(env: &TestEnv, repo: &str, vars: &[(&str, String)], log: Stdio) -> Serving {
         let port = free_port();
         let mut c = env.command();
         c.args([
@@ -41,10 +59,7 @@ impl Serving {
         .env("GITHUB_WEBHOOK_SECRET", SECRET)
         .env("GITLAB_WEBHOOK_TOKEN", GL_TOKEN)
         .stdout(Stdio::null())
-        .stderr(match std::env::var_os("FE_SERVE_LOG") {
-            Some(p) => Stdio::from(std::fs::File::create(p).unwrap()),
-            None => Stdio::null(),
-        });
+        .stderr(log);
         for (k, v) in vars {
             c.env(k, v);
         }
