@@ -58,16 +58,16 @@ async fn world() -> (TestEnv, FakeGitHub) {
         let mut pull = github_pull(repo, number, branch, sha, repo);
         pull["title"] = json!(title);
         gh.pull(repo, pull);
-        let file = env.path("event.json");
-        let event = support::payloads::github_comment(repo, number, "writer", "/deploy-ephemeral");
-        std::fs::write(&file, event.to_string()).unwrap();
-        let mut c = env.command();
-        c.args(["handle", "--event-name", "issue_comment", "--event-file"])
-            .arg(&file)
-            .args(["--repo", env.remote.to_str().unwrap()])
-            .env("GITHUB_API_URL", gh.uri())
-            .env("GITHUB_TOKEN", "ghs-test-token");
-        support::run_async(c).await.ok();
+        support::fake_forges::github_comment_handled(
+            &env,
+            &gh,
+            repo,
+            number,
+            "writer",
+            "/deploy-ephemeral",
+        )
+        .await
+        .ok();
     }
     let remote = env.remote.to_str().unwrap();
     env.run(&[
@@ -80,22 +80,7 @@ async fn world() -> (TestEnv, FakeGitHub) {
         "feature/dark-mode",
     ])
     .ok();
-    let listed = env
-        .run(&["list", "--repo", remote, "--output", "json"])
-        .ok()
-        .json();
-    let context = |branch: &str| {
-        let all = listed
-            .as_array()
-            .or_else(|| listed["environments"].as_array());
-        let name = all
-            .unwrap_or_else(|| panic!("{listed}"))
-            .iter()
-            .find(|e| e["branch"] == branch)
-            .and_then(|e| e["name"].as_str())
-            .unwrap_or_else(|| panic!("{branch} not listed: {listed}"));
-        format!("kustomization/{name}/6a2968b8")
-    };
+    let context = |branch: &str| env.flux_status_context(branch);
     gh.post_status(
         "org/api",
         API_SHA,
@@ -113,9 +98,24 @@ async fn world() -> (TestEnv, FakeGitHub) {
     (env, gh)
 }
 
-fn serve(env: &TestEnv, gh: &FakeGitHub) -> Serving {
-    Serving::start(
-        env,
+/// The world served by `serve` (both UI tokens set) and a browser `width` × `height` pixels
+/// wide; `None` (skipped, or failed in CI) where this machine has no such browser.
+struct Page {
+    env: TestEnv,
+    _gh: FakeGitHub,
+    _serving: Serving,
+    base: String,
+    b: Browser,
+}
+
+async fn open(kind: Kind, width: u32, height: u32) -> Option<Page> {
+    if let Some(why) = support::browser::missing(kind) {
+        support::skip(&why);
+        return None;
+    }
+    let (env, gh) = world().await;
+    let serving = Serving::start(
+        &env,
         env.remote.to_str().unwrap(),
         &[
             ("GITHUB_API_URL", gh.uri()),
@@ -123,7 +123,16 @@ fn serve(env: &TestEnv, gh: &FakeGitHub) -> Serving {
             ("FLUX_EPHEMERAL_UI_TOKEN", READ.into()),
             ("FLUX_EPHEMERAL_UI_WRITE_TOKEN", WRITE.into()),
         ],
-    )
+    );
+    let base = format!("http://127.0.0.1:{}", serving.port);
+    let b = Browser::start(kind, width, height).await;
+    Some(Page {
+        env,
+        _gh: gh,
+        _serving: serving,
+        base,
+        b,
+    })
 }
 
 /// The rows the filters and the search leave visible, by application.
@@ -151,13 +160,16 @@ async fn the_previews_page_in_firefox() {
 }
 
 async fn the_previews_page_in(kind: Kind, screenshot: &str) {
-    if let Some(why) = support::browser::missing(kind) {
-        return support::skip(&why);
-    }
-    let (env, gh) = world().await;
-    let s = serve(&env, &gh);
-    let base = format!("http://127.0.0.1:{}", s.port);
-    let b = Browser::start(kind, 1400, 900).await;
+    let Some(Page {
+        env,
+        base,
+        b,
+        _gh,
+        _serving,
+    }) = open(kind, 1400, 900).await
+    else {
+        return;
+    };
 
     // Without a token: nothing.
     b.client.goto(&format!("{base}/")).await.unwrap();
@@ -480,13 +492,16 @@ async fn the_previews_page_at_phone_width_in_firefox() {
 }
 
 async fn at_phone_width(kind: Kind, screenshot: &str) {
-    if let Some(why) = support::browser::missing(kind) {
-        return support::skip(&why);
-    }
-    let (env, gh) = world().await;
-    let s = serve(&env, &gh);
-    let base = format!("http://127.0.0.1:{}", s.port);
-    let b = Browser::start(kind, 412, 915).await;
+    let Some(Page {
+        base,
+        b,
+        _gh,
+        _serving,
+        ..
+    }) = open(kind, 412, 915).await
+    else {
+        return;
+    };
     b.client
         .goto(&format!("{base}/?token={READ}"))
         .await

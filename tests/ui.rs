@@ -421,38 +421,18 @@ async fn without_the_cluster_the_state_comes_from_fluxs_commit_statuses() {
         (9, "feature/quiet", QUIET),
     ] {
         gh.pull("org/app", github_pull("org/app", n, branch, sha, "org/app"));
-        let file = env.path("event.json");
-        let event = support::payloads::github_comment("org/app", n, "writer", "/deploy-ephemeral");
-        std::fs::write(&file, event.to_string()).unwrap();
-        let mut c = env.command();
-        c.args(["handle", "--event-name", "issue_comment", "--event-file"])
-            .arg(&file)
-            .args(["--repo", env.remote.to_str().unwrap()])
-            .env("GITHUB_API_URL", gh.uri())
-            .env("GITHUB_TOKEN", "ghs-test-token");
-        support::run_async(c).await.ok();
+        support::fake_forges::github_comment_handled(
+            &env,
+            &gh,
+            "org/app",
+            n,
+            "writer",
+            "/deploy-ephemeral",
+        )
+        .await
+        .ok();
     }
-    let listed = env
-        .run(&[
-            "list",
-            "--repo",
-            env.remote.to_str().unwrap(),
-            "--output",
-            "json",
-        ])
-        .ok()
-        .json();
-    let name_of = |branch: &str| -> String {
-        listed
-            .as_array()
-            .or_else(|| listed["environments"].as_array())
-            .unwrap()
-            .iter()
-            .find(|e| e["branch"] == branch)
-            .map(|e| e["name"].as_str().unwrap().to_string())
-            .unwrap_or_else(|| panic!("{branch} not listed: {listed}"))
-    };
-    let context = |branch: &str| format!("kustomization/{}/1a2b3c4d", name_of(branch));
+    let context = |branch: &str| env.flux_status_context(branch);
     gh.post_status(
         "org/app",
         OK,

@@ -90,6 +90,28 @@ pub fn github_pull(repo: &str, number: u64, branch: &str, sha: &str, head_repo: 
     })
 }
 
+/// `who` comments `body` on pull request `number` of `repo`: the delivery handled by `handle`
+/// against the GitOps repository of `env`, with this fake as the API.
+pub async fn github_comment_handled(
+    env: &super::TestEnv,
+    gh: &FakeGitHub,
+    repo: &str,
+    number: u64,
+    who: &str,
+    body: &str,
+) -> super::Run {
+    let file = env.path("event.json");
+    let event = super::payloads::github_comment(repo, number, who, body);
+    std::fs::write(&file, event.to_string()).unwrap();
+    let mut c = env.command();
+    c.args(["handle", "--event-name", "issue_comment", "--event-file"])
+        .arg(&file)
+        .args(["--repo", env.remote.to_str().unwrap()])
+        .env("GITHUB_API_URL", gh.uri())
+        .env("GITHUB_TOKEN", "ghs-test-token");
+    super::run_async(c).await
+}
+
 impl FakeGitHub {
     /// The fake, with the token's user `bot`.
     pub async fn start(bot: &str) -> FakeGitHub {

@@ -160,6 +160,31 @@ impl TestEnv {
         to_run(c.output().unwrap())
     }
 
+    /// The context Flux's notification-controller gives its commit status for the preview of
+    /// `branch` (`kustomization/<name>/<first 8 hex of the Provider's UID>`), as `list` names it.
+    pub fn flux_status_context(&self, branch: &str) -> String {
+        let listed = self
+            .run(&[
+                "list",
+                "--repo",
+                self.remote.to_str().unwrap(),
+                "--output",
+                "json",
+            ])
+            .ok()
+            .json();
+        let all = listed
+            .as_array()
+            .or_else(|| listed["environments"].as_array());
+        let name = all
+            .unwrap_or_else(|| panic!("{listed}"))
+            .iter()
+            .find(|e| e["branch"] == branch)
+            .and_then(|e| e["name"].as_str())
+            .unwrap_or_else(|| panic!("{branch} not listed: {listed}"));
+        format!("kustomization/{name}/6a2968b8")
+    }
+
     /// `deploy --repo <remote> ...` against the local bare repository.
     pub fn deploy(&self, args: &[&str]) -> Run {
         let mut all = vec!["deploy", "--repo", self.remote.to_str().unwrap()];
