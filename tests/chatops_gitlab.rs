@@ -397,3 +397,59 @@ async fn a_draft_merge_request_is_deployed_when_it_is_marked_ready() {
     assert_eq!(out["action"], "deployed", "{out}");
     assert!(env.sync_file("master").is_some());
 }
+
+/// The previews page without cluster access reads Flux's commit status on GitLab, where the
+/// application's project is configured by its numeric id.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_previews_page_shows_fluxs_gitlab_commit_status() {
+    let env = TestEnv::new();
+    env.commit_as_other(
+        &[(".flux-ephemeral.yaml", Some("gitlab_project: \"5\"\n"))],
+        "config",
+    );
+    let server = fake_gitlab().await;
+    let out = handle(&env, &server, "Note Hook", &note(1, "/deploy-ephemeral"))
+        .await
+        .ok()
+        .json();
+    assert_eq!(out["action"], "deployed", "{out}");
+    server.post_status(
+        5,
+        SHA,
+        &env.flux_status_context("master"),
+        "failed",
+        "kustomize build failed: accumulating resources",
+    );
+    let s = support::serving::Serving::start(
+        &env,
+        env.remote.to_str().unwrap(),
+        &[
+            ("GITLAB_URL", server.uri()),
+            ("GITLAB_TOKEN", "glpat-test".into()),
+            ("FLUX_EPHEMERAL_UI_TOKEN", "read-token-0123456789".into()),
+        ],
+    );
+    let row = tokio::task::block_in_place(|| {
+        let start = std::time::Instant::now();
+        loop {
+            let (_, body) = support::serving::request(
+                s.port,
+                "GET",
+                "/api/previews",
+                &[("Authorization", "Bearer read-token-0123456789".into())],
+                "",
+            );
+            let v: Value = serde_json::from_str(&body).unwrap();
+            if v["rows"][0]["state"] == "failed" {
+                return v["rows"][0].clone();
+            }
+            assert!(start.elapsed().as_secs() < 20, "{v}");
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    });
+    assert_eq!(row["change"], "1");
+    assert!(row["message"]
+        .as_str()
+        .unwrap()
+        .contains("kustomize build failed"));
+}

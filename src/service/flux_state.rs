@@ -119,7 +119,9 @@ impl StatusReads {
             sources.iter().find(|s| {
                 r.app.as_deref().is_none_or(|a| a == s.application)
                     && r.forge.as_deref() == Some(s.forge_name)
-                    && r.repository.as_deref() == Some(s.repository)
+                    // A GitLab project configured by its numeric id: the application's own.
+                    && (r.repository.as_deref() == Some(s.repository)
+                        || (r.app.is_some() && s.repository.bytes().all(|b| b.is_ascii_digit())))
             })
         };
         let mut due: Vec<(Option<Instant>, usize)> = Vec::new();
