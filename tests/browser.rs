@@ -430,7 +430,7 @@ async fn the_previews_page_in(kind: Kind, screenshot: &str) {
         .click()
         .await
         .unwrap();
-    let question = b.client.get_alert_text().await.expect("a confirmation");
+    let question = b.dialog().await;
     assert!(
         question.starts_with("Destroy the preview feature-login-"),
         "{question}"
@@ -449,6 +449,7 @@ async fn the_previews_page_in(kind: Kind, screenshot: &str) {
         .click()
         .await
         .unwrap();
+    b.dialog().await;
     b.client.accept_alert().await.unwrap();
     b.until("the result", "!!document.querySelector('[role=status]')")
         .await;

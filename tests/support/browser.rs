@@ -1,8 +1,8 @@
 //! A real browser for the previews page, headless, on loopback only, driven with fantoccini:
 //! Debian's `chromium` through its `chromedriver`, or Debian's `firefox-esr` through
 //! `geckodriver` (built from crates.io by scripts/test.sh; Debian has none). Chromium's console
-//! is read through chromedriver's log endpoint, Firefox's from its own output (geckodriver passes
-//! it on). axe-core (downloaded by scripts/test.sh from the npm registry, checked against its
+//! is read through chromedriver's log endpoint, Firefox's through WebDriver BiDi (`log.entryAdded`
+//! over the session's WebSocket). axe-core (downloaded by scripts/test.sh from the npm registry, checked against its
 //! pinned digest) is run in the page.
 
 use std::path::PathBuf;
@@ -28,10 +28,10 @@ pub struct Browser {
     pub client: Client,
     pub kind: Kind,
     driver: Child,
-    /// The driver's output (Firefox's console among it).
+    /// The driver's output, shown when no session starts.
     output: tempfile::NamedTempFile,
-    /// How much of `output` [`Browser::console`] has read.
-    read: std::sync::atomic::AtomicUsize,
+    /// Firefox: the errors WebDriver BiDi reported, not yet taken by [`Browser::console_errors`].
+    bidi_errors: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     _profile: tempfile::TempDir,
 }
 
@@ -104,6 +104,41 @@ impl WebDriverCompatibleCommand for BrowserLog {
     }
 }
 
+/// Subscribe to the session's `log.entryAdded` over WebDriver BiDi and collect the errors into
+/// `errors` until the session ends.
+async fn bidi_log(url: &str, errors: std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let (mut ws, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("WebDriver BiDi connects");
+    let subscribe = json!({"id": 1, "method": "session.subscribe",
+                           "params": {"events": ["log.entryAdded"]}});
+    ws.send(Message::text(subscribe.to_string())).await.unwrap();
+    // The subscription holds once its answer is back.
+    while let Some(Ok(m)) = ws.next().await {
+        let v: Value = serde_json::from_str(m.to_text().unwrap_or("{}")).unwrap_or_default();
+        if v["id"] == 1 {
+            assert_eq!(v["type"], "success", "session.subscribe: {v}");
+            break;
+        }
+    }
+    tokio::spawn(async move {
+        while let Some(Ok(m)) = ws.next().await {
+            let v: Value = serde_json::from_str(m.to_text().unwrap_or("{}")).unwrap_or_default();
+            if v["method"] == "log.entryAdded" && v["params"]["level"] == "error" {
+                let p = &v["params"];
+                errors.lock().unwrap().push(format!(
+                    "{} {}: {}",
+                    p["type"].as_str().unwrap_or_default(),
+                    p["source"]["context"].as_str().unwrap_or_default(),
+                    p["text"].as_str().unwrap_or_default()
+                ));
+            }
+        }
+    });
+}
+
 impl Browser {
     /// Start the driver and a headless browser `width` × `height` pixels wide, with a new profile
     /// and nothing that reaches outside the machine.
@@ -138,16 +173,19 @@ impl Browser {
                     port.to_string(),
                     "--host".into(),
                     "127.0.0.1".into(),
+                    // Each Firefox its own BiDi port (9222 for all would mix parallel tests up).
+                    "--websocket-port".into(),
+                    super::servers::free_port().to_string(),
                 ],
                 json!({
                     "browserName": "firefox",
+                    "webSocketUrl": true,
+                    // Dialogs wait for the test (with BiDi on, Firefox would dismiss them).
+                    "unhandledPromptBehavior": "ignore",
                     "moz:firefoxOptions": {
                         "binary": FIREFOX,
                         "args": ["-headless", "-profile", profile.path().display().to_string()],
                         "prefs": {
-                            // The page's console on Firefox's output, and not the browser's own.
-                            "devtools.console.stdout.content": true,
-                            "devtools.console.stdout.chrome": false,
                             // Nothing leaves the machine.
                             "app.update.disabledForTesting": true,
                             "browser.safebrowsing.malware.enabled": false,
@@ -193,24 +231,31 @@ impl Browser {
                 }
             }
         };
+        let bidi_errors = Default::default();
+        if kind == Kind::Firefox {
+            let url = client
+                .capabilities()
+                .and_then(|c| c.get("webSocketUrl"))
+                .and_then(Value::as_str)
+                .expect("geckodriver gives the session's WebDriver BiDi address")
+                .to_string();
+            bidi_log(&url, std::sync::Arc::clone(&bidi_errors)).await;
+        }
         let browser = Browser {
             client,
             kind,
             driver,
             output,
-            read: Default::default(),
+            bidi_errors,
             _profile: profile,
         };
         browser.client.set_window_size(width, height).await.ok();
-        // What the browser says of itself while it starts is not the page's.
-        browser.client.goto("about:blank").await.ok();
-        browser.console_errors().await;
         browser
     }
 
-    /// The errors the page's console reported since the last call: script errors, CSP
-    /// violations, failed loads. Chromium: its log at level SEVERE. Firefox: its output's
-    /// `JavaScript error`, `console.error` and Content-Security-Policy lines.
+    /// The errors the page's console reported since the last call. Chromium: its log at level
+    /// SEVERE (script errors, CSP violations, failed loads). Firefox: WebDriver BiDi's log entries
+    /// at level error (script errors, `console.error`).
     pub async fn console_errors(&self) -> Vec<String> {
         match self.kind {
             Kind::Chromium => {
@@ -227,23 +272,9 @@ impl Browser {
                     .collect()
             }
             Kind::Firefox => {
-                // Firefox prints a little later than the page runs.
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                let all = std::fs::read(self.output.path()).unwrap_or_default();
-                let from = self
-                    .read
-                    .swap(all.len(), std::sync::atomic::Ordering::SeqCst)
-                    .min(all.len());
-                String::from_utf8_lossy(&all[from..])
-                    .lines()
-                    .filter(|l| {
-                        l.contains("JavaScript error")
-                            || l.starts_with("console.error")
-                            || l.contains("Content-Security-Policy")
-                            || l.contains("Content Security Policy")
-                    })
-                    .map(str::to_string)
-                    .collect()
+                // The events arrive a moment after the page runs.
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                std::mem::take(&mut *self.bidi_errors.lock().unwrap())
             }
         }
     }
@@ -275,6 +306,18 @@ impl Browser {
             .filter(|v| impacts.contains(&v["impact"].as_str().unwrap_or_default()))
             .cloned()
             .collect()
+    }
+
+    /// The text of the dialog the page opened (it may open a moment after the click).
+    pub async fn dialog(&self) -> String {
+        let start = Instant::now();
+        loop {
+            match self.client.get_alert_text().await {
+                Ok(text) => return text,
+                Err(e) => assert!(start.elapsed() < Duration::from_secs(10), "no dialog: {e}"),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// A JavaScript expression's value in the page.
