@@ -1,10 +1,11 @@
 //! A real browser for the previews page, headless, on loopback only, driven with fantoccini:
 //! Debian's `chromium` through its `chromedriver`, or Debian's `firefox-esr` through
 //! `geckodriver` (built from crates.io by scripts/test.sh; Debian has none). Chromium's console
-//! is read through chromedriver's log endpoint, Firefox's through WebDriver BiDi (`log.entryAdded`
-//! over the session's WebSocket). axe-core (downloaded by scripts/test.sh from the npm registry, checked against its
-//! pinned digest) is run in the page.
+//! is read through chromedriver's log endpoint, Firefox's through WebDriver BiDi
+//! (`log.entryAdded` over the session's WebSocket). axe-core (downloaded by scripts/test.sh from
+//! the npm registry, checked against its pinned digest) is run in the page.
 
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
@@ -209,6 +210,8 @@ impl Browser {
             .args(args)
             .stdout(output.reopen().unwrap())
             .stderr(output.reopen().unwrap())
+            // Its own process group: the browser it starts ends with it, even after a panic.
+            .process_group(0)
             .spawn()
             .expect("the WebDriver server starts");
         let caps: fantoccini::wd::Capabilities = caps.as_object().unwrap().clone();
@@ -352,16 +355,19 @@ impl Browser {
         path
     }
 
-    pub async fn close(mut self) {
-        let client = self.client.clone();
-        client.close().await.ok();
-        self.driver.kill().ok();
-        self.driver.wait().ok();
+    /// End the session (the browser quits), then the driver.
+    pub async fn close(self) {
+        self.client.clone().close().await.ok();
     }
 }
 
 impl Drop for Browser {
     fn drop(&mut self) {
+        // The driver and every browser process it started.
+        Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.driver.id())])
+            .status()
+            .ok();
         self.driver.kill().ok();
         self.driver.wait().ok();
     }
