@@ -144,6 +144,14 @@ async fn visible(b: &Browser) -> Value {
     .await
 }
 
+/// The bot's comment on a pull request, as it reads now.
+fn last_comment(gh: &FakeGitHub, repo: &str, number: u64) -> String {
+    gh.comments(repo, number)
+        .last()
+        .and_then(|c| c["body"].as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
 async fn no_console_errors(b: &Browser, when: &str) {
     let errors = b.console_errors().await;
     assert!(errors.is_empty(), "console errors {when}: {errors:#?}");
@@ -164,7 +172,7 @@ async fn the_previews_page_in(kind: Kind, screenshot: &str) {
         env,
         base,
         b,
-        _gh,
+        _gh: gh,
         _serving,
     }) = open(kind, 1400, 900).await
     else {
@@ -406,6 +414,9 @@ async fn the_previews_page_in(kind: Kind, screenshot: &str) {
         message.contains("Requested-by: token (previews page)"),
         "{message}"
     );
+    // The change hears of it, as after /extend-ephemeral.
+    let said = last_comment(&gh, "org/api", 12);
+    assert!(said.contains("now expires"), "{said}");
     no_console_errors(&b, "on the result page").await;
     b.client
         .find(fantoccini::Locator::LinkText("Back to the previews"))
@@ -464,6 +475,20 @@ async fn the_previews_page_in(kind: Kind, screenshot: &str) {
     let files = env.git(&["ls-tree", "-r", "--name-only", "main"]);
     assert!(!files.contains("sync-web-"), "{files}");
     assert!(files.contains("sync-api-"), "{files}");
+    // As after /destroy-ephemeral: the change is told, its deployment is inactive.
+    let said = last_comment(&gh, "org/web", 7);
+    assert!(
+        said.contains("removed (asked on the previews page"),
+        "{said}"
+    );
+    let deployment = gh.deployments("org/web").last().cloned().unwrap();
+    let states: Vec<&str> = deployment["statuses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["state"].as_str())
+        .collect();
+    assert_eq!(states.last(), Some(&"inactive"), "{deployment:#}");
     b.client.goto(&format!("{base}/")).await.unwrap();
     b.until(
         "two previews left",

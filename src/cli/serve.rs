@@ -224,7 +224,7 @@ impl ServeCmd {
                     .or_else(|| std::env::var("GITLAB_URL").ok()),
             },
         )
-        .map(|ui| Arc::new(ui.with_repo(ui_repo)));
+        .map(|ui| Arc::new(ui.with_repo(ui_repo, self.gitlab_url.clone())));
         // With the page on and cluster credentials, it shows Flux's verdict on each preview.
         if ui.is_some() {
             worker.kube = crate::flux::kube_wait::KubeWaiter::connect(None).unwrap_or_else(|e| {

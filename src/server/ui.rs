@@ -96,9 +96,18 @@ pub struct Ui {
     hosts: WebHosts,
     /// The GitOps repository the write role's actions commit to.
     repo: Option<crate::service::environment::Repo>,
+    /// Where GitLab's API is (`--gitlab-url`), for an action's follow-up on the change.
+    gitlab_url: Option<String>,
     /// Signs each viewer's CSRF token; new for every start of `serve`.
     csrf_key: [u8; 32],
+    /// The page and the result page, parsed once (autoescaped: `.html`).
+    templates: tera::Tera,
 }
+
+/// The result of an action, escaped, and the way back.
+const RESULT: &str = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Previews</title>\
+     <link rel=\"stylesheet\" href=\"/assets/previews.css\"><link rel=\"icon\" href=\"/assets/favicon.svg\" type=\"image/svg+xml\"></head>\
+     <body><main><p role=\"status\">{{ text }}</p><p><a href=\"/\">Back to the previews</a></p></main></body></html>";
 
 /// Who is looking.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,6 +134,12 @@ impl Ui {
         let write = write.filter(|t| !t.trim().is_empty()).map(digest);
         let mut csrf_key = [0u8; 32];
         getrandom::fill(&mut csrf_key).ok()?;
+        let mut templates = tera::Tera::default();
+        if let Err(e) = templates.add_raw_templates([("page.html", PAGE), ("result.html", RESULT)])
+        {
+            tracing::error!("previews page: its templates do not parse: {e}");
+            return None;
+        }
         (read.is_some() || write.is_some() || proxy.address.is_some()).then_some(Ui {
             read,
             write,
@@ -132,23 +147,36 @@ impl Ui {
             cache,
             hosts,
             repo: None,
+            gitlab_url: None,
             csrf_key,
+            templates,
         })
     }
 
-    /// Let the write role act on the environments of `repo`.
-    pub fn with_repo(self, repo: crate::service::environment::Repo) -> Ui {
+    /// Let the write role act on the environments of `repo` (GitLab's API at `gitlab_url`, for
+    /// the follow-up on the change).
+    pub fn with_repo(
+        self,
+        repo: crate::service::environment::Repo,
+        gitlab_url: Option<String>,
+    ) -> Ui {
         Ui {
             repo: Some(repo),
+            gitlab_url,
             ..self
         }
     }
 
-    /// The CSRF token of `viewer`: an HMAC of its name under this process's key.
+    /// The CSRF token of `viewer`: an HMAC of its role and name under this process's key (so a
+    /// read token's page never carries the write role's form token).
     fn csrf(&self, viewer: &Viewer) -> String {
         use hmac::Mac;
         let mut mac = hmac::Hmac::<Sha256>::new_from_slice(&self.csrf_key)
             .expect("HMAC takes any key length");
+        mac.update(match viewer.role {
+            Role::Read => b"read\0",
+            Role::Write => b"write\0",
+        });
         mac.update(viewer.name.as_bytes());
         hex::encode(mac.finalize().into_bytes())
     }
@@ -282,13 +310,13 @@ pub struct TokenQuery {
     token: Option<String>,
 }
 
-/// `GET /`: the page; `GET /?token=…`: the cookie handshake.
 /// The connection's peer, where the server records it.
 fn peer(ext: &axum::http::Extensions) -> Option<std::net::IpAddr> {
     ext.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map(|c| c.0.ip())
 }
 
+/// `GET /`: the page; `GET /?token=…`: the cookie handshake.
 pub async fn page(
     State(ui): State<Arc<Ui>>,
     Query(q): Query<TokenQuery>,
@@ -339,7 +367,7 @@ pub async fn page(
     );
     ctx.insert("view", &view);
     ctx.insert("read_at", &read_at);
-    match tera::Tera::one_off(PAGE, &ctx, true) {
+    match ui.templates.render("page.html", &ctx) {
         Ok(html) => {
             log("/", StatusCode::OK, Some(role));
             strict(([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response())
@@ -399,18 +427,11 @@ pub struct ActionForm {
     csrf: String,
 }
 
-/// A small page with the result of an action, escaped, and the way back.
-fn result_page(status: StatusCode, text: &str) -> Response {
+/// A small page with the result of an action.
+fn result_page(ui: &Ui, status: StatusCode, text: &str) -> Response {
     let mut ctx = tera::Context::new();
     ctx.insert("text", text);
-    let html = tera::Tera::one_off(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Previews</title>\
-         <link rel=\"stylesheet\" href=\"/assets/previews.css\"><link rel=\"icon\" href=\"/assets/favicon.svg\" type=\"image/svg+xml\"></head><body><main><p role=\"status\">{{ text }}</p>\
-         <p><a href=\"/\">Back to the previews</a></p></main></body></html>",
-        &ctx,
-        true,
-    )
-    .unwrap_or_default();
+    let html = ui.templates.render("result.html", &ctx).unwrap_or_default();
     strict(
         (
             status,
@@ -437,7 +458,7 @@ pub async fn action(
     };
     let forbidden = |why: &str| {
         log(path, StatusCode::FORBIDDEN, Some(viewer.role));
-        result_page(StatusCode::FORBIDDEN, why)
+        result_page(&ui, StatusCode::FORBIDDEN, why)
     };
     if viewer.role != Role::Write {
         return forbidden("the write role is needed for this");
@@ -489,82 +510,35 @@ pub async fn action(
     });
     let (Some(record), Some(repo)) = (record, ui.repo.clone()) else {
         return result_page(
+            &ui,
             StatusCode::NOT_FOUND,
             "no such preview (it may be gone already)",
         );
     };
     let who = viewer.name.clone();
-    let cache = ui.cache.clone();
-    let done =
-        tokio::task::spawn_blocking(move || act(&repo, &record, command, &who, &cache)).await;
+    let gitlab_url = ui.gitlab_url.clone();
+    let done = tokio::task::spawn_blocking(move || {
+        crate::service::page_action::act(&repo, gitlab_url.as_deref(), &record, command, &who)
+    })
+    .await;
     match done {
-        Ok(Ok(text)) => {
+        Ok(Ok(acted)) => {
+            if let Some(files) = &acted.files {
+                ui.cache.update(files, acted.read_at);
+            }
             log(path, StatusCode::OK, Some(viewer.role));
-            result_page(StatusCode::OK, &text)
+            result_page(&ui, StatusCode::OK, &acted.text)
         }
         Ok(Err(e)) => {
             log(path, StatusCode::CONFLICT, Some(viewer.role));
-            result_page(StatusCode::CONFLICT, &format!("not done: {}", e.message))
+            result_page(
+                &ui,
+                StatusCode::CONFLICT,
+                &format!("not done: {}", e.message),
+            )
         }
-        Err(_) => result_page(StatusCode::INTERNAL_SERVER_ERROR, "the action failed"),
+        Err(_) => result_page(&ui, StatusCode::INTERNAL_SERVER_ERROR, "the action failed"),
     }
-}
-
-/// Do it: one transaction on the GitOps repository, then take the new snapshot for the page.
-fn act(
-    repo: &crate::service::environment::Repo,
-    record: &EnvRecord,
-    command: Option<crate::chatops::LifeCommand>,
-    who: &str,
-    cache: &PreviewsCache,
-) -> crate::error::Result<String> {
-    use crate::service::environment::{open, run, Done, Mode, Wanted};
-    let (store, mut config) = open(repo, false)?;
-    config.origin = crate::apps::Origin {
-        app: record.app.clone(),
-        ..Default::default()
-    };
-    if let Some(app) = &record.app {
-        config.flags.app = Some(app.clone());
-    }
-    let first = crate::reconcile::first_snapshot(&store, &mut config)?;
-    let input = crate::service::input::EnvInput {
-        slug: Some(record.slug.clone()),
-        branch: Some(record.branch.clone()),
-        id: record.id.clone(),
-        ..Default::default()
-    };
-    let mode = Mode {
-        requested_by: Some(format!("{who} (previews page)")),
-        ..Mode::default()
-    };
-    let now = SystemTime::now();
-    let mut intent = |snap: &crate::reconcile::Snapshot| -> crate::error::Result<Wanted> {
-        match &command {
-            Some(c) => crate::service::life::wanted(&input, c, None, snap, now),
-            None => crate::service::environment::destroy_intent(&input)(snap),
-        }
-    };
-    let done = run(&store, &config, Some(first), None, &mode, &mut intent)?;
-    let verb = command.as_ref().map_or("destroyed", |c| match c {
-        crate::chatops::LifeCommand::Extend { .. } => "extended",
-        crate::chatops::LifeCommand::Sleep => "put to sleep",
-        crate::chatops::LifeCommand::Wake => "woken",
-    });
-    let text = match done {
-        Done::Ignored(why) => format!("{}: nothing to do ({why})", record.slug),
-        Done::Report(r) => match &r.commit {
-            Some(c) => format!("{} {verb}: commit {c} on {}", record.slug, r.target_branch),
-            None => format!("{}: nothing changed", record.slug),
-        },
-    };
-    // The page shows it at once.
-    let mut config = config.clone();
-    let read_at = SystemTime::now();
-    if let Ok(snap) = crate::reconcile::first_snapshot(&store, &mut config) {
-        cache.update(&snap.files, read_at);
-    }
-    Ok(text)
 }
 
 /// The page's routes, when it is on.

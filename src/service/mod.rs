@@ -16,6 +16,7 @@ pub mod hook;
 pub mod input;
 pub mod life;
 pub mod lifecycle;
+pub mod page_action;
 pub mod release;
 pub mod respec;
 pub mod resync;
