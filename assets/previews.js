@@ -108,6 +108,7 @@
       fresh.appendChild(tr);
     }
     body.replaceWith(fresh);
+    if (view.read_at) $("read-at").textContent = view.read_at;
     for (const [k, v] of Object.entries(view.totals)) {
       const el = document.querySelector('[data-total="' + k + '"]');
       if (el) el.textContent = String(v);

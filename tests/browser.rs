@@ -350,6 +350,8 @@ async fn the_previews_page_in(kind: Kind, screenshot: &str) {
     assert_eq!(visible(&b).await.as_array().unwrap().len(), 3);
 
     // Refresh on demand redraws the rows from the API, in the same document.
+    b.eval("document.getElementById('read-at').textContent = 'stale'")
+        .await;
     b.eval("document.querySelector('#previews tbody').dataset.old = '1'")
         .await;
     b.client
@@ -365,6 +367,10 @@ async fn the_previews_page_in(kind: Kind, screenshot: &str) {
     )
     .await;
     assert_eq!(b.eval("window.sameDocument === true").await, true);
+    let read_at = b
+        .eval("document.getElementById('read-at').textContent")
+        .await;
+    assert!(read_at.as_str().unwrap().starts_with("20"), "{read_at}");
     assert_eq!(
         b.eval("document.querySelector('#previews tr[data-app=web] .title').textContent.trim()")
             .await,

@@ -225,8 +225,11 @@ impl ServeCmd {
             },
         )
         .map(|ui| Arc::new(ui.with_repo(ui_repo, self.gitlab_url.clone())));
-        // With the page on and cluster credentials, it shows Flux's verdict on each preview.
-        if ui.is_some() {
+        // With the page on: Flux's verdict on each preview, from the cluster when `serve` has
+        // credentials for it, else from Flux's commit statuses. With it off, nothing is kept.
+        if ui.is_none() {
+            worker.previews = None;
+        } else {
             worker.kube = crate::flux::kube_wait::KubeWaiter::connect(None).unwrap_or_else(|e| {
                 tracing::warn!("previews page: no cluster access ({e}); Flux's state comes from its commit statuses");
                 None
