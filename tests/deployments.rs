@@ -6,7 +6,7 @@ mod support;
 
 use serde_json::{json, Value};
 use support::fake_forges::{github_pull, FakeGitHub};
-use support::payloads::{fixture, github_comment};
+use support::payloads::github_comment;
 use support::{handle_event, Run, TestEnv};
 
 const SHA: &str = "ec26c3e57ca3a959ca5aad62de7213c562f8c821";
@@ -40,14 +40,12 @@ async fn handle(env: &TestEnv, gh: &FakeGitHub, name: &str, event: &Value) -> Ru
 }
 
 fn pr_event(action: &str, sha: &str) -> Value {
-    let mut e = fixture("github/pull_request.synchronize.payload.json");
-    e["action"] = json!(action);
-    e["number"] = json!(7);
-    e["pull_request"] = github_pull("org/app", 7, BRANCH, sha, "org/app");
-    e["repository"] = json!({"id": 1, "name": "app", "full_name": "org/app",
-        "clone_url": "https://github.com/org/app.git"});
-    e["sender"]["login"] = json!("writer");
-    e
+    support::payloads::github_pr_event(
+        "pull_request.synchronize.payload.json",
+        action,
+        &github_pull("org/app", 7, BRANCH, sha, "org/app"),
+        "writer",
+    )
 }
 
 fn states(d: &Value) -> Vec<String> {
@@ -80,8 +78,8 @@ async fn a_preview_is_a_deployment_with_its_url_and_only_the_newest_is_active() 
     assert_eq!(d["environment"], format!("preview/{slug}").as_str());
     assert_eq!(d["transient_environment"], true);
     assert_eq!(d["production_environment"], false);
-    assert_eq!(d["auto_merge"], false);
-    assert_eq!(d["required_contexts"], json!([]));
+    assert_eq!(d["request"]["auto_merge"], false);
+    assert_eq!(d["request"]["required_contexts"], json!([]));
     assert_eq!(states(d), ["in_progress", "success"]);
     let success = &d["statuses"][1];
     assert_eq!(

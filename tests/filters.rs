@@ -5,8 +5,13 @@ mod support;
 
 use serde_json::{json, Value};
 use support::fake_forges::{github_pull, FakeGitHub};
-use support::payloads::{fixture, github_comment};
+use support::payloads::github_comment;
 use support::{handle_event, Run, TestEnv};
+
+/// A label of org/app as GitHub shows it.
+fn label_of(name: &str) -> Value {
+    support::github::shapes::label("org/app", name)
+}
 
 const SHA: &str = "ec26c3e57ca3a959ca5aad62de7213c562f8c821";
 const BRANCH: &str = "feature/filtered";
@@ -59,14 +64,18 @@ impl World {
 
     /// A `pull_request` event: `action` on #7 as the API has it now, sent by the writer.
     async fn pr_event(&self, action: &str, label: Option<&str>) -> Value {
-        let mut e = fixture("github/pull_request.labeled.payload.json");
-        e["action"] = json!(action);
-        e["number"] = json!(7);
-        e["pull_request"] = self.gh_pull();
-        e["repository"] = json!({"id": 1, "name": "app", "full_name": "org/app",
-            "clone_url": "https://github.com/org/app.git"});
-        e["sender"]["login"] = json!("writer");
-        e["label"] = json!({"name": label.unwrap_or("")});
+        let mut e = support::payloads::github_pr_event(
+            "pull_request.labeled.payload.json",
+            action,
+            &self.gh_pull(),
+            "writer",
+        );
+        match label {
+            Some(l) => e["label"] = label_of(l),
+            None => {
+                e.as_object_mut().unwrap().remove("label");
+            }
+        }
         self.handle("pull_request", &e).await.ok().json()
     }
 
@@ -106,7 +115,7 @@ async fn a_draft_waits_until_it_is_ready_for_review() {
     let w = World::start("").await;
     w.edit(|p| {
         p["draft"] = json!(true);
-        p["labels"] = json!([{"name": "preview"}]);
+        p["labels"] = json!([label_of("preview")]);
     });
     let out = w.comment("/deploy-ephemeral").await;
     assert_eq!(out["action"], "refused", "{out}");
@@ -136,7 +145,7 @@ async fn an_excluded_label_blocks_and_removes_previews() {
     let w = World::start("exclude_labels: [no-preview]\n").await;
     assert_eq!(w.comment("/deploy-ephemeral").await["action"], "deployed");
     // Adding the label removes the preview.
-    w.edit(|p| p["labels"] = json!([{"name": "no-preview"}]));
+    w.edit(|p| p["labels"] = json!([label_of("no-preview")]));
     let out = w.pr_event("labeled", Some("no-preview")).await;
     assert_eq!(out["action"], "destroyed", "{out}");
     assert!(!w.deployed());

@@ -25,12 +25,9 @@ applications:
 ";
 
 fn github_closed(repo: &str, pr: Value, who: &str) -> Value {
-    let mut e = fixture("github/pull_request.closed.payload.json");
-    e["number"] = pr["number"].clone();
-    e["pull_request"] = pr;
-    e["repository"] = json!({"id": 1, "name": repo.split('/').nth(1).unwrap(), "full_name": repo,
-        "clone_url": format!("https://github.com/{repo}.git")});
-    e["sender"]["login"] = json!(who);
+    let mut e =
+        support::payloads::github_pr_event("pull_request.closed.payload.json", "closed", &pr, who);
+    e["repository"] = support::payloads::github_repo(repo);
     e
 }
 

@@ -10,7 +10,7 @@ use std::process::Command;
 
 use serde_json::{json, Value};
 use support::fake_forges::{github_pull, FakeGitHub};
-use support::payloads::{fixture, github_comment};
+use support::payloads::github_comment;
 use support::{run_async, skip, Run, TestEnv, BIN};
 
 const SHA: &str = "ec26c3e57ca3a959ca5aad62de7213c562f8c821";
@@ -309,12 +309,12 @@ async fn a_push_wakes_a_sleeping_preview() {
         "org/app",
         github_pull("org/app", 7, BRANCH, NEW_SHA, "org/app"),
     );
-    let mut e = fixture("github/pull_request.synchronize.payload.json");
-    e["number"] = json!(7);
-    e["pull_request"] = github_pull("org/app", 7, BRANCH, NEW_SHA, "org/app");
-    e["repository"] = json!({"id": 1, "name": "app", "full_name": "org/app",
-        "clone_url": "https://github.com/org/app.git"});
-    e["sender"]["login"] = json!("writer");
+    let e = support::payloads::github_pr_event(
+        "pull_request.synchronize.payload.json",
+        "synchronize",
+        &github_pull("org/app", 7, BRANCH, NEW_SHA, "org/app"),
+        "writer",
+    );
     let file = life.env.path("push.json");
     std::fs::write(&file, e.to_string()).unwrap();
     let out = life

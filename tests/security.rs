@@ -20,14 +20,9 @@ const TOKEN: &str = "ghs-SECRET-token-value";
 
 /// Pull request #7 of org/app as GitHub's API answers it.
 fn pull_request(state: &str, merged: bool) -> Value {
-    let mut pr = fixture("github/pull_request.opened.payload.json")["pull_request"].clone();
-    pr["number"] = json!(7);
+    let mut pr = support::github::shapes::pull("org/app", 7, BRANCH, SHA, "org/app");
     pr["state"] = json!(state);
     pr["merged"] = json!(merged);
-    pr["head"]["ref"] = json!(BRANCH);
-    pr["head"]["sha"] = json!(SHA);
-    pr["head"]["repo"] = github_repo("org/app");
-    pr["base"]["repo"] = github_repo("org/app");
     pr
 }
 
@@ -164,12 +159,13 @@ async fn github_events_the_bot_does_not_act_on_are_acknowledged() {
     };
     let s = Serving::start(&env, &daemon.url, &[]);
     let out = tokio::task::spawn_blocking(move || {
-        let push =
-            r#"{"ref":"refs/heads/main","after":"ec26c3e57ca3a959ca5aad62de7213c562f8c821"}"#;
-        let ping = r#"{"zen":"Keep it logically awesome.","hook_id":1}"#;
+        let mut push = fixture("github/push.payload.json");
+        push["ref"] = json!("refs/heads/main");
+        let push = push.to_string();
+        let ping = fixture("github/ping.payload.json").to_string();
         (
-            s.post("/hooks/github", &github_headers("push", push), push),
-            s.post("/hooks/github", &github_headers("ping", ping), ping),
+            s.post("/hooks/github", &github_headers("push", &push), &push),
+            s.post("/hooks/github", &github_headers("ping", &ping), &ping),
             s.post(
                 "/hooks/gitlab",
                 &[

@@ -13,6 +13,9 @@ use crate::redact::Secret;
 
 pub const DEFAULT_API: &str = "https://api.github.com";
 
+/// At most this many pages of a commit's statuses are read (100 a page, newest first).
+pub const STATUS_PAGES: usize = 10;
+
 pub struct GitHub {
     pub(crate) client: Octocrab,
     pub(crate) owner: String,
@@ -189,12 +192,12 @@ impl GitHub {
         }
     }
 
-    /// The statuses of `sha` (the combined status).
+    /// Every status of `sha`, oldest first, each naming who posted it. GitHub's combined status
+    /// (`…/commits/{ref}/status`) names nobody (`simple-commit-status` has no `creator`), so this
+    /// reads the list, `GET /repos/{owner}/{repo}/commits/{ref}/statuses`: newest first, 100 a page,
+    /// following `Link` pages up to [`STATUS_PAGES`] (GitHub keeps at most 1,000 a context). What
+    /// lies beyond is older than everything read, so the newest of each context is always there.
     pub async fn commit_statuses(&self, sha: &str) -> Result<Vec<super::CommitStatus>> {
-        #[derive(Deserialize)]
-        struct Combined {
-            statuses: Vec<One>,
-        }
         #[derive(Deserialize)]
         struct One {
             context: String,
@@ -208,14 +211,30 @@ impl GitHub {
             login: String,
         }
         let sha = super::checked_sha(sha.to_string(), "the caller")?;
-        let route = format!("/repos/{}/{}/commits/{sha}/status", self.owner, self.repo);
-        let c: Combined = self
+        let route = format!("/repos/{}/{}/commits/{sha}/statuses", self.owner, self.repo);
+        let what = "read the commit statuses";
+        let mut page: Page<One> = self
             .client
             .get(&route, Some(&[("per_page", "100")]))
             .await
-            .map_err(|e| self.err("read the commit statuses", e))?;
-        Ok(c.statuses
+            .map_err(|e| self.err(what, e))?;
+        let mut newest_first = Vec::new();
+        for _ in 1..STATUS_PAGES {
+            newest_first.append(&mut page.items);
+            match self
+                .client
+                .get_page::<One>(&page.next)
+                .await
+                .map_err(|e| self.err(what, e))?
+            {
+                Some(next) => page = next,
+                None => break,
+            }
+        }
+        newest_first.append(&mut page.items);
+        Ok(newest_first
             .into_iter()
+            .rev()
             .map(|s| super::CommitStatus {
                 context: s.context,
                 state: s.state,
@@ -531,6 +550,11 @@ impl ChangeForge for GitHubChanges {
 
     fn deactivate_environment(&self, environment: &str) -> Result<()> {
         self.runtime.block_on(self.github.deactivate(environment))
+    }
+
+    fn retire_earlier_deployments(&self, environment: &str, keep: u64) -> Result<()> {
+        self.runtime
+            .block_on(self.github.retire_before(environment, keep))
     }
 }
 

@@ -21,16 +21,22 @@ impl DeploymentState {
     }
 }
 
+/// At most this many pages of a commit's check runs are read (100 a page).
+pub const CHECK_RUN_PAGES: usize = 10;
+
 #[derive(Deserialize)]
 struct Deployment {
     id: u64,
 }
 
 impl GitHub {
-    /// The checks of `sha`: its check runs (100 at most, GitHub's page) and its commit statuses.
+    /// The checks of `sha`: all its check runs (100 a page, up to [`CHECK_RUN_PAGES`] pages; more
+    /// is an error, so a gate fails closed rather than judge part of them) and the newest commit
+    /// status of each context.
     pub async fn checks(&self, sha: &str) -> Result<Vec<crate::checks::Check>> {
         #[derive(Deserialize)]
         struct Runs {
+            total_count: u64,
             check_runs: Vec<Run>,
         }
         #[derive(Deserialize)]
@@ -44,26 +50,52 @@ impl GitHub {
             "/repos/{}/{}/commits/{sha}/check-runs",
             self.owner, self.repo
         );
-        let runs: Runs = self
-            .client
-            .get(&route, Some(&[("per_page", "100")]))
-            .await
-            .map_err(|e| self.err("read the check runs", e))?;
+        let mut runs: Vec<Run> = Vec::new();
+        let mut page = 1;
+        loop {
+            let number = page.to_string();
+            let mut one: Runs = self
+                .client
+                .get(
+                    &route,
+                    Some(&[("per_page", "100"), ("page", number.as_str())]),
+                )
+                .await
+                .map_err(|e| self.err("read the check runs", e))?;
+            let full = one.check_runs.len() == 100;
+            runs.append(&mut one.check_runs);
+            if !full || runs.len() as u64 >= one.total_count {
+                break;
+            }
+            if page == CHECK_RUN_PAGES {
+                return Err(crate::error::Error::remote(format!(
+                    "GitHub: commit {sha} of {}/{} has {} check runs, more than the {} read: not judged",
+                    self.owner,
+                    self.repo,
+                    one.total_count,
+                    CHECK_RUN_PAGES * 100
+                )));
+            }
+            page += 1;
+        }
         let mut out: Vec<crate::checks::Check> = runs
-            .check_runs
             .into_iter()
             .map(|r| crate::checks::Check {
                 state: crate::checks::of_check_run(&r.status, r.conclusion.as_deref()),
                 name: r.name,
             })
             .collect();
+        // A status counts by its context's newest (the list is oldest first).
+        let mut newest = std::collections::BTreeMap::new();
+        for s in self.commit_statuses(&sha).await? {
+            newest.insert(s.context, s.state);
+        }
         out.extend(
-            self.commit_statuses(&sha)
-                .await?
+            newest
                 .into_iter()
-                .map(|s| crate::checks::Check {
-                    state: crate::checks::of_status(&s.state),
-                    name: s.context,
+                .map(|(name, state)| crate::checks::Check {
+                    state: crate::checks::of_status(&state),
+                    name,
                 }),
         );
         Ok(out)
@@ -123,26 +155,62 @@ impl GitHub {
         Ok(())
     }
 
-    /// Mark the newest deployment of `environment` inactive (the preview was removed).
-    pub async fn deactivate(&self, environment: &str) -> Result<()> {
+    /// The deployments of `environment`, newest first (one page of `per_page`).
+    async fn deployments_of(&self, environment: &str, per_page: &str) -> Result<Vec<Deployment>> {
         let route = format!("/repos/{}/{}/deployments", self.owner, self.repo);
-        let list: Vec<Deployment> = self
-            .client
+        self.client
             .get(
                 &route,
-                Some(&[("environment", environment), ("per_page", "1")]),
+                Some(&[("environment", environment), ("per_page", per_page)]),
             )
             .await
-            .map_err(|e| self.err("list deployments", e))?;
-        if let Some(d) = list.first() {
-            self.deployment_status(
-                d.id,
-                DeploymentState::Inactive,
-                None,
-                None,
-                "preview environment removed",
-            )
-            .await?;
+            .map_err(|e| self.err("list deployments", e))
+    }
+
+    async fn set_inactive(&self, id: u64) -> Result<()> {
+        self.deployment_status(
+            id,
+            DeploymentState::Inactive,
+            None,
+            None,
+            "preview environment removed",
+        )
+        .await
+    }
+
+    /// Deployment `keep` of `environment` succeeded: mark the one before it inactive. GitHub's
+    /// `auto_inactive` leaves transient deployments alone, and each success retires its
+    /// predecessor, so the ones before that are inactive already.
+    pub async fn retire_before(&self, environment: &str, keep: u64) -> Result<()> {
+        let list = self.deployments_of(environment, "2").await?;
+        match list.iter().find(|d| d.id != keep) {
+            Some(previous) => self.set_inactive(previous.id).await,
+            None => Ok(()),
+        }
+    }
+
+    /// The preview of `environment` was removed: mark every deployment of it that is still
+    /// active inactive, newest first, up to the first one that is inactive already (the ones
+    /// before it were retired in their turn). One page of 100.
+    pub async fn deactivate(&self, environment: &str) -> Result<()> {
+        #[derive(Deserialize)]
+        struct Status {
+            state: String,
+        }
+        for d in self.deployments_of(environment, "100").await? {
+            let route = format!(
+                "/repos/{}/{}/deployments/{}/statuses",
+                self.owner, self.repo, d.id
+            );
+            let latest: Vec<Status> = self
+                .client
+                .get(&route, Some(&[("per_page", "1")]))
+                .await
+                .map_err(|e| self.err("read a deployment's status", e))?;
+            if latest.first().is_some_and(|s| s.state == "inactive") {
+                break;
+            }
+            self.set_inactive(d.id).await?;
         }
         Ok(())
     }

@@ -67,7 +67,8 @@ pub trait ChangeForge {
     /// Create the bot's one comment on the change, or edit it: the comment carrying the reply
     /// marker that the bot's own account wrote. Nobody else's comment is ever edited.
     fn reply(&self, number: u64, body: &str) -> Result<()>;
-    /// The statuses of commit `sha` (Flux's Providers post theirs there).
+    /// Every status of commit `sha`, oldest first, each with who posted it (Flux's Providers post
+    /// theirs there). A context may appear more than once: its newest is the last.
     fn commit_statuses(&self, sha: &str) -> Result<Vec<CommitStatus>>;
     /// Every open pull/merge request, with its head: one paged listing.
     fn open_changes(&self) -> Result<Vec<OpenChange>>;
@@ -113,8 +114,15 @@ pub trait ChangeForge {
     ) -> Result<()> {
         Ok(())
     }
-    /// The preview of `environment` was removed: its newest deployment becomes inactive.
+    /// The preview of `environment` was removed: every deployment of it that is still active
+    /// becomes inactive.
     fn deactivate_environment(&self, _environment: &str) -> Result<()> {
+        Ok(())
+    }
+    /// Deployment `keep` of `environment` succeeded: the one before it becomes inactive (GitHub
+    /// leaves transient deployments active; each success retires its predecessor, so only the
+    /// newest stays active).
+    fn retire_earlier_deployments(&self, _environment: &str, _keep: u64) -> Result<()> {
         Ok(())
     }
     /// Whether the token itself may write (comments, statuses) to the repository, where the
@@ -222,6 +230,12 @@ impl ChangeForge for DryRun<'_> {
             return self.inner.deactivate_environment(environment);
         }
         eprintln!("dry run: would mark {environment} inactive");
+        Ok(())
+    }
+    fn retire_earlier_deployments(&self, environment: &str, keep: u64) -> Result<()> {
+        if !self.enabled {
+            return self.inner.retire_earlier_deployments(environment, keep);
+        }
         Ok(())
     }
     fn available_environments(&self) -> Result<Option<std::collections::BTreeSet<String>>> {

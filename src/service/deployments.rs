@@ -9,6 +9,7 @@ use crate::forge::{ChangeForge, DeploymentState};
 pub struct Tracked<'f> {
     forge: &'f dyn ChangeForge,
     id: u64,
+    environment: String,
 }
 
 fn warn(what: &str, e: crate::error::Error) {
@@ -31,7 +32,11 @@ pub fn start<'f>(
             return None;
         }
     };
-    let t = Tracked { forge, id };
+    let t = Tracked {
+        forge,
+        id,
+        environment: environment.to_string(),
+    };
     t.status(
         DeploymentState::InProgress,
         None,
@@ -54,6 +59,15 @@ impl Tracked<'_> {
             .deployment_status(self.id, state, url, log_url, description)
         {
             warn("set the deployment status", e);
+            return;
+        }
+        if state == DeploymentState::Success {
+            if let Err(e) = self
+                .forge
+                .retire_earlier_deployments(&self.environment, self.id)
+            {
+                warn("mark the earlier deployment inactive", e);
+            }
         }
     }
 }

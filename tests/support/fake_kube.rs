@@ -242,17 +242,28 @@ async fn list_or_watch(
         .get("resourceVersion")
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
-    let initial: Vec<Value> = items
+    // A streaming list (kubectl 1.35+ `wait`/`get --watch`: `sendInitialEvents=true`): every
+    // object as ADDED, then a BOOKMARK marking the end of the initial events, as the API server
+    // sends it (KEP-3157).
+    let streaming = q.get("sendInitialEvents").map(String::as_str) == Some("true");
+    let mut initial: Vec<Value> = items
         .into_iter()
         .filter(|o| {
-            o["metadata"]["resourceVersion"]
-                .as_str()
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or(0)
-                > since
+            streaming
+                || o["metadata"]["resourceVersion"]
+                    .as_str()
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(0)
+                    > since
         })
         .map(|o| json!({"type": "ADDED", "object": o}))
         .collect();
+    if streaming {
+        initial.push(json!({"type": "BOOKMARK", "object": {
+            "kind": kind, "apiVersion": format!("{group}/{version}"),
+            "metadata": {"resourceVersion": rv.to_string(),
+                         "annotations": {"k8s.io/initial-events-end": "true"}}}}));
+    }
     let timeout = q
         .get("timeoutSeconds")
         .and_then(|t| t.parse().ok())

@@ -4,8 +4,10 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod contract;
 pub mod fake_forges;
 pub mod fake_kube;
+pub mod github;
 pub mod payloads;
 pub mod real_flux;
 pub mod servers;
@@ -273,6 +275,10 @@ pub async fn handle_event(
     event: &serde_json::Value,
     vars: &[(&str, String)],
 ) -> Run {
+    // GitHub's events (GitLab's are "… Hook"): the payload must be one GitHub would send.
+    if !name.contains("Hook") {
+        contract::assert_github_webhook(name, event);
+    }
     let file = env.path("event.json");
     std::fs::write(&file, event.to_string()).unwrap();
     let mut c = env.command();

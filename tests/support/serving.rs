@@ -108,8 +108,18 @@ pub fn request(
     (status, text)
 }
 
-/// GitHub's headers for a signed delivery of `event`.
+/// GitHub's headers for a signed delivery of `event`; the payload must be one GitHub would send
+/// (its webhook schema), else the test fails. [`github_headers_unchecked`] for a hostile one.
 pub fn github_headers(event: &str, body: &str) -> Vec<(&'static str, String)> {
+    let payload: serde_json::Value = serde_json::from_str(body).unwrap_or_else(|e| {
+        panic!("a signed GitHub delivery that is not JSON ({e}): use github_headers_unchecked")
+    });
+    super::contract::assert_github_webhook(event, &payload);
+    github_headers_unchecked(event, body)
+}
+
+/// GitHub's headers for a signed delivery of `event`, whatever the body.
+pub fn github_headers_unchecked(event: &str, body: &str) -> Vec<(&'static str, String)> {
     vec![
         ("X-GitHub-Event", event.to_string()),
         (

@@ -1,0 +1,505 @@
+//! A stateful fake GitHub on 127.0.0.1 (wiremock), held to GitHub's own published contract: every
+//! request must be an operation of GitHub's OpenAPI description with declared, valid parameters
+//! and body, and every answer must be what GitHub documents for that operation and status, objects
+//! closed (`super::contract`). A departure is recorded and fails the test when the fake goes away,
+//! naming the operation and the field. The answers are built from GitHub's own examples
+//! (`shapes.rs`); one file per resource answers its operations.
+
+mod checks;
+mod comments;
+mod deployments;
+mod pulls;
+mod repos;
+pub mod shapes;
+mod statuses;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use serde_json::Value;
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+use super::contract;
+
+/// The time as GitHub writes it.
+fn now() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+}
+
+/// A deployment the fake holds, with its statuses in order.
+struct Deployment {
+    repo: String,
+    value: Value,
+    /// What the product asked for (`POST …/deployments`'s body).
+    request: Value,
+    statuses: Vec<Value>,
+}
+
+#[derive(Default)]
+struct State {
+    bot: String,
+    /// (repo, number) → pull request (`pull-request`).
+    pulls: BTreeMap<(String, u64), Value>,
+    /// (repo, login) → role (read, triage, write, maintain, admin).
+    permissions: BTreeMap<(String, String), String>,
+    /// (repo, number) → comments (`issue-comment`).
+    comments: BTreeMap<(String, u64), Vec<Value>>,
+    /// (repo, sha, `status`), oldest first.
+    statuses: Vec<(String, String, Value)>,
+    /// (repo, number) → the paths the pull request changes.
+    files: BTreeMap<(String, u64), Vec<String>>,
+    deployments: Vec<Deployment>,
+    /// (repo, sha) → check runs (`check-run`).
+    check_runs: BTreeMap<(String, String), Vec<Value>>,
+    /// Answer 500 for this page of a files listing.
+    failing_files_page: Option<usize>,
+    /// At most this many items a page in lists (GitHub allows 100).
+    page_size: usize,
+    /// (method, path) → status code to answer instead (a failing API).
+    failures: BTreeMap<(String, String), u16>,
+    /// A pull request that closes right after the first page of a listing was served (the
+    /// listing shifts under the reader, as on GitHub).
+    close_after_first_page: Option<(String, u64)>,
+    /// What `GET /repos/{o}/{r}` says the token may push; `None`: no `permissions` at all.
+    token_push: Option<bool>,
+    base: String,
+    next_id: u64,
+    /// Departures from GitHub's contract, by the product or by the fake.
+    violations: Vec<String>,
+}
+
+impl State {
+    fn id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+}
+
+/// One request, as the resource handlers see it.
+struct Req {
+    method: String,
+    /// The path's segments, without GitHub Enterprise's `api/v3`.
+    path: Vec<String>,
+    query: Vec<(String, String)>,
+    body: Value,
+}
+
+impl Req {
+    fn query(&self, k: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// `page` and `per_page` as GitHub reads them (30 a page by default, at most `cap`).
+    fn paging(&self, cap: usize) -> (usize, usize) {
+        let per_page = self
+            .query("per_page")
+            .and_then(|p| p.parse::<usize>().ok())
+            .unwrap_or(30)
+            .min(cap)
+            .max(1);
+        let page = self
+            .query("page")
+            .and_then(|p| p.parse::<usize>().ok())
+            .unwrap_or(1)
+            .max(1);
+        (page, per_page)
+    }
+}
+
+/// An answer: status, JSON body (none for 204/304), `Link` to the next page.
+struct Answer {
+    status: u16,
+    body: Option<Value>,
+    next: Option<String>,
+}
+
+impl Answer {
+    fn ok(v: Value) -> Answer {
+        Answer {
+            status: 200,
+            body: Some(v),
+            next: None,
+        }
+    }
+    fn created(v: Value) -> Answer {
+        Answer {
+            status: 201,
+            body: Some(v),
+            next: None,
+        }
+    }
+    fn error(status: u16, message: &str) -> Answer {
+        Answer {
+            status,
+            body: Some(shapes::error(message, status)),
+            next: None,
+        }
+    }
+    fn not_found() -> Answer {
+        Answer::error(404, "Not Found")
+    }
+}
+
+/// Page `page` of `all`, linked to the next one (same path and query, `page` moved on).
+fn paged(s: &State, req: &Req, all: Vec<Value>, wrap: impl FnOnce(Vec<Value>) -> Value) -> Answer {
+    let (page, per_page) = req.paging(s.page_size);
+    let total = all.len();
+    let items: Vec<Value> = all
+        .into_iter()
+        .skip((page - 1) * per_page)
+        .take(per_page)
+        .collect();
+    let next = (page * per_page < total).then(|| {
+        let mut q: Vec<String> = req
+            .query
+            .iter()
+            .filter(|(k, _)| k != "page" && k != "per_page")
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        q.push(format!("per_page={per_page}"));
+        q.push(format!("page={}", page + 1));
+        format!("{}/{}?{}", s.base, req.path.join("/"), q.join("&"))
+    });
+    Answer {
+        status: 200,
+        body: Some(wrap(items)),
+        next,
+    }
+}
+
+fn route(s: &mut State, req: &Req) -> Answer {
+    let p: Vec<&str> = req.path.iter().map(String::as_str).collect();
+    let m = req.method.as_str();
+    match (m, p.as_slice()) {
+        ("GET", ["user"]) => Answer::ok(shapes::private_user(&s.bot)),
+        ("GET", ["rate_limit"]) => Answer::ok(shapes::rate_limit()),
+        (_, ["repos", o, r, rest @ ..]) => {
+            let repo = format!("{o}/{r}");
+            match rest {
+                [] | ["collaborators", ..] => repos::route(s, req, &repo, rest),
+                ["pulls", ..] => pulls::route(s, req, &repo, &rest[1..]),
+                ["issues", ..] => comments::route(s, req, &repo, &rest[1..]),
+                ["statuses", sha] => statuses::create(s, req, &repo, sha),
+                ["commits", sha, "status"] => statuses::combined(s, &repo, sha),
+                ["commits", sha, "statuses"] => statuses::list(s, req, &repo, sha),
+                ["commits", sha, "check-runs"] => checks::list(s, req, &repo, sha),
+                ["deployments", ..] => deployments::route(s, req, &repo, &rest[1..]),
+                _ => Answer::not_found(),
+            }
+        }
+        _ => Answer::not_found(),
+    }
+}
+
+struct Responder(Arc<Mutex<State>>);
+
+impl Respond for Responder {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let mut s = self.0.lock().unwrap();
+        let raw = request.url.path();
+        // GitHub Enterprise's API lives under /api/v3 (Flux's Provider for a host other than
+        // github.com calls it there).
+        let path = raw.strip_prefix("/api/v3").unwrap_or(raw).to_string();
+        let query: Vec<(String, String)> = request.url.query_pairs().into_owned().collect();
+        let rest = contract::github_rest();
+        let op = match rest.map(|c| {
+            c.request(&contract::Exchange {
+                method: request.method.as_str(),
+                path: &path,
+                query: query.clone(),
+                body: &request.body,
+            })
+        }) {
+            Some(Ok(op)) => Some(op),
+            Some(Err(v)) => {
+                s.violations.push(v);
+                return template(Answer::error(422, "Validation Failed"));
+            }
+            None => None,
+        };
+        let answer = match s.failures.get(&(request.method.to_string(), path.clone())) {
+            Some(code) => Answer::error(*code, "Server Error"),
+            None => {
+                let req = Req {
+                    method: request.method.to_string(),
+                    path: path
+                        .trim_matches('/')
+                        .split('/')
+                        .map(str::to_string)
+                        .collect(),
+                    query,
+                    body: serde_json::from_slice(&request.body).unwrap_or(Value::Null),
+                };
+                route(&mut s, &req)
+            }
+        };
+        if let (Some(rest), Some(op)) = (rest, op) {
+            let bytes = answer
+                .body
+                .as_ref()
+                .map(|b| b.to_string())
+                .unwrap_or_default();
+            if let Err(v) = rest.response(&op, answer.status, bytes.as_bytes()) {
+                s.violations.push(v);
+            }
+        }
+        template(answer)
+    }
+}
+
+fn template(a: Answer) -> ResponseTemplate {
+    let mut t = ResponseTemplate::new(a.status);
+    if let Some(body) = a.body {
+        t = t.set_body_json(body);
+    }
+    if let Some(next) = a.next {
+        t = t.insert_header("Link", format!("<{next}>; rel=\"next\"").as_str());
+    }
+    t
+}
+
+/// Fails the test when the last handle on the fake goes, if anything departed from the contract.
+struct Verdict(Arc<Mutex<State>>);
+
+impl Drop for Verdict {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return;
+        }
+        let v = std::mem::take(&mut self.0.lock().unwrap().violations);
+        if !v.is_empty() {
+            panic!(
+                "the fake GitHub saw departures from GitHub's published contract:\n- {}",
+                v.join("\n- ")
+            );
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct FakeGitHub {
+    pub server: Arc<MockServer>,
+    state: Arc<Mutex<State>>,
+    _verdict: Arc<Verdict>,
+}
+
+/// A pull request as GitHub's API returns it (`pull-request`).
+pub fn github_pull(repo: &str, number: u64, branch: &str, sha: &str, head_repo: &str) -> Value {
+    shapes::pull(repo, number, branch, sha, head_repo)
+}
+
+/// `who` comments `body` on pull request `number` of `repo`: the delivery handled by `handle`
+/// against the GitOps repository of `env`, with this fake as the API.
+pub async fn github_comment_handled(
+    env: &super::TestEnv,
+    gh: &FakeGitHub,
+    repo: &str,
+    number: u64,
+    who: &str,
+    body: &str,
+) -> super::Run {
+    let file = env.path("event.json");
+    let event = super::payloads::github_comment(repo, number, who, body);
+    contract::assert_github_webhook("issue_comment", &event);
+    std::fs::write(&file, event.to_string()).unwrap();
+    let mut c = env.command();
+    c.args(["handle", "--event-name", "issue_comment", "--event-file"])
+        .arg(&file)
+        .args(["--repo", env.remote.to_str().unwrap()])
+        .env("GITHUB_API_URL", gh.uri())
+        .env("GITHUB_TOKEN", "ghs-test-token");
+    super::run_async(c).await
+}
+
+impl FakeGitHub {
+    /// The fake, with the token's user `bot`.
+    pub async fn start(bot: &str) -> FakeGitHub {
+        let server = Arc::new(MockServer::start().await);
+        let state = Arc::new(Mutex::new(State {
+            bot: bot.into(),
+            next_id: 1000,
+            page_size: 100,
+            token_push: Some(true),
+            base: server.uri(),
+            ..State::default()
+        }));
+        Mock::given(wiremock::matchers::any())
+            .respond_with(Responder(state.clone()))
+            .mount(&server)
+            .await;
+        FakeGitHub {
+            server,
+            _verdict: Arc::new(Verdict(state.clone())),
+            state,
+        }
+    }
+
+    pub fn uri(&self) -> String {
+        self.server.uri()
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
+        f(&mut self.state.lock().unwrap())
+    }
+
+    /// Lists come in pages of at most `n` items, linked with `Link: <…>; rel="next"`.
+    pub fn page_size(&self, n: usize) {
+        self.with(|s| s.page_size = n);
+    }
+
+    /// Answer `status` to `method path` from now on.
+    pub fn fail(&self, method: &str, path: &str, status: u16) {
+        self.with(|s| s.failures.insert((method.into(), path.into()), status));
+    }
+
+    pub fn pull(&self, repo: &str, pr: Value) {
+        let n = pr["number"].as_u64().unwrap();
+        self.with(|s| s.pulls.insert((repo.into(), n), pr));
+    }
+
+    /// The files pull request `number` changes (listed in pages of the page size).
+    pub fn files(&self, repo: &str, number: u64, files: &[&str]) {
+        let files = files.iter().map(|f| f.to_string()).collect();
+        self.with(|s| s.files.insert((repo.into(), number), files));
+    }
+
+    /// Set check run `name` of `sha` (`status` queued/in_progress/completed, `conclusion`).
+    pub fn check_run(
+        &self,
+        repo: &str,
+        sha: &str,
+        name: &str,
+        status: &str,
+        conclusion: Option<&str>,
+    ) {
+        self.with(|s| {
+            let id = s.id();
+            let runs = s.check_runs.entry((repo.into(), sha.into())).or_default();
+            runs.retain(|r| r["name"] != name);
+            runs.push(shapes::check_run(id, name, status, conclusion, sha));
+        });
+    }
+
+    /// The deployments of `repo`, oldest first (`deployment`), each with the fake's record of its
+    /// `statuses` in order added and the `request` that created it.
+    pub fn deployments(&self, repo: &str) -> Vec<Value> {
+        self.with(|s| {
+            s.deployments
+                .iter()
+                .filter(|d| d.repo == repo)
+                .map(|d| {
+                    let mut v = d.value.clone();
+                    v["statuses"] = Value::Array(d.statuses.clone());
+                    v["request"] = d.request.clone();
+                    v
+                })
+                .collect()
+        })
+    }
+
+    /// Answer 500 for page `n` of every files listing from now on.
+    pub fn fail_files_page(&self, n: usize) {
+        self.with(|s| s.failing_files_page = Some(n));
+    }
+
+    /// What the repository endpoint says the token may push (`None`: says nothing).
+    pub fn token_push(&self, push: Option<bool>) {
+        self.with(|s| s.token_push = push);
+    }
+
+    /// Close pull request `number` of `repo` right after the first page of the next listing.
+    pub fn close_after_first_page(&self, repo: &str, number: u64) {
+        self.with(|s| s.close_after_first_page = Some((repo.into(), number)));
+    }
+
+    /// Change a pull request, e.g. close it or move its head.
+    pub fn edit_pull(&self, repo: &str, number: u64, f: impl FnOnce(&mut Value)) {
+        self.with(|s| f(s.pulls.get_mut(&(repo.to_string(), number)).unwrap()));
+    }
+
+    /// `login`'s role on `repo`: read, triage, write, maintain or admin.
+    pub fn permission(&self, repo: &str, login: &str, permission: &str) {
+        self.with(|s| {
+            s.permissions
+                .insert((repo.into(), login.into()), permission.into())
+        });
+    }
+
+    /// A comment someone else wrote.
+    pub fn add_comment(&self, repo: &str, number: u64, login: &str, body: &str) {
+        self.with(|s| {
+            let id = s.id();
+            let c = shapes::comment(repo, number, id, login, body);
+            s.comments.entry((repo.into(), number)).or_default().push(c);
+        });
+    }
+
+    pub fn comments(&self, repo: &str, number: u64) -> Vec<Value> {
+        self.with(|s| {
+            s.comments
+                .get(&(repo.to_string(), number))
+                .cloned()
+                .unwrap_or_default()
+        })
+    }
+
+    /// The statuses set on `repo`, oldest first: (sha, state, description).
+    pub fn statuses(&self, repo: &str) -> Vec<(String, String, String)> {
+        self.with(|s| {
+            s.statuses
+                .iter()
+                .filter(|(r, _, _)| r == repo)
+                .map(|(_, sha, v)| {
+                    let text = |k: &str| v[k].as_str().unwrap_or("").to_string();
+                    (sha.clone(), text("state"), text("description"))
+                })
+                .collect()
+        })
+    }
+
+    /// A commit status someone else (Flux's notification Provider) posts.
+    pub fn post_status(
+        &self,
+        repo: &str,
+        sha: &str,
+        context: &str,
+        state: &str,
+        description: &str,
+    ) {
+        self.post_status_as("flux-provider", repo, sha, context, state, description);
+    }
+
+    /// A commit status `creator` posts.
+    pub fn post_status_as(
+        &self,
+        creator: &str,
+        repo: &str,
+        sha: &str,
+        context: &str,
+        state: &str,
+        description: &str,
+    ) {
+        self.with(|s| {
+            let id = s.id();
+            let v = shapes::status(id, context, state, Some(description), None, creator, &now());
+            s.statuses.push((repo.into(), sha.into(), v));
+        });
+    }
+
+    pub async fn requests(&self) -> Vec<String> {
+        super::fake_forges::requests(&self.server).await
+    }
+
+    /// What departed from GitHub's contract so far (the test fails with them at the end).
+    pub fn violations(&self) -> Vec<String> {
+        self.with(|s| s.violations.clone())
+    }
+
+    /// Take the departures recorded so far, for a test that provokes one on purpose.
+    pub fn take_violations(&self) -> Vec<String> {
+        self.with(|s| std::mem::take(&mut s.violations))
+    }
+}
