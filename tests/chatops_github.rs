@@ -599,3 +599,80 @@ async fn ignored_events_report_the_same_fields() {
     }
     assert_eq!(out["action"], "ignored");
 }
+
+/// The fake GitHub is held to GitHub's published contract in both directions: a request that
+/// departs from GitHub's OpenAPI description is refused and recorded, naming the operation and
+/// the parameter or field; so is an answer with a field GitHub does not document.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_fake_github_refuses_what_githubs_contract_does_not_allow() {
+    let Some(rest) = support::contract::github_rest() else {
+        support::skip("GitHub's contracts are not fetched (scripts/contracts.sh)");
+        return;
+    };
+    let gh = FakeGitHub::start("bot").await;
+    let http = reqwest::Client::new();
+    let sent = http
+        .get(format!(
+            "{}/repos/org/app/pulls?state=open&colour=red",
+            gh.uri()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sent.status().as_u16(), 422);
+    let sent = http
+        .post(format!("{}/repos/org/app/statuses/{SHA}", gh.uri()))
+        .json(&json!({"state": "great", "context": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sent.status().as_u16(), 422);
+    let sent = http
+        .get(format!("{}/repos/org/app/no-such-thing", gh.uri()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sent.status().as_u16(), 422);
+    let v = gh.take_violations();
+    assert_eq!(v.len(), 3, "{v:#?}");
+    assert!(
+        v[0].contains("GET /repos/{owner}/{repo}/pulls") && v[0].contains("\"colour\""),
+        "{}",
+        v[0]
+    );
+    assert!(
+        v[1].contains("POST /repos/{owner}/{repo}/statuses/{sha}") && v[1].contains("/state"),
+        "{}",
+        v[1]
+    );
+    assert!(v[2].contains("no such operation"), "{}", v[2]);
+
+    // The answers: GitHub's combined status lists `simple-commit-status`, which names no
+    // creator; an answer that does (as this fake once did) departs from the contract.
+    let combined = "GET /repos/{owner}/{repo}/commits/{ref}/status";
+    let mut answer = support::github::shapes::combined("org/app", SHA, &[]);
+    assert_eq!(
+        rest.response(combined, 200, answer.to_string().as_bytes()),
+        Ok(())
+    );
+    let status = support::github::shapes::status(
+        1,
+        "flux-ephemeral",
+        "pending",
+        None,
+        None,
+        "bot",
+        "2026-01-01T00:00:00Z",
+    );
+    answer["statuses"] = json!([status]);
+    let refused = rest
+        .response(combined, 200, answer.to_string().as_bytes())
+        .unwrap_err();
+    assert!(
+        refused.contains("/statuses/0") && refused.contains("creator"),
+        "{refused}"
+    );
+    // A status GitHub does not document for the operation.
+    let refused = rest.response(combined, 201, b"{}").unwrap_err();
+    assert!(refused.contains("does not document"), "{refused}");
+}

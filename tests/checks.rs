@@ -32,8 +32,7 @@ async fn world() -> (TestEnv, FakeGitHub) {
 }
 
 async fn handle(env: &TestEnv, gh: &FakeGitHub, name: &str, event: &Value, extra: &[&str]) -> Run {
-    let file = env.path("event.json");
-    std::fs::write(&file, event.to_string()).unwrap();
+    let file = support::event_file(env, name, event);
     let mut c = env.command();
     c.args([
         "handle",
@@ -333,4 +332,63 @@ async fn through_serve_a_completed_check_run_deploys_the_waiting_preview() {
     );
     tokio::task::block_in_place(|| eventually("the preview", &|| deployed(&env)));
     assert!(said(&gh).contains("feature-checked"), "{}", said(&gh));
+}
+
+/// GitHub lists check runs in pages: a failure on a later page still keeps the preview out.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_check_on_a_later_page_deploys_nothing() {
+    let (env, gh) = world().await;
+    env.commit_as_other(
+        &[(
+            ".flux-ephemeral.yaml",
+            Some("source_url: https://github.com/org/app.git\ngithub_repository: org/app\nrequire_checks: [\"*\"]\n"),
+        )],
+        "every check",
+    );
+    gh.page_size(2);
+    for name in ["build", "lint", "docs"] {
+        gh.check_run("org/app", SHA, name, "completed", Some("success"));
+    }
+    gh.check_run("org/app", SHA, "e2e", "completed", Some("failure"));
+    let out = handle(
+        &env,
+        &gh,
+        "issue_comment",
+        &github_comment("org/app", 7, "writer", "/deploy-ephemeral"),
+        &[],
+    )
+    .await
+    .ok()
+    .json();
+    assert_eq!(out["action"], "refused", "{out}");
+    assert!(said(&gh).contains("e2e failed"), "{}", said(&gh));
+    assert!(!deployed(&env));
+    let pages = gh
+        .requests()
+        .await
+        .iter()
+        .filter(|r| r.ends_with("/check-runs"))
+        .count();
+    assert_eq!(pages, 2, "both pages of check runs were read");
+}
+
+/// A named required check that GitHub lists on a later page is found there.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_required_check_on_a_later_page_is_found() {
+    let (env, gh) = world().await;
+    gh.page_size(1);
+    gh.check_run("org/app", SHA, "build", "completed", Some("success"));
+    gh.check_run("org/app", SHA, "test", "completed", Some("success"));
+    let out = handle(
+        &env,
+        &gh,
+        "issue_comment",
+        &github_comment("org/app", 7, "writer", "/deploy-ephemeral"),
+        &[],
+    )
+    .await
+    .ok()
+    .json();
+    assert_eq!(out["action"], "deployed", "{out}");
+    assert!(deployed(&env));
 }

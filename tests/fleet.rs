@@ -76,8 +76,7 @@ impl Fleet {
     }
 
     async fn handle(&self, name: &str, event: &Value) -> Run {
-        let file = self.env.path("event.json");
-        std::fs::write(&file, event.to_string()).unwrap();
+        let file = support::event_file(&self.env, name, event);
         let mut c = self.env.command();
         c.args(["handle", "--event-name", name, "--event-file"])
             .arg(&file)

@@ -548,10 +548,8 @@ async fn handle_wait_edits_the_reply_and_status_to_the_truth() {
     e["issue"]["pull_request"] = json!({"url": "https://api.github.com/repos/org/app/pulls/7"});
     e["comment"]["body"] = json!("/deploy-ephemeral");
     e["comment"]["user"]["login"] = json!("writer");
-    e["repository"] =
-        json!({"full_name": "org/app", "clone_url": "https://github.com/org/app.git"});
-    let file = env.path("event.json");
-    std::fs::write(&file, e.to_string()).unwrap();
+    e["repository"] = support::payloads::github_repo("org/app");
+    let file = support::event_file(&env, "issue_comment", &e);
     let mut c = env.command();
     c.args(["handle", "--event-name", "issue_comment", "--event-file"])
         .arg(&file)

@@ -88,8 +88,8 @@ impl Life {
     }
 
     async fn comment(&self, when: &str, who: &str, body: &str) -> Run {
-        let file = self.env.path("event.json");
-        std::fs::write(&file, github_comment("org/app", 7, who, body).to_string()).unwrap();
+        let event = github_comment("org/app", 7, who, body);
+        let file = support::event_file(&self.env, "issue_comment", &event);
         self.at(
             when,
             &[
@@ -315,8 +315,7 @@ async fn a_push_wakes_a_sleeping_preview() {
         &github_pull("org/app", 7, BRANCH, NEW_SHA, "org/app"),
         "writer",
     );
-    let file = life.env.path("push.json");
-    std::fs::write(&file, e.to_string()).unwrap();
+    let file = support::event_file(&life.env, "pull_request", &e);
     let out = life
         .at(
             "2026-11-30 11:00:00",

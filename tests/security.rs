@@ -82,8 +82,7 @@ async fn handle(
     api: &FakeGitHub,
     extra: &[&str],
 ) -> Run {
-    let file = env.path("event.json");
-    std::fs::write(&file, event.to_string()).unwrap();
+    let file = support::event_file(env, name, event);
     let mut c = env.command();
     c.args(["handle", "--event-name", name, "--event-file"])
         .arg(&file)
@@ -296,8 +295,8 @@ async fn a_slow_client_does_not_block_the_server() {
         let start = Instant::now();
         let (status, _) = s.get("/healthz");
         assert_eq!(status, 200);
-        let ping = r#"{"zen":"hi"}"#;
-        let (status, _) = s.post("/hooks/github", &github_headers("ping", ping), ping);
+        let ping = fixture("github/ping.payload.json").to_string();
+        let (status, _) = s.post("/hooks/github", &github_headers("ping", &ping), &ping);
         assert_eq!(status, 200);
         let elapsed = start.elapsed();
         drop((slow, idle));

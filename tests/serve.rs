@@ -19,7 +19,8 @@ fn comment(who: &str) -> String {
     e["issue"]["pull_request"] = json!({"url": "https://api.github.com/repos/org/app/pulls/7"});
     e["comment"]["body"] = json!("/deploy-ephemeral");
     e["comment"]["user"]["login"] = json!(who);
-    e["repository"]["full_name"] = json!("org/app");
+    e["repository"] = support::payloads::github_repo("org/app");
+    support::contract::assert_github_webhook("issue_comment", &e);
     e.to_string()
 }
 

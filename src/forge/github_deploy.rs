@@ -62,9 +62,10 @@ impl GitHub {
                 )
                 .await
                 .map_err(|e| self.err("read the check runs", e))?;
-            let full = one.check_runs.len() == 100;
+            let empty = one.check_runs.is_empty();
             runs.append(&mut one.check_runs);
-            if !full || runs.len() as u64 >= one.total_count {
+            // `total_count` counts every run of the commit, on every page.
+            if empty || runs.len() as u64 >= one.total_count {
                 break;
             }
             if page == CHECK_RUN_PAGES {

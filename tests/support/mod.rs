@@ -275,12 +275,7 @@ pub async fn handle_event(
     event: &serde_json::Value,
     vars: &[(&str, String)],
 ) -> Run {
-    // GitHub's events (GitLab's are "… Hook"): the payload must be one GitHub would send.
-    if !name.contains("Hook") {
-        contract::assert_github_webhook(name, event);
-    }
-    let file = env.path("event.json");
-    std::fs::write(&file, event.to_string()).unwrap();
+    let file = event_file(env, name, event);
     let mut c = env.command();
     c.args([
         "handle",
@@ -294,6 +289,17 @@ pub async fn handle_event(
         c.env(k, v);
     }
     run_async(c).await
+}
+
+/// Write `event` (of `name`) to `event.json` for `handle --event-file`. A GitHub event (GitLab's
+/// are "… Hook") must be a payload GitHub would send: its webhook schema, else the test fails.
+pub fn event_file(env: &TestEnv, name: &str, event: &serde_json::Value) -> PathBuf {
+    if !name.contains("Hook") {
+        contract::assert_github_webhook(name, event);
+    }
+    let file = env.path("event.json");
+    std::fs::write(&file, event.to_string()).unwrap();
+    file
 }
 
 /// The slug the binary derives for `branch`.
