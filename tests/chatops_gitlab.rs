@@ -453,3 +453,26 @@ async fn the_previews_page_shows_fluxs_gitlab_commit_status() {
         .unwrap()
         .contains("kustomize build failed"));
 }
+
+/// The fake GitLab answers only the endpoints GitLab documents, with the parameters documented
+/// for them (tests/contracts/gitlab/endpoints.txt); anything else is refused and fails the test.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_fake_gitlab_refuses_what_gitlab_does_not_document() {
+    let gl = FakeGitLab::start().await;
+    let http = reqwest::Client::new();
+    for url in [
+        "/api/v4/projects/1/merge_requests?state=opened&colour=red",
+        "/api/v4/projects/1/no-such-thing",
+    ] {
+        let sent = http.get(format!("{}{url}", gl.uri())).send().await.unwrap();
+        assert_eq!(sent.status().as_u16(), 400, "{url}");
+    }
+    let v = gl.take_violations();
+    assert_eq!(v.len(), 2, "{v:#?}");
+    assert!(
+        v[0].contains("/projects/{id}/merge_requests") && v[0].contains("colour"),
+        "{}",
+        v[0]
+    );
+    assert!(v[1].contains("not an endpoint"), "{}", v[1]);
+}

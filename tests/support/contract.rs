@@ -354,3 +354,72 @@ pub fn github_webhook_examples(event: &str) -> Option<Vec<Value>> {
             .collect(),
     )
 }
+
+// ---------------------------------------------------------------------------------------------
+// GitLab's REST API: the endpoints and parameters GitLab documents (tests/contracts/gitlab/)
+
+struct GitLabEndpoint {
+    method: String,
+    template: Vec<String>,
+    parameters: Vec<String>,
+}
+
+fn gitlab_endpoints() -> &'static [GitLabEndpoint] {
+    static ENDPOINTS: OnceLock<Vec<GitLabEndpoint>> = OnceLock::new();
+    ENDPOINTS.get_or_init(|| {
+        include_str!("../contracts/gitlab/endpoints.txt")
+            .lines()
+            .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+            .map(|l| {
+                let mut cols = l.split('|').map(str::trim);
+                let (method, path) = cols.next().unwrap().split_once(' ').unwrap();
+                GitLabEndpoint {
+                    method: method.into(),
+                    template: segments(path),
+                    parameters: cols
+                        .next()
+                        .unwrap_or("")
+                        .split(',')
+                        .map(|p| p.trim().to_string())
+                        .filter(|p| !p.is_empty())
+                        .collect(),
+                }
+            })
+            .collect()
+    })
+}
+
+/// Check a request to the fake GitLab (`path` below `/api/v4`, `parameters` the names in its
+/// query and body) against the endpoints GitLab documents; the endpoint (`METHOD /template`).
+pub fn gitlab_request(
+    method: &str,
+    path: &str,
+    parameters: &[String],
+) -> Result<String, Violation> {
+    let got = segments(path);
+    let endpoint = gitlab_endpoints()
+        .iter()
+        .filter(|e| e.method == method && e.template.len() == got.len())
+        .filter(|e| {
+            e.template
+                .iter()
+                .zip(&got)
+                .all(|(t, g)| t == g || (t.starts_with('{') && !g.is_empty()))
+        })
+        .max_by_key(|e| e.template.iter().filter(|s| !s.starts_with('{')).count())
+        .ok_or_else(|| {
+            format!("{method} /{path}: not an endpoint in tests/contracts/gitlab/endpoints.txt")
+        })?;
+    let key = format!("{method} /{}", endpoint.template.join("/"));
+    let unknown: Vec<&String> = parameters
+        .iter()
+        .filter(|p| !endpoint.parameters.contains(p))
+        .collect();
+    if unknown.is_empty() {
+        Ok(key)
+    } else {
+        Err(format!(
+            "{key}: parameters GitLab does not document for it: {unknown:?}"
+        ))
+    }
+}

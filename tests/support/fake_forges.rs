@@ -42,6 +42,8 @@ pub use super::github::{github_comment_handled, github_pull, FakeGitHub};
 
 #[derive(Default)]
 struct GitLabState {
+    /// Departures from the endpoints and parameters GitLab documents.
+    violations: Vec<String>,
     /// project id → path.
     projects: BTreeMap<u64, String>,
     /// (project, iid) → merge request JSON.
@@ -72,6 +74,26 @@ struct GitLabState {
 pub struct FakeGitLab {
     pub server: Arc<MockServer>,
     state: Arc<Mutex<GitLabState>>,
+    _verdict: Arc<GitLabVerdict>,
+}
+
+/// Fails the test when the last handle on the fake goes, if a request departed from what GitLab
+/// documents.
+struct GitLabVerdict(Arc<Mutex<GitLabState>>);
+
+impl Drop for GitLabVerdict {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return;
+        }
+        let v = std::mem::take(&mut self.0.lock().unwrap().violations);
+        if !v.is_empty() {
+            panic!(
+                "the fake GitLab saw requests GitLab does not document:\n- {}",
+                v.join("\n- ")
+            );
+        }
+    }
 }
 
 /// The bot's user id on the fake GitLab.
@@ -98,7 +120,11 @@ impl FakeGitLab {
             .respond_with(GitLabResponder(state.clone()))
             .mount(&server)
             .await;
-        FakeGitLab { server, state }
+        FakeGitLab {
+            server,
+            _verdict: Arc::new(GitLabVerdict(state.clone())),
+            state,
+        }
     }
 
     pub fn uri(&self) -> String {
@@ -243,6 +269,11 @@ impl FakeGitLab {
     pub async fn requests(&self) -> Vec<String> {
         requests(&self.server).await
     }
+
+    /// Take the departures recorded so far, for a test that provokes one on purpose.
+    pub fn take_violations(&self) -> Vec<String> {
+        std::mem::take(&mut self.state.lock().unwrap().violations)
+    }
 }
 
 struct GitLabResponder(Arc<Mutex<GitLabState>>);
@@ -271,6 +302,16 @@ impl Respond for GitLabResponder {
             .collect();
         // JSON (our own endpoints) or a form (the gitlab crate's).
         let body: Value = serde_json::from_slice(&req.body).unwrap_or_else(|_| json!(form));
+        // Held to the endpoints and parameters GitLab documents (tests/contracts/gitlab/).
+        let mut names: Vec<String> = req.url.query_pairs().map(|(k, _)| k.into_owned()).collect();
+        match serde_json::from_slice::<Value>(&req.body) {
+            Ok(Value::Object(o)) => names.extend(o.keys().cloned()),
+            _ => names.extend(form.keys().cloned()),
+        }
+        if let Err(v) = super::contract::gitlab_request(req.method.as_str(), rest, &names) {
+            s.violations.push(v);
+            return ResponseTemplate::new(400).set_body_json(json!({"error": "not documented"}));
+        }
         let query = |k: &str| {
             req.url
                 .query_pairs()
