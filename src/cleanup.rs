@@ -26,6 +26,9 @@ pub enum Reason {
     EnvironmentStopped { environment: String },
     /// The time to live ran out.
     TtlExpired { ttl: String, deployed_at: String },
+    /// The recorded activity time is ahead of the clock: written by hand, it cannot be vouched
+    /// for, so neither can the time to live.
+    TimeAhead { active_at: String },
 }
 
 impl Reason {
@@ -38,6 +41,10 @@ impl Reason {
             Reason::TtlExpired { ttl, deployed_at } => {
                 format!("its time to live ({ttl}) ran out (deployed {deployed_at})")
             }
+            Reason::TimeAhead { active_at } => format!(
+                "its recorded activity time ({}) is ahead of the clock, so flux-ephemeral did not write it and cannot vouch for its time to live",
+                crate::redact::remote_text(active_at, 40)
+            ),
         }
     }
 }
@@ -88,6 +95,15 @@ fn reason(r: &EnvRecord, forge: &ForgeState, now: SystemTime, policy: TtlPolicy)
                 environment: env.clone(),
             });
         }
+    }
+    if crate::lifecycle::ahead_of(r, now) {
+        return Some(Reason::TimeAhead {
+            active_at: r
+                .active_at
+                .clone()
+                .or(r.deployed_at.clone())
+                .unwrap_or_default(),
+        });
     }
     // The recorded expiry (an extension, capped), else the last activity plus the time to live.
     let life = crate::lifecycle::Policy {
@@ -231,6 +247,7 @@ mod tests {
                 Reason::Closed { .. } => "closed",
                 Reason::EnvironmentStopped { .. } => "stopped",
                 Reason::TtlExpired { .. } => "ttl",
+                Reason::TimeAhead { .. } => "ahead",
             };
             (s.slug, kind)
         })
@@ -293,12 +310,13 @@ mod tests {
             .into_iter()
             .map(|s| s.slug)
             .collect();
-        // A deploy time that is not a time: expired at the cap, so removed.
-        assert_eq!(got, vec!["forever", "capped", "garbage-time"]);
+        // A deploy time that is not a time: expired at the cap, so removed. One ahead of the
+        // clock was written by hand: it cannot be vouched for, so removed too.
+        assert_eq!(got, vec!["forever", "capped", "garbage-time", "far-future"]);
         // A maximum that overflows the clock is no reason to panic either.
         assert!(stale(&records, &ForgeState::default(), now, huge)
             .iter()
-            .all(|s| s.slug != "far-future"));
+            .any(|s| s.slug == "far-future"));
     }
 
     #[test]

@@ -90,9 +90,24 @@ pub fn warn_window(r: &EnvRecord, p: &Policy) -> Duration {
     }
 }
 
+/// How far ahead of the pass's clock a recorded activity time may be (another runner's clock).
+/// flux-ephemeral never records a time ahead of its own clock, so a later one was written by
+/// hand: like an activity time that does not read, it cannot be vouched for, and the environment
+/// expires. That keeps `max_ttl` a cap nobody can lift by editing `active-at`.
+pub const CLOCK_SKEW: Duration = Duration::from_secs(3600);
+
+/// Whether `r`'s activity time is ahead of the clock `now` by more than [`CLOCK_SKEW`].
+pub fn ahead_of(r: &EnvRecord, now: SystemTime) -> bool {
+    let ahead = now.checked_add(CLOCK_SKEW).unwrap_or(now);
+    r.lifecycle().active_at.is_some_and(|a| a > ahead)
+}
+
 /// What the pass does to `r` at `now`, in order. An expired environment is only removed.
 pub fn steps(r: &EnvRecord, now: SystemTime, p: &Policy) -> Vec<Step> {
     let life = r.lifecycle();
+    if ahead_of(r, now) {
+        return vec![Step::Expire { expires_at: now }];
+    }
     let expires = expiry(r, p);
     if let Some(e) = expires.filter(|e| *e <= now) {
         return vec![Step::Expire { expires_at: e }];
@@ -320,5 +335,62 @@ mod tests {
         let mut asked = night.clone();
         asked.sleep_reason = Some("requested".into());
         assert!(steps(&asked, at("2026-12-01T07:00:00Z"), &p).is_empty());
+    }
+}
+
+#[cfg(test)]
+mod hand_edited {
+    use super::*;
+
+    fn rec(active: &str, expires: Option<&str>) -> EnvRecord {
+        let mut r = EnvRecord {
+            slug: "s".into(),
+            file: "sync-s.yaml".into(),
+            branch: "b".into(),
+            id: Some("1".into()),
+            ..EnvRecord::default()
+        };
+        r.active_at = Some(active.into());
+        r.deployed_at = Some("2026-11-30T08:00:00Z".into());
+        r.expires_at = expires.map(Into::into);
+        r
+    }
+
+    fn policy() -> Policy {
+        Policy {
+            ttl: Some(Duration::from_secs(48 * 3600)),
+            max_ttl: Duration::from_secs(72 * 3600),
+            warn_before: DEFAULT_WARN_BEFORE,
+            sleep_after: None,
+            awake_hours: Some(AwakeHours::parse("Mon-Fri 07:00-20:00 UTC").unwrap()),
+        }
+    }
+
+    #[test]
+    fn an_activity_time_ahead_of_the_clock_cannot_keep_a_preview() {
+        let now = humantime::parse_rfc3339("2026-11-30T21:00:00Z").unwrap();
+        for (active, expires) in [
+            ("9999-12-31T23:00:00Z", None),
+            ("2999-01-01T00:00:00Z", Some("2999-01-04T00:00:00Z")),
+            ("2026-12-01T00:00:00Z", None),
+        ] {
+            assert_eq!(
+                steps(&rec(active, expires), now, &policy()),
+                vec![Step::Expire { expires_at: now }],
+                "{active}"
+            );
+        }
+        // Within the clock skew allowed between runners, it is believed.
+        let near = rec("2026-11-30T21:30:00Z", None);
+        assert!(!steps(&near, now, &policy())
+            .iter()
+            .any(|s| matches!(s, Step::Expire { .. })));
+    }
+
+    #[test]
+    fn times_beyond_rfc3339_are_written_not_panicked_on() {
+        let r = rec("9999-12-31T23:00:00Z", None);
+        let e = expiry(&r, &policy()).unwrap();
+        assert_eq!(format_time(e), "9999-12-31T23:59:59Z");
     }
 }

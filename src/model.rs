@@ -384,7 +384,13 @@ pub fn annotations_for(
 
 /// RFC 3339 in UTC, to the second.
 pub fn format_time(t: SystemTime) -> String {
-    humantime::format_rfc3339_seconds(t).to_string()
+    humantime::format_rfc3339_seconds(t.min(latest_time())).to_string()
+}
+
+/// The latest time RFC 3339 can write, 9999-12-31T23:59:59Z. A later one (an expiry computed from
+/// a hand-edited `active-at` in year 9999) is written as this instead of failing.
+pub fn latest_time() -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(253_402_300_799)
 }
 
 pub fn parse_time(s: &str) -> Option<SystemTime> {

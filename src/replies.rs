@@ -270,3 +270,11 @@ pub fn mistake(e: &ParseError, p: &Prefixes) -> String {
 pub fn failed(message: &str) -> String {
     format!("{REPLY_MARKER}\nflux-ephemeral could not update the preview environment: {message}")
 }
+
+/// A delivery kept because the GitOps repository's `.flux-ephemeral.yaml` does not read.
+pub fn waits_for_configuration(why: &str) -> String {
+    format!(
+        "{REPLY_MARKER}\nThis waits: {}. It is handled as soon as a commit fixes that.",
+        crate::redact::remote_text(why, crate::redact::REMOTE_TEXT_MAX)
+    )
+}

@@ -459,3 +459,110 @@ async fn commands_from_ci_the_periodic_pass_and_a_closed_change() {
     assert_eq!(out.json()["action"], "refused");
     assert_eq!(life.env.commit_count(), commits);
 }
+
+/// `path`'s annotation `key` set to `value` (or removed with `None`), as a careless hand would.
+fn hand_edit(text: &str, key: &str, value: Option<&str>) -> String {
+    let prefix = format!("flux-ephemeral.io/{key}:");
+    let mut out: Vec<String> = Vec::new();
+    for line in text.lines() {
+        match (line.trim_start().starts_with(&prefix), value) {
+            (true, Some(v)) => {
+                let indent = &line[..line.len() - line.trim_start().len()];
+                out.push(format!("{indent}{prefix} \"{v}\""));
+            }
+            (true, None) => {}
+            (false, _) => out.push(line.to_string()),
+        }
+    }
+    out.join("\n") + "\n"
+}
+
+/// Hand-edited times far ahead (year 9999 without an expiry; 2999 for both) neither stop the
+/// pass, nor panic `sleep`, nor keep a preview past `max_ttl`: the bot never writes a time ahead
+/// of its clock, so it cannot vouch for them, and the previews go; the others sleep as usual.
+#[tokio::test(flavor = "multi_thread")]
+async fn hand_edited_times_stop_nothing_and_keep_nothing() {
+    if !faketime() {
+        return;
+    }
+    let life = Life::start("ttl: 48h\nmax_ttl: 72h\nawake_hours: Mon-Fri 07:00-20:00 UTC\n").await;
+    let env = &life.env;
+    for (n, branch) in [(8, "feature/far"), (9, "feature/usual")] {
+        life.gh
+            .pull("org/app", github_pull("org/app", n, branch, SHA, "org/app"));
+    }
+    for (branch, id) in [(BRANCH, "7"), ("feature/far", "8"), ("feature/usual", "9")] {
+        life.at(
+            "2026-11-30 09:00:00",
+            &["deploy", "--branch", branch, "--sha", SHA, "--id", id],
+        )
+        .await
+        .ok();
+    }
+    let path = |b: &str| {
+        format!(
+            "overlays/ephemeral-instances/sync-{}.yaml",
+            support::slug_of(b)
+        )
+    };
+    let year_9999 = hand_edit(
+        &hand_edit(
+            &env.file(&path(BRANCH)).unwrap(),
+            "active-at",
+            Some("9999-12-31T23:00:00Z"),
+        ),
+        "expires-at",
+        None,
+    );
+    let year_2999 = hand_edit(
+        &hand_edit(
+            &env.file(&path("feature/far")).unwrap(),
+            "active-at",
+            Some("2999-01-01T00:00:00Z"),
+        ),
+        "expires-at",
+        Some("2999-01-04T00:00:00Z"),
+    );
+    env.commit_as_other(
+        &[
+            (&path(BRANCH), Some(&year_9999)),
+            (&path("feature/far"), Some(&year_2999)),
+        ],
+        "keep these forever",
+    );
+    // `sleep` on the year-9999 preview answers; it does not panic.
+    let out = life
+        .at("2026-11-30 10:00:00", &["sleep", "--branch", BRANCH])
+        .await;
+    assert!(out.code == 0 || out.code == 1, "{out:?}");
+    assert!(!out.stderr.contains("panicked"), "{out:?}");
+    // Put to sleep by a writer's command, it lives on from that activity, within `max_ttl`.
+    assert_near(
+        &life.annotations()["flux-ephemeral.io/active-at"],
+        "2026-11-30T10:00:00Z",
+    );
+    assert_near(
+        &life.annotations()["flux-ephemeral.io/expires-at"],
+        "2026-12-02T10:00:00Z",
+    );
+    // The pass at the end of office hours: the untouched hand-edited preview goes, the usual one
+    // sleeps.
+    let out = life.cleanup("2026-11-30 20:00:00").await;
+    assert!(
+        env.sync_file(&support::slug_of("feature/far")).is_none(),
+        "{out}"
+    );
+    let usual = env.sync_file(&support::slug_of("feature/usual")).unwrap();
+    assert!(usual.contains("path: /spec/replicas"), "{usual}");
+    assert_eq!(out["removed"][0]["reason"]["kind"], "time_ahead", "{out}");
+    // 100 days later, under max_ttl 72h, nothing hand-edited is left.
+    life.at("2027-03-10 09:00:00", &["cleanup", "--force"])
+        .await
+        .ok();
+    let left: Vec<String> = env
+        .instances()
+        .into_iter()
+        .filter(|f| f.starts_with("sync-"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}

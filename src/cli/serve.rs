@@ -121,7 +121,14 @@ impl ServeCmd {
         let repo = super::args::repo(&self.repo, &self.settings)?;
         // One store for the life of the server: later batches fetch only what is new.
         let (store, config) = environment::open(&repo, false)?;
-        check_configured(&store, &config)?;
+        let unconfigured = match check_configured(&store, &config) {
+            Ok(()) => None,
+            Err(e) if e.kind == crate::error::ErrorKind::Config && config.local.is_none() => {
+                tracing::error!("{e}: serving anyway; deliveries are kept until a commit fixes it");
+                Some(e)
+            }
+            Err(e) => return Err(e),
+        };
         let journal = match self.state_dir.as_deref() {
             Some(dir) => {
                 let (j, quarantined) = Journal::open(dir, self.journal_max_bytes)?;
@@ -145,7 +152,12 @@ impl ServeCmd {
             .map_err(|e| Error::internal(format!("tokio: {e}")))?;
         eprintln!("flux-ephemeral serving webhooks on http://{}", self.listen);
         let metrics = Arc::new(Metrics::new());
-        let ready = Arc::new(AtomicBool::new(true));
+        let ready = Arc::new(crate::server::readiness::Readiness::default());
+        // A broken configuration in the GitOps repository is fixed by a commit, not by a restart:
+        // serve comes up, says why it is not ready, and keeps what arrives until it is fixed.
+        if let Some(e) = unconfigured {
+            ready.unready(crate::server::worker::config_problem(&e));
+        }
         let stop = Arc::new(AtomicBool::new(false));
         let (queue, inbox) = match &journal {
             Some((j, quarantined)) => {
@@ -194,6 +206,8 @@ impl ServeCmd {
             max_batch: self.max_batch.max(1),
             resync_every: (!self.resync_interval.is_zero()).then_some(self.resync_interval),
             kept: Default::default(),
+            held: Default::default(),
+            told: Default::default(),
         };
         let text = |v: Option<Vec<u8>>| v.map(|b| String::from_utf8_lossy(&b).into_owned());
         let ui = crate::server::ui::Ui::new(

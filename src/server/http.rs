@@ -49,7 +49,7 @@ pub struct Service {
     pub bodies: Arc<tokio::sync::Semaphore>,
     pub metrics: Arc<super::metrics::Metrics>,
     /// Set once the GitOps repository was read, cleared while it cannot be reached.
-    pub ready: Arc<std::sync::atomic::AtomicBool>,
+    pub ready: Arc<super::readiness::Readiness>,
     /// The previews page, when a token turns it on.
     pub ui: Option<Arc<super::ui::Ui>>,
 }
@@ -100,13 +100,9 @@ async fn readyz(State(s): State<Arc<Shared>>) -> Answer {
             );
         }
     }
-    if s.ready.load(std::sync::atomic::Ordering::SeqCst) {
-        (StatusCode::OK, "ready".into())
-    } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: the GitOps repository has not been read yet, or cannot be reached".into(),
-        )
+    match s.ready.status() {
+        Ok(()) => (StatusCode::OK, "ready".into()),
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}")),
     }
 }
 

@@ -319,6 +319,22 @@ impl Journal {
         true
     }
 
+    /// Keep entry `id` for a reason that only a change elsewhere ends (the GitOps repository's
+    /// configuration does not read): tried again every 30 s, never counted towards quarantine.
+    pub fn hold(&self, id: &str) {
+        let Some(seq) = seq_of(Path::new(id)) else {
+            return;
+        };
+        let mut s = self.lock();
+        s.progress = Instant::now();
+        if let Some(m) = s.entries.get_mut(&seq) {
+            m.in_flight = false;
+            m.unfinished = 0;
+            m.not_before = Instant::now() + Duration::from_secs(30);
+            let _ = std::fs::remove_file(tries_path(&self.dir, seq));
+        }
+    }
+
     /// A redelivery of `delivery` while it is still journaled (kept after a failure): try it
     /// again now instead of waiting. `false` when no such entry waits.
     pub fn retry_now(&self, delivery: &str) -> bool {

@@ -6,5 +6,6 @@ pub mod http;
 pub mod job;
 pub mod journal;
 pub mod metrics;
+pub mod readiness;
 pub mod ui;
 pub mod worker;

@@ -3,20 +3,46 @@
 //! event. Events of one pull/merge request keep their order; a refused event does not hold back
 //! the others.
 
+use std::collections::{HashMap, HashSet};
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Receiver;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use super::job::Job;
 use super::journal::Journal;
 use super::metrics::Metrics;
-use crate::error::ErrorKind;
+use super::readiness::Readiness;
+use crate::error::{Error, ErrorKind};
 use crate::events::Forge;
 use crate::git::Store;
 use crate::reconcile::{first_snapshot, ConfigSource};
 use crate::service::chatops::{self, Applied, Handled, Step};
 use crate::service::environment::Mode;
 use crate::service::hook::{Handler, Work};
+
+/// Why a journaled delivery stays in the journal after its turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    /// A failure that may pass: retried after a backoff, set aside after too many.
+    Retry,
+    /// The GitOps repository's configuration does not read: tried again every 30 s, for as
+    /// long as it takes a commit to fix it.
+    Hold,
+}
+
+/// What `/readyz` and the logs say about a configuration that does not read.
+pub fn config_problem(e: &Error) -> String {
+    format!("the configuration in the GitOps repository does not read ({e}); deliveries are kept until a commit fixes it")
+}
+
+/// A panic's message, for the log and `/readyz`.
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".into())
+}
 
 /// Where the worker takes deliveries from.
 pub enum Inbox {
@@ -30,14 +56,20 @@ pub struct Worker {
     pub mode: Mode,
     pub journal: Option<Arc<Journal>>,
     pub metrics: Arc<Metrics>,
-    pub ready: Arc<AtomicBool>,
+    pub ready: Arc<Readiness>,
     /// At most this many deliveries in one transaction.
     pub max_batch: usize,
     /// Repair drift this often (and once at start); `None`: never.
     pub resync_every: Option<std::time::Duration>,
     /// Journal entries of deliveries that failed for a reason that may pass (the GitOps
-    /// repository or the forge could not be reached): retried after a backoff.
-    pub kept: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// repository or the forge could not be reached, a panic): retried after a backoff; or that
+    /// wait for the GitOps repository's configuration to be fixed.
+    pub kept: Mutex<HashMap<String, Keep>>,
+    /// Without a journal: deliveries waiting for the configuration to be fixed, handled again
+    /// when the readiness check finds it reads.
+    pub held: Mutex<Vec<Job>>,
+    /// Deliveries whose change was already told why it waits (told once).
+    pub told: Mutex<HashSet<String>>,
     /// What the previews page shows, refreshed with every readiness check (30 s).
     pub previews: Option<Arc<super::ui::PreviewsCache>>,
     /// The cluster, when `serve` has credentials for it: Flux's verdict on each preview.
@@ -119,11 +151,11 @@ impl Worker {
             }
             let now = Instant::now();
             if next_resync.is_some_and(|r| r <= now) {
-                self.resync(store, config);
+                self.guarded("the periodic resync", || self.resync(store, config));
                 next_resync = self.resync_every.map(|d| Instant::now() + d);
             }
             if next_check <= now {
-                self.check(store, config);
+                self.guarded("the readiness check", || self.check(store, config));
                 next_check = Instant::now() + Duration::from_secs(30);
             }
         }
@@ -132,14 +164,42 @@ impl Worker {
     /// Readiness: the GitOps repository can be read, and the forge of every configured
     /// application answers.
     fn check(&self, store: &Store, config: &ConfigSource) {
-        let ok = match self.unready(store, config) {
-            None => true,
+        match self.unready(store, config) {
+            None => {
+                self.ready.ready();
+                lock(&self.told).clear();
+                // Without a journal, what waited for the configuration is handled now.
+                let held = std::mem::take(&mut *lock(&self.held));
+                if !held.is_empty() {
+                    tracing::info!(
+                        "the configuration reads again: handling {} kept deliveries",
+                        held.len()
+                    );
+                    self.process(store, config, held);
+                }
+            }
             Some(e) => {
                 tracing::warn!("not ready: {e}");
+                self.ready.unready(if e.kind == ErrorKind::Config {
+                    config_problem(&e)
+                } else {
+                    e.to_string()
+                });
+            }
+        }
+    }
+
+    /// Run `f`; a panic in it is logged and makes `/readyz` fail instead of ending the worker.
+    fn guarded(&self, what: &str, f: impl FnOnce()) -> bool {
+        match std::panic::catch_unwind(AssertUnwindSafe(f)) {
+            Ok(()) => true,
+            Err(p) => {
+                let message = panic_message(&*p);
+                tracing::error!("{what} panicked: {message}");
+                self.ready.unready(format!("{what} panicked ({message})"));
                 false
             }
-        };
-        self.ready.store(ok, Ordering::SeqCst);
+        }
     }
 
     /// Why the service is not ready: one fetch of the GitOps repository, then the forge of every
@@ -240,19 +300,30 @@ impl Worker {
             }
         }
         for group in groups {
-            self.group(store, config, &group);
-            let mut kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
+            // A panic while handling a delivery is a bug: the delivery is kept and retried, then
+            // set aside (the journal's quarantine), and /readyz says so.
+            if !self.guarded("handling a delivery", || self.group(store, config, &group)) {
+                let mut kept = lock(&self.kept);
+                for id in group.iter().filter_map(|j| j.journal_id.clone()) {
+                    kept.insert(id, Keep::Retry);
+                }
+            }
+            let mut kept = lock(&self.kept);
             for job in &group {
                 if let (Some(j), Some(id)) = (&self.journal, &job.journal_id) {
-                    if kept.remove(id) {
-                        if j.retry_later(id) {
+                    match kept.remove(id) {
+                        Some(Keep::Retry) if j.retry_later(id) => {
                             tracing::warn!(id, "kept in the journal: retried after a backoff");
                             self.metrics.queue_depth.inc();
-                        } else {
+                        }
+                        Some(Keep::Retry) => {
                             self.metrics.quarantined.inc();
                         }
-                    } else {
-                        j.done(id);
+                        Some(Keep::Hold) => {
+                            j.hold(id);
+                            self.metrics.queue_depth.inc();
+                        }
+                        None => j.done(id),
                     }
                 }
             }
@@ -295,12 +366,9 @@ impl Worker {
         };
         self.metrics.event(forge_name(job.forge), &kind, outcome);
         if matches!(e.kind, ErrorKind::Remote | ErrorKind::Conflict) {
-            self.ready.store(false, Ordering::SeqCst);
+            self.ready.unready(e.to_string());
             if let Some(id) = &job.journal_id {
-                self.kept
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(id.clone());
+                lock(&self.kept).insert(id.clone(), Keep::Retry);
             }
         }
         tracing::error!(
@@ -319,9 +387,10 @@ impl Worker {
         };
         let first = match first_snapshot(store, &mut config) {
             Ok(f) => f,
+            Err(e) if e.kind == ErrorKind::Config => return self.hold(jobs, &e),
             Err(e) => return jobs.iter().for_each(|j| self.failed(j, &e)),
         };
-        self.ready.store(true, Ordering::SeqCst);
+        self.ready.ready();
         let ctx = self.handler.context(&first, &self.mode);
         // Parse every delivery and connect to its forge; then prepare each change event.
         let mut changes = Vec::new();
@@ -401,6 +470,58 @@ impl Worker {
             start = end;
         }
     }
+}
+
+impl Worker {
+    /// The GitOps repository's configuration does not read: keep `jobs` (in the journal, or in
+    /// memory without one) until a commit fixes it, say so on `/readyz`, and tell each change
+    /// once why it waits.
+    fn hold(&self, jobs: &[Job], e: &Error) {
+        let why = config_problem(e);
+        tracing::error!("{why} ({} deliveries)", jobs.len());
+        self.ready.unready(why);
+        for job in jobs {
+            match (&self.journal, &job.journal_id) {
+                (Some(_), Some(id)) => {
+                    lock(&self.kept).insert(id.clone(), Keep::Hold);
+                }
+                _ => lock(&self.held).push(job.clone()),
+            }
+            let key = job
+                .journal_id
+                .clone()
+                .or_else(|| job.delivery.clone())
+                .unwrap_or_else(|| job.body.clone());
+            if lock(&self.told).insert(key) {
+                self.tell(job, e);
+            }
+        }
+    }
+
+    /// Reply on the delivery's change (with the default command words: the configured ones do
+    /// not read) that it waits for the configuration. Best effort: a failure is only logged.
+    fn tell(&self, job: &Job, e: &Error) {
+        let Ok(Work::Change(event)) = self.handler.parse_with(
+            job.forge,
+            job.event.as_deref(),
+            &job.body,
+            &Default::default(),
+        ) else {
+            return;
+        };
+        let text = crate::replies::waits_for_configuration(&e.to_string());
+        let told = self
+            .handler
+            .forge_for(job.forge, &event)
+            .and_then(|forge| forge.reply(event.change.number, &text));
+        if let Err(e) = told {
+            tracing::warn!("could not tell the change why it waits: {e}");
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// The pull/merge request number a payload names (for logs).

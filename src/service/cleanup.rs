@@ -421,10 +421,12 @@ impl Cleanup {
                 .is_some_and(|id| state.open.as_ref().is_some_and(|o| o.contains(id)))
         };
         if let (Some(replies), false) = (forge.replies(), self.no_comment) {
-            for s in removed
-                .iter()
-                .filter(|s| matches!(s.reason, Reason::TtlExpired { .. }) && still_open(s))
-            {
+            for s in removed.iter().filter(|s| {
+                matches!(
+                    s.reason,
+                    Reason::TtlExpired { .. } | Reason::TimeAhead { .. }
+                ) && still_open(s)
+            }) {
                 let Some(number) = s.id.as_deref().and_then(|id| id.parse().ok()) else {
                     continue;
                 };

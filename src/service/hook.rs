@@ -88,7 +88,17 @@ impl Handler {
         body: &str,
         settings: &crate::settings::Settings,
     ) -> Result<Work> {
-        let prefixes = &settings.commands;
+        self.parse_with(forge, name, body, &settings.commands)
+    }
+
+    /// Parse a payload as `forge`'s event, with the command words `prefixes`.
+    pub fn parse_with(
+        &self,
+        forge: Forge,
+        name: Option<&str>,
+        body: &str,
+        prefixes: &crate::command::Prefixes,
+    ) -> Result<Work> {
         let parsed = match forge {
             Forge::GitHub => {
                 crate::events::github::parse(name.unwrap_or_default(), body, prefixes)?

@@ -67,7 +67,14 @@ pub fn changed_spec(
 ) -> EnvSpec {
     let mut spec = super::respec::spec_of(record, content, settings);
     let life = &mut spec.lifecycle;
-    life.expires_at = expiry(record, &settings.lifecycle);
+    life.expires_at = if crate::lifecycle::ahead_of(record, now) {
+        // A hand-written activity time ahead of the clock is not kept: the command is the
+        // activity, and the expiry counts from it.
+        let policy = &settings.lifecycle;
+        now.checked_add(ttl_of(record, policy).unwrap_or(policy.max_ttl))
+    } else {
+        expiry(record, &settings.lifecycle)
+    };
     life.active_at = Some(now);
     match command {
         LifeCommand::Extend { .. } => {
