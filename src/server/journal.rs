@@ -36,6 +36,8 @@ struct RecordRef<'a> {
 
 /// Handling of an entry that did not finish this many times: quarantined.
 const MAX_UNFINISHED: u32 = 2;
+/// A delivery held until the configuration reads is tried again this often.
+const HOLD: Duration = Duration::from_secs(10);
 /// A delivery kept after failures that may pass is retried this many times, then quarantined.
 const MAX_RETRIES: u32 = 12;
 
@@ -320,7 +322,7 @@ impl Journal {
     }
 
     /// Keep entry `id` for a reason that only a change elsewhere ends (the GitOps repository's
-    /// configuration does not read): tried again every 30 s, never counted towards quarantine.
+    /// configuration does not read): tried again every 10 s, never counted towards quarantine.
     pub fn hold(&self, id: &str) {
         let Some(seq) = seq_of(Path::new(id)) else {
             return;
@@ -330,7 +332,7 @@ impl Journal {
         if let Some(m) = s.entries.get_mut(&seq) {
             m.in_flight = false;
             m.unfinished = 0;
-            m.not_before = Instant::now() + Duration::from_secs(30);
+            m.not_before = Instant::now() + HOLD;
             let _ = std::fs::remove_file(tries_path(&self.dir, seq));
         }
     }

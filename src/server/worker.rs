@@ -26,7 +26,7 @@ use crate::service::hook::{Handler, Work};
 pub enum Keep {
     /// A failure that may pass: retried after a backoff, set aside after too many.
     Retry,
-    /// The GitOps repository's configuration does not read: tried again every 30 s, for as
+    /// The GitOps repository's configuration does not read: tried again every 10 s, for as
     /// long as it takes a commit to fix it.
     Hold,
 }
