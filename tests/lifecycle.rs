@@ -566,3 +566,40 @@ async fn hand_edited_times_stop_nothing_and_keep_nothing() {
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// The expiry warning is marked as sent only once it was posted: a pass whose post fails leaves
+/// it due, and the next pass sends it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_warning_that_could_not_be_posted_is_sent_by_the_next_pass() {
+    if !faketime() {
+        return;
+    }
+    let life = Life::start("ttl: 72h\nwarn_before: 24h\n").await;
+    life.at(
+        "2026-11-30 08:00:00",
+        &["deploy", "--branch", BRANCH, "--sha", SHA, "--id", "7"],
+    )
+    .await
+    .ok();
+    life.gh
+        .fail("POST", "/repos/org/app/issues/7/comments", 500);
+    life.cleanup("2026-12-02 09:00:00").await;
+    assert!(life.said().is_empty(), "{:?}", life.said());
+    assert!(
+        life.annotations()["flux-ephemeral.io/warned-for"].is_null(),
+        "{}",
+        life.annotations()
+    );
+    life.gh.heal("POST", "/repos/org/app/issues/7/comments");
+    life.cleanup("2026-12-02 10:00:00").await;
+    let said = life.said();
+    assert_eq!(said.len(), 1, "{said:?}");
+    assert!(said[0].contains("expires"), "{}", said[0]);
+    assert_near(
+        &life.annotations()["flux-ephemeral.io/warned-for"],
+        "2026-12-03T08:00:00Z",
+    );
+    // Warned once: the pass after says nothing more.
+    life.cleanup("2026-12-02 11:00:00").await;
+    assert_eq!(life.said().len(), 1);
+}

@@ -537,19 +537,30 @@ async fn a_bad_configuration_keeps_deliveries_until_a_commit_fixes_it() {
     let env = TestEnv::new();
     let good = "source_url: https://github.com/org/app.git\n";
     env.commit_as_other(
-        &[(".flux-ephemeral.yaml", Some("source_url: https://github.com/org/app.git\ntll: 2d\n"))],
+        &[(
+            ".flux-ephemeral.yaml",
+            Some("source_url: https://github.com/org/app.git\ntll: 2d\n"),
+        )],
         "a typo",
     );
     let gh = github(1).await;
     let state = env.path("state");
     let mut s = Serving::start(&env, env.remote.to_str().unwrap(), &journaled(&gh, &state));
     std::thread::sleep(Duration::from_millis(500));
-    assert!(s.child.try_wait().unwrap().is_none(), "serve exited on a bad configuration");
+    assert!(
+        s.child.try_wait().unwrap().is_none(),
+        "serve exited on a bad configuration"
+    );
     let (status, why) = s.get("/readyz");
     assert_eq!(status, 503, "{why}");
-    assert!(why.contains("configuration") && why.contains("tll"), "{why}");
+    assert!(
+        why.contains("configuration") && why.contains("tll"),
+        "{why}"
+    );
     let port = s.port;
-    let answer = tokio::task::spawn_blocking(move || deliver(port, 1, "kept-1")).await.unwrap();
+    let answer = tokio::task::spawn_blocking(move || deliver(port, 1, "kept-1"))
+        .await
+        .unwrap();
     assert_eq!(answer.0, 202, "{answer:?}");
     // Kept, and the change is told why it waits.
     let start = Instant::now();
@@ -557,19 +568,41 @@ async fn a_bad_configuration_keeps_deliveries_until_a_commit_fixes_it() {
         assert!(start.elapsed() < Duration::from_secs(20), "nobody was told");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let told = gh.comments("org/app", 1)[0]["body"].as_str().unwrap().to_string();
+    let told = gh.comments("org/app", 1)[0]["body"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(told.contains("waits") && told.contains("tll"), "{told}");
     assert!(env.sync_file(&support::slug_of(&branch(1))).is_none());
-    assert_eq!(std::fs::read_dir(&state).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".json")).count(), 1, "the delivery stays journaled");
+    assert_eq!(
+        std::fs::read_dir(&state)
+            .unwrap()
+            .filter(|e| e
+                .as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".json"))
+            .count(),
+        1,
+        "the delivery stays journaled"
+    );
     // A commit fixes it: the kept delivery lands, and the reply is the usual one.
     env.commit_as_other(&[(".flux-ephemeral.yaml", Some(good))], "fix the typo");
     all_landed(&env, 1, Duration::from_secs(40)).await;
     let start = Instant::now();
     while s.get("/readyz").0 != 200 {
-        assert!(start.elapsed() < Duration::from_secs(40), "{:?}", s.get("/readyz"));
+        assert!(
+            start.elapsed() < Duration::from_secs(40),
+            "{:?}",
+            s.get("/readyz")
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let said = gh.comments("org/app", 1);
     assert_eq!(said.len(), 1, "one comment, edited: {said:?}");
-    assert!(!said[0]["body"].as_str().unwrap().contains("waits"), "{said:?}");
+    assert!(
+        !said[0]["body"].as_str().unwrap().contains("waits"),
+        "{said:?}"
+    );
 }

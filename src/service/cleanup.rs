@@ -186,6 +186,23 @@ impl Cleanup {
         let mut lived: Vec<super::lifecycle::Changed> = Vec::new();
         let mut confirmed = super::confirm::Confirmed::default();
         let mut remaining: Vec<EnvRecord> = Vec::new();
+        // Expiry warnings go out before the commit that marks them (one that fails stays due).
+        let now = SystemTime::now();
+        let scoped: Vec<EnvRecord> = records(&first.files)
+            .into_iter()
+            .filter(|r| {
+                let app = &first.settings.application;
+                crate::cleanup::in_scope(r, app, &first.renderer.settings().object_name(&r.slug))
+            })
+            .collect();
+        let replies = forge.replies().filter(|_| !self.no_comment);
+        let (warned, warn_failures) = super::lifecycle::warn_first(
+            &scoped,
+            replies,
+            state.open.as_ref(),
+            &first.settings,
+            now,
+        );
         let mut intents = |snap: &Snapshot| {
             let app = &snap.settings.application;
             let object_name = |slug: &str| snap.renderer.settings().object_name(slug);
@@ -250,8 +267,14 @@ impl Cleanup {
             let gone: BTreeSet<&str> = found.iter().map(|s| s.file.as_str()).collect();
             // The lifecycle of those that stay, in the same commit: warn, sleep, wake.
             let staying: Vec<EnvRecord> = mine.iter().chain(&unrecorded).cloned().collect();
-            let (life, changed) =
-                super::lifecycle::intents(&staying, &gone, &snap.files, &snap.settings, now);
+            let (life, changed) = super::lifecycle::intents(
+                &staying,
+                &gone,
+                &snap.files,
+                &snap.settings,
+                now,
+                &warned,
+            );
             lived = changed;
             let mut intents: Vec<Intent> = intents;
             intents.extend(life);
@@ -282,6 +305,7 @@ impl Cleanup {
             notified,
             ..Tally::default()
         };
+        tally.warnings.extend(warn_failures);
         if !self.dry_run && report.commit.is_some() {
             if self.prune_artifacts {
                 let url = self

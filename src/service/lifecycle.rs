@@ -25,14 +25,59 @@ pub struct Changed {
     pub steps: Vec<Step>,
 }
 
+/// Post the expiry warnings due at `now` before anything is committed, so the mark that a
+/// warning went out (`warned-for`) is recorded only for a warning that did: one whose post failed
+/// is due again at the next pass. Returns the files whose warning is settled (posted, or its
+/// change is not open: nobody to tell) and the failures. Without `replies` (nothing to post
+/// with) every due warning counts as settled.
+pub fn warn_first(
+    records: &[EnvRecord],
+    replies: Option<&dyn ChangeForge>,
+    open: Option<&BTreeSet<String>>,
+    settings: &Settings,
+    now: SystemTime,
+) -> (BTreeSet<String>, Vec<Error>) {
+    let mut settled = BTreeSet::new();
+    let mut failures = Vec::new();
+    for r in records {
+        let Some(expires_at) =
+            steps(r, now, &settings.lifecycle)
+                .into_iter()
+                .find_map(|s| match s {
+                    Step::Warn { expires_at } => Some(expires_at),
+                    _ => None,
+                })
+        else {
+            continue;
+        };
+        let (Some(replies), Some(number)) = (replies, still_open(r.id.as_deref(), open)) else {
+            settled.insert(r.file.clone());
+            continue;
+        };
+        let body = crate::replies::expiry_warning(&r.slug, expires_at, now, &settings.commands);
+        match replies.reply(number, &body) {
+            Ok(()) => {
+                settled.insert(r.file.clone());
+            }
+            Err(e) => {
+                tracing::warn!("expiry warning not posted (due again at the next pass): {e}");
+                failures.push(e);
+            }
+        }
+    }
+    (settled, failures)
+}
+
 /// The intents for the environments in `records` that stay (none of `gone`): each one's file
-/// rendered again with its warning mark, sleep or wake.
+/// rendered again with its warning mark, sleep or wake. A warning is marked only when it is
+/// among `warned` ([`warn_first`]); otherwise it stays due.
 pub fn intents(
     records: &[EnvRecord],
     gone: &BTreeSet<&str>,
     files: &Files,
     settings: &Settings,
     now: SystemTime,
+    warned: &BTreeSet<String>,
 ) -> (Vec<Intent>, Vec<Changed>) {
     let policy = &settings.lifecycle;
     let mut out = Vec::new();
@@ -40,7 +85,11 @@ pub fn intents(
     for r in records.iter().filter(|r| !gone.contains(r.file.as_str())) {
         let todo: Vec<Step> = steps(r, now, policy)
             .into_iter()
-            .filter(|s| !matches!(s, Step::Expire { .. }))
+            .filter(|s| match s {
+                Step::Expire { .. } => false,
+                Step::Warn { .. } => warned.contains(&r.file),
+                _ => true,
+            })
             .collect();
         let Some(content) = files.get(&r.file).filter(|_| !todo.is_empty()) else {
             continue;
@@ -80,8 +129,8 @@ fn still_open(id: Option<&str>, open: Option<&BTreeSet<String>>) -> Option<u64> 
         .and_then(|id| id.parse().ok())
 }
 
-/// After the commit: the warning, once per expiry, and the idle sleep notice, on each change
-/// that is still open. Office-hours sleep and wake say nothing (they happen every night).
+/// After the commit: the idle sleep notice (with the warning, when one went out in the same
+/// pass), on each change that is still open. Office-hours sleep and wake say nothing (they happen every night).
 /// Returns how many comments were posted and the failures (warnings, never fatal).
 pub fn comment(
     changed: &[Changed],
@@ -124,7 +173,17 @@ pub fn comment(
                 _ => None,
             })
             .collect();
-        if bodies.is_empty() {
+        // A warning alone went out before the commit ([`warn_first`]); with an idle-sleep
+        // notice the two are posted together, so the one comment keeps both.
+        let idle = c.steps.iter().any(|s| {
+            matches!(
+                s,
+                Step::Sleep {
+                    reason: SleepReason::Idle
+                }
+            )
+        });
+        if bodies.is_empty() || !idle {
             continue;
         }
         let marker = crate::events::REPLY_MARKER;
@@ -156,6 +215,7 @@ pub fn pass(
     files: &Files,
     settings: &Settings,
     now: SystemTime,
+    warned: &BTreeSet<String>,
 ) -> (Vec<Intent>, Vec<crate::cleanup::Stale>, Vec<Changed>) {
     let candidates: Vec<EnvRecord> = records
         .iter()
@@ -186,7 +246,7 @@ pub fn pass(
             })
         })
         .collect();
-    let (life, changed) = intents(&candidates, &gone, files, settings, now);
+    let (life, changed) = intents(&candidates, &gone, files, settings, now, warned);
     out.extend(life);
     (out, expired, changed)
 }

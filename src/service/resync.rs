@@ -193,6 +193,19 @@ pub fn resync(
     }
     let mut lived: (Vec<crate::cleanup::Stale>, Vec<super::lifecycle::Changed>) =
         Default::default();
+    // Expiry warnings go out before the commit that marks them (one that fails stays due).
+    let open_numbers: std::collections::BTreeSet<String> =
+        open.iter().map(|c| c.number.to_string()).collect();
+    let (warned, warn_failures) = super::lifecycle::warn_first(
+        &mine,
+        (!dry_run).then_some(forge),
+        Some(&open_numbers),
+        &settings,
+        std::time::SystemTime::now(),
+    );
+    for e in &warn_failures {
+        tracing::warn!("lifecycle warning: {e}");
+    }
     let mut intents = |snap: &Snapshot| -> Result<Vec<Intent>> {
         let mut out = Vec::new();
         for (repair, change) in &repairs {
@@ -251,6 +264,7 @@ pub fn resync(
             &snap.files,
             &snap.settings,
             std::time::SystemTime::now(),
+            &warned,
         );
         out.extend(life);
         lived = (expired, changed);

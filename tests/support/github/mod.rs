@@ -355,6 +355,11 @@ impl FakeGitHub {
         self.with(|s| s.failures.insert((method.into(), path.into()), status));
     }
 
+    /// Answer `method path` normally again.
+    pub fn heal(&self, method: &str, path: &str) {
+        self.with(|s| s.failures.remove(&(method.to_string(), path.to_string())));
+    }
+
     pub fn pull(&self, repo: &str, pr: Value) {
         let n = pr["number"].as_u64().unwrap();
         self.with(|s| s.pulls.insert((repo.into(), n), pr));
