@@ -292,13 +292,23 @@ pub const DEFAULT_MAX_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 /// to any clock without overflowing).
 const CEILING: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
-/// `72h`, `3d`, `90m`: a time to live, at most 100 years.
+/// The shortest time to live (and extension) accepted.
+pub const MIN_TTL: Duration = Duration::from_secs(60);
+
+/// `72h`, `3d`, `90m`: a time to live, at least a minute, at most 100 years.
 pub fn parse_ttl(s: &str) -> Result<Duration> {
     let d = humantime::parse_duration(s.trim())
         .map_err(|e| Error::config(format!("ttl {s:?} is not a duration like 72h or 3d: {e}")))?;
     if d.is_zero() {
         return Err(Error::config(format!(
             "ttl {s:?} is zero: an environment would be removed at once; use a duration like 72h or 3d, or leave ttl out"
+        )));
+    }
+    // The lifecycle runs every few minutes: less than a minute would remove an environment at
+    // the next pass, before anyone could look at it.
+    if d < MIN_TTL {
+        return Err(Error::config(format!(
+            "ttl {s:?} is shorter than a minute, the least flux-ephemeral keeps an environment; use a duration like 30m, 72h or 3d"
         )));
     }
     if d > CEILING {
@@ -380,6 +390,11 @@ mod tests {
     fn ttl() {
         assert_eq!(parse_ttl("72h").unwrap(), Duration::from_secs(72 * 3600));
         assert!(parse_ttl("soon").is_err());
+        for short in ["1ns", "0.5s", "59s", "1s"] {
+            let e = parse_ttl(short).unwrap_err();
+            assert!(e.to_string().contains("shorter than a minute"), "{e}");
+        }
+        assert_eq!(parse_ttl("1m").unwrap(), Duration::from_secs(60));
         assert!(parse_ttl("500000000000y").is_err());
         assert!(parse_ttl("99999999999999999999999y").is_err());
         let max = DEFAULT_MAX_TTL;

@@ -87,12 +87,15 @@ impl fmt::Display for ParseError {
                 )
             }
             ParseError::BadTtl { value } => {
-                write!(f, "`ttl={value}` is not a duration like `24h` or `3d`")
+                write!(
+                    f,
+                    "`ttl={value}` is not a duration of a minute or more like `24h` or `3d`"
+                )
             }
             ParseError::BadDuration { command, value } => write!(
                 f,
-                "`{value}` is not a duration for `{command}`: give a positive number and a unit, \
-                 like `{command} 2d` or `{command} 12h` (at most the configured max_ttl)"
+                "`{value}` is not a duration for `{command}`: give a number and a unit, a minute \
+                 or more, like `{command} 2d` or `{command} 12h` (at most the configured max_ttl)"
             ),
             ParseError::MoreThanOne => write!(f, "one command per comment, please"),
         }
@@ -266,7 +269,7 @@ fn deploy_args(command: &str, args: &[&str]) -> Result<Command, ParseError> {
     let mut ttl = None;
     for arg in args {
         match arg.split_once('=') {
-            Some(("ttl", value)) if humantime::parse_duration(value).is_ok() => {
+            Some(("ttl", value)) if crate::config::parse_ttl(value).is_ok() => {
                 ttl = Some(value.to_string())
             }
             Some(("ttl", value)) => {
@@ -329,7 +332,12 @@ mod tests {
             ("```\n/deploy-ephemeral\n```\n/destroy-ephemeral", "Destroy"),
             ("/deploy-ephemeral\n/destroy-ephemeral", "error: one command per comment, please"),
             ("/deploy-ephemeral please", "error: `/deploy-ephemeral` does not take `please` (it takes `ttl=DURATION`, e.g. `ttl=24h`, or `help`)"),
-            ("/deploy-ephemeral ttl=soon", "error: `ttl=soon` is not a duration like `24h` or `3d`"),
+            ("/deploy-ephemeral ttl=soon", "error: `ttl=soon` is not a duration of a minute or more like `24h` or `3d`"),
+            ("/deploy-ephemeral ttl=1ns", "error: `ttl=1ns` is not a duration of a minute or more like `24h` or `3d`"),
+            ("/deploy-ephemeral ttl=59s", "error: `ttl=59s` is not a duration of a minute or more like `24h` or `3d`"),
+            ("/extend-ephemeral 1ns", "error: `1ns` is not a duration for `/extend-ephemeral`: give a number and a unit, a minute or more, like `/extend-ephemeral 2d` or `/extend-ephemeral 12h` (at most the configured max_ttl)"),
+            ("/extend-ephemeral 0.5s", "error: `0.5s` is not a duration for `/extend-ephemeral`: give a number and a unit, a minute or more, like `/extend-ephemeral 2d` or `/extend-ephemeral 12h` (at most the configured max_ttl)"),
+            ("/extend-ephemeral 1m", "Extend { duration: Some(\"1m\") }"),
             ("/destroy-ephemeral now", "error: `/destroy-ephemeral` does not take `now` (it takes only `help`)"),
             ("/deploy-ephemera", "error: unknown command `/deploy-ephemera`; did you mean `/deploy-ephemeral`?"),
             ("/deploy-epehmeral", "error: unknown command `/deploy-epehmeral`; did you mean `/deploy-ephemeral`?"),
@@ -337,10 +345,10 @@ mod tests {
             ("/Deploy-Ephemeral", "error: unknown command `/Deploy-Ephemeral`; did you mean `/deploy-ephemeral`?"),
             ("/extend-ephemeral", "Extend { duration: None }"),
             ("/extend-ephemeral 2d", "Extend { duration: Some(\"2d\") }"),
-            ("/extend-ephemeral 9999999999d", "error: `9999999999d` is not a duration for `/extend-ephemeral`: give a positive number and a unit, like `/extend-ephemeral 2d` or `/extend-ephemeral 12h` (at most the configured max_ttl)"),
-            ("/extend-ephemeral -1h", "error: `-1h` is not a duration for `/extend-ephemeral`: give a positive number and a unit, like `/extend-ephemeral 2d` or `/extend-ephemeral 12h` (at most the configured max_ttl)"),
-            ("/extend-ephemeral 1e9h", "error: `1e9h` is not a duration for `/extend-ephemeral`: give a positive number and a unit, like `/extend-ephemeral 2d` or `/extend-ephemeral 12h` (at most the configured max_ttl)"),
-            ("/extend-ephemeral 0s", "error: `0s` is not a duration for `/extend-ephemeral`: give a positive number and a unit, like `/extend-ephemeral 2d` or `/extend-ephemeral 12h` (at most the configured max_ttl)"),
+            ("/extend-ephemeral 9999999999d", "error: `9999999999d` is not a duration for `/extend-ephemeral`: give a number and a unit, a minute or more, like `/extend-ephemeral 2d` or `/extend-ephemeral 12h` (at most the configured max_ttl)"),
+            ("/extend-ephemeral -1h", "error: `-1h` is not a duration for `/extend-ephemeral`: give a number and a unit, a minute or more, like `/extend-ephemeral 2d` or `/extend-ephemeral 12h` (at most the configured max_ttl)"),
+            ("/extend-ephemeral 1e9h", "error: `1e9h` is not a duration for `/extend-ephemeral`: give a number and a unit, a minute or more, like `/extend-ephemeral 2d` or `/extend-ephemeral 12h` (at most the configured max_ttl)"),
+            ("/extend-ephemeral 0s", "error: `0s` is not a duration for `/extend-ephemeral`: give a number and a unit, a minute or more, like `/extend-ephemeral 2d` or `/extend-ephemeral 12h` (at most the configured max_ttl)"),
             ("/extend-ephemeral 2d please", "error: `/extend-ephemeral` does not take `please` (it takes one duration like `2d`, or `help`)"),
             ("/sleep-ephemeral", "Sleep"),
             ("/wake-ephemeral", "Wake"),
