@@ -179,12 +179,12 @@ impl Settings {
                 .github_environment
                 .clone()
                 .filter(|e| !e.trim().is_empty())
-                .unwrap_or_else(|| "preview/{{ slug }}".into()),
+                .unwrap_or_else(|| "preview/{{ key }}".into()),
             gitlab_environment: c
                 .gitlab_environment
                 .clone()
                 .filter(|e| !e.trim().is_empty())
-                .unwrap_or_else(|| "review/{{ slug }}".into()),
+                .unwrap_or_else(|| "review/{{ key }}".into()),
             render: RenderSettings {
                 prefix: c.app.unwrap_or(d.prefix),
                 flux_namespace: c.flux_namespace.unwrap_or(d.flux_namespace),
@@ -253,12 +253,22 @@ impl Settings {
     /// GitLab's (`gitlab_environment`).
     pub fn deployment_environment(&self, slug: &str, gitlab: bool) -> String {
         let name = self.render.object_name(slug);
+        // `<application>-<slug>` for a listed application (as its sync file is named), so two
+        // applications of one repository never share an environment; else the slug.
+        let key = self
+            .application
+            .key(slug)
+            .unwrap_or_else(|| slug.to_string());
         let mut e = if gitlab {
             self.gitlab_environment.clone()
         } else {
             self.github_environment.clone()
         };
-        for (k, v) in [("slug", slug), ("name", name.as_str())] {
+        for (k, v) in [
+            ("slug", slug),
+            ("name", name.as_str()),
+            ("key", key.as_str()),
+        ] {
             e = e
                 .replace(&format!("{{{{ {k} }}}}"), v)
                 .replace(&format!("{{{{{k}}}}}"), v);
@@ -300,6 +310,37 @@ fn check_applications(list: &[AppConfig]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn two_applications_of_one_repository_never_share_an_environment() {
+        let file = FileConfig::parse(
+            "applications:\n\
+             - {name: web, github_repository: org/app}\n\
+             - {name: docs, github_repository: org/app}\n",
+            "test",
+        )
+        .unwrap();
+        let of = |app: &str| {
+            let origin = crate::apps::Origin {
+                app: Some(app.into()),
+                ..Default::default()
+            };
+            Settings::resolve_for(file.clone(), FileConfig::default(), &origin).unwrap()
+        };
+        let (web, docs) = (of("web"), of("docs"));
+        for gitlab in [false, true] {
+            let (w, d) = (
+                web.deployment_environment("feature-x-1234567890", gitlab),
+                docs.deployment_environment("feature-x-1234567890", gitlab),
+            );
+            assert_ne!(w, d);
+            assert!(w.ends_with("/web-feature-x-1234567890"), "{w}");
+        }
+        // Without a list, the name is what it always was.
+        let one = Settings::resolve(FileConfig::default()).unwrap();
+        assert_eq!(one.deployment_environment("s", false), "preview/s");
+        assert_eq!(one.deployment_environment("s", true), "review/s");
+    }
 
     #[test]
     fn ttl_is_bounded_by_max_ttl() {
