@@ -178,6 +178,7 @@ mod tests {
             sleeping_since: None,
             sleep_reason: None,
             warned_for: None,
+            source_url: None,
         }
     }
 

@@ -15,6 +15,8 @@ pub mod keys {
     pub const ID: &str = "flux-ephemeral.io/id";
     pub const AUTHOR: &str = "flux-ephemeral.io/author";
     pub const TITLE: &str = "flux-ephemeral.io/title";
+    /// The source URL the environment was rendered with (read back by sleep, wake and extend).
+    pub const SOURCE_URL: &str = "flux-ephemeral.io/source-url";
     pub const ENVIRONMENT: &str = "flux-ephemeral.io/environment";
     pub const DEPLOYED_AT: &str = "flux-ephemeral.io/deployed-at";
     pub const TTL: &str = "flux-ephemeral.io/ttl";
@@ -253,6 +255,9 @@ pub struct EnvRecord {
     pub sleep_reason: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub warned_for: Option<String>,
+    /// `flux-ephemeral.io/source-url`: the source URL it was rendered with (files of earlier
+    /// versions have none).
+    pub source_url: Option<String>,
 }
 
 impl EnvRecord {
@@ -300,6 +305,7 @@ impl EnvRecord {
             sleeping_since: get(keys::SLEEPING_SINCE),
             sleep_reason: get(keys::SLEEP_REASON),
             warned_for: get(keys::WARNED_FOR),
+            source_url: get(keys::SOURCE_URL),
         })
     }
 
@@ -366,8 +372,14 @@ pub fn annotations_for(
             a.insert(k.into(), v.clone());
         }
     }
-    if let Some(art) = &spec.artifact {
-        a.insert(keys::ARTIFACT.into(), art.pinned());
+    match &spec.artifact {
+        Some(art) => {
+            a.insert(keys::ARTIFACT.into(), art.pinned());
+        }
+        None if !spec.source_url.is_empty() => {
+            a.insert(keys::SOURCE_URL.into(), spec.source_url.clone());
+        }
+        None => {}
     }
     if let Some(title) = &spec.title {
         // Titles are free text of any length; an annotation only needs to identify the change.

@@ -44,15 +44,28 @@ pub fn preview_url_of(content: &str) -> Option<String> {
         .map(str::to_string)
 }
 
+/// The source URL `record` was rendered with: what the bot recorded; for files of earlier
+/// versions, the GitRepository's URL (a custom template may render other objects with a
+/// `spec.url` first, e.g. a HelmRepository).
+fn recorded_source_url(record: &EnvRecord, docs: &[Value]) -> Option<String> {
+    record.source_url.clone().or_else(|| {
+        docs.iter()
+            .filter(|d| d.get("kind").and_then(Value::as_str) == Some("GitRepository"))
+            .find_map(|d| str_at(d, &["spec", "url"]))
+            .map(str::to_string)
+    })
+}
+
+/// [`recorded_source_url`] of a sync file.
+pub fn source_url_of(record: &EnvRecord, content: &str) -> Option<String> {
+    recorded_source_url(record, &docs(content))
+}
+
 /// The spec that renders `record`'s file again: its recorded fields, the source and preview URL
 /// the file holds, the artifact it pins, and its recorded lifecycle.
 pub fn spec_of(record: &EnvRecord, content: &str, settings: &Settings) -> EnvSpec {
     let docs = docs(content);
-    let source_url = docs
-        .iter()
-        .find_map(|d| str_at(d, &["spec", "url"]))
-        .unwrap_or_default()
-        .to_string();
+    let source_url = recorded_source_url(record, &docs).unwrap_or_default();
     let preview_url = preview_url_in(&docs);
     let artifact = record.artifact.as_deref().and_then(|pinned| {
         let (url, digest) = pinned.rsplit_once('@')?;
@@ -98,5 +111,36 @@ pub fn spec_of(record: &EnvRecord, content: &str, settings: &Settings) -> EnvSpe
         refresh: false,
         lifecycle: record.lifecycle(),
         keep_deployed_at: true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A custom template that renders a HelmRepository (with its own `spec.url`) before the
+    /// GitRepository: sleep, wake and extend keep the source the bot recorded.
+    #[test]
+    fn the_source_is_read_back_as_recorded_not_from_the_first_url() {
+        let content = "apiVersion: source.toolkit.fluxcd.io/v1\nkind: HelmRepository\nspec:\n  url: oci://charts.example.com/org\n---\n\
+                       apiVersion: source.toolkit.fluxcd.io/v1\nkind: GitRepository\nspec:\n  url: https://git.example.com/org/app.git\n";
+        let settings = Settings::resolve(Default::default()).unwrap();
+        let mut record = EnvRecord {
+            slug: "s".into(),
+            file: "sync-s.yaml".into(),
+            branch: "b".into(),
+            ..EnvRecord::default()
+        };
+        // A file of an earlier version: the GitRepository's URL.
+        assert_eq!(
+            spec_of(&record, content, &settings).source_url,
+            "https://git.example.com/org/app.git"
+        );
+        // What the bot recorded wins.
+        record.source_url = Some("https://git.example.com/org/recorded.git".into());
+        assert_eq!(
+            spec_of(&record, content, &settings).source_url,
+            "https://git.example.com/org/recorded.git"
+        );
     }
 }

@@ -237,7 +237,8 @@ pub fn resync(
                         author: record.and_then(|r| r.author.clone()),
                         slug: Some(slug.clone()),
                         environment: record.and_then(|r| r.environment.clone()),
-                        ci_source_url: source_url(content),
+                        ci_source_url: record
+                            .and_then(|r| super::respec::source_url_of(r, content)),
                         ..EnvInput::default()
                     };
                     out.push(Intent::Upsert(input.spec(&snap.settings)?));
@@ -382,13 +383,6 @@ pub fn mark_outdated(
             tracing::warn!("{e}");
         }
     }
-}
-
-/// The source URL recorded in a sync file (its first document's `spec.url`).
-fn source_url(content: &str) -> Option<String> {
-    serde_yaml_ng::Deserializer::from_str(content)
-        .filter_map(|d| <serde_yaml_ng::Value as serde::Deserialize>::deserialize(d).ok())
-        .find_map(|doc| doc.get("spec")?.get("url")?.as_str().map(str::to_string))
 }
 
 /// Which forge repository an application's `source_url` names, when that is unambiguous: a
