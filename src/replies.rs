@@ -192,14 +192,31 @@ pub fn asleep(slug: &str, why: &str, p: &Prefixes) -> String {
 
 /// How the bot's pending status on a commit that waits for its checks begins: it marks the
 /// request, so a completed check can release it.
-pub const WAITING: &str = "waiting for checks: ";
+pub const WAITING: &str = "waiting for checks";
 
-/// That status (at most 140 characters).
-pub fn waiting_status(names: &[String]) -> String {
-    format!("{WAITING}{}", names.join(", "))
+/// That status (at most 140 characters), naming the change that asked (`#35` on GitHub, `!35`
+/// on GitLab), so the checks' completion releases that change and no other with the same head.
+pub fn waiting_status(names: &[String], number: u64, gitlab: bool) -> String {
+    let sigil = if gitlab { '!' } else { '#' };
+    format!("{WAITING} ({sigil}{number}): {}", names.join(", "))
         .chars()
         .take(140)
         .collect()
+}
+
+/// The change a waiting status names: `Some(n)`; `Some(0)` for one written before statuses named
+/// it (`waiting for checks: …`); `None` when it is not a waiting status.
+pub fn waiting_for(description: &str) -> Option<u64> {
+    let rest = description.strip_prefix(WAITING)?;
+    if rest.starts_with(": ") {
+        return Some(0);
+    }
+    let number = rest
+        .strip_prefix(" (#")
+        .or_else(|| rest.strip_prefix(" (!"))?
+        .split_once("):")?
+        .0;
+    number.parse().ok().filter(|n| *n > 0)
 }
 
 /// The reply to a deploy request whose commit's checks are not done.

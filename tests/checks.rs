@@ -87,7 +87,7 @@ async fn a_request_waits_for_its_checks_and_a_completed_check_releases_it() {
         .last()
         .unwrap()
         .2
-        .starts_with("waiting for checks: test"));
+        .starts_with("waiting for checks (#7): test"));
     assert_eq!(env.commit_count(), commits, "nothing deployed yet");
 
     // A check of a commit nobody waits for changes nothing.
@@ -391,4 +391,38 @@ async fn a_required_check_on_a_later_page_is_found() {
     .json();
     assert_eq!(out["action"], "deployed", "{out}");
     assert!(deployed(&env));
+}
+
+/// A request waits on #7 at SHA; someone opens #6 from the same branch into another base, so
+/// its head is SHA too. The checks' completion releases #7, the change that asked, and only it:
+/// from a check run listing both, from a status event, and from the periodic pass.
+#[tokio::test(flavor = "multi_thread")]
+async fn only_the_change_that_asked_is_released() {
+    let (env, gh) = world().await;
+    gh.check_run("org/app", SHA, "build", "completed", Some("success"));
+    gh.check_run("org/app", SHA, "test", "in_progress", None);
+    let out = handle(
+        &env,
+        &gh,
+        "issue_comment",
+        &github_comment("org/app", 7, "writer", "/deploy-ephemeral"),
+        &[],
+    )
+    .await
+    .ok()
+    .json();
+    assert_eq!(out["action"], "waiting", "{out}");
+    let mut other = github_pull("org/app", 6, BRANCH, SHA, "org/app");
+    other["base"]["ref"] = json!("release");
+    gh.pull("org/app", other);
+    gh.check_run("org/app", SHA, "test", "completed", Some("success"));
+    let out = handle(&env, &gh, "check_run", &check_run_event(SHA, &[6, 7]), &[])
+        .await
+        .ok()
+        .json();
+    assert_eq!(out["action"], "deployed", "{out}");
+    let slug = support::slug_of(BRANCH);
+    let annotations = &env.docs(&slug)[0]["metadata"]["annotations"];
+    assert_eq!(annotations["flux-ephemeral.io/id"], "7", "{annotations:?}");
+    assert!(gh.comments("org/app", 6).is_empty(), "#6 asked for nothing");
 }

@@ -292,10 +292,14 @@ pub fn prepare<'f>(
                 ..
             },
             crate::events::Trigger::Pushed { before: Some(b) },
-        ) if !s.require_checks.is_empty() && super::gates::waits(&forge, b) => Decision::Deploy {
-            ttl: None,
-            only_if_present: false,
-        },
+        ) if !s.require_checks.is_empty()
+            && super::gates::waits_for(&forge, b, event.change.number) =>
+        {
+            Decision::Deploy {
+                ttl: None,
+                only_if_present: false,
+            }
+        }
         _ => decision,
     };
     let only_if_present = matches!(
@@ -429,7 +433,7 @@ pub fn prepare<'f>(
         match gate(&forge, &sha, &s.require_checks, ctx.wait_checks)? {
             Gate::Green => {}
             Gate::Waiting(names) => {
-                let text = replies::waiting_status(&names);
+                let text = replies::waiting_status(&names, c.number, forge.is_gitlab());
                 if !released {
                     if let Err(e) = forge.set_status(&sha, Status::Pending, &text, None) {
                         tracing::warn!("could not set the commit status: {e}");

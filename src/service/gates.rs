@@ -25,8 +25,11 @@ pub(super) fn waiting_change(
     event: &Event,
     sha: &str,
 ) -> Result<Option<u64>> {
-    if !waits(forge, sha) {
-        return Ok(None);
+    // Only the change that asked is released, whatever else has the same head.
+    match waits(forge, sha) {
+        None => return Ok(None),
+        Some(asked) if asked != 0 => return Ok(Some(asked)),
+        Some(_) => {}
     }
     if event.change.number != 0 {
         return Ok(Some(event.change.number));
@@ -78,25 +81,27 @@ pub(super) fn filtered(
     Ok((!touches).then(|| Skip::Paths(filters.paths.clone())))
 }
 
-/// Whether the bot's own latest `flux-ephemeral` status on `sha` marks a waiting request. A
+/// The change whose request waits on `sha`, when the bot's own latest `flux-ephemeral` status on
+/// it says one does: its number (`0` for a status of an earlier version, which named none). A
 /// status of that name by anyone else proves nothing.
-pub(super) fn waits(forge: &dyn ChangeForge, sha: &str) -> bool {
-    let Ok(statuses) = forge.commit_statuses(sha) else {
-        return false;
-    };
-    let Some(bot) = forge.bot_login() else {
-        return false;
-    };
+pub(super) fn waits(forge: &dyn ChangeForge, sha: &str) -> Option<u64> {
+    let statuses = forge.commit_statuses(sha).ok()?;
+    let bot = forge.bot_login()?;
     statuses
         .iter()
         .filter(|s| s.context == "flux-ephemeral")
         .max_by_key(|s| s.created_at)
-        .is_some_and(|s| {
+        .filter(|s| {
             // GitHub's pending is GitLab's running.
             matches!(s.state.as_str(), "pending" | "running")
-                && s.description.starts_with(crate::replies::WAITING)
                 && s.author
                     .as_deref()
                     .is_some_and(|a| a.eq_ignore_ascii_case(&bot))
         })
+        .and_then(|s| crate::replies::waiting_for(&s.description))
+}
+
+/// Whether the request waiting on `sha` (if any) is change `number`'s.
+pub(super) fn waits_for(forge: &dyn ChangeForge, sha: &str, number: u64) -> bool {
+    waits(forge, sha).is_some_and(|asked| asked == 0 || asked == number)
 }

@@ -20,7 +20,11 @@ pub fn release_waiting(
 ) -> usize {
     let waiting: Vec<&OpenChange> = open
         .iter()
-        .filter(|c| super::gates::waits(forge, &c.sha))
+        .filter(|c| {
+            c.number
+                .parse()
+                .is_ok_and(|n| super::gates::waits_for(forge, &c.sha, n))
+        })
         .collect();
     if waiting.is_empty() {
         return 0;
