@@ -426,3 +426,60 @@ async fn only_the_change_that_asked_is_released() {
     assert_eq!(annotations["flux-ephemeral.io/id"], "7", "{annotations:?}");
     assert!(gh.comments("org/app", 6).is_empty(), "#6 asked for nothing");
 }
+
+/// `handle --wait-checks` in the CI job the README suggests, with `require_checks: ["*"]`: the
+/// job's own check run (and its unfinished siblings of the same workflow run) is not waited for;
+/// a check of another run still is.
+#[tokio::test(flavor = "multi_thread")]
+async fn wait_checks_does_not_wait_for_its_own_job() {
+    let (env, gh) = world().await;
+    env.commit_as_other(
+        &[(
+            ".flux-ephemeral.yaml",
+            Some("source_url: https://github.com/org/app.git\ngithub_repository: org/app\nrequire_checks: [\"*\"]\n"),
+        )],
+        "every check",
+    );
+    gh.check_run("org/app", SHA, "build", "completed", Some("success"));
+    gh.check_run("org/app", SHA, "preview", "in_progress", None);
+    gh.check_run_details(
+        "org/app",
+        SHA,
+        "preview",
+        "https://github.com/org/app/actions/runs/4242/job/99",
+    );
+    let event = github_comment("org/app", 7, "writer", "/deploy-ephemeral");
+    let file = support::event_file(&env, "issue_comment", &event);
+    let run = |vars: &[(&str, &str)]| {
+        let mut c = env.command();
+        c.args(["handle", "--event-name", "issue_comment", "--event-file"])
+            .arg(&file)
+            .args([
+                "--repo",
+                env.remote.to_str().unwrap(),
+                "--output",
+                "json",
+                "--wait-checks",
+                "2s",
+            ])
+            .env("GITHUB_API_URL", gh.uri())
+            .env("GITHUB_TOKEN", "ghs-test-token");
+        for (k, v) in vars {
+            c.env(k, v);
+        }
+        support::run_async(c)
+    };
+    // Outside that run, the unfinished job is a check like any other: it waits.
+    let out = run(&[("GITHUB_ACTIONS", "true"), ("GITHUB_RUN_ID", "1111")])
+        .await
+        .ok()
+        .json();
+    assert_eq!(out["action"], "waiting", "{out}");
+    // In the job itself: deployed.
+    let out = run(&[("GITHUB_ACTIONS", "true"), ("GITHUB_RUN_ID", "4242")])
+        .await
+        .ok()
+        .json();
+    assert_eq!(out["action"], "deployed", "{out}");
+    assert!(deployed(&env));
+}

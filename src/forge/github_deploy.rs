@@ -21,6 +21,19 @@ impl DeploymentState {
     }
 }
 
+/// The workflow run this process is a job of, in GitHub Actions (`GITHUB_RUN_ID`).
+fn own_workflow_run() -> Option<String> {
+    (std::env::var("GITHUB_ACTIONS").as_deref() == Ok("true"))
+        .then(|| std::env::var("GITHUB_RUN_ID").ok())
+        .flatten()
+        .filter(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Whether a check run's `details_url` (`…/actions/runs/<run>/job/<job>`) is a job of `run`.
+fn is_of_run(details_url: &str, run: &str) -> bool {
+    details_url.contains(&format!("/actions/runs/{run}/"))
+}
+
 /// At most this many pages of a commit's check runs are read (100 a page).
 pub const CHECK_RUN_PAGES: usize = 10;
 
@@ -44,6 +57,7 @@ impl GitHub {
             name: String,
             status: String,
             conclusion: Option<String>,
+            details_url: Option<String>,
         }
         let sha = super::checked_sha(sha.to_string(), "the caller")?;
         let route = format!(
@@ -79,8 +93,18 @@ impl GitHub {
             }
             page += 1;
         }
+        // In GitHub Actions, the jobs of this very workflow run that have not finished (the one
+        // running `handle --wait-checks` among them) are left out: waiting for them would wait
+        // for ourselves. A sibling that finished still counts.
+        let own_run = own_workflow_run();
         let mut out: Vec<crate::checks::Check> = runs
             .into_iter()
+            .filter(|r| {
+                !(r.status != "completed"
+                    && own_run.as_deref().is_some_and(|id| {
+                        r.details_url.as_deref().is_some_and(|u| is_of_run(u, id))
+                    }))
+            })
             .map(|r| crate::checks::Check {
                 state: crate::checks::of_check_run(&r.status, r.conclusion.as_deref()),
                 name: r.name,

@@ -388,6 +388,18 @@ impl FakeGitHub {
         });
     }
 
+    /// Set the `details_url` of check run `name` of `sha` (a GitHub Actions job's is
+    /// `https://github.com/OWNER/REPO/actions/runs/RUN/job/JOB`).
+    pub fn check_run_details(&self, repo: &str, sha: &str, name: &str, url: &str) {
+        self.with(|s| {
+            for r in s.check_runs.entry((repo.into(), sha.into())).or_default() {
+                if r["name"] == name {
+                    r["details_url"] = Value::String(url.into());
+                }
+            }
+        });
+    }
+
     /// The deployments of `repo`, oldest first (`deployment`), each with the fake's record of its
     /// `statuses` in order added and the `request` that created it.
     pub fn deployments(&self, repo: &str) -> Vec<Value> {
