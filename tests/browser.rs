@@ -417,7 +417,7 @@ async fn the_previews_page_in(kind: Kind, screenshot: &str) {
     assert_eq!(env.commit_count(), commits + 1);
     let message = env.git(&["log", "-1", "--format=%B", "main"]);
     assert!(
-        message.contains("Requested-by: token (previews page)"),
+        message.contains("Requested-by: write token (previews page)"),
         "{message}"
     );
     // The change hears of it, as after /extend-ephemeral.

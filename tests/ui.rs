@@ -330,7 +330,7 @@ fn the_write_role_extends_and_destroys_through_the_buttons() {
     assert_eq!(env.commit_count(), commits + 1);
     let message = env.git(&["log", "-1", "--format=%B", "main"]);
     assert!(
-        message.contains("Requested-by: token (previews page)"),
+        message.contains("Requested-by: write token (previews page)"),
         "{message}"
     );
     // Destroy through the API with the bearer token (no CSRF needed there).
@@ -504,4 +504,268 @@ async fn without_the_cluster_the_state_comes_from_fluxs_commit_statuses() {
     assert_eq!(row("feature/quiet")["state"], "committed", "{v}");
     assert_eq!(v["totals"]["ready"], 1);
     assert_eq!(v["totals"]["failed"], 1);
+}
+
+/// The raw answer to a POST, headers included.
+fn raw_post(s: &Serving, path: &str, headers: &[(&str, String)], body: &str) -> String {
+    use std::io::{Read, Write};
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    let mut req = format!(
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: {}\r\nConnection: close\r\n",
+        s.port,
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    c.write_all(req.as_bytes()).unwrap();
+    let mut out = String::new();
+    c.read_to_string(&mut out).unwrap();
+    out
+}
+
+/// Behind the proxy, an `Authorization: Bearer` header the proxy passes on (junk, or the read
+/// token) does not lift the CSRF check: only a bearer token that authenticated the request does.
+/// An empty element of `X-Forwarded-Groups` names no group.
+#[test]
+fn a_proxy_users_form_needs_its_csrf_token_whatever_authorization_rides_along() {
+    let env = repository();
+    let s = Serving::start(
+        &env,
+        env.remote.to_str().unwrap(),
+        &[
+            ("FLUX_EPHEMERAL_UI_TRUST_PROXY", "127.0.0.1".into()),
+            ("FLUX_EPHEMERAL_UI_WRITE_GROUPS", "sre".into()),
+            ("FLUX_EPHEMERAL_UI_TOKEN", READ.into()),
+        ],
+    );
+    let file = previews(&s)["rows"][0]["file"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let commits = env.commit_count();
+    for junk in ["Bearer junk".to_string(), format!("Bearer {READ}")] {
+        let user = vec![
+            ("X-Forwarded-User", "alice".to_string()),
+            ("X-Forwarded-Groups", "sre".to_string()),
+            ("Authorization", junk.clone()),
+        ];
+        let (code, _) = post(&s, "/actions/sleep", &user, &form(&file, "no-csrf"));
+        assert_eq!(code, 403, "{junk}");
+    }
+    assert_eq!(
+        env.commit_count(),
+        commits,
+        "no form without its CSRF token acted"
+    );
+    let (_, body) = get(
+        &s,
+        "/api/previews",
+        &[
+            ("X-Forwarded-User", "bob".to_string()),
+            ("X-Forwarded-Groups", "viewers,".to_string()),
+        ],
+    );
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["viewer"]["role"], "read", "{v}");
+}
+
+/// An empty write-group name is a configuration error, not a group everyone is in.
+#[test]
+fn an_empty_write_group_is_a_configuration_error() {
+    let env = repository();
+    for groups in ["platform,", "a,,b", " "] {
+        let out = env.run_with(
+            &[
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--repo",
+                env.remote.to_str().unwrap(),
+            ],
+            &[
+                ("GITHUB_WEBHOOK_SECRET", "s"),
+                ("FLUX_EPHEMERAL_UI_TRUST_PROXY", "127.0.0.1"),
+                ("FLUX_EPHEMERAL_UI_WRITE_GROUPS", groups),
+            ],
+        );
+        assert_eq!(out.code, 3, "{groups:?}: {out:?}");
+        assert!(out.stderr.contains("empty group name"), "{out:?}");
+    }
+}
+
+/// Every answer carries the security headers, and every request to the page's routes leaves an
+/// access-log line, whatever answered it; a probe of the write endpoint without credentials is
+/// answered 401 whatever its body.
+#[test]
+fn every_answer_has_the_security_headers_and_every_request_a_log_line() {
+    let env = repository();
+    let log = env.path("serve.log");
+    let s = Serving::start_logging(
+        &env,
+        env.remote.to_str().unwrap(),
+        &[("FLUX_EPHEMERAL_UI_WRITE_TOKEN", WRITE.into())],
+        &log,
+    );
+    let answers = [
+        raw(&s, "/", &[]),
+        raw(&s, "/nowhere", &[]),
+        raw(&s, "/assets/previews.css", &[]),
+        raw(&s, "/assets/previews.js", &[]),
+        raw(&s, "/signin", &[]),
+        raw_post(
+            &s,
+            "/actions/sleep",
+            &[("Content-Type", "application/json".into())],
+            "{\"file\":1}",
+        ),
+        raw_post(
+            &s,
+            "/actions/sleep",
+            &[
+                ("Authorization", format!("Bearer {WRITE}")),
+                ("Content-Type", "application/json".into()),
+            ],
+            "{}",
+        ),
+        raw_post(
+            &s,
+            "/actions/sleep",
+            &[
+                ("Authorization", format!("Bearer {WRITE}")),
+                ("Content-Type", "application/x-www-form-urlencoded".into()),
+            ],
+            &"x".repeat(5000),
+        ),
+        raw_post(
+            &s,
+            "/actions/nothing",
+            &[
+                ("Authorization", format!("Bearer {WRITE}")),
+                ("Content-Type", "application/x-www-form-urlencoded".into()),
+            ],
+            "file=x",
+        ),
+    ];
+    let status = |a: &str| a.split_whitespace().nth(1).unwrap().to_string();
+    let codes: Vec<String> = answers.iter().map(|a| status(a)).collect();
+    assert_eq!(
+        codes,
+        ["401", "404", "200", "200", "200", "401", "415", "413", "403"]
+    );
+    for a in &answers {
+        let head = a.split("\r\n\r\n").next().unwrap().to_ascii_lowercase();
+        assert!(
+            head.contains("content-security-policy: default-src 'none'"),
+            "{head}"
+        );
+        assert!(head.contains("x-content-type-options: nosniff"), "{head}");
+    }
+    drop(s);
+    let log = std::fs::read_to_string(&log).unwrap();
+    for (path, code) in [
+        ("/nowhere", "404"),
+        ("/actions/sleep", "401"),
+        ("/actions/sleep", "415"),
+        ("/actions/sleep", "413"),
+        ("/actions/nothing", "403"),
+    ] {
+        assert!(
+            log.lines().any(|l| l.contains("previews page")
+                && l.contains(&format!("path=\"{path}\""))
+                && l.contains(&format!("status={code}"))),
+            "no access line for {path} {code}:\n{log}"
+        );
+    }
+    assert!(!log.contains(WRITE), "a token reached the log");
+}
+
+/// Sign-in without a token in any URL: the form posts it, same origin and with the form's own
+/// one-time value, and the cookie is set; another site's form, or a stale one, is refused.
+#[test]
+fn the_sign_in_form_sets_the_cookie_without_a_token_in_a_url() {
+    let env = repository();
+    let s = Serving::start(
+        &env,
+        env.remote.to_str().unwrap(),
+        &[("FLUX_EPHEMERAL_UI_TOKEN", READ.into())],
+    );
+    let page = raw(&s, "/signin", &[]);
+    let nonce = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap()
+        .to_string();
+    let cookie = page
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("set-cookie: ")
+                .or_else(|| l.strip_prefix("Set-Cookie: "))
+        })
+        .and_then(|c| c.split(';').next())
+        .unwrap()
+        .to_string();
+    let body = |token: &str, csrf: &str| {
+        url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("token", token)
+            .append_pair("csrf", csrf)
+            .finish()
+    };
+    let headers = |origin: &str| {
+        vec![
+            ("Cookie", cookie.clone()),
+            ("Origin", origin.to_string()),
+            ("Content-Type", "application/x-www-form-urlencoded".into()),
+        ]
+    };
+    let here = format!("http://127.0.0.1:{}", s.port);
+    let status = |a: &str| a.split_whitespace().nth(1).unwrap().to_string();
+    assert_eq!(
+        status(&raw_post(
+            &s,
+            "/signin",
+            &headers("https://evil.example.com"),
+            &body(READ, &nonce)
+        )),
+        "403"
+    );
+    assert_eq!(
+        status(&raw_post(
+            &s,
+            "/signin",
+            &headers(&here),
+            &body(READ, "stale")
+        )),
+        "403"
+    );
+    assert_eq!(
+        status(&raw_post(
+            &s,
+            "/signin",
+            &headers(&here),
+            &body("guess", &nonce)
+        )),
+        "401"
+    );
+    let ok = raw_post(&s, "/signin", &headers(&here), &body(READ, &nonce));
+    assert_eq!(status(&ok), "303", "{ok}");
+    let session = ok
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("set-cookie: fe_ui=")
+                .or_else(|| l.strip_prefix("Set-Cookie: fe_ui="))
+        })
+        .and_then(|c| c.split(';').next())
+        .unwrap()
+        .to_string();
+    assert!(!session.contains(READ));
+    let (code, page) = get(&s, "/", &[("Cookie", format!("fe_ui={session}"))]);
+    assert_eq!(code, 200);
+    assert!(
+        page.contains("Signed in with the read token (read only)"),
+        "{page}"
+    );
 }

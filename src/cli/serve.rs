@@ -118,6 +118,11 @@ impl ServeCmd {
                 "serve needs GITHUB_WEBHOOK_SECRET (or --github-secret-file) or GITLAB_WEBHOOK_TOKEN (or --gitlab-token-file)",
             ));
         }
+        if self.ui_write_groups.iter().any(|g| g.trim().is_empty()) {
+            return Err(Error::config(
+                "--ui-write-groups (FLUX_EPHEMERAL_UI_WRITE_GROUPS) holds an empty group name (an empty value, `a,,b` or a trailing comma): it would grant write to a proxy user with an empty group; list only non-empty names",
+            ));
+        }
         let repo = super::args::repo(&self.repo, &self.settings)?;
         // One store for the life of the server: later batches fetch only what is new.
         let (store, config) = environment::open(&repo, false)?;

@@ -269,7 +269,10 @@ fn deploy_args(command: &str, args: &[&str]) -> Result<Command, ParseError> {
     let mut ttl = None;
     for arg in args {
         match arg.split_once('=') {
-            Some(("ttl", value)) if crate::config::parse_ttl(value).is_ok() => {
+            // Too long is answered later, naming the configured maximum.
+            Some(("ttl", value))
+                if humantime::parse_duration(value).is_ok_and(|d| d >= crate::config::MIN_TTL) =>
+            {
                 ttl = Some(value.to_string())
             }
             Some(("ttl", value)) => {

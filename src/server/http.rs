@@ -75,10 +75,11 @@ pub fn router(service: Service) -> Router {
             )
         })
         .with_state(shared);
-    match ui {
+    let all = match ui {
         Some(ui) => hooks.merge(super::ui::routes(ui)),
         None => hooks,
-    }
+    };
+    all.layer(axum::middleware::from_fn(super::guard::guard))
 }
 
 /// How long the backlog may go without progress before the service says it is not ready.

@@ -2,10 +2,12 @@
 //! de-duplication of redeliveries, the batching worker, and metrics.
 
 pub mod dedupe;
+pub mod guard;
 pub mod http;
 pub mod job;
 pub mod journal;
 pub mod metrics;
 pub mod readiness;
+pub mod signin;
 pub mod ui;
 pub mod worker;

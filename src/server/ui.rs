@@ -25,8 +25,7 @@ const SCRIPT: &str = include_str!("../../assets/previews.js");
 const STYLE: &str = include_str!("../../assets/previews.css");
 const ICON: &str = include_str!("../../assets/favicon.svg");
 const COOKIE: &str = "fe_ui";
-const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
-                   connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+use super::guard::{for_role, CSP};
 
 /// Every environment with the preview URL its file holds.
 type Records = Vec<(EnvRecord, Option<String>)>;
@@ -109,12 +108,40 @@ const RESULT: &str = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf
      <link rel=\"stylesheet\" href=\"/assets/previews.css\"><link rel=\"icon\" href=\"/assets/favicon.svg\" type=\"image/svg+xml\"></head>\
      <body><main><p role=\"status\">{{ text }}</p><p><a href=\"/\">Back to the previews</a></p></main></body></html>";
 
+/// How a request proved who it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Auth {
+    /// The trusted proxy's headers.
+    Proxy,
+    /// `Authorization: Bearer` with a valid token: sent on purpose by its holder.
+    Bearer,
+    /// The page's cookie: rides along with any request the browser makes.
+    Cookie,
+}
+
 /// Who is looking.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Viewer {
-    /// The proxy's user, or `token`.
+    /// The proxy's user, or `read token` / `write token`.
     pub name: String,
     pub role: Role,
+    pub by: Auth,
+}
+
+impl Viewer {
+    /// "Signed in as alice (read only)", "Signed in with the write token (read and write)".
+    pub fn signed_in(&self, can_act: bool) -> String {
+        let who = match self.by {
+            Auth::Proxy => format!("as {}", self.name),
+            Auth::Bearer | Auth::Cookie => format!("with the {}", self.name),
+        };
+        let what = if can_act {
+            "read and write"
+        } else {
+            "read only"
+        };
+        format!("Signed in {who} ({what})")
+    }
 }
 
 fn digest(token: &str) -> [u8; 32] {
@@ -135,8 +162,11 @@ impl Ui {
         let mut csrf_key = [0u8; 32];
         getrandom::fill(&mut csrf_key).ok()?;
         let mut templates = tera::Tera::default();
-        if let Err(e) = templates.add_raw_templates([("page.html", PAGE), ("result.html", RESULT)])
-        {
+        if let Err(e) = templates.add_raw_templates([
+            ("page.html", PAGE),
+            ("result.html", RESULT),
+            ("signin.html", super::signin::SIGNIN),
+        ]) {
             tracing::error!("previews page: its templates do not parse: {e}");
             return None;
         }
@@ -182,6 +212,61 @@ impl Ui {
     }
 
     /// The role a token's digest grants, compared in constant time.
+    /// Render one of the page's templates (an empty page if that fails, which the tests rule out).
+    pub(super) fn render(&self, name: &str, ctx: &tera::Context) -> String {
+        self.templates.render(name, ctx).unwrap_or_else(|e| {
+            tracing::error!("previews page: {e}");
+            String::new()
+        })
+    }
+
+    /// Whether a form was posted from this page's own origin: a browser always says where
+    /// (`Origin`, `Sec-Fetch-Site`). Behind the trusted proxy, the host the browser saw is the
+    /// proxy's X-Forwarded-Host.
+    pub(super) fn same_origin(&self, headers: &HeaderMap, ext: &axum::http::Extensions) -> bool {
+        let header_of = |k: header::HeaderName| headers.get(k).and_then(|h| h.to_str().ok());
+        let from_proxy = self.proxy.address.is_some() && self.proxy.address == peer(ext);
+        let hosts = [
+            header_of(header::HOST),
+            if from_proxy {
+                headers
+                    .get("x-forwarded-host")
+                    .and_then(|h| h.to_str().ok())
+            } else {
+                None
+            },
+        ];
+        let origin_host = header_of(header::ORIGIN).map(|o| o.split_once("://").map_or(o, |x| x.1));
+        let fetch_site = header_of(header::HeaderName::from_static("sec-fetch-site"));
+        !(origin_host.is_some_and(|o| !hosts.contains(&Some(o)))
+            || fetch_site.is_some_and(|s| s != "same-origin"))
+    }
+
+    /// The cookie handshake for `token`: a redirect to the page that sets the session cookie
+    /// (HttpOnly, SameSite=Strict, Secure behind HTTPS) holding the token's digest; `None` when
+    /// it is no token of this page.
+    pub(super) fn session(&self, token: &str, headers: &HeaderMap) -> Option<Response> {
+        let d = digest(token);
+        let role = self.role_of(&d)?;
+        let secure = headers
+            .get("x-forwarded-proto")
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
+        let cookie = format!(
+            "{COOKIE}={}; HttpOnly; SameSite=Strict; Path=/{}",
+            hex::encode(d),
+            if secure { "; Secure" } else { "" }
+        );
+        let r = (
+            StatusCode::SEE_OTHER,
+            [
+                (header::LOCATION, "/".to_string()),
+                (header::SET_COOKIE, cookie),
+            ],
+        )
+            .into_response();
+        Some(for_role(strict(r), role))
+    }
+
     fn role_of(&self, d: &[u8]) -> Option<Role> {
         let is = |want: &Option<[u8; 32]>| {
             want.is_some_and(|w| d.len() == 32 && bool::from(w.as_slice().ct_eq(d)))
@@ -208,36 +293,50 @@ impl Ui {
                         .filter(|v| !v.is_empty())
                 };
                 if let Some(name) = header("x-forwarded-user").or(header("x-forwarded-email")) {
+                    // An empty element (`viewers,`) names no group.
                     let write = header("x-forwarded-groups").is_some_and(|g| {
-                        g.split(',').any(|g| {
-                            self.proxy
-                                .write_groups
-                                .iter()
-                                .any(|w| w.eq_ignore_ascii_case(g.trim()))
-                        })
+                        g.split(',')
+                            .map(str::trim)
+                            .filter(|g| !g.is_empty())
+                            .any(|g| {
+                                self.proxy
+                                    .write_groups
+                                    .iter()
+                                    .any(|w| !w.trim().is_empty() && w.eq_ignore_ascii_case(g))
+                            })
                     });
                     return Some(Viewer {
                         name: name.chars().take(200).collect(),
                         role: if write { Role::Write } else { Role::Read },
+                        by: Auth::Proxy,
                     });
                 }
             }
         }
-        self.role(headers).map(|role| Viewer {
-            name: "token".into(),
+        self.credential(headers).map(|(role, by)| Viewer {
+            name: match role {
+                Role::Read => "read token",
+                Role::Write => "write token",
+            }
+            .into(),
             role,
+            by,
         })
     }
 
-    /// The role of a request: its bearer token, else its cookie.
+    /// The role of a request by its own credential: its bearer token, else its cookie.
     pub fn role(&self, headers: &HeaderMap) -> Option<Role> {
+        self.credential(headers).map(|(role, _)| role)
+    }
+
+    fn credential(&self, headers: &HeaderMap) -> Option<(Role, Auth)> {
         let bearer = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(digest);
         if let Some(d) = bearer {
-            return self.role_of(&d);
+            return self.role_of(&d).map(|r| (r, Auth::Bearer));
         }
         let cookie = headers
             .get_all(header::COOKIE)
@@ -250,7 +349,7 @@ impl Ui {
                     .map(str::to_string)
             })?;
         let d = hex::decode(cookie).ok()?;
-        self.role_of(&d)
+        self.role_of(&d).map(|r| (r, Auth::Cookie))
     }
 
     fn view(&self) -> (crate::previews::View, String) {
@@ -270,21 +369,16 @@ impl Ui {
     }
 }
 
-fn log(path: &str, status: StatusCode, role: Option<Role>) {
-    tracing::info!(target: "access", path, status = status.as_u16(), role = ?role, "previews page");
-}
-
-fn unauthorized(path: &str) -> Response {
-    log(path, StatusCode::UNAUTHORIZED, None);
+pub(super) fn unauthorized() -> Response {
     (
         StatusCode::UNAUTHORIZED,
         [(header::WWW_AUTHENTICATE, "Bearer")],
-        "authentication required: Authorization: Bearer <token>, or open /?token=<token> once\n",
+        "authentication required: sign in at /signin, or send Authorization: Bearer <token>\n",
     )
         .into_response()
 }
 
-fn strict(mut r: Response) -> Response {
+pub(super) fn strict(mut r: Response) -> Response {
     let h = r.headers_mut();
     h.insert(
         header::CONTENT_SECURITY_POLICY,
@@ -323,39 +417,18 @@ pub async fn page(
     headers: HeaderMap,
     ext: axum::http::Extensions,
 ) -> Response {
+    // For links that carry the token (it lands in the browser's history: /signin does not).
     if let Some(token) = q.token {
-        let d = digest(&token);
-        let Some(role) = ui.role_of(&d) else {
-            return unauthorized("/?token");
-        };
-        let secure = headers
-            .get("x-forwarded-proto")
-            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
-        let cookie = format!(
-            "{COOKIE}={}; HttpOnly; SameSite=Strict; Path=/{}",
-            hex::encode(d),
-            if secure { "; Secure" } else { "" }
-        );
-        log("/?token", StatusCode::SEE_OTHER, Some(role));
-        return strict(
-            (
-                StatusCode::SEE_OTHER,
-                [
-                    (header::LOCATION, "/".to_string()),
-                    (header::SET_COOKIE, cookie),
-                ],
-            )
-                .into_response(),
-        );
+        return ui.session(&token, &headers).unwrap_or_else(unauthorized);
     }
     let Some(viewer) = ui.viewer(&headers, peer(&ext)) else {
-        return unauthorized("/");
+        return unauthorized();
     };
     let role = viewer.role;
     let (view, read_at) = ui.view();
     let mut ctx = tera::Context::new();
-    ctx.insert("viewer", &viewer.name);
     let can_act = role == Role::Write && ui.repo.is_some();
+    ctx.insert("signed_in", &viewer.signed_in(can_act));
     ctx.insert("can_act", &can_act);
     ctx.insert(
         "csrf",
@@ -368,10 +441,10 @@ pub async fn page(
     ctx.insert("view", &view);
     ctx.insert("read_at", &read_at);
     match ui.templates.render("page.html", &ctx) {
-        Ok(html) => {
-            log("/", StatusCode::OK, Some(role));
-            strict(([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response())
-        }
+        Ok(html) => for_role(
+            strict(([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response()),
+            role,
+        ),
         Err(e) => {
             tracing::error!("previews page: {e}");
             (
@@ -390,10 +463,9 @@ pub async fn api(
     ext: axum::http::Extensions,
 ) -> Response {
     let Some(viewer) = ui.viewer(&headers, peer(&ext)) else {
-        return unauthorized("/api/previews");
+        return unauthorized();
     };
     let (view, read_at) = ui.view();
-    log("/api/previews", StatusCode::OK, Some(viewer.role));
     let role = match viewer.role {
         Role::Read => "read",
         Role::Write => "write",
@@ -401,7 +473,7 @@ pub async fn api(
     let body = serde_json::json!({ "read_at": read_at, "rows": view.rows, "totals": view.totals,
                                    "applications": view.applications,
                                    "viewer": {"name": viewer.name, "role": role} });
-    strict(axum::Json(body).into_response())
+    for_role(strict(axum::Json(body).into_response()), viewer.role)
 }
 
 pub async fn script() -> Response {
@@ -450,48 +522,31 @@ pub async fn action(
     axum::extract::Path(verb): axum::extract::Path<String>,
     headers: HeaderMap,
     ext: axum::http::Extensions,
-    axum::Form(form): axum::Form<ActionForm>,
+    form: Result<axum::Form<ActionForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
-    let path = "/actions";
+    // Who asks comes first: without credentials nothing else is looked at (a probe of the
+    // write endpoint gets 401, whatever its body).
     let Some(viewer) = ui.viewer(&headers, peer(&ext)) else {
-        return unauthorized(path);
+        return unauthorized();
     };
-    let forbidden = |why: &str| {
-        log(path, StatusCode::FORBIDDEN, Some(viewer.role));
-        result_page(&ui, StatusCode::FORBIDDEN, why)
+    let role = viewer.role;
+    let answer = |status: StatusCode, text: &str| for_role(result_page(&ui, status, text), role);
+    let forbidden = |why: &str| answer(StatusCode::FORBIDDEN, why);
+    let form = match form {
+        Ok(axum::Form(f)) => f,
+        Err(e) => return answer(e.status(), "not an action form"),
     };
     if viewer.role != Role::Write {
         return forbidden("the write role is needed for this");
     }
-    // Same origin only: a browser always says where a form was posted from. Behind the trusted
-    // proxy, the host the browser saw is the proxy's X-Forwarded-Host.
-    let header_of = |k: header::HeaderName| headers.get(k).and_then(|h| h.to_str().ok());
-    let from_proxy = ui.proxy.address.is_some() && ui.proxy.address == peer(&ext);
-    let hosts = [
-        header_of(header::HOST),
-        if from_proxy {
-            headers
-                .get("x-forwarded-host")
-                .and_then(|h| h.to_str().ok())
-        } else {
-            None
-        },
-    ];
-    let origin_host = header_of(header::ORIGIN).map(|o| o.split_once("://").map_or(o, |x| x.1));
-    let fetch_site = header_of(header::HeaderName::from_static("sec-fetch-site"));
-    if origin_host.is_some_and(|o| !hosts.contains(&Some(o)))
-        || fetch_site.is_some_and(|s| s != "same-origin")
-    {
+    if !ui.same_origin(&headers, &ext) {
         return forbidden("refused: the request came from another site");
     }
-    // A bearer token is sent on purpose by its holder; a cookie or a proxy's headers ride along
-    // with any request a browser makes, so those need this viewer's CSRF token.
-    let by_bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("Bearer "));
+    // A bearer token that authenticated this request is sent on purpose by its holder; a cookie
+    // or a proxy's headers ride along with any request a browser makes (an Authorization header
+    // a proxy passes on too), so those need this viewer's CSRF token.
     let want = ui.csrf(&viewer);
-    if !by_bearer && !bool::from(want.as_bytes().ct_eq(form.csrf.as_bytes())) {
+    if viewer.by != Auth::Bearer && !bool::from(want.as_bytes().ct_eq(form.csrf.as_bytes())) {
         return forbidden("refused: the form is stale or not this page's; reload and try again");
     }
     let command = match verb.as_str() {
@@ -509,8 +564,7 @@ pub async fn action(
         })
     });
     let (Some(record), Some(repo)) = (record, ui.repo.clone()) else {
-        return result_page(
-            &ui,
+        return answer(
             StatusCode::NOT_FOUND,
             "no such preview (it may be gone already)",
         );
@@ -526,18 +580,10 @@ pub async fn action(
             if let Some(files) = &acted.files {
                 ui.cache.update(files, acted.read_at);
             }
-            log(path, StatusCode::OK, Some(viewer.role));
-            result_page(&ui, StatusCode::OK, &acted.text)
+            answer(StatusCode::OK, &acted.text)
         }
-        Ok(Err(e)) => {
-            log(path, StatusCode::CONFLICT, Some(viewer.role));
-            result_page(
-                &ui,
-                StatusCode::CONFLICT,
-                &format!("not done: {}", e.message),
-            )
-        }
-        Err(_) => result_page(&ui, StatusCode::INTERNAL_SERVER_ERROR, "the action failed"),
+        Ok(Err(e)) => answer(StatusCode::CONFLICT, &format!("not done: {}", e.message)),
+        Err(_) => answer(StatusCode::INTERNAL_SERVER_ERROR, "the action failed"),
     }
 }
 
@@ -551,6 +597,12 @@ pub fn routes(ui: Arc<Ui>) -> axum::Router {
         .route(
             "/actions/{verb}",
             post(action).layer(axum::extract::DefaultBodyLimit::max(4096)),
+        )
+        .route(
+            "/signin",
+            get(super::signin::form)
+                .post(super::signin::sign_in)
+                .layer(axum::extract::DefaultBodyLimit::max(4096)),
         )
         .route("/assets/previews.js", get(script))
         .route("/assets/previews.css", get(style))
