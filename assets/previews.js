@@ -79,12 +79,18 @@
           td.appendChild(m);
         }
       });
-      cell(tr, "Preview", (td) => { if (r.preview_url) link(td, r.preview_url, r.preview_url.replace(/^https?:\/\//, ""), false); });
+      cell(tr, "Preview", (td) => {
+        if (!r.preview_url) return;
+        link(td, r.preview_url, r.preview_url.replace(/^https?:\/\//, ""), false);
+        const a = td.querySelector("a");
+        a.className = "preview";
+        a.title = r.preview_url;
+      });
       const table = $("previews");
       if (table.dataset.canAct === "true") {
         cell(tr, "Actions", (td) => {
           td.className = "actions";
-          for (const verb of ["extend", "sleep", "wake", "destroy"]) {
+          for (const verb of r.actions) {
             const f = document.createElement("form");
             f.method = "post";
             f.action = "/actions/" + verb;
@@ -102,6 +108,12 @@
             b.setAttribute("aria-label", verb + " " + r.slug);
             f.appendChild(b);
             td.appendChild(f);
+          }
+          for (const note of r.notes) {
+            const n = document.createElement("span");
+            n.className = "note";
+            n.textContent = note;
+            td.appendChild(n);
           }
         });
       }

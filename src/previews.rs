@@ -55,6 +55,31 @@ pub struct Row {
     pub state: State,
     pub message: Option<String>,
     pub preview_url: Option<String>,
+    /// The write role's buttons that apply, in order: `extend` (when it expires), `sleep` or
+    /// `wake`, `destroy`.
+    pub actions: Vec<&'static str>,
+    /// What stands where a button does not apply: `asleep`, `awake`, `no expiry`.
+    pub notes: Vec<&'static str>,
+}
+
+/// The buttons that apply to a preview, and the notes for those that do not.
+fn actions(expires: bool, sleeping: bool) -> (Vec<&'static str>, Vec<&'static str>) {
+    let mut actions = Vec::new();
+    let mut notes = Vec::new();
+    if expires {
+        actions.push("extend");
+    } else {
+        notes.push("no expiry");
+    }
+    if sleeping {
+        actions.push("wake");
+        notes.push("asleep");
+    } else {
+        actions.push("sleep");
+        notes.push("awake");
+    }
+    actions.push("destroy");
+    (actions, notes)
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -162,6 +187,7 @@ pub fn view(
                 }
             }
             let (change_url, commit_url) = links(r, hosts);
+            let (acts, notes) = actions(r.expires_at.is_some(), r.sleeping_since.is_some());
             Row {
                 application: r.app.clone(),
                 slug: r.slug.clone(),
@@ -188,6 +214,8 @@ pub fn view(
                 preview_url: preview_url
                     .clone()
                     .filter(|u| u.starts_with("https://") || u.starts_with("http://")),
+                actions: acts,
+                notes,
             }
         })
         .collect();
@@ -304,5 +332,24 @@ mod tests {
         let v = view(&[(r, None)], |_| None, &hosts(), SystemTime::UNIX_EPOCH);
         assert_eq!(v.rows[0].change_url, None);
         assert!(v.rows[0].commit_url.is_some());
+    }
+}
+
+#[cfg(test)]
+mod buttons {
+    #[test]
+    fn only_the_buttons_that_apply_with_the_others_state() {
+        assert_eq!(
+            super::actions(true, false),
+            (vec!["extend", "sleep", "destroy"], vec!["awake"])
+        );
+        assert_eq!(
+            super::actions(true, true),
+            (vec!["extend", "wake", "destroy"], vec!["asleep"])
+        );
+        assert_eq!(
+            super::actions(false, false),
+            (vec!["sleep", "destroy"], vec!["no expiry", "awake"])
+        );
     }
 }

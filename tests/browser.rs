@@ -21,7 +21,7 @@ const API_SHA: &str = "562e173be03b8ff2efb05345d12df18815438a4b";
 const DARK_SHA: &str = "9d4c0a1b2e3f405162738495a6b7c8d9e0f1a2b3";
 
 const CONFIG: &str = "\
-preview_url: \"https://{{ slug }}.preview.example.com\"
+preview_url: \"https://{{ slug }}.preview.example.com/a/long/path/that/would/wrap/over/several/lines/at/this/width\"
 ttl: 72h
 applications:
   - name: web
@@ -167,6 +167,58 @@ async fn the_previews_page_in_firefox() {
     the_previews_page_in(Kind::Firefox, "previews-page-firefox.png").await;
 }
 
+/// What a person sees: who they are signed in as, only the buttons that apply to each preview
+/// (the state instead of the others), and each preview link on one line, shortened, with the
+/// whole address on hover.
+async fn as_a_person_sees_it(b: &Browser, when: &str) {
+    assert_eq!(
+        b.eval("document.querySelector('.viewer').textContent.trim()")
+            .await,
+        "Signed in with the write token (read and write)",
+        "{when}"
+    );
+    let rows = b
+        .eval(
+            "Object.fromEntries(Array.from(document.querySelectorAll('#previews tbody tr')).map(tr => [
+                tr.cells[2].innerText.trim(),
+                [Array.from(tr.querySelectorAll('button')).map(b => b.textContent.trim()),
+                 Array.from(tr.querySelectorAll('.note')).map(n => n.textContent.trim())]]))",
+        )
+        .await;
+    assert_eq!(
+        rows["feature/dark-mode"],
+        json!([["extend", "wake", "destroy"], ["asleep"]]),
+        "{when}: {rows:#}"
+    );
+    assert_eq!(
+        rows["feature/orders"],
+        json!([["extend", "sleep", "destroy"], ["awake"]]),
+        "{when}: {rows:#}"
+    );
+    let links = b
+        .eval(
+            "Array.from(document.querySelectorAll('a.preview')).map(a => ({
+                lines: a.getClientRects().length,
+                height: a.getBoundingClientRect().height,
+                line: parseFloat(getComputedStyle(a).fontSize) * 2,
+                title: a.title, href: a.href }))",
+        )
+        .await;
+    let links = links.as_array().unwrap();
+    assert_eq!(links.len(), 3, "{when}: {links:#?}");
+    for l in links {
+        assert_eq!(l["lines"], 1, "{when}: {l}");
+        assert!(
+            l["height"].as_f64().unwrap() < l["line"].as_f64().unwrap(),
+            "{when}: wraps: {l}"
+        );
+        assert!(
+            l["title"].as_str().unwrap().ends_with("/at/this/width"),
+            "{when}: {l}"
+        );
+    }
+}
+
 async fn the_previews_page_in(kind: Kind, screenshot: &str) {
     let Some(Page {
         env,
@@ -195,20 +247,32 @@ async fn the_previews_page_in(kind: Kind, screenshot: &str) {
     assert!(!text.as_str().unwrap().contains("feature/"), "{text}");
     b.console_errors().await; // the 401s themselves are logged as failed loads
 
-    // The token once; the address bar keeps no token.
+    // Sign in through the form: the token is typed, never in an address (nor the history).
+    b.client.goto(&format!("{base}/signin")).await.unwrap();
     b.client
-        .goto(&format!("{base}/?token={WRITE}"))
+        .find(fantoccini::Locator::Css("input[name=token]"))
+        .await
+        .unwrap()
+        .send_keys(WRITE)
         .await
         .unwrap();
-    assert_eq!(
-        b.client.current_url().await.unwrap().as_str(),
-        format!("{base}/")
-    );
+    b.client
+        .find(fantoccini::Locator::Css("form.signin button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     b.until(
         "the three previews",
         "document.querySelectorAll('#previews tbody tr').length === 3",
     )
     .await;
+    assert_eq!(
+        b.client.current_url().await.unwrap().as_str(),
+        format!("{base}/")
+    );
+    as_a_person_sees_it(&b, "as served").await;
 
     // The rows and their links.
     let rows = b
@@ -256,7 +320,7 @@ async fn the_previews_page_in(kind: Kind, screenshot: &str) {
     );
     assert!(
         web_links[2].starts_with("https://feature-login-")
-            && web_links[2].ends_with(".preview.example.com/"),
+            && web_links[2].ends_with("/at/this/width"),
         "{web:#}"
     );
     assert_eq!(links(&api)[0], "https://github.com/org/api/pull/12");
@@ -385,6 +449,7 @@ async fn the_previews_page_in(kind: Kind, screenshot: &str) {
         true,
         "sideways scrolling at 1400 px"
     );
+    as_a_person_sees_it(&b, "after a refresh").await;
 
     // Accessibility: axe-core finds nothing serious.
     let serious = b.axe(&["serious", "critical"]).await;
