@@ -240,7 +240,7 @@ impl GitHubRest {
         let code = status.to_string();
         let (key, schema) = match described["responses"].get(&code) {
             Some(s) => (format!("{op} {code}"), s.clone()),
-            None if status >= 400 => (format!("error"), self.error.clone()),
+            None if status >= 400 => ("error".to_string(), self.error.clone()),
             None => {
                 return Err(format!(
                     "{op}: answered {status}, which GitHub does not document for it"
