@@ -275,34 +275,35 @@ fn cleanup_prunes_the_artifacts_of_what_it_removes() {
     let Some((env, registry, dir)) = setup() else {
         return;
     };
-    let out = deploy(&env, &registry, &dir, &["--ttl", "1s"], PASSWORD)
+    let out = deploy(&env, &registry, &dir, &["--ttl", "1m"], PASSWORD)
         .ok()
         .json();
     let slug = out["slug"].as_str().unwrap().to_string();
     let digest = out["digest"].as_str().unwrap().to_string();
-    std::thread::sleep(std::time::Duration::from_millis(2100));
-    let out = env
-        .run_with(
-            &[
-                "cleanup",
-                "--repo",
-                env.remote.to_str().unwrap(),
-                "--prune-artifacts",
-                "--artifact-url",
-                &format!("{}/org/app/manifests", registry.url),
-                "--insecure-registry",
-                &host(&registry),
-                "--output",
-                "json",
-            ],
-            &[
-                ("REGISTRY_USERNAME", USER),
-                ("REGISTRY_PASSWORD", PASSWORD),
-                ("REGISTRY_HOST", &host(&registry)),
-            ],
-        )
-        .ok()
-        .json();
+    // Two minutes later (libfaketime), the one-minute time to live ran out.
+    let Some(out) = env.run_later(
+        "+2m",
+        &[
+            "cleanup",
+            "--repo",
+            env.remote.to_str().unwrap(),
+            "--prune-artifacts",
+            "--artifact-url",
+            &format!("{}/org/app/manifests", registry.url),
+            "--insecure-registry",
+            &host(&registry),
+            "--output",
+            "json",
+        ],
+        &[
+            ("REGISTRY_USERNAME", USER),
+            ("REGISTRY_PASSWORD", PASSWORD),
+            ("REGISTRY_HOST", &host(&registry)),
+        ],
+    ) else {
+        return;
+    };
+    let out = out.ok().json();
     assert_eq!(out["removed"][0]["slug"], slug.as_str(), "{out}");
     assert_eq!(out["pruned_artifacts"], 1, "{out}");
     let (status, head, _) = get(
@@ -520,7 +521,7 @@ fn pruning_deletes_only_what_the_tool_pushed_to_the_configured_repository() {
                 "--insecure-registry",
                 &host,
                 "--ttl",
-                "1s",
+                "1m",
                 "--output",
                 "json",
             ],
@@ -534,7 +535,7 @@ fn pruning_deletes_only_what_the_tool_pushed_to_the_configured_repository() {
         &env,
         &registry,
         &dir,
-        &["--slug", "one", "--ttl", "1s"],
+        &["--slug", "one", "--ttl", "1m"],
         PASSWORD,
     )
     .ok()
@@ -546,26 +547,27 @@ fn pruning_deletes_only_what_the_tool_pushed_to_the_configured_repository() {
         one["digest"], two["digest"],
         "the same commit, the same digest"
     );
-    std::thread::sleep(std::time::Duration::from_millis(2100));
-    let out = env
-        .run_with(
-            &[
-                "cleanup",
-                "--repo",
-                env.remote.to_str().unwrap(),
-                "--force",
-                "--prune-artifacts",
-                "--artifact-url",
-                &format!("{}/org/app/manifests", registry.url),
-                "--insecure-registry",
-                &host,
-                "--output",
-                "json",
-            ],
-            &creds,
-        )
-        .ok()
-        .json();
+    // Two minutes later (libfaketime), the one-minute times to live ran out.
+    let Some(out) = env.run_later(
+        "+2m",
+        &[
+            "cleanup",
+            "--repo",
+            env.remote.to_str().unwrap(),
+            "--force",
+            "--prune-artifacts",
+            "--artifact-url",
+            &format!("{}/org/app/manifests", registry.url),
+            "--insecure-registry",
+            &host,
+            "--output",
+            "json",
+        ],
+        &creds,
+    ) else {
+        return;
+    };
+    let out = out.ok().json();
     assert_eq!(out["removed"].as_array().unwrap().len(), 2, "{out}");
     assert_eq!(out["pruned_artifacts"], 0, "{out}");
     let accept = "application/vnd.oci.image.manifest.v1+json";

@@ -126,14 +126,10 @@ impl ServeCmd {
         let repo = super::args::repo(&self.repo, &self.settings)?;
         // One store for the life of the server: later batches fetch only what is new.
         let (store, config) = environment::open(&repo, false)?;
-        let unconfigured = match check_configured(&store, &config) {
-            Ok(()) => None,
-            Err(e) if e.kind == crate::error::ErrorKind::Config && config.local.is_none() => {
-                tracing::error!("{e}: serving anyway; deliveries are kept until a commit fixes it");
-                Some(e)
-            }
-            Err(e) => return Err(e),
-        };
+        let unconfigured = check_configured(&store, &config)?;
+        if let Some(e) = &unconfigured {
+            tracing::error!("{e}: serving anyway; deliveries are kept until a commit fixes it");
+        }
         let journal = match self.state_dir.as_deref() {
             Some(dir) => {
                 let (j, quarantined) = Journal::open(dir, self.journal_max_bytes)?;
@@ -285,21 +281,36 @@ impl ServeCmd {
 
 /// An always-on bot must know whose events to act on: an applications list, or the one
 /// repository of github_repository, gitlab_project or source_url.
+/// `Err`: serve cannot start (no repository to take events from). `Ok(Some(e))`: the GitOps
+/// repository's configuration does not read now; a commit will fix it, so serve starts and says
+/// so on `/readyz`.
 fn check_configured(
     store: &crate::git::Store,
     config: &crate::reconcile::ConfigSource,
-) -> Result<()> {
-    if !application_names(store, config)?.is_empty() {
-        return Ok(());
+) -> Result<Option<Error>> {
+    let in_repository = |e: Error| {
+        if e.kind == crate::error::ErrorKind::Config && config.local.is_none() {
+            Ok(Some(e))
+        } else {
+            Err(e)
+        }
+    };
+    match application_names(store, config) {
+        Ok(names) if !names.is_empty() => return Ok(None),
+        Ok(_) => {}
+        Err(e) => return in_repository(e),
     }
     let mut config = config.clone();
-    let snap = first_snapshot(store, &mut config)?;
+    let snap = match first_snapshot(store, &mut config) {
+        Ok(s) => s,
+        Err(e) => return in_repository(e),
+    };
     if snap.settings.application.repositories.is_empty() {
         return Err(Error::config(
             "serve needs to know which repositories' events to act on: set github_repository, gitlab_project or source_url in .flux-ephemeral.yaml, or list applications",
         ));
     }
-    Ok(())
+    Ok(None)
 }
 
 fn secret(file: Option<&PathBuf>, var: &str) -> Result<Option<Vec<u8>>> {

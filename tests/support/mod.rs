@@ -153,6 +153,32 @@ impl TestEnv {
         self.run_with(args, &[])
     }
 
+    /// The binary as [`run_with`](Self::run_with), its clock moved by `offset` (libfaketime's
+    /// relative form, e.g. `+2m`); `None` (skipped, with a message) without `faketime`.
+    pub fn run_later(&self, offset: &str, args: &[&str], env: &[(&str, &str)]) -> Option<Run> {
+        if Command::new("faketime")
+            .args(["+0s", "true"])
+            .status()
+            .is_err()
+        {
+            skip("faketime is not installed (apt-get install faketime)");
+            return None;
+        }
+        let mut c = Command::new("faketime");
+        c.args(["-f", offset])
+            .arg(BIN)
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", &self.home)
+            .env("FLUX_EPHEMERAL_HOME", self.home.join("demo"))
+            .current_dir(self.dir.path());
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        Some(to_run(c.output().unwrap()))
+    }
+
     pub fn run_with(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
         let mut c = self.command();
         c.args(args);
