@@ -59,10 +59,10 @@ pub struct FileConfig {
     pub deploy_command: Option<String>,
     /// The destroy command word [default: /destroy-ephemeral].
     pub destroy_command: Option<String>,
-    /// The GitHub Deployments environment of a preview [default: preview/{{ slug }}]
-    /// (`{{ slug }}` and `{{ name }}` are replaced).
+    /// The GitHub Deployments environment of a preview [default: preview/{{ key }}]
+    /// (`{{ key }}`: the slug, or `<application>-<slug>` when listed; `{{ slug }}`, `{{ name }}`).
     pub github_environment: Option<String>,
-    /// The GitLab environment of a ChatOps preview [default: review/{{ slug }}].
+    /// The GitLab environment of a ChatOps preview [default: review/{{ key }}].
     pub gitlab_environment: Option<String>,
     /// Deploy a commit only when these checks passed (GitHub check runs and commit statuses
     /// by name; `*`: every check the commit has).
