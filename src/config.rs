@@ -13,11 +13,18 @@ use serde::Deserialize;
 use crate::error::{Error, Result};
 
 pub const FILE_NAME: &str = ".flux-ephemeral.yaml";
+
+/// The JSON Schema of `.flux-ephemeral.yaml`, from these types (`flux-ephemeral config-schema`;
+/// committed as `schema/flux-ephemeral.schema.json` for editors).
+pub fn schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(FileConfig)).unwrap_or_default()
+}
 pub const DEFAULT_INSTANCES_DIR: &str = "overlays/ephemeral-instances";
 
 /// The configuration file. Every key is optional; an unknown key is an error naming it.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(title = "flux-ephemeral configuration (.flux-ephemeral.yaml)")]
 pub struct FileConfig {
     /// Prefix of object names and namespaces (`<app>-<slug>`).
     pub app: Option<String>,
@@ -110,7 +117,7 @@ pub struct FileConfig {
 
 /// One application of the `applications` list: its name (the prefix of its object names,
 /// namespaces and sync files), its forge repository, and the settings it overrides.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AppConfig {
     pub name: String,
@@ -203,7 +210,7 @@ impl AppConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CommitAuthor {
     pub name: String,

@@ -208,3 +208,86 @@ fn the_fleet_example_resolves_for_each_application() {
     )
     .is_err());
 }
+
+/// The schema of `.flux-ephemeral.yaml` that editors read is the one the binary prints, every
+/// example and every `# .flux-ephemeral.yaml` block of the README validates against it, and the
+/// examples point editors at it.
+#[test]
+fn the_configuration_schema_is_current_and_every_example_follows_it() {
+    let out = Command::new(BIN).arg("config-schema").output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let printed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let committed: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(Path::new(ROOT).join("schema/flux-ephemeral.schema.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        printed, committed,
+        "schema/flux-ephemeral.schema.json is stale: flux-ephemeral config-schema > schema/flux-ephemeral.schema.json"
+    );
+    let validator = jsonschema::validator_for(&committed).unwrap();
+    let check = |what: &str, yaml: &str| {
+        let value: serde_json::Value =
+            serde_yaml_ng::from_str(yaml).unwrap_or_else(|e| panic!("{what} is not YAML: {e}"));
+        let errors: Vec<String> = validator
+            .iter_errors(&value)
+            .map(|e| format!("{} {e}", e.instance_path()))
+            .collect();
+        assert!(errors.is_empty(), "{what}: {errors:?}");
+    };
+    let mut checked = 0;
+    for name in ["flux-ephemeral.yaml", "fleet.flux-ephemeral.yaml"] {
+        let text = std::fs::read_to_string(Path::new(ROOT).join("examples").join(name)).unwrap();
+        assert!(
+            text.starts_with(
+                "# yaml-language-server: $schema=../schema/flux-ephemeral.schema.json\n"
+            ),
+            "examples/{name} does not point editors at the schema"
+        );
+        check(&format!("examples/{name}"), &text);
+        checked += 1;
+    }
+    let readme = std::fs::read_to_string(Path::new(ROOT).join("README.md")).unwrap();
+    for block in readme.split("```yaml\n").skip(1) {
+        let block = block.split("\n```").next().unwrap();
+        if block.starts_with("# .flux-ephemeral.yaml") {
+            check("a README block", block);
+            checked += 1;
+        }
+    }
+    assert!(checked >= 4, "only {checked} configurations checked");
+    // An unknown key is refused by the schema as by the binary.
+    assert!(!validator.is_valid(&serde_json::json!({"tll": "2d"})));
+}
+
+/// Shell completions and the man page come from the same clap definition.
+#[test]
+fn completions_and_the_man_page_are_generated() {
+    for shell in ["bash", "zsh", "fish", "powershell", "elvish"] {
+        let out = Command::new(BIN)
+            .args(["completions", shell])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{shell}: {out:?}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains("flux-ephemeral") && text.contains("deploy"),
+            "{shell}"
+        );
+    }
+    let out = Command::new(BIN).arg("manpage").output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let page = String::from_utf8_lossy(&out.stdout);
+    assert!(page.contains(".TH flux-ephemeral 1"), "{page}");
+    assert!(page.contains("deploy"), "{page}");
+    let out = Command::new(BIN)
+        .args(["completions", "tcsh"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "an unknown shell is a usage error"
+    );
+}

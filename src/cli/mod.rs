@@ -3,6 +3,8 @@
 pub mod args;
 
 mod cleanup;
+mod completions;
+mod config_schema;
 mod deploy;
 mod destroy;
 mod doctor;
@@ -11,6 +13,7 @@ mod flags;
 mod handle;
 mod life;
 mod list;
+mod manpage;
 
 mod render;
 mod resync;
@@ -77,6 +80,21 @@ pub enum Command {
     Wait(wait::WaitCmd),
     Resync(resync::ResyncCmd),
     Doctor(doctor::DoctorCmd),
+    Completions(completions::CompletionsCmd),
+    Manpage(manpage::ManpageCmd),
+    ConfigSchema(config_schema::ConfigSchemaCmd),
+}
+
+/// Write `bytes` to stdout; a reader that stopped early (`| head`) is not an error.
+fn emit(bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(crate::error::Error::internal(
+            format!("could not write to stdout: {e}"),
+        )),
+        _ => Ok(()),
+    }
 }
 
 impl Cli {
@@ -96,6 +114,9 @@ impl Cli {
             Command::Wait(c) => c.run(self.output),
             Command::Resync(c) => c.run(self.output),
             Command::Doctor(c) => c.run(self.output),
+            Command::Completions(c) => c.run(),
+            Command::Manpage(c) => c.run(),
+            Command::ConfigSchema(c) => c.run(),
         }
     }
 }
