@@ -10,10 +10,12 @@ fn main() -> ExitCode {
     // One TLS crypto provider for every client (octocrab, the GitLab and OCI clients).
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let cli = Cli::parse();
-    // The previews page's access log (target `access`) is kept at every level.
+    // The previews page's access log (target `access`) is kept at every level; the libraries'
+    // own lines (octocrab, kube, …) only with -v, where the tool's messages already say what
+    // failed.
     let default = match cli.verbose {
-        0 => "warn,access=info",
-        1 => "info",
+        0 => "flux_ephemeral=warn,access=info",
+        1 => "flux_ephemeral=info,access=info,warn",
         _ => "debug",
     };
     let filter =

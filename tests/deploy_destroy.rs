@@ -501,11 +501,7 @@ fn max_environments_refuses_a_new_one() {
 fn the_instances_directory_survives_its_last_environment() {
     let env = TestEnv::new();
     env.commit_as_other(
-        &[
-            ("overlays/ephemeral-instances/sync.yaml", None),
-            ("overlays/ephemeral-instances/notifications.yaml", None),
-            ("overlays/ephemeral-instances/receiver.yaml", None),
-        ],
+        &[("overlays/ephemeral-instances/sync.yaml", None)],
         "watch from elsewhere",
     );
     env.deploy(&["--branch", "only"]).ok();

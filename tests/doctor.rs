@@ -131,3 +131,20 @@ async fn resync_that_cannot_run_and_a_broken_template_are_named() {
     assert_eq!(verdict, "failed");
     assert!(detail.contains("include"), "{detail}");
 }
+
+/// The newcomer's first `doctor`, on the demo repository: the demo is judged as the demo (its
+/// placeholder application repository is not asked for over the network), and no library's own
+/// log line shows at the default level.
+#[test]
+fn doctor_on_the_demo_repository_is_quiet_and_judges_the_demo_as_the_demo() {
+    let env = support::TestEnv::new();
+    env.run(&["deploy", "--branch", "feature/login"]).ok();
+    let out = env.run(&["doctor"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("demo GitOps repository"), "{out:?}");
+    assert!(!out.stdout.contains("FAILED"), "{out:?}");
+    assert!(
+        !out.stderr.contains("ERROR") && !out.stderr.contains("octocrab"),
+        "{out:?}"
+    );
+}

@@ -291,3 +291,22 @@ fn completions_and_the_man_page_are_generated() {
         "an unknown shell is a usage error"
     );
 }
+
+/// The instances directory users copy holds only the watcher: Flux applies everything in it, so
+/// an example Provider or Receiver there would be created as it is (pointing at example-org).
+#[test]
+fn the_instances_directory_users_copy_holds_only_the_watcher() {
+    let dir = Path::new(ROOT).join("overlays/ephemeral-instances");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["sync.yaml"]);
+    for example in ["notifications.yaml", "receiver.yaml"] {
+        assert!(Path::new(ROOT)
+            .join("examples/flux")
+            .join(example)
+            .is_file());
+    }
+}

@@ -120,7 +120,15 @@ impl Doctor {
                     )
                 },
             ));
-            out.extend(self.forge(&app, &settings));
+            if self.repo.url.is_none() {
+                // The demo's application repository is a placeholder: nothing to reach.
+                out.push(Check::ok(
+                    format!("application {app}: forge"),
+                    "not checked: this is the demo GitOps repository, whose application repository is a placeholder; give --repo (your GitOps repository) and doctor checks its forge",
+                ));
+            } else {
+                out.extend(self.forge(&app, &settings));
+            }
             receiver_settings.get_or_insert(settings);
         }
         if let Some(settings) = receiver_settings {

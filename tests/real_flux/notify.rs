@@ -1,6 +1,6 @@
 //! On a real Flux, the two ways flux-ephemeral talks with
 //! notification-controller: its Receiver (the tool's call makes Flux fetch now), and its
-//! Provider + Alert from `overlays/ephemeral-instances/notifications.yaml` (Flux posts its commit
+//! Provider + Alert from `examples/flux/notifications.yaml` (Flux posts its commit
 //! status on the application commit, which `wait` reads without cluster credentials).
 
 use std::time::Duration;

@@ -285,9 +285,13 @@ impl FluxWorld {
             secret = boot.secret_ref,
             extra = boot.config,
         );
-        let dir = Path::new(ROOT).join("overlays/ephemeral-instances");
         let adapt = |file: &str| {
-            std::fs::read_to_string(dir.join(file))
+            let dir = if file == "sync.yaml" {
+                "overlays/ephemeral-instances"
+            } else {
+                "examples/flux"
+            };
+            std::fs::read_to_string(Path::new(ROOT).join(dir).join(file))
                 .unwrap()
                 .replace("namespace: flux-system", &format!("namespace: {}", self.ns))
         };
