@@ -144,6 +144,16 @@ fn the_instances_directory_builds() {
                 .unwrap(),
         );
     }
+    // The notification Provider and Alert and the Receiver, as a user commits them there once
+    // adapted (examples/flux/).
+    let mut files = files;
+    for f in ["notifications.yaml", "receiver.yaml"] {
+        let example = std::path::Path::new(support::ROOT)
+            .join("examples/flux")
+            .join(f);
+        write(&dir.join(f), &std::fs::read_to_string(example).unwrap());
+        files.push(f.to_string());
+    }
     let list: String = files.iter().map(|f| format!("  - {f}\n")).collect();
     write(
         &dir.join("kustomization.yaml"),
@@ -171,8 +181,8 @@ fn the_instances_directory_builds() {
         2,
         "{kinds:?}"
     );
-    // Beside the watcher: Flux's Provider and Alert for the previews' commit statuses, and the
-    // Receiver flux-ephemeral notifies.
+    // Beside the watcher, once adapted: Flux's Provider and Alert for the previews' commit
+    // statuses, and the Receiver flux-ephemeral notifies.
     for kind in ["Provider", "Alert", "Receiver"] {
         assert_eq!(
             kinds.iter().filter(|k| **k == kind).count(),
