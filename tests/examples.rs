@@ -140,8 +140,8 @@ fn the_example_configuration_is_complete_and_valid() {
     let config =
         flux_ephemeral::config::FileConfig::parse(&text, "examples/flux-ephemeral.yaml").unwrap();
     flux_ephemeral::settings::Settings::resolve(config).unwrap();
-    // Every key the README documents is in the example (commented or not).
-    let readme = std::fs::read_to_string(Path::new(ROOT).join("README.md")).unwrap();
+    // Every key the configuration reference documents is in the example (commented or not).
+    let readme = std::fs::read_to_string(Path::new(ROOT).join("docs/configuration.md")).unwrap();
     let section = &readme[readme.find("## Configuration").unwrap()..];
     for line in section
         .lines()
@@ -248,12 +248,12 @@ fn the_configuration_schema_is_current_and_every_example_follows_it() {
         check(&format!("examples/{name}"), &text);
         checked += 1;
     }
-    let readme = std::fs::read_to_string(Path::new(ROOT).join("README.md")).unwrap();
-    for block in readme.split("```yaml\n").skip(1) {
-        let block = block.split("\n```").next().unwrap();
-        if block.starts_with("# .flux-ephemeral.yaml") {
-            check("a README block", block);
-            checked += 1;
+    for (doc, text) in documents() {
+        for block in yaml_blocks(&text) {
+            if block.starts_with("# .flux-ephemeral.yaml") {
+                check(&format!("a block of {doc}"), &block);
+                checked += 1;
+            }
         }
     }
     assert!(checked >= 4, "only {checked} configurations checked");
@@ -309,4 +309,107 @@ fn the_instances_directory_users_copy_holds_only_the_watcher() {
             .join(example)
             .is_file());
     }
+}
+
+/// README.md and every page of docs/, with their paths.
+fn documents() -> Vec<(String, String)> {
+    let mut out = vec![(
+        "README.md".to_string(),
+        std::fs::read_to_string(Path::new(ROOT).join("README.md")).unwrap(),
+    )];
+    let mut pages: Vec<PathBuf> = std::fs::read_dir(Path::new(ROOT).join("docs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "md"))
+        .collect();
+    pages.sort();
+    for p in pages {
+        let name = format!("docs/{}", p.file_name().unwrap().to_string_lossy());
+        out.push((name, std::fs::read_to_string(p).unwrap()));
+    }
+    out
+}
+
+/// The ```yaml blocks of a Markdown text, dedented (a block may sit in a list item).
+fn yaml_blocks(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        if line.trim() != "```yaml" {
+            continue;
+        }
+        let indent = line.len() - line.trim_start().len();
+        let mut block = Vec::new();
+        for l in lines.by_ref() {
+            if l.trim() == "```" {
+                break;
+            }
+            block.push(l.get(indent..).unwrap_or(l.trim_start()));
+        }
+        out.push(block.join("\n") + "\n");
+    }
+    out
+}
+
+/// GitHub's anchor of a heading.
+fn anchor(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric() || *c == '-' || *c == ' ' || *c == '_')
+        .map(|c| if c == ' ' { '-' } else { c })
+        .collect()
+}
+
+/// The README is a landing page, and every relative link in it and in docs/ leads somewhere: a
+/// file that exists and, with `#…`, a heading of that file.
+#[test]
+fn every_relative_link_in_the_readme_and_the_docs_works() {
+    let readme = std::fs::read_to_string(Path::new(ROOT).join("README.md")).unwrap();
+    assert!(
+        readme.len() <= 25 * 1024,
+        "README.md is {} bytes: move reference into docs/",
+        readme.len()
+    );
+    let link = regex::Regex::new(r"\]\(([^)\s]+)\)").unwrap();
+    let mut broken = Vec::new();
+    let mut checked = 0;
+    for (doc, text) in documents() {
+        let base = Path::new(ROOT).join(&doc).parent().unwrap().to_path_buf();
+        for m in link.captures_iter(&text) {
+            let target = &m[1];
+            if target.contains("://") || target.starts_with("mailto:") {
+                continue;
+            }
+            let (path, fragment) = target.split_once('#').unwrap_or((target, ""));
+            let file = if path.is_empty() {
+                Path::new(ROOT).join(&doc)
+            } else {
+                base.join(path)
+            };
+            checked += 1;
+            if !file.exists() {
+                broken.push(format!("{doc}: {target} (no such file)"));
+                continue;
+            }
+            if !fragment.is_empty() && file.extension().is_some_and(|e| e == "md") {
+                let headings: Vec<String> = std::fs::read_to_string(&file)
+                    .unwrap()
+                    .lines()
+                    .filter_map(|l| {
+                        l.trim_start_matches('#')
+                            .strip_prefix(' ')
+                            .filter(|_| l.starts_with('#'))
+                    })
+                    .map(anchor)
+                    .collect();
+                if !headings.iter().any(|h| h == fragment) {
+                    broken.push(format!("{doc}: {target} (no such heading)"));
+                }
+            }
+        }
+    }
+    assert!(broken.is_empty(), "broken links:\n{}", broken.join("\n"));
+    assert!(checked > 50, "only {checked} links checked");
 }
