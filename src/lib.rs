@@ -7,6 +7,7 @@
 //! [`cli`] parses arguments.
 
 pub mod apps;
+pub mod artifact_url;
 pub mod awake_hours;
 pub mod change_filter;
 pub mod chatops;
@@ -30,6 +31,7 @@ pub mod output;
 pub mod overlay;
 pub mod plan;
 pub mod previews;
+pub mod receiver_type;
 pub mod reconcile;
 pub mod redact;
 pub mod render;
@@ -39,5 +41,6 @@ pub mod service;
 pub mod settings;
 pub mod slug;
 pub mod template_guard;
+pub mod wait_outcome;
 pub mod webhook;
 pub mod yaml_quote;

@@ -39,11 +39,11 @@ pub struct Deployed<'a> {
     /// When its time to live runs out, if one is in force.
     pub until: Option<String>,
     /// What Flux said, when the bot waited for it.
-    pub flux: Option<&'a crate::flux::WaitOutcome>,
+    pub flux: Option<&'a crate::wait_outcome::WaitOutcome>,
 }
 
 pub fn deployed(d: &Deployed, p: &Prefixes) -> String {
-    use crate::flux::WaitState;
+    use crate::wait_outcome::WaitState;
     let head = match (d.flux.map(|w| w.state), d.changed) {
         (Some(WaitState::Ready), _) => "is ready",
         (Some(WaitState::Failed), _) => "failed in Flux",
@@ -262,7 +262,7 @@ pub fn waking(slug: &str) -> String {
 }
 
 /// A woken environment after the wait.
-pub fn woke(slug: &str, outcome: &crate::flux::WaitOutcome) -> String {
+pub fn woke(slug: &str, outcome: &crate::wait_outcome::WaitOutcome) -> String {
     format!(
         "{REPLY_MARKER}\nThe preview environment `{slug}`: {}",
         outcome.describe()

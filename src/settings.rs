@@ -40,7 +40,7 @@ pub struct Settings {
     pub application: crate::apps::Application,
     /// `git` or `oci`.
     pub source: SourceKind,
-    pub artifact_url: Option<crate::oci::ArtifactUrl>,
+    pub artifact_url: Option<crate::artifact_url::ArtifactUrl>,
     /// The Flux Receiver to notify after a push, when configured.
     pub receiver: Option<ReceiverSettings>,
 }
@@ -51,7 +51,7 @@ pub struct ReceiverSettings {
     pub url: String,
     pub name: Option<String>,
     pub namespace: String,
-    pub kind: crate::flux::receiver::ReceiverType,
+    pub kind: crate::receiver_type::ReceiverType,
 }
 
 /// Where a preview's manifests come from.
@@ -89,7 +89,7 @@ impl Settings {
         let artifact_url = c
             .artifact_url
             .as_deref()
-            .map(crate::oci::ArtifactUrl::parse)
+            .map(crate::artifact_url::ArtifactUrl::parse)
             .transpose()
             .map_err(|e| Error::config(e.message))?;
         let receiver = match c.receiver_url.clone().filter(|u| !u.is_empty()) {
@@ -100,7 +100,7 @@ impl Settings {
                     .receiver_namespace
                     .clone()
                     .unwrap_or_else(|| "flux-system".into()),
-                kind: crate::flux::receiver::ReceiverType::parse(
+                kind: crate::receiver_type::ReceiverType::parse(
                     c.receiver_type.as_deref().unwrap_or("generic"),
                 )?,
             }),

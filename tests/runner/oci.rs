@@ -1,7 +1,7 @@
 //! OCI artifacts as the preview's source, against a real registry (Debian's docker-registry on
 //! 127.0.0.1 with htpasswd auth): pack, push, pin by digest, read back, re-deploy, prune.
 
-mod support;
+use crate::support;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

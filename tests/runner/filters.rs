@@ -1,7 +1,7 @@
 //! Which changes get a preview: drafts, bots' pull requests, excluded labels and paths, end to end
 //! through `handle` with the shared fake GitHub and a real bare GitOps repository.
 
-mod support;
+use crate::support;
 
 use serde_json::{json, Value};
 use support::fake_forges::{github_pull, FakeGitHub};

@@ -1,6 +1,6 @@
 //! Many writers at once: every deploy lands, no other writer's commit is lost.
 
-mod support;
+use crate::support;
 
 use std::process::Stdio;
 

@@ -1,7 +1,7 @@
 //! `kubectl kustomize` on the example overlay (with the variables substituted as Flux's postBuild
 //! would) and on the instances directory the tool writes. Skipped, with a message, without kubectl.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::Command;

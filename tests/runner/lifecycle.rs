@@ -4,7 +4,7 @@
 //! expiry; expiry → removed with a comment; a push wakes a sleeping preview; office hours; a
 //! stranger refused; a bad duration answered.
 
-mod support;
+use crate::support;
 
 use std::process::Command;
 

@@ -2,7 +2,7 @@
 //! head commit, whose statuses carry the preview's URL and the bot's comment; only the newest is
 //! active; closing makes it inactive; an API that refuses is a warning, never a failed deploy.
 
-mod support;
+use crate::support;
 
 use serde_json::{json, Value};
 use support::fake_forges::{github_pull, FakeGitHub};

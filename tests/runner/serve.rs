@@ -1,6 +1,6 @@
 //! `serve`: webhooks over HTTP on 127.0.0.1, verified, answered at once and handled in order.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 
@@ -12,7 +12,7 @@ use support::TestEnv;
 
 fn comment(who: &str) -> String {
     let mut e: Value = serde_json::from_str(include_str!(
-        "fixtures/github/issue_comment.created.payload.json"
+        "../fixtures/github/issue_comment.created.payload.json"
     ))
     .unwrap();
     e["issue"]["number"] = json!(7);

@@ -3,7 +3,7 @@
 //! redeliveries do nothing twice, a SIGTERM mid-burst loses nothing accepted, two replicas lose
 //! nothing either.
 
-mod support;
+use crate::support;
 
 use std::io::Write;
 use std::net::TcpStream;

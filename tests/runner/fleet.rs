@@ -2,7 +2,7 @@
 //! GitLab project (org/api) with the same pull/merge request number and branch, over `git daemon`
 //! with stateful fake GitHub and GitLab APIs.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

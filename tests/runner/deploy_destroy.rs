@@ -1,6 +1,6 @@
 //! deploy / destroy / list / render over a real bare repository, through the real binary.
 
-mod support;
+use crate::support;
 
 use support::{TestEnv, SHA};
 

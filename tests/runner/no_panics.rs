@@ -12,30 +12,30 @@ use serde_json::Value;
 const GITHUB: &[(&str, &str)] = &[
     (
         "issue_comment",
-        include_str!("fixtures/github/issue_comment.created.payload.json"),
+        include_str!("../fixtures/github/issue_comment.created.payload.json"),
     ),
     (
         "pull_request",
-        include_str!("fixtures/github/pull_request.synchronize.payload.json"),
+        include_str!("../fixtures/github/pull_request.synchronize.payload.json"),
     ),
     (
         "pull_request",
-        include_str!("fixtures/github/pull_request.labeled.payload.json"),
+        include_str!("../fixtures/github/pull_request.labeled.payload.json"),
     ),
 ];
 
 const GITLAB: &[(&str, &str)] = &[
     (
         "Note Hook",
-        include_str!("fixtures/gitlab/note_merge_request.json"),
+        include_str!("../fixtures/gitlab/note_merge_request.json"),
     ),
     (
         "Merge Request Hook",
-        include_str!("fixtures/gitlab/merge_request.json"),
+        include_str!("../fixtures/gitlab/merge_request.json"),
     ),
     (
         "Deployment Hook",
-        include_str!("fixtures/gitlab/deployment.json"),
+        include_str!("../fixtures/gitlab/deployment.json"),
     ),
 ];
 

@@ -1,6 +1,6 @@
 //! `cleanup` against the stateful fake GitHub and GitLab APIs and a real bare repository.
 
-mod support;
+use crate::support;
 
 use serde_json::{json, Value};
 use support::fake_forges::{gitlab_merge_request, FakeGitHub, FakeGitLab};

@@ -1,7 +1,7 @@
 //! ChatOps on GitLab: Note and Merge Request hooks against the stateful fake GitLab API and a real
 //! bare GitOps repository.
 
-mod support;
+use crate::support;
 
 use serde_json::{json, Value};
 use support::fake_forges::{gitlab_merge_request, FakeGitLab, GITLAB_BOT_ID};

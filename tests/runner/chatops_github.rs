@@ -1,7 +1,7 @@
 //! ChatOps on GitHub: the real binary handles real-shaped events against a fake GitHub API
 //! (the shared stateful fake) and a real bare GitOps repository.
 
-mod support;
+use crate::support;
 
 use serde_json::{json, Value};
 use support::fake_forges::FakeGitHub;

@@ -2,7 +2,7 @@
 //! a deploy key and known_hosts, and the failures they produce (refusing hook, wrong token, unknown
 //! host key, server down).
 
-mod support;
+use crate::support;
 
 use support::servers::{free_port, git_daemon, http_backend, sshd};
 use support::{write, TestEnv, SHA};

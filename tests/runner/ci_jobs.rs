@@ -1,7 +1,7 @@
 //! The binary run with the variables of real CI jobs (a GitLab start job, stop job and merge
 //! request pipeline; a GitHub Actions pull_request run) against a real bare repository.
 
-mod support;
+use crate::support;
 
 use support::{write, TestEnv, SHA};
 

@@ -1,7 +1,7 @@
 //! Hostile input, tried as an attacker would: each test is one hole, over the real binary, a GitOps
 //! repository served by `git daemon` on 127.0.0.1 and a fake forge that records every request.
 
-mod support;
+use crate::support;
 
 use std::io::Write;
 use std::net::TcpStream;

@@ -1,7 +1,7 @@
 //! `doctor` against a real git daemon and the shared fake GitHub: what it reports, and its exit
 //! codes.
 
-mod support;
+use crate::support;
 
 use serde_json::Value;
 use support::fake_forges::FakeGitHub;

@@ -1,7 +1,7 @@
 //! `handle` with GitLab Deployment Hook events against the shared stateful fake GitLab API and a real
 //! bare repository.
 
-mod support;
+use crate::support;
 
 use serde_json::{json, Value};
 use support::fake_forges::FakeGitLab;
@@ -13,7 +13,7 @@ const SLUG: &str = "review-feature-lo-8a2kd3";
 /// The fixture hook, moved to a review environment.
 fn hook(status: &str, environment: &str) -> Value {
     let mut v: Value =
-        serde_json::from_str(include_str!("fixtures/gitlab/deployment.json")).unwrap();
+        serde_json::from_str(include_str!("../fixtures/gitlab/deployment.json")).unwrap();
     v["status"] = json!(status);
     v["environment"] = json!(environment);
     v["environment_slug"] = json!(SLUG);

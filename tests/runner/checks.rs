@@ -3,7 +3,7 @@
 //! completed check releases it, a failed check deploys nothing, a check of a commit nobody waits
 //! for changes nothing, and `--wait-checks` polls.
 
-mod support;
+use crate::support;
 
 use serde_json::{json, Value};
 use support::fake_forges::{github_pull, FakeGitHub};

@@ -2,7 +2,7 @@
 //! credentials and nothing in the body, the bearer token and the cookie handshake, a hostile
 //! title escaped, a strict Content-Security-Policy and no inline script.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

@@ -1,7 +1,7 @@
 //! The pipelines users copy parse, and every flux-ephemeral command they run exists with the
 //! flags they pass.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -2,7 +2,7 @@
 //! revision (a stateful fake Kubernetes API that real kubectl accepts, or Flux's commit statuses
 //! on a fake GitHub), and report the outcome.
 
-mod support;
+use crate::support;
 
 use std::process::Command;
 use std::time::{Duration, Instant};
