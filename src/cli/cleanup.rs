@@ -13,15 +13,16 @@ use crate::service::cleanup::Cleanup;
 /// when its time to live ran out (its own, recorded at deploy, else --ttl / config ttl), counted
 /// from its last deploy. Files flux-ephemeral did not create are never touched.
 ///
-/// Safe by default: if any forge call fails nothing is deleted and the exit code is non-zero;
-/// more than --max-deletions, or more than half of all environments, are refused without --force.
+/// Safe by default: if any forge call fails nothing is deleted and the exit code is non-zero; more
+/// than --max-deletions, or more than half of all environments, are refused without --force.
 /// Tokens: GITHUB_TOKEN, GITLAB_TOKEN (and GIT_TOKEN for the GitOps repository).
 ///
 /// Examples:
-///   flux-ephemeral cleanup --repo https://github.com/org/gitops.git --github-repo org/app --ttl 72h
-///   flux-ephemeral cleanup --gitlab-project group/app --stop-gitlab-environments --dry-run
+///
+/// flux-ephemeral cleanup --repo https://github.com/org/gitops.git --github-repo org/app --ttl 72h
+///
+/// flux-ephemeral cleanup --gitlab-project group/app --stop-gitlab-environments --dry-run
 #[derive(Debug, Args)]
-#[command(verbatim_doc_comment)]
 pub struct CleanupCmd {
     #[command(flatten)]
     repo: RepoArgs,

@@ -10,19 +10,22 @@ use crate::service::environment::{self as ops, Mode};
 
 /// Create or update the environment of a branch, commit its sync file and push.
 ///
-/// Deploying an environment that is already up to date succeeds and commits nothing.
-/// Inside GitLab CI or GitHub Actions, what the flags do not give comes from the job
-/// (branch, sha, merge/pull request, author, GitLab environment name and slug).
+/// Deploying an environment that is already up to date succeeds and commits nothing. Inside GitLab
+/// CI or GitHub Actions, what the flags do not give comes from the job (branch, sha, merge/pull
+/// request, author, GitLab environment name and slug).
 ///
 /// Examples:
-///   flux-ephemeral deploy --branch feature/login                      (demo repository)
-///   flux-ephemeral deploy --repo git@github.com:org/gitops.git --branch feature/login \
-///       --sha 3f2c...e1 --id 42 --author alice --source-url https://github.com/org/app.git
-///   flux-ephemeral deploy --from-ci --dotenv deploy.env               (a GitLab start job)
-///   flux-ephemeral deploy --from-ci --artifact ./rendered \
-///       --artifact-url oci://$CI_REGISTRY_IMAGE/manifests             (an OCI artifact source)
+///
+/// flux-ephemeral deploy --branch feature/login (demo repository)
+///
+/// flux-ephemeral deploy --repo git@github.com:org/gitops.git --branch feature/login --sha
+/// 3f2c...e1 --id 42 --author alice --source-url https://github.com/org/app.git
+///
+/// flux-ephemeral deploy --from-ci --dotenv deploy.env (a GitLab start job)
+///
+/// flux-ephemeral deploy --from-ci --artifact ./rendered --artifact-url
+/// oci://$CI_REGISTRY_IMAGE/manifests (an OCI artifact source)
 #[derive(Debug, Args)]
-#[command(verbatim_doc_comment)]
 pub struct DeployCmd {
     #[command(flatten)]
     env: EnvArgs,

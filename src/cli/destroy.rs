@@ -9,14 +9,15 @@ use crate::service::environment::{self as ops, Mode};
 /// Remove the environment of a branch: delete its sync file in a commit; Flux prunes the rest.
 ///
 /// Destroying an environment that does not exist succeeds and commits nothing. With --id (in CI:
-/// the job's pull/merge request), an environment recorded for another change is left alone.
-/// Inside GitLab CI (a stop job) the environment is GitLab's CI_ENVIRONMENT_SLUG.
+/// the job's pull/merge request), an environment recorded for another change is left alone. Inside
+/// GitLab CI (a stop job) the environment is GitLab's CI_ENVIRONMENT_SLUG.
 ///
 /// Examples:
-///   flux-ephemeral destroy --repo ssh://git@git.example.com/org/gitops.git --branch feature/login
-///   flux-ephemeral destroy --from-ci                                   (a GitLab stop job)
+///
+/// flux-ephemeral destroy --repo ssh://git@git.example.com/org/gitops.git --branch feature/login
+///
+/// flux-ephemeral destroy --from-ci (a GitLab stop job)
 #[derive(Debug, Args)]
-#[command(verbatim_doc_comment)]
 pub struct DestroyCmd {
     /// Application branch whose environment to remove [in CI: the job's branch]
     #[arg(long, value_name = "BRANCH")]

@@ -14,12 +14,11 @@ use crate::service::doctor::{outcome, Doctor, Verdict};
 /// comments and statuses; whether resync can run (and which setting is missing when not); whether
 /// the Flux Receiver's server and the Kubernetes API answer. Nothing is written anywhere.
 ///
-/// Exit code: 0 when nothing failed (warnings are printed), else the code of the first failure
-/// (3 configuration, 4 a remote that failed or refused).
+/// Exit code: 0 when nothing failed (warnings are printed), else the code of the first failure (3
+/// configuration, 4 a remote that failed or refused).
 ///
 /// Example: flux-ephemeral doctor --repo https://github.com/org/gitops.git
 #[derive(Debug, Args)]
-#[command(verbatim_doc_comment)]
 pub struct DoctorCmd {
     #[command(flatten)]
     repo: RepoArgs,

@@ -11,14 +11,14 @@ use crate::service::environment::{self as ops, Mode};
 /// Deploy or destroy as the GitLab environment job says (CI_ENVIRONMENT_ACTION).
 ///
 /// `start` deploys the job's branch at its commit as GitLab's environment (CI_ENVIRONMENT_NAME,
-/// CI_ENVIRONMENT_SLUG), `stop` destroys it, `prepare`, `verify` and `access` do nothing. The
-/// same command serves a review app's start job and its on_stop job.
+/// CI_ENVIRONMENT_SLUG), `stop` destroys it, `prepare`, `verify` and `access` do nothing. The same
+/// command serves a review app's start job and its on_stop job.
 ///
 /// Example (.gitlab-ci.yml):
-///   start-review: { environment: { name: review/$CI_COMMIT_REF_SLUG, on_stop: stop-review },
-///                   script: flux-ephemeral env --dotenv deploy.env }
+///
+/// start-review: { environment: { name: review/$CI_COMMIT_REF_SLUG, on_stop: stop-review }, script:
+/// flux-ephemeral env --dotenv deploy.env }
 #[derive(Debug, Args)]
-#[command(verbatim_doc_comment)]
 pub struct EnvCmd {
     #[command(flatten)]
     gitops: GitOpsArgs,

@@ -13,16 +13,15 @@ use crate::service::hook::Handler;
 /// Handle one forge event (a webhook payload).
 ///
 /// GitLab Deployment Hook: a deployment that is `running` or `success` in an environment that
-/// passes include_environment/exclude_environment is deployed at the deployment's commit (read
-/// from the Deployments API: the hook only carries a short sha), with GitLab's environment slug
-/// and URL. Stops come from the environment's stop job (`flux-ephemeral env`), not from hooks.
+/// passes include_environment/exclude_environment is deployed at the deployment's commit (read from
+/// the Deployments API: the hook only carries a short sha), with GitLab's environment slug and URL.
+/// Stops come from the environment's stop job (`flux-ephemeral env`), not from hooks.
 ///
-/// The GitLab API is --gitlab-url, CI_API_V4_URL or GITLAB_URL, with the token in GITLAB_TOKEN.
-/// A refused or ignored event exits 0 (it was handled); a failure to act exits non-zero.
+/// The GitLab API is --gitlab-url, CI_API_V4_URL or GITLAB_URL, with the token in GITLAB_TOKEN. A
+/// refused or ignored event exits 0 (it was handled); a failure to act exits non-zero.
 ///
 /// Example: flux-ephemeral handle --event-name 'Deployment Hook' --event-file hook.json
 #[derive(Debug, Args)]
-#[command(verbatim_doc_comment)]
 pub struct HandleCmd {
     /// The event payload, JSON [env: GITHUB_EVENT_PATH]
     #[arg(long, env = "GITHUB_EVENT_PATH", value_name = "FILE")]

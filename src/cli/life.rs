@@ -54,12 +54,12 @@ impl Which {
     }
 }
 
-/// Keep an environment longer: its expiry becomes now + DURATION (default: its time to live),
-/// at most max_ttl after now. The expiry warning is posted again before the new expiry.
+/// Keep an environment longer: its expiry becomes now + DURATION (default: its time to live), at
+/// most max_ttl after now. The expiry warning is posted again before the new expiry.
 ///
-/// Example: flux-ephemeral extend --repo https://github.com/org/gitops.git --branch feature/login 2d
+/// Example: flux-ephemeral extend --repo https://github.com/org/gitops.git --branch feature/login
+/// 2d
 #[derive(Debug, Args)]
-#[command(verbatim_doc_comment)]
 pub struct ExtendCmd {
     /// How long from now, like 2d or 12h [default: the environment's time to live]
     #[arg(value_parser = crate::config::parse_ttl, value_name = "DURATION")]
@@ -79,12 +79,11 @@ impl ExtendCmd {
     }
 }
 
-/// Put an environment to sleep now: Flux scales its Deployments and StatefulSets to zero. It
-/// keeps its expiry; `wake`, a push to its change or a deploy wakes it.
+/// Put an environment to sleep now: Flux scales its Deployments and StatefulSets to zero. It keeps
+/// its expiry; `wake`, a push to its change or a deploy wakes it.
 ///
 /// Example: flux-ephemeral sleep --repo https://github.com/org/gitops.git --branch feature/login
 #[derive(Debug, Args)]
-#[command(verbatim_doc_comment)]
 pub struct SleepCmd {
     #[command(flatten)]
     which: Which,
@@ -100,7 +99,6 @@ impl SleepCmd {
 ///
 /// Example: flux-ephemeral wake --repo https://github.com/org/gitops.git --branch feature/login
 #[derive(Debug, Args)]
-#[command(verbatim_doc_comment)]
 pub struct WakeCmd {
     #[command(flatten)]
     which: Which,

@@ -10,7 +10,6 @@ use crate::reconcile::{application_names, first_snapshot};
 ///
 /// Files that flux-ephemeral did not create are not listed (and never touched).
 #[derive(Debug, Args)]
-#[command(verbatim_doc_comment)]
 pub struct ListCmd {
     #[command(flatten)]
     repo: RepoArgs,

@@ -29,18 +29,18 @@ pub use crate::output::Format;
 ///
 /// flux-ephemeral renders one Flux sync file per branch (a GitRepository for the branch or commit
 /// and a Kustomization or HelmRelease deploying it into its own namespace), commits it into the
-/// directory of your GitOps repository that Flux watches, and deletes it again when the
-/// environment is destroyed. It never checks out a working tree, retries when another writer
-/// pushes first, and never loses anyone's commit.
+/// directory of your GitOps repository that Flux watches, and deletes it again when the environment
+/// is destroyed. It never checks out a working tree, retries when another writer pushes first, and
+/// never loses anyone's commit.
 ///
-/// Try it without a server:   flux-ephemeral deploy --branch feature/login
+/// Try it without a server: flux-ephemeral deploy --branch feature/login
 ///
-/// Exit codes: 0 done (also when nothing had to change), 1 bad input or refused, 2 bad usage,
-/// 3 bad configuration or template, 4 the Git remote or a registry failed or refused, 5 the
-/// target branch kept moving, 6 Flux reported the preview failed (--wait), 7 the preview was not
-/// Ready in time (--wait), 70 internal error.
+/// Exit codes: 0 done (also when nothing had to change), 1 bad input or refused, 2 bad usage, 3 bad
+/// configuration or template, 4 the Git remote or a registry failed or refused, 5 the target branch
+/// kept moving, 6 Flux reported the preview failed (--wait), 7 the preview was not Ready in time
+/// (--wait), 70 internal error.
 #[derive(Debug, Parser)]
-#[command(name = "flux-ephemeral", version, verbatim_doc_comment)]
+#[command(name = "flux-ephemeral", version)]
 pub struct Cli {
     /// Output: text for people, json (one object) for pipelines
     #[arg(long, global = true, value_enum, default_value_t = Format::Text, env = "FLUX_EPHEMERAL_OUTPUT")]

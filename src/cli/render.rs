@@ -12,9 +12,9 @@ use crate::settings::Settings;
 
 /// Print the sync file of one environment; touches no repository.
 ///
-/// Example: flux-ephemeral render --branch feature/login --source-url https://github.com/org/app.git
+/// Example: flux-ephemeral render --branch feature/login --source-url
+/// https://github.com/org/app.git
 #[derive(Debug, Args)]
-#[command(verbatim_doc_comment)]
 pub struct RenderCmd {
     #[command(flatten)]
     env: EnvArgs,

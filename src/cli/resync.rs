@@ -9,17 +9,16 @@ use crate::service::resync::resync_all;
 
 /// Repair the drift webhooks missed: destroy the environments of pull/merge requests that are no
 /// longer open (each one read on its own first: absence from a listing is not proof), and move
-/// environments whose pull/merge request has new commits to its head when whoever pushed may
-/// deploy (with allowlist_only the pusher cannot be known: the new head gets a pending status
-/// instead; never forks). Nothing is created. Run it from a schedule, or let
-/// `serve --resync-interval` do it.
+/// environments whose pull/merge request has new commits to its head when whoever pushed may deploy
+/// (with allowlist_only the pusher cannot be known: the new head gets a pending status instead;
+/// never forks). Nothing is created. Run it from a schedule, or let `serve --resync-interval` do
+/// it.
 ///
 /// Each application is checked with its own listing (github_repository or gitlab_project, with
 /// GITHUB_TOKEN or GITLAB_TOKEN); environments of other repositories are never touched.
 ///
 /// Example: flux-ephemeral resync --repo https://github.com/org/gitops.git --github-repo org/app
 #[derive(Debug, Args)]
-#[command(verbatim_doc_comment)]
 pub struct ResyncCmd {
     #[command(flatten)]
     repo: RepoArgs,

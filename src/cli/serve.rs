@@ -22,26 +22,29 @@ const SEEN_BUDGET: usize = 4 << 20;
 
 /// Receive GitHub and GitLab webhooks and handle them like `handle`, many in one transaction.
 ///
-/// POST /hooks/github   GitHub deliveries, verified with X-Hub-Signature-256 against the secret in
-///                      GITHUB_WEBHOOK_SECRET (or --github-secret-file); event from X-GitHub-Event
-/// POST /hooks/gitlab   GitLab deliveries, verified with X-Gitlab-Token against GITLAB_WEBHOOK_TOKEN
-///                      (or --gitlab-token-file); event from X-Gitlab-Event
-/// GET  /healthz        200 while the process serves
-/// GET  /readyz         200 while the GitOps repository can be read and the configured forges
-///                      answer (checked every 30 s while idle)
-/// GET  /metrics        Prometheus metrics
+/// POST /hooks/github: GitHub deliveries, verified with X-Hub-Signature-256 against the secret in
+/// GITHUB_WEBHOOK_SECRET (or --github-secret-file); event from X-GitHub-Event
 ///
-/// The route decides the forge: a delivery to /hooks/gitlab is only ever a GitLab hook.
-/// A verified, well-formed delivery is journaled under --state-dir, then answered 202; deliveries
-/// that wait while a Git transaction runs are applied together in the next one (one fetch, one
-/// commit, one push; replies per event). A redelivery (same X-GitHub-Delivery or
-/// X-Gitlab-Event-UUID) is answered 200 and not handled twice. Other events of the forge (push,
-/// check_run, Pipeline Hook, ...) are answered 202 "ignored", GitHub's ping 200; a bad signature
-/// 401, a malformed payload 400, a body that does not arrive within 10 s 408.
-/// SIGTERM stops accepting, finishes the batch in flight and exits 0; with --state-dir what was
-/// accepted and not handled is handled on the next start. Run it behind TLS (a reverse proxy).
+/// POST /hooks/gitlab: GitLab deliveries, verified with X-Gitlab-Token against GITLAB_WEBHOOK_TOKEN
+/// (or --gitlab-token-file); event from X-Gitlab-Event
+///
+/// GET /healthz: 200 while the process serves
+///
+/// GET /readyz: 200 while the GitOps repository can be read and the configured forges answer
+/// (checked every 30 s while idle)
+///
+/// GET /metrics: Prometheus metrics
+///
+/// The route decides the forge: a delivery to /hooks/gitlab is only ever a GitLab hook. A verified,
+/// well-formed delivery is journaled under --state-dir, then answered 202; deliveries that wait
+/// while a Git transaction runs are applied together in the next one (one fetch, one commit, one
+/// push; replies per event). A redelivery (same X-GitHub-Delivery or X-Gitlab-Event-UUID) is
+/// answered 200 and not handled twice. Other events of the forge (push, check_run, Pipeline Hook,
+/// ...) are answered 202 "ignored", GitHub's ping 200; a bad signature 401, a malformed payload
+/// 400, a body that does not arrive within 10 s 408. SIGTERM stops accepting, finishes the batch in
+/// flight and exits 0; with --state-dir what was accepted and not handled is handled on the next
+/// start. Run it behind TLS (a reverse proxy).
 #[derive(Debug, Args)]
-#[command(verbatim_doc_comment)]
 pub struct ServeCmd {
     /// Address to listen on
     #[arg(

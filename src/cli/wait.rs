@@ -18,9 +18,9 @@ use crate::service::after::{ci_forge, wait_for_targets};
 ///
 /// Exit codes: 0 ready, 6 Flux reports it failed (its reason and message are shown), 7 timed out.
 ///
-/// Example: flux-ephemeral wait --repo https://github.com/org/gitops.git --branch feature/login --timeout 10m
+/// Example: flux-ephemeral wait --repo https://github.com/org/gitops.git --branch feature/login
+/// --timeout 10m
 #[derive(Debug, Args)]
-#[command(verbatim_doc_comment)]
 pub struct WaitCmd {
     /// Application branch of the environment [in CI: the job's branch]
     #[arg(long, value_name = "BRANCH")]

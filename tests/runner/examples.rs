@@ -413,3 +413,41 @@ fn every_relative_link_in_the_readme_and_the_docs_works() {
     assert!(broken.is_empty(), "broken links:\n{}", broken.join("\n"));
     assert!(checked > 50, "only {checked} links checked");
 }
+
+/// `--help` is written as paragraphs and clap wraps them: at 80 columns no line in the middle of
+/// a paragraph is cut short (as hand-wrapped doc comments were).
+#[test]
+fn help_texts_are_paragraphs() {
+    let top = Command::new(BIN).arg("--help").output().unwrap();
+    let commands: Vec<String> = String::from_utf8_lossy(&top.stdout)
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .filter(|c| c != "help")
+        .collect();
+    assert!(commands.len() > 10, "{commands:?}");
+    for command in std::iter::once(None).chain(commands.iter().map(Some)) {
+        let mut c = Command::new(BIN);
+        c.env("COLUMNS", "80");
+        if let Some(name) = command {
+            c.arg(name);
+        }
+        let out = c.arg("--help").output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let about: Vec<&str> = text
+            .lines()
+            .take_while(|l| !l.starts_with("Usage:"))
+            .collect();
+        for pair in about.windows(2) {
+            if !pair[1].trim().is_empty() {
+                assert!(
+                    pair[0].len() >= 40,
+                    "{command:?}: a paragraph is broken by hand after {:?}:\n{text}",
+                    pair[0]
+                );
+            }
+        }
+    }
+}

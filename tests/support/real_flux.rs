@@ -300,7 +300,7 @@ impl FluxWorld {
         });
         self.env.commit_as_other(
             &[
-                (".flux-ephemeral.yaml", Some(&config)),
+                (".flux-ephemeral.yaml", Some(config.as_str())),
                 (
                     "overlays/ephemeral-instances/sync.yaml",
                     Some(&adapt("sync.yaml")),
@@ -309,11 +309,16 @@ impl FluxWorld {
                     "overlays/ephemeral-instances/receiver.yaml",
                     Some(&adapt("receiver.yaml")),
                 ),
-                (
-                    "overlays/ephemeral-instances/notifications.yaml",
-                    notifications.as_deref(),
-                ),
-            ],
+            ]
+            .into_iter()
+            // The Provider and Alert, adapted, where Flux applies them (the instances directory
+            // users copy holds none: examples/flux/ has them).
+            .chain(
+                notifications
+                    .as_deref()
+                    .map(|n| ("overlays/ephemeral-instances/notifications.yaml", Some(n))),
+            )
+            .collect::<Vec<_>>(),
             "bootstrap for the e2e test",
         );
     }
