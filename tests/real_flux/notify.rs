@@ -110,6 +110,18 @@ fn the_real_receiver_takes_generic_hmac_and_github_calls_and_refuses_a_bad_signa
 
     // The right webhook path (as Flux reports it) with a signature made with another token:
     // Flux refuses it, the deploy still lands, and the output says Flux was not notified.
+    // Ready may be reported a moment before the path is: read it until it is there.
+    let mut github = github;
+    for _ in 0..50 {
+        if github["status"]["webhookPath"].is_string() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        github = w
+            .flux
+            .get(Some(&w.ns), "receiver", "flux-ephemeral-github")
+            .unwrap_or(github);
+    }
     let path = github["status"]["webhookPath"].as_str().unwrap();
     let url = format!("{}{path}", w.flux.receiver_base);
     let sha = w.app_commit("feature/forged", &[("NOTES.md", Some("x\n"))], "x");

@@ -8,6 +8,7 @@ pub mod contract;
 pub mod fake_forges;
 pub mod fake_kube;
 pub mod github;
+pub mod gitlab;
 pub mod payloads;
 pub mod real_flux;
 pub mod servers;
