@@ -57,6 +57,16 @@ impl LifeCommand {
     }
 }
 
+/// The life command a comment's (or a button's) command is, if it is one.
+pub fn life_command(c: Command) -> Option<LifeCommand> {
+    match c {
+        Command::Extend { duration } => Some(LifeCommand::Extend { duration }),
+        Command::Sleep => Some(LifeCommand::Sleep),
+        Command::Wake => Some(LifeCommand::Wake),
+        _ => None,
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Answer {
     Help,
@@ -74,14 +84,12 @@ pub fn decide(event: &Event, settings: &ChatSettings) -> (Decision, bool) {
             true,
         ),
         Trigger::Comment(Ok(Command::Destroy)) => (Decision::Destroy, true),
-        Trigger::Comment(Ok(Command::Extend { duration })) => (
-            Decision::Life(LifeCommand::Extend {
-                duration: duration.clone(),
-            }),
-            true,
-        ),
-        Trigger::Comment(Ok(Command::Sleep)) => (Decision::Life(LifeCommand::Sleep), true),
-        Trigger::Comment(Ok(Command::Wake)) => (Decision::Life(LifeCommand::Wake), true),
+        Trigger::Comment(Ok(c @ (Command::Extend { .. } | Command::Sleep | Command::Wake))) => {
+            match life_command(c.clone()) {
+                Some(life) => (Decision::Life(life), true),
+                None => (Decision::Ignore("not a life command".into()), false),
+            }
+        }
         Trigger::Comment(Ok(Command::Help)) => (Decision::Answer(Answer::Help), false),
         Trigger::Comment(Err(e)) => (Decision::Answer(Answer::Mistake(e.clone())), false),
         Trigger::Closed { .. } => (Decision::Destroy, false),

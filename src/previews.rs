@@ -64,21 +64,22 @@ pub struct Row {
 
 /// The buttons that apply to a preview, and the notes for those that do not.
 fn actions(expires: bool, sleeping: bool) -> (Vec<&'static str>, Vec<&'static str>) {
+    let [extend, sleep, wake, destroy] = crate::command::Command::BUTTONS;
     let mut actions = Vec::new();
     let mut notes = Vec::new();
     if expires {
-        actions.push("extend");
+        actions.push(extend);
     } else {
         notes.push("no expiry");
     }
     if sleeping {
-        actions.push("wake");
+        actions.push(wake);
         notes.push("asleep");
     } else {
-        actions.push("sleep");
+        actions.push(sleep);
         notes.push("awake");
     }
-    actions.push("destroy");
+    actions.push(destroy);
     (actions, notes)
 }
 

@@ -47,6 +47,23 @@ pub enum Command {
     Help,
 }
 
+impl Command {
+    /// The previews page's buttons, the same commands as the comments': `extend` (to the time
+    /// to live), `sleep`, `wake`, `destroy`.
+    pub const BUTTONS: [&'static str; 4] = ["extend", "sleep", "wake", "destroy"];
+
+    /// The command a button of the previews page stands for.
+    pub fn of_button(name: &str) -> Option<Command> {
+        match name {
+            "extend" => Some(Command::Extend { duration: None }),
+            "sleep" => Some(Command::Sleep),
+            "wake" => Some(Command::Wake),
+            "destroy" => Some(Command::Destroy),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ParseError {
     /// A word that looks like one of ours, with the closest command.

@@ -549,12 +549,15 @@ pub async fn action(
     if viewer.by != Auth::Bearer && !bool::from(want.as_bytes().ct_eq(form.csrf.as_bytes())) {
         return forbidden("refused: the form is stale or not this page's; reload and try again");
     }
-    let command = match verb.as_str() {
-        "extend" => Some(crate::chatops::LifeCommand::Extend { duration: None }),
-        "sleep" => Some(crate::chatops::LifeCommand::Sleep),
-        "wake" => Some(crate::chatops::LifeCommand::Wake),
-        "destroy" => None,
-        _ => return forbidden("unknown action"),
+    // The buttons are the comments' commands: the same type, the same life commands.
+    use crate::command::Command;
+    let command = match Command::of_button(&verb) {
+        Some(Command::Destroy) => None,
+        Some(c) => match crate::chatops::life_command(c) {
+            Some(life) => Some(life),
+            None => return forbidden("unknown action"),
+        },
+        None => return forbidden("unknown action"),
     };
     let record = ui.cache.inner.read().ok().and_then(|g| {
         g.as_ref().and_then(|(rs, _)| {
