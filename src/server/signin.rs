@@ -62,19 +62,6 @@ pub async fn form(State(ui): State<Arc<Ui>>) -> Response {
     render(&ui, StatusCode::OK, "")
 }
 
-fn nonce_cookie(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .find_map(|c| {
-            c.trim()
-                .strip_prefix(&format!("{NONCE_COOKIE}="))
-                .map(str::to_string)
-        })
-}
-
 /// `POST /signin`: the token from the form; on success the session cookie and the page.
 pub async fn sign_in(
     State(ui): State<Arc<Ui>>,
@@ -89,7 +76,7 @@ pub async fn sign_in(
             "That was not the sign-in form.",
         );
     };
-    let agreed = nonce_cookie(&headers).is_some_and(|n| {
+    let agreed = super::ui::cookie(&headers, NONCE_COOKIE).is_some_and(|n| {
         !n.is_empty()
             && n.len() == form.csrf.len()
             && bool::from(n.as_bytes().ct_eq(form.csrf.as_bytes()))

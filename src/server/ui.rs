@@ -338,17 +338,7 @@ impl Ui {
         if let Some(d) = bearer {
             return self.role_of(&d).map(|r| (r, Auth::Bearer));
         }
-        let cookie = headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
-            .find_map(|c| {
-                c.trim()
-                    .strip_prefix(&format!("{COOKIE}="))
-                    .map(str::to_string)
-            })?;
-        let d = hex::decode(cookie).ok()?;
+        let d = hex::decode(cookie(headers, COOKIE)?).ok()?;
         self.role_of(&d).map(|r| (r, Auth::Cookie))
     }
 
@@ -367,6 +357,21 @@ impl Ui {
         let verdict = |r: &EnvRecord| verdicts.get(&r.file).cloned();
         (view(&records, verdict, &self.hosts, SystemTime::now()), at)
     }
+}
+
+/// The value of cookie `name` the request carries.
+pub(super) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|c| {
+            c.trim()
+                .strip_prefix(name)
+                .and_then(|rest| rest.strip_prefix('='))
+                .map(str::to_string)
+        })
 }
 
 pub(super) fn unauthorized() -> Response {
