@@ -1,6 +1,8 @@
 //! Scheduled cleanup: every stale environment (closed change, stopped GitLab environment, time
 //! to live run out) removed in one commit, decided per application with its own listing.
 
+mod follow_up;
+
 use std::collections::BTreeSet;
 use std::time::SystemTime;
 
@@ -160,114 +162,30 @@ impl Cleanup {
         // Read the branch once to learn the forge; the same snapshot serves the first attempt.
         let first = first_snapshot(&store, &mut config)?;
         let forge = self.forge(&first.settings, &config.origin)?;
-        let mut environments: Vec<Environment> = Vec::new();
         // Every forge answer first: if any call fails, nothing is deleted.
-        let state = match &forge {
-            Forge::None => ForgeState::default(),
-            Forge::GitHub(gh) => ForgeState {
-                open: Some(gh.runtime.block_on(gh.github.open_pull_numbers())?),
-                available_environments: None,
-            },
-            Forge::GitLab(gl) => {
-                environments = gl.gitlab.available_environments(&gl.project)?;
-                ForgeState {
-                    open: Some(gl.gitlab.open_merge_requests(&gl.project)?),
-                    available_environments: Some(
-                        environments
-                            .iter()
-                            .map(|e| e.name.clone())
-                            .collect::<BTreeSet<_>>(),
-                    ),
-                }
-            }
-        };
+        let (state, environments) = forge_state(&forge)?;
         let listed_repository = forge.repository();
         let mut swept: (Vec<Stale>, usize) = (Vec::new(), 0);
-        let mut lived: Vec<super::lifecycle::Changed> = Vec::new();
-        let mut confirmed = super::confirm::Confirmed::default();
+        let mut lived: Vec<crate::service::lifecycle::Changed> = Vec::new();
+        let mut confirmed = crate::service::confirm::Confirmed::default();
         let mut remaining: Vec<EnvRecord> = Vec::new();
-        // Expiry warnings go out before the commit that marks them (one that fails stays due).
-        let now = SystemTime::now();
-        let scoped: Vec<EnvRecord> = records(&first.files)
-            .into_iter()
-            .filter(|r| {
-                let app = &first.settings.application;
-                crate::cleanup::in_scope(r, app, &first.renderer.settings().object_name(&r.slug))
-            })
-            .collect();
-        let replies = forge.replies().filter(|_| !self.no_comment);
-        let (warned, warn_failures) = super::lifecycle::warn_first(
-            &scoped,
-            replies,
-            state.open.as_ref(),
-            &first.settings,
-            now,
-        );
+        let (warned, warn_failures) = self.warn_first(&first, &forge, &state);
         let mut intents = |snap: &Snapshot| {
-            let app = &snap.settings.application;
-            let object_name = |slug: &str| snap.renderer.settings().object_name(slug);
-            // Only this application's environments; of those, the listing decides only for the
-            // ones recorded for its repository (files of earlier versions record none: with an
-            // applications list only their time to live can remove them).
-            let (mine, unrecorded): (Vec<EnvRecord>, Vec<EnvRecord>) = records(&snap.files)
-                .into_iter()
-                .filter(|r| crate::cleanup::in_scope(r, app, &object_name(&r.slug)))
-                .filter(|r| match (&r.repository, &listed_repository) {
-                    // A GitLab project given by id cannot be compared with a recorded path: the
-                    // application's name already scopes those.
-                    (Some(rec), Some(listed)) => {
-                        rec.eq_ignore_ascii_case(listed) || listed.parse::<u64>().is_ok()
-                    }
-                    _ => true,
-                })
-                .partition(|r| r.repository.is_some() || !app.listed);
-            let policy = crate::cleanup::TtlPolicy {
-                default: snap.settings.ttl,
-                max: snap.settings.max_ttl,
-            };
+            let (found, mine, unrecorded) = self.sweep(
+                snap,
+                &forge,
+                &state,
+                &mut confirmed,
+                listed_repository.as_deref(),
+            )?;
             let now = SystemTime::now();
-            let mut found = Vec::new();
-            for s in stale(&mine, &state, now, policy) {
-                // Absent from the listing is not closed: the change itself must say so.
-                let Reason::Closed { id } = &s.reason else {
-                    found.push(s);
-                    continue;
-                };
-                let forge = forge.replies().ok_or_else(|| Error::internal("no forge"))?;
-                if confirmed.closed(forge, id)? {
-                    found.push(s);
-                } else if let Some(r) = mine.iter().find(|r| r.file == s.file) {
-                    let without_listing = ForgeState {
-                        open: None,
-                        ..state.clone()
-                    };
-                    found.extend(stale(
-                        std::slice::from_ref(r),
-                        &without_listing,
-                        now,
-                        policy,
-                    ));
-                }
-            }
-            found.extend(stale(&unrecorded, &ForgeState::default(), now, policy));
             let total = mine.len() + unrecorded.len();
             guard(found.len(), total, self.max_deletions, self.force)?;
-            let intents: Vec<Intent> = found
-                .iter()
-                .map(|s| {
-                    Intent::Remove(Removal {
-                        slug: s.slug.clone(),
-                        key: crate::model::slug_of_file_name(&s.file).map(str::to_string),
-                        branch: Some(s.branch.clone()),
-                        requester: Owner::default(),
-                        exact: true,
-                    })
-                })
-                .collect();
+            let intents: Vec<Intent> = found.iter().map(removal).collect();
             let gone: BTreeSet<&str> = found.iter().map(|s| s.file.as_str()).collect();
             // The lifecycle of those that stay, in the same commit: warn, sleep, wake.
             let staying: Vec<EnvRecord> = mine.iter().chain(&unrecorded).cloned().collect();
-            let (life, changed) = super::lifecycle::intents(
+            let (life, changed) = crate::service::lifecycle::intents(
                 &staying,
                 &gone,
                 &snap.files,
@@ -291,7 +209,6 @@ impl Cleanup {
             max_attempts: 10,
             requested_by: None,
         };
-        let commands = first.settings.commands.clone();
         let settings = first.settings.clone();
         let report = reconcile(&store, &config, Some(first), &mut intents, &opts)?;
         let notified = self.notify.notify(
@@ -307,47 +224,13 @@ impl Cleanup {
         };
         tally.warnings.extend(warn_failures);
         if !self.dry_run && report.commit.is_some() {
-            if self.prune_artifacts {
-                let url = self
-                    .artifact_url
-                    .as_deref()
-                    .map(crate::oci::ArtifactUrl::parse)
-                    .transpose()?
-                    .or(settings.artifact_url.clone());
-                self.prune(url.as_ref(), &removed, &remaining, &mut tally);
-            }
-            self.after(
-                &forge,
-                &state,
-                &removed,
-                &environments,
-                &commands,
-                &mut tally,
-            );
-            if let Some(f) = forge.replies() {
-                // A GitLab environment of the CI env job is GitLab's own: stopped above only
-                // with --stop-gitlab-environments.
-                for r in removed
-                    .iter()
-                    .filter(|r| !(f.is_gitlab() && r.environment.is_some()))
-                {
-                    super::deployments::deactivate(
-                        f,
-                        &settings.deployment_environment(&r.slug, f.is_gitlab()),
-                    );
-                }
-            }
-            if let (Some(replies), false) = (forge.replies(), self.no_comment) {
-                let (posted, failures) = super::lifecycle::comment(
-                    &lived,
-                    replies,
-                    state.open.as_ref(),
-                    &settings,
-                    SystemTime::now(),
-                );
-                tally.comments += posted;
-                tally.warnings.extend(failures);
-            }
+            let done = Done {
+                removed: &removed,
+                remaining: &remaining,
+                lived: &lived,
+                environments: &environments,
+            };
+            self.follow_up(&forge, &state, &done, &settings, &mut tally)?;
         }
         print(
             format,
@@ -364,125 +247,88 @@ impl Cleanup {
         }
     }
 
-    /// Delete the artifacts the tool pushed for the removed environments: in the configured
-    /// repository only, under each environment's own tag, and only a digest that no remaining
-    /// environment still uses. What a sync file records is never taken as a target: a
-    /// hand-written file cannot point the deletion anywhere. A failure is a warning.
-    fn prune(
+    /// Expiry warnings go out before the commit that marks them (one that fails stays due).
+    fn warn_first(
         &self,
-        url: Option<&crate::oci::ArtifactUrl>,
-        removed: &[Stale],
-        remaining: &[EnvRecord],
-        tally: &mut Tally,
-    ) {
-        let removed: Vec<&Stale> = removed.iter().filter(|s| s.artifact.is_some()).collect();
-        if removed.is_empty() {
-            return;
-        }
-        let Some(url) = url else {
-            tally.warnings.push(Error::config(
-                "--prune-artifacts: no artifact repository (set artifact_url or pass --artifact-url): nothing pruned",
-            ));
-            return;
-        };
-        let run = || -> Result<()> {
-            let vars = |k: &str| std::env::var(k).ok();
-            let credentials = crate::oci::auth::resolve(&url.registry, &vars, &|p| {
-                std::fs::read_to_string(p).ok()
-            })?;
-            let insecure = crate::oci::insecure_for(self.insecure_registry.as_deref(), url);
-            let registry = crate::oci::registry::Registry::new(url, credentials, insecure)?;
-            // Every digest still in use: the tags of the environments that stay, and what
-            // their files pin.
-            let kept_tags: Vec<String> = remaining
-                .iter()
-                .filter(|r| r.artifact.is_some())
-                .filter_map(|r| crate::model::slug_of_file_name(&r.file).map(str::to_string))
-                .collect();
-            let mut in_use: BTreeSet<String> =
-                registry.digests_of(&kept_tags)?.into_iter().collect();
-            in_use.extend(remaining.iter().filter_map(|r| {
-                r.artifact
-                    .as_deref()?
-                    .rsplit_once('@')
-                    .map(|x| x.1.to_string())
-            }));
-            for s in removed {
-                let Some(tag) = crate::model::slug_of_file_name(&s.file) else {
-                    continue;
-                };
-                let Some(digest) = registry.digest_of(tag)? else {
-                    continue;
-                };
-                if in_use.contains(&digest) {
-                    tracing::info!(slug = %s.slug, %digest, "artifact still used by another environment: not pruned");
-                    continue;
-                }
-                registry.delete(&digest)?;
-                in_use.insert(digest);
-                tally.pruned += 1;
-            }
-            Ok(())
-        };
-        if let Err(e) = run() {
-            tracing::warn!("{e}");
-            tally.warnings.push(e);
-        }
-    }
-
-    /// Replies and GitLab clean-up after the commit landed.
-    fn after(
-        &self,
+        first: &Snapshot,
         forge: &Forge,
         state: &ForgeState,
-        removed: &[Stale],
-        environments: &[Environment],
-        commands: &crate::command::Prefixes,
-        tally: &mut Tally,
-    ) {
-        let still_open = |s: &Stale| {
-            s.id.as_ref()
-                .is_some_and(|id| state.open.as_ref().is_some_and(|o| o.contains(id)))
+    ) -> (BTreeSet<String>, Vec<Error>) {
+        let app = &first.settings.application;
+        let scoped: Vec<EnvRecord> = records(&first.files)
+            .into_iter()
+            .filter(|r| {
+                crate::cleanup::in_scope(r, app, &first.renderer.settings().object_name(&r.slug))
+            })
+            .collect();
+        let replies = forge.replies().filter(|_| !self.no_comment);
+        crate::service::lifecycle::warn_first(
+            &scoped,
+            replies,
+            state.open.as_ref(),
+            &first.settings,
+            SystemTime::now(),
+        )
+    }
+
+    /// The stale environments of this application in `snap`, with its environments recorded
+    /// for the listed repository (`mine`) and those of earlier versions that record none.
+    fn sweep(
+        &self,
+        snap: &Snapshot,
+        forge: &Forge,
+        state: &ForgeState,
+        confirmed: &mut crate::service::confirm::Confirmed,
+        listed: Option<&str>,
+    ) -> Result<(Vec<Stale>, Vec<EnvRecord>, Vec<EnvRecord>)> {
+        let app = &snap.settings.application;
+        let object_name = |slug: &str| snap.renderer.settings().object_name(slug);
+        // Only this application's environments; of those, the listing decides only for the
+        // ones recorded for its repository (files of earlier versions record none: with an
+        // applications list only their time to live can remove them).
+        let (mine, unrecorded): (Vec<EnvRecord>, Vec<EnvRecord>) = records(&snap.files)
+            .into_iter()
+            .filter(|r| crate::cleanup::in_scope(r, app, &object_name(&r.slug)))
+            .filter(|r| match (&r.repository, listed) {
+                // A GitLab project given by id cannot be compared with a recorded path: the
+                // application's name already scopes those.
+                (Some(rec), Some(listed)) => {
+                    rec.eq_ignore_ascii_case(listed) || listed.parse::<u64>().is_ok()
+                }
+                _ => true,
+            })
+            .partition(|r| r.repository.is_some() || !app.listed);
+        let policy = crate::cleanup::TtlPolicy {
+            default: snap.settings.ttl,
+            max: snap.settings.max_ttl,
         };
-        if let (Some(replies), false) = (forge.replies(), self.no_comment) {
-            for s in removed.iter().filter(|s| {
-                matches!(
-                    s.reason,
-                    Reason::TtlExpired { .. } | Reason::TimeAhead { .. }
-                ) && still_open(s)
-            }) {
-                let Some(number) = s.id.as_deref().and_then(|id| id.parse().ok()) else {
-                    continue;
+        let now = SystemTime::now();
+        let mut found = Vec::new();
+        for s in stale(&mine, &state, now, policy) {
+            // Absent from the listing is not closed: the change itself must say so.
+            let Reason::Closed { id } = &s.reason else {
+                found.push(s);
+                continue;
+            };
+            let forge = forge.replies().ok_or_else(|| Error::internal("no forge"))?;
+            if confirmed.closed(forge, id)? {
+                found.push(s);
+            } else if let Some(r) = mine.iter().find(|r| r.file == s.file) {
+                let without_listing = ForgeState {
+                    open: None,
+                    ..state.clone()
                 };
-                match replies.reply(number, &crate::replies::removed_by_cleanup(s, commands)) {
-                    Ok(()) => tally.comments += 1,
-                    Err(e) => {
-                        tracing::warn!("{e}");
-                        tally.warnings.push(e);
-                    }
-                }
+                found.extend(stale(
+                    std::slice::from_ref(r),
+                    &without_listing,
+                    now,
+                    policy,
+                ));
             }
         }
-        let Forge::GitLab(gl) = forge else { return };
-        if self.stop_gitlab_environments {
-            for s in removed {
-                let Some(env) = environments
-                    .iter()
-                    .find(|e| Some(&e.name) == s.environment.as_ref())
-                else {
-                    continue;
-                };
-                match gl.gitlab.stop_environment(&gl.project, env.id) {
-                    Ok(()) => tally.stopped += 1,
-                    Err(e) => tally.failures.push(e),
-                }
-            }
-        }
-        if self.delete_stopped_review_apps {
-            if let Err(e) = gl.gitlab.delete_stopped_review_apps(&gl.project) {
-                tally.failures.push(e);
-            }
-        }
+        found.extend(stale(&unrecorded, &ForgeState::default(), now, policy));
+        found.extend(stale(&unrecorded, &ForgeState::default(), now, policy));
+        Ok((found, mine, unrecorded))
     }
 
     /// The forge listing that decides: the flags, else the application's configured repository,
@@ -541,7 +387,7 @@ impl Cleanup {
 fn print(
     format: Format,
     report: &Report,
-    (removed, lived): (&[Stale], &[super::lifecycle::Changed]),
+    (removed, lived): (&[Stale], &[crate::service::lifecycle::Changed]),
     total: usize,
     forge: &Forge,
     tally: &Tally,
@@ -606,4 +452,51 @@ fn print(
             }
         }
     }
+}
+
+/// What the forge says, read before anything is deleted: the open changes and, on GitLab, the
+/// available environments.
+fn forge_state(forge: &Forge) -> Result<(ForgeState, Vec<Environment>)> {
+    Ok(match forge {
+        Forge::None => (ForgeState::default(), Vec::new()),
+        Forge::GitHub(gh) => (
+            ForgeState {
+                open: Some(gh.runtime.block_on(gh.github.open_pull_numbers())?),
+                available_environments: None,
+            },
+            Vec::new(),
+        ),
+        Forge::GitLab(gl) => {
+            let environments = gl.gitlab.available_environments(&gl.project)?;
+            let state = ForgeState {
+                open: Some(gl.gitlab.open_merge_requests(&gl.project)?),
+                available_environments: Some(
+                    environments
+                        .iter()
+                        .map(|e| e.name.clone())
+                        .collect::<BTreeSet<_>>(),
+                ),
+            };
+            (state, environments)
+        }
+    })
+}
+
+/// What a cleanup removed and kept, for the follow-up after its commit.
+struct Done<'a> {
+    removed: &'a [Stale],
+    remaining: &'a [EnvRecord],
+    lived: &'a [crate::service::lifecycle::Changed],
+    environments: &'a [Environment],
+}
+
+/// The removal of a stale environment, exactly its file.
+fn removal(s: &Stale) -> Intent {
+    Intent::Remove(Removal {
+        slug: s.slug.clone(),
+        key: crate::model::slug_of_file_name(&s.file).map(str::to_string),
+        branch: Some(s.branch.clone()),
+        requester: Owner::default(),
+        exact: true,
+    })
 }
