@@ -23,8 +23,8 @@ impl Cleanup {
             self.prune(url.as_ref(), done.removed, done.remaining, tally);
         }
         self.after(
-            &forge,
-            &state,
+            forge,
+            state,
             done.removed,
             done.environments,
             &settings.commands,

@@ -304,7 +304,7 @@ impl Cleanup {
         };
         let now = SystemTime::now();
         let mut found = Vec::new();
-        for s in stale(&mine, &state, now, policy) {
+        for s in stale(&mine, state, now, policy) {
             // Absent from the listing is not closed: the change itself must say so.
             let Reason::Closed { id } = &s.reason else {
                 found.push(s);
