@@ -7,6 +7,7 @@ pub mod http;
 pub mod job;
 pub mod journal;
 pub mod metrics;
+pub mod page_actions;
 pub mod readiness;
 pub mod signin;
 pub mod ui;

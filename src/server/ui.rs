@@ -41,6 +41,17 @@ pub struct PreviewsCache {
 }
 
 impl PreviewsCache {
+    /// The record of the environment in `file`, if the last read had it.
+    pub fn record(&self, file: &str) -> Option<EnvRecord> {
+        self.inner.read().ok().and_then(|g| {
+            g.as_ref().and_then(|(rs, _)| {
+                rs.iter()
+                    .find(|(r, _)| r.file == file)
+                    .map(|(r, _)| r.clone())
+            })
+        })
+    }
+
     /// Take the environments of the instances directory's files, read from `read_at` on. A read
     /// that began before the one the page shows (a slow readiness check racing an action) is
     /// older news and is dropped.
@@ -94,9 +105,9 @@ pub struct Ui {
     pub cache: Arc<PreviewsCache>,
     hosts: WebHosts,
     /// The GitOps repository the write role's actions commit to.
-    repo: Option<crate::service::environment::Repo>,
+    pub(super) repo: Option<crate::service::environment::Repo>,
     /// Where GitLab's API is (`--gitlab-url`), for an action's follow-up on the change.
-    gitlab_url: Option<String>,
+    pub(super) gitlab_url: Option<String>,
     /// Signs each viewer's CSRF token; new for every start of `serve`.
     csrf_key: [u8; 32],
     /// The page and the result page, parsed once (autoescaped: `.html`).
@@ -199,7 +210,7 @@ impl Ui {
 
     /// The CSRF token of `viewer`: an HMAC of its role and name under this process's key (so a
     /// read token's page never carries the write role's form token).
-    fn csrf(&self, viewer: &Viewer) -> String {
+    pub(super) fn csrf(&self, viewer: &Viewer) -> String {
         use hmac::Mac;
         let mut mac = hmac::Hmac::<Sha256>::new_from_slice(&self.csrf_key)
             .expect("HMAC takes any key length");
@@ -410,7 +421,7 @@ pub struct TokenQuery {
 }
 
 /// The connection's peer, where the server records it.
-fn peer(ext: &axum::http::Extensions) -> Option<std::net::IpAddr> {
+pub(super) fn peer(ext: &axum::http::Extensions) -> Option<std::net::IpAddr> {
     ext.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map(|c| c.0.ip())
 }
@@ -497,104 +508,6 @@ pub async fn icon() -> Response {
     ([(header::CONTENT_TYPE, "image/svg+xml")], ICON).into_response()
 }
 
-#[derive(serde::Deserialize)]
-pub struct ActionForm {
-    file: String,
-    #[serde(default)]
-    csrf: String,
-}
-
-/// A small page with the result of an action.
-fn result_page(ui: &Ui, status: StatusCode, text: &str) -> Response {
-    let mut ctx = tera::Context::new();
-    ctx.insert("text", text);
-    let html = ui.templates.render("result.html", &ctx).unwrap_or_default();
-    strict(
-        (
-            status,
-            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-            html,
-        )
-            .into_response(),
-    )
-}
-
-/// `POST /actions/{extend|sleep|wake|destroy}`: the write role's buttons. The same service calls
-/// as the commands; the commit message names who asked. Refused without the write role, from
-/// another origin, or without this viewer's CSRF token.
-pub async fn action(
-    State(ui): State<Arc<Ui>>,
-    axum::extract::Path(verb): axum::extract::Path<String>,
-    headers: HeaderMap,
-    ext: axum::http::Extensions,
-    form: Result<axum::Form<ActionForm>, axum::extract::rejection::FormRejection>,
-) -> Response {
-    // Who asks comes first: without credentials nothing else is looked at (a probe of the
-    // write endpoint gets 401, whatever its body).
-    let Some(viewer) = ui.viewer(&headers, peer(&ext)) else {
-        return unauthorized();
-    };
-    let role = viewer.role;
-    let answer = |status: StatusCode, text: &str| for_role(result_page(&ui, status, text), role);
-    let forbidden = |why: &str| answer(StatusCode::FORBIDDEN, why);
-    let form = match form {
-        Ok(axum::Form(f)) => f,
-        Err(e) => return answer(e.status(), "not an action form"),
-    };
-    if viewer.role != Role::Write {
-        return forbidden("the write role is needed for this");
-    }
-    if !ui.same_origin(&headers, &ext) {
-        return forbidden("refused: the request came from another site");
-    }
-    // A bearer token that authenticated this request is sent on purpose by its holder; a cookie
-    // or a proxy's headers ride along with any request a browser makes (an Authorization header
-    // a proxy passes on too), so those need this viewer's CSRF token.
-    let want = ui.csrf(&viewer);
-    if viewer.by != Auth::Bearer && !bool::from(want.as_bytes().ct_eq(form.csrf.as_bytes())) {
-        return forbidden("refused: the form is stale or not this page's; reload and try again");
-    }
-    // The buttons are the comments' commands: the same type, the same life commands.
-    use crate::command::Command;
-    let command = match Command::of_button(&verb) {
-        Some(Command::Destroy) => None,
-        Some(c) => match crate::chatops::life_command(c) {
-            Some(life) => Some(life),
-            None => return forbidden("unknown action"),
-        },
-        None => return forbidden("unknown action"),
-    };
-    let record = ui.cache.inner.read().ok().and_then(|g| {
-        g.as_ref().and_then(|(rs, _)| {
-            rs.iter()
-                .find(|(r, _)| r.file == form.file)
-                .map(|(r, _)| r.clone())
-        })
-    });
-    let (Some(record), Some(repo)) = (record, ui.repo.clone()) else {
-        return answer(
-            StatusCode::NOT_FOUND,
-            "no such preview (it may be gone already)",
-        );
-    };
-    let who = viewer.name.clone();
-    let gitlab_url = ui.gitlab_url.clone();
-    let done = tokio::task::spawn_blocking(move || {
-        crate::service::page_action::act(&repo, gitlab_url.as_deref(), &record, command, &who)
-    })
-    .await;
-    match done {
-        Ok(Ok(acted)) => {
-            if let Some(files) = &acted.files {
-                ui.cache.update(files, acted.read_at);
-            }
-            answer(StatusCode::OK, &acted.text)
-        }
-        Ok(Err(e)) => answer(StatusCode::CONFLICT, &format!("not done: {}", e.message)),
-        Err(_) => answer(StatusCode::INTERNAL_SERVER_ERROR, "the action failed"),
-    }
-}
-
 /// The page's routes, when it is on.
 pub fn routes(ui: Arc<Ui>) -> axum::Router {
     use axum::routing::{get, post};
@@ -604,7 +517,7 @@ pub fn routes(ui: Arc<Ui>) -> axum::Router {
         // An action's form is two short fields: nobody's body may take more.
         .route(
             "/actions/{verb}",
-            post(action).layer(axum::extract::DefaultBodyLimit::max(4096)),
+            post(super::page_actions::action).layer(axum::extract::DefaultBodyLimit::max(4096)),
         )
         .route(
             "/signin",
