@@ -133,19 +133,7 @@ impl ServeCmd {
         if let Some(e) = &unconfigured {
             tracing::error!("{e}: serving anyway; deliveries are kept until a commit fixes it");
         }
-        let journal = match self.state_dir.as_deref() {
-            Some(dir) => {
-                let (j, quarantined) = Journal::open(dir, self.journal_max_bytes)?;
-                if quarantined > 0 {
-                    eprintln!(
-                        "{quarantined} journaled deliveries did not finish twice: moved to {}",
-                        dir.join("failed").display()
-                    );
-                }
-                Some((Arc::new(j), quarantined))
-            }
-            None => None,
-        };
+        let journal = self.journal()?;
         let listener = std::net::TcpListener::bind(&self.listen)
             .and_then(|l| l.set_nonblocking(true).map(|()| l))
             .map_err(|e| Error::input(format!("cannot listen on {}: {e}", self.listen)))?;
@@ -163,86 +151,12 @@ impl ServeCmd {
             ready.unready(crate::server::worker::config_problem(&e));
         }
         let stop = Arc::new(AtomicBool::new(false));
-        let (queue, inbox) = match &journal {
-            Some((j, quarantined)) => {
-                metrics.quarantined.inc_by(*quarantined as u64);
-                metrics.queue_depth.set(j.backlog() as i64);
-                if j.backlog() > 0 {
-                    eprintln!(
-                        "handling {} deliveries journaled by an earlier run",
-                        j.backlog()
-                    );
-                }
-                let (wake, woken) = mpsc::sync_channel::<()>(1);
-                (
-                    Queue::Journal(j.clone(), wake),
-                    Inbox::Journal(j.clone(), woken),
-                )
-            }
-            None => {
-                let (tx, rx) = mpsc::sync_channel(QUEUE);
-                (Queue::Memory(tx), Inbox::Memory(rx))
-            }
-        };
+        let (queue, inbox) = queue(&journal, &metrics);
         let journal = journal.map(|(j, _)| j);
         let previews = Arc::new(crate::server::ui::PreviewsCache::default());
         let ui_repo = repo.clone();
-        let mut worker = Worker {
-            previews: Some(previews.clone()),
-            kube: None,
-            status_reads: None,
-            status_author: self.flux_status_author.clone(),
-            handler: Handler {
-                repo,
-                gitlab_url: self.gitlab_url.clone(),
-                artifact: Default::default(),
-                notify: self.notify.options(),
-                wait: None,
-                wait_checks: None,
-            },
-            mode: Mode {
-                format,
-                ..Mode::default()
-            },
-            journal,
-            metrics: metrics.clone(),
-            ready: ready.clone(),
-            max_batch: self.max_batch.max(1),
-            resync_every: (!self.resync_interval.is_zero()).then_some(self.resync_interval),
-            kept: Default::default(),
-            held: Default::default(),
-            told: Default::default(),
-        };
-        let text = |v: Option<Vec<u8>>| v.map(|b| String::from_utf8_lossy(&b).into_owned());
-        let ui = crate::server::ui::Ui::new(
-            text(secret(
-                self.ui_token_file.as_ref(),
-                "FLUX_EPHEMERAL_UI_TOKEN",
-            )?)
-            .as_deref(),
-            text(secret(
-                self.ui_write_token_file.as_ref(),
-                "FLUX_EPHEMERAL_UI_WRITE_TOKEN",
-            )?)
-            .as_deref(),
-            crate::server::ui::Proxy {
-                address: self.ui_trust_proxy,
-                write_groups: self.ui_write_groups.clone(),
-            },
-            previews.clone(),
-            crate::previews::WebHosts {
-                github: Some(
-                    std::env::var("GITHUB_SERVER_URL")
-                        .unwrap_or_else(|_| "https://github.com".into()),
-                ),
-                gitlab: self
-                    .gitlab_url
-                    .clone()
-                    .or_else(|| std::env::var("CI_SERVER_URL").ok())
-                    .or_else(|| std::env::var("GITLAB_URL").ok()),
-            },
-        )
-        .map(|ui| Arc::new(ui.with_repo(ui_repo, self.gitlab_url.clone())));
+        let mut worker = self.worker(repo, format, journal, &metrics, &ready, &previews);
+        let ui = self.page(previews.clone(), ui_repo)?;
         // With the page on: Flux's verdict on each preview, from the cluster when `serve` has
         // credentials for it, else from Flux's commit statuses. With it off, nothing is kept.
         if ui.is_none() {
@@ -279,6 +193,122 @@ impl ServeCmd {
             });
             served.map_err(|e| Error::internal(format!("serving webhooks: {e}")))
         })
+    }
+}
+
+impl ServeCmd {
+    /// The worker that handles what the HTTP side accepted, in batches.
+    fn worker(
+        &self,
+        repo: environment::Repo,
+        format: Format,
+        journal: Option<Arc<Journal>>,
+        metrics: &Arc<Metrics>,
+        ready: &Arc<crate::server::readiness::Readiness>,
+        previews: &Arc<crate::server::ui::PreviewsCache>,
+    ) -> Worker {
+        Worker {
+            previews: Some(previews.clone()),
+            kube: None,
+            status_reads: None,
+            status_author: self.flux_status_author.clone(),
+            handler: Handler {
+                repo,
+                gitlab_url: self.gitlab_url.clone(),
+                artifact: Default::default(),
+                notify: self.notify.options(),
+                wait: None,
+                wait_checks: None,
+            },
+            mode: Mode {
+                format,
+                ..Mode::default()
+            },
+            journal,
+            metrics: metrics.clone(),
+            ready: ready.clone(),
+            max_batch: self.max_batch.max(1),
+            resync_every: (!self.resync_interval.is_zero()).then_some(self.resync_interval),
+            kept: Default::default(),
+            held: Default::default(),
+            told: Default::default(),
+        }
+    }
+
+    /// The journal under `--state-dir`, and how many of its entries were set aside at opening.
+    fn journal(&self) -> Result<Option<(Arc<Journal>, usize)>> {
+        let Some(dir) = self.state_dir.as_deref() else {
+            return Ok(None);
+        };
+        let (j, quarantined) = Journal::open(dir, self.journal_max_bytes)?;
+        if quarantined > 0 {
+            eprintln!(
+                "{quarantined} journaled deliveries did not finish twice: moved to {}",
+                dir.join("failed").display()
+            );
+        }
+        Ok(Some((Arc::new(j), quarantined)))
+    }
+
+    /// The previews page, when a token or the proxy is configured.
+    fn page(
+        &self,
+        previews: Arc<crate::server::ui::PreviewsCache>,
+        repo: environment::Repo,
+    ) -> Result<Option<Arc<crate::server::ui::Ui>>> {
+        let text = |v: Option<Vec<u8>>| v.map(|b| String::from_utf8_lossy(&b).into_owned());
+        let read = text(secret(
+            self.ui_token_file.as_ref(),
+            "FLUX_EPHEMERAL_UI_TOKEN",
+        )?);
+        let write = text(secret(
+            self.ui_write_token_file.as_ref(),
+            "FLUX_EPHEMERAL_UI_WRITE_TOKEN",
+        )?);
+        let hosts = crate::previews::WebHosts {
+            github: Some(
+                std::env::var("GITHUB_SERVER_URL").unwrap_or_else(|_| "https://github.com".into()),
+            ),
+            gitlab: self
+                .gitlab_url
+                .clone()
+                .or_else(|| std::env::var("CI_SERVER_URL").ok())
+                .or_else(|| std::env::var("GITLAB_URL").ok()),
+        };
+        let proxy = crate::server::ui::Proxy {
+            address: self.ui_trust_proxy,
+            write_groups: self.ui_write_groups.clone(),
+        };
+        Ok(
+            crate::server::ui::Ui::new(read.as_deref(), write.as_deref(), proxy, previews, hosts)
+                .map(|ui| Arc::new(ui.with_repo(repo, self.gitlab_url.clone()))),
+        )
+    }
+}
+
+/// Where deliveries wait: the journal (what an earlier run left counted in the metrics), or a
+/// bounded channel in memory.
+fn queue(journal: &Option<(Arc<Journal>, usize)>, metrics: &Metrics) -> (Queue, Inbox) {
+    match journal {
+        Some((j, quarantined)) => {
+            metrics.quarantined.inc_by(*quarantined as u64);
+            metrics.queue_depth.set(j.backlog() as i64);
+            if j.backlog() > 0 {
+                eprintln!(
+                    "handling {} deliveries journaled by an earlier run",
+                    j.backlog()
+                );
+            }
+            let (wake, woken) = mpsc::sync_channel::<()>(1);
+            (
+                Queue::Journal(j.clone(), wake),
+                Inbox::Journal(j.clone(), woken),
+            )
+        }
+        None => {
+            let (tx, rx) = mpsc::sync_channel(QUEUE);
+            (Queue::Memory(tx), Inbox::Memory(rx))
+        }
     }
 }
 
