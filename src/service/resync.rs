@@ -154,43 +154,7 @@ pub fn resync(
                 .map_or(!app.listed, |rec| rec.eq_ignore_ascii_case(repository))
         })
         .collect();
-    let mut repairs = Vec::new();
-    let mut confirmed = super::confirm::Confirmed::default();
-    for (repair, change) in drift(&mine, &open, available.as_ref()) {
-        let mut outdated = false;
-        match (&repair, &change) {
-            // Absent from the listing is not closed: the change itself must say so.
-            (Repair::Destroy { id, file, .. }, _) => {
-                let stopped = mine
-                    .iter()
-                    .find(|r| &r.file == file)
-                    .and_then(|r| r.environment.as_ref())
-                    .zip(available.as_ref())
-                    .is_some_and(|(env, avail)| !avail.contains(env));
-                if !stopped && !confirmed.closed(forge, id)? {
-                    continue;
-                }
-            }
-            (Repair::Update { .. }, Some(c)) => match may_move(forge, c, &settings.chat)? {
-                Move::Yes => {}
-                Move::Outdated => {
-                    tracing::info!(change = %c.number, author = %c.author, "head moved, but nobody who may deploy can be shown to have pushed it: marked outdated");
-                    outdated = true;
-                }
-                Move::No => {
-                    tracing::info!(change = %c.number, author = %c.author, "head moved, but its author may not deploy: left alone");
-                    continue;
-                }
-            },
-            _ => {}
-        }
-        let repair = if outdated {
-            repair.into_outdated()
-        } else {
-            repair
-        };
-        repairs.push((repair, change));
-    }
+    let repairs = confirmed_repairs(&mine, &open, available.as_ref(), forge, &settings)?;
     let mut lived: (Vec<crate::cleanup::Stale>, Vec<super::lifecycle::Changed>) =
         Default::default();
     // Expiry warnings go out before the commit that marks them (one that fails stays due).
@@ -207,45 +171,7 @@ pub fn resync(
         tracing::warn!("lifecycle warning: {e}");
     }
     let mut intents = |snap: &Snapshot| -> Result<Vec<Intent>> {
-        let mut out = Vec::new();
-        for (repair, change) in &repairs {
-            match (repair, change) {
-                (Repair::Destroy { slug, file, .. }, _) => out.push(Intent::Remove(Removal {
-                    slug: slug.clone(),
-                    key: crate::model::slug_of_file_name(file).map(str::to_string),
-                    branch: None,
-                    requester: Default::default(),
-                    exact: true,
-                })),
-                (
-                    Repair::Update {
-                        slug,
-                        file,
-                        id,
-                        sha,
-                    },
-                    Some(c),
-                ) => {
-                    let Some(content) = snap.files.get(file) else {
-                        continue;
-                    };
-                    let record = mine.iter().find(|r| &r.file == file);
-                    let input = EnvInput {
-                        branch: Some(c.branch.clone()),
-                        sha: Some(sha.clone()),
-                        id: Some(id.clone()),
-                        author: record.and_then(|r| r.author.clone()),
-                        slug: Some(slug.clone()),
-                        environment: record.and_then(|r| r.environment.clone()),
-                        ci_source_url: record
-                            .and_then(|r| super::respec::source_url_of(r, content)),
-                        ..EnvInput::default()
-                    };
-                    out.push(Intent::Upsert(input.spec(&snap.settings)?));
-                }
-                _ => {}
-            }
-        }
+        let mut out = repair_intents(&repairs, &mine, snap)?;
         // The lifecycle of every other environment of this application, in the same commit.
         let touched: std::collections::BTreeSet<&str> = repairs
             .iter()
@@ -283,26 +209,7 @@ pub fn resync(
     if !dry_run {
         mark_outdated(forge, &repairs, &mine, &settings.commands.deploy);
         if report.commit.is_some() {
-            let open: std::collections::BTreeSet<String> =
-                open.iter().map(|c| c.number.to_string()).collect();
-            let now = std::time::SystemTime::now();
-            let (_, failures) =
-                super::lifecycle::comment_expired(&expired, forge, Some(&open), &settings);
-            let (_, more) =
-                super::lifecycle::comment(&lifecycle, forge, Some(&open), &settings, now);
-            for e in failures.into_iter().chain(more) {
-                tracing::warn!("lifecycle comment: {e}");
-            }
-            let destroyed = repairs.iter().filter_map(|r| match r {
-                Repair::Destroy { slug, .. } => Some(slug.as_str()),
-                _ => None,
-            });
-            for slug in destroyed.chain(expired.iter().map(|s| s.slug.as_str())) {
-                super::deployments::deactivate(
-                    forge,
-                    &settings.deployment_environment(slug, forge.is_gitlab()),
-                );
-            }
+            after_commit(forge, &repairs, &expired, &lifecycle, &open, &settings);
         }
     }
     // Requests that waited for their checks and whose completion webhook was lost.
@@ -315,6 +222,133 @@ pub fn resync(
         expired,
         lifecycle,
     })
+}
+
+/// The drift between `mine` and the forge, each repair confirmed: a destroy only when the change
+/// itself says it is closed (or its environment stopped), a move only as far as who pushed may
+/// deploy.
+fn confirmed_repairs(
+    mine: &[EnvRecord],
+    open: &[crate::forge::OpenChange],
+    available: Option<&std::collections::BTreeSet<String>>,
+    forge: &dyn ChangeForge,
+    settings: &crate::settings::Settings,
+) -> Result<Vec<(Repair, Option<crate::forge::OpenChange>)>> {
+    let mut repairs = Vec::new();
+    let mut confirmed = super::confirm::Confirmed::default();
+    for (repair, change) in drift(mine, open, available) {
+        let mut outdated = false;
+        match (&repair, &change) {
+            // Absent from the listing is not closed: the change itself must say so.
+            (Repair::Destroy { id, file, .. }, _) => {
+                let stopped = mine
+                    .iter()
+                    .find(|r| &r.file == file)
+                    .and_then(|r| r.environment.as_ref())
+                    .zip(available)
+                    .is_some_and(|(env, avail)| !avail.contains(env));
+                if !stopped && !confirmed.closed(forge, id)? {
+                    continue;
+                }
+            }
+            (Repair::Update { .. }, Some(c)) => match may_move(forge, c, &settings.chat)? {
+                Move::Yes => {}
+                Move::Outdated => {
+                    tracing::info!(change = %c.number, author = %c.author, "head moved, but nobody who may deploy can be shown to have pushed it: marked outdated");
+                    outdated = true;
+                }
+                Move::No => {
+                    tracing::info!(change = %c.number, author = %c.author, "head moved, but its author may not deploy: left alone");
+                    continue;
+                }
+            },
+            _ => {}
+        }
+        let repair = if outdated {
+            repair.into_outdated()
+        } else {
+            repair
+        };
+        repairs.push((repair, change));
+    }
+    Ok(repairs)
+}
+
+/// The intents of the confirmed repairs: removals, and moves to the new head with what the
+/// environment recorded.
+fn repair_intents(
+    repairs: &[(Repair, Option<crate::forge::OpenChange>)],
+    mine: &[EnvRecord],
+    snap: &Snapshot,
+) -> Result<Vec<Intent>> {
+    let mut out = Vec::new();
+    for (repair, change) in repairs {
+        match (repair, change) {
+            (Repair::Destroy { slug, file, .. }, _) => out.push(Intent::Remove(Removal {
+                slug: slug.clone(),
+                key: crate::model::slug_of_file_name(file).map(str::to_string),
+                branch: None,
+                requester: Default::default(),
+                exact: true,
+            })),
+            (
+                Repair::Update {
+                    slug,
+                    file,
+                    id,
+                    sha,
+                },
+                Some(c),
+            ) => {
+                let Some(content) = snap.files.get(file) else {
+                    continue;
+                };
+                let record = mine.iter().find(|r| &r.file == file);
+                let input = EnvInput {
+                    branch: Some(c.branch.clone()),
+                    sha: Some(sha.clone()),
+                    id: Some(id.clone()),
+                    author: record.and_then(|r| r.author.clone()),
+                    slug: Some(slug.clone()),
+                    environment: record.and_then(|r| r.environment.clone()),
+                    ci_source_url: record.and_then(|r| super::respec::source_url_of(r, content)),
+                    ..EnvInput::default()
+                };
+                out.push(Intent::Upsert(input.spec(&snap.settings)?));
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+/// After the commit: the removal and lifecycle notices, and the deployments marked inactive.
+fn after_commit(
+    forge: &dyn ChangeForge,
+    repairs: &[Repair],
+    expired: &[crate::cleanup::Stale],
+    lifecycle: &[super::lifecycle::Changed],
+    open: &[crate::forge::OpenChange],
+    settings: &crate::settings::Settings,
+) {
+    let open: std::collections::BTreeSet<String> =
+        open.iter().map(|c| c.number.to_string()).collect();
+    let now = std::time::SystemTime::now();
+    let (_, failures) = super::lifecycle::comment_expired(expired, forge, Some(&open), settings);
+    let (_, more) = super::lifecycle::comment(lifecycle, forge, Some(&open), settings, now);
+    for e in failures.into_iter().chain(more) {
+        tracing::warn!("lifecycle comment: {e}");
+    }
+    let destroyed = repairs.iter().filter_map(|r| match r {
+        Repair::Destroy { slug, .. } => Some(slug.as_str()),
+        _ => None,
+    });
+    for slug in destroyed.chain(expired.iter().map(|s| s.slug.as_str())) {
+        super::deployments::deactivate(
+            forge,
+            &settings.deployment_environment(slug, forge.is_gitlab()),
+        );
+    }
 }
 
 /// What resync may do when a change's head moved.
