@@ -186,42 +186,13 @@ fn plan_upsert(
         (None, Some((f, c))) => (f.clone(), Some(c)),
         (None, None) => (file.clone(), None),
     };
-    let mut previous_time = None;
-    if let Some(content) = before {
-        match classify(&before_file, content) {
-            Some(Entry::Managed(r)) if r.branch != spec.branch => {
-                return Err(Error::input(format!(
-                    "environment {} already belongs to branch {:?}; refusing to let branch {:?} replace it",
-                    spec.slug, r.branch, spec.branch
-                )))
-            }
-            Some(Entry::Managed(r)) if r.owner().conflicts(&spec.owner()) => {
-                return Err(Error::input(format!(
-                    "environment {} belongs to {}; refusing to let {} replace it",
-                    spec.slug,
-                    r.owner().describe(),
-                    spec.owner().describe()
-                )))
-            }
-            Some(Entry::Managed(r)) => {
-                previous_time = r.deployed_at.as_deref().and_then(parse_time)
-            }
-            _ => {
-                return Err(Error::input(format!(
-                    "{before_file} exists but was not created by flux-ephemeral (no {} annotation); \
-                     refusing to overwrite it",
-                    crate::model::keys::MANAGED_BY
-                )))
-            }
+    let previous_time = match before {
+        Some(content) => replaceable(&before_file, content, spec)?,
+        None => {
+            room_for_one(*live, opts)?;
+            None
         }
-    } else if let Some(max) = opts.max_environments {
-        if *live >= max {
-            return Err(Error::input(format!(
-                "there are already {live} preview environments, the configured maximum ({max}); \
-                 destroy one or raise max_environments"
-            )));
-        }
-    }
+    };
     let adopt = |write: Change| -> Vec<Change> {
         match &legacy {
             Some((f, c)) if before_file == *f => vec![
@@ -267,6 +238,42 @@ fn plan_upsert(
         before: files.get(&file).cloned(),
     };
     Ok((outcome(action, spec, file, Some(rendered)), adopt(change)))
+}
+
+/// Whether the file there may be replaced by `spec`'s environment: one flux-ephemeral wrote, of
+/// the same branch and owner. Its recorded deploy time.
+fn replaceable(before_file: &str, content: &str, spec: &EnvSpec) -> Result<Option<SystemTime>> {
+    match classify(before_file, content) {
+        Some(Entry::Managed(r)) if r.branch != spec.branch => Err(Error::input(format!(
+            "environment {} already belongs to branch {:?}; refusing to let branch {:?} replace it",
+            spec.slug, r.branch, spec.branch
+        ))),
+        Some(Entry::Managed(r)) if r.owner().conflicts(&spec.owner()) => {
+            Err(Error::input(format!(
+                "environment {} belongs to {}; refusing to let {} replace it",
+                spec.slug,
+                r.owner().describe(),
+                spec.owner().describe()
+            )))
+        }
+        Some(Entry::Managed(r)) => Ok(r.deployed_at.as_deref().and_then(parse_time)),
+        _ => Err(Error::input(format!(
+            "{before_file} exists but was not created by flux-ephemeral (no {} annotation); \
+             refusing to overwrite it",
+            crate::model::keys::MANAGED_BY
+        ))),
+    }
+}
+
+/// Whether one more environment fits under `max_environments`.
+fn room_for_one(live: usize, opts: &PlanOptions) -> Result<()> {
+    match opts.max_environments {
+        Some(max) if live >= max => Err(Error::input(format!(
+            "there are already {live} preview environments, the configured maximum ({max}); \
+             destroy one or raise max_environments"
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// `sync-<slug>.yaml` written by an earlier version for the environment now kept under `key`:

@@ -92,20 +92,7 @@ impl Settings {
             .map(crate::artifact_url::ArtifactUrl::parse)
             .transpose()
             .map_err(|e| Error::config(e.message))?;
-        let receiver = match c.receiver_url.clone().filter(|u| !u.is_empty()) {
-            Some(url) => Some(ReceiverSettings {
-                url,
-                name: c.receiver_name.clone(),
-                namespace: c
-                    .receiver_namespace
-                    .clone()
-                    .unwrap_or_else(|| "flux-system".into()),
-                kind: crate::receiver_type::ReceiverType::parse(
-                    c.receiver_type.as_deref().unwrap_or("generic"),
-                )?,
-            }),
-            None => None,
-        };
+        let receiver = receiver_of(&c)?;
         // An artifact holds the manifests at its root, unless a path says otherwise.
         let artifact_path = c.path.clone().unwrap_or(d.artifact_path.clone());
         let instances_dir =
@@ -119,59 +106,10 @@ impl Settings {
             .as_deref()
             .map(|t| bounded_ttl(t, max_ttl))
             .transpose()?;
-        let key_duration = |key: &str, v: &Option<String>| -> Result<Option<Duration>> {
-            v.as_deref()
-                .map(|t| {
-                    parse_ttl(t).map_err(|_| {
-                        Error::config(format!(
-                            "{key} {t:?} in .flux-ephemeral.yaml is not a positive duration like 2h or 1d"
-                        ))
-                    })
-                })
-                .transpose()
-        };
-        let filters = {
-            let d = crate::change_filter::ChangeFilters::default();
-            let f = crate::change_filter::ChangeFilters {
-                skip_drafts: c.skip_drafts.unwrap_or(d.skip_drafts),
-                ignore_authors: c.ignore_authors.clone().unwrap_or(d.ignore_authors),
-                exclude_labels: c.exclude_labels.clone().unwrap_or_default(),
-                paths: c.paths.clone().unwrap_or_default(),
-            };
-            crate::change_filter::compile(&f.paths)
-                .map_err(|e| Error::config(format!("paths in .flux-ephemeral.yaml: {e}")))?;
-            f
-        };
-        let lifecycle = crate::lifecycle::Policy {
-            ttl,
-            max_ttl,
-            warn_before: key_duration("warn_before", &c.warn_before)?
-                .unwrap_or(crate::lifecycle::DEFAULT_WARN_BEFORE),
-            sleep_after: key_duration("sleep_after", &c.sleep_after)?,
-            awake_hours: c
-                .awake_hours
-                .as_deref()
-                .filter(|h| !h.trim().is_empty())
-                .map(|h| {
-                    crate::awake_hours::AwakeHours::parse(h).map_err(|e| {
-                        Error::config(format!("awake_hours in .flux-ephemeral.yaml: {e}"))
-                    })
-                })
-                .transpose()?,
-        };
-        let mut require_checks: Vec<String> = c.require_checks.clone().unwrap_or_default();
-        // GitLab's head pipeline is the check named `pipeline`.
-        if c.require_pipeline == Some(true) && !require_checks.iter().any(|n| n == "pipeline") {
-            require_checks.push("pipeline".into());
-        }
-        if let Some(bad) = require_checks
-            .iter()
-            .find(|n| n.trim().is_empty() || n.len() > 200 || n.chars().any(char::is_control))
-        {
-            return Err(Error::config(format!(
-                "require_checks in .flux-ephemeral.yaml: {bad:?} is not a check name (or `*` for all)"
-            )));
-        }
+        let filters = filters_of(&c)?;
+        let lifecycle = lifecycle_of(&c, ttl, max_ttl)?;
+        let require_checks = require_checks_of(&c)?;
+        let commands = commands_of(&c);
         Ok(Settings {
             require_checks,
             lifecycle,
@@ -217,16 +155,7 @@ impl Settings {
                 allowlist_only: c.allowlist_only.unwrap_or(false),
                 filters,
             },
-            commands: {
-                let d = crate::command::Prefixes::default();
-                crate::command::Prefixes {
-                    deploy: c.deploy_command.unwrap_or(d.deploy),
-                    destroy: c.destroy_command.unwrap_or(d.destroy),
-                    extend: c.extend_command.unwrap_or(d.extend),
-                    sleep: c.sleep_command.unwrap_or(d.sleep),
-                    wake: c.wake_command.unwrap_or(d.wake),
-                }
-            },
+            commands,
             application,
             source,
             artifact_url,
@@ -278,6 +207,104 @@ impl Settings {
 
     pub fn slug_budget(&self) -> usize {
         crate::slug::budget_for_prefix(&self.render.prefix)
+    }
+}
+
+/// The Flux Receiver to notify, when `receiver_url` is set.
+fn receiver_of(c: &FileConfig) -> Result<Option<ReceiverSettings>> {
+    let Some(url) = c.receiver_url.clone().filter(|u| !u.is_empty()) else {
+        return Ok(None);
+    };
+    Ok(Some(ReceiverSettings {
+        url,
+        name: c.receiver_name.clone(),
+        namespace: c
+            .receiver_namespace
+            .clone()
+            .unwrap_or_else(|| "flux-system".into()),
+        kind: crate::receiver_type::ReceiverType::parse(
+            c.receiver_type.as_deref().unwrap_or("generic"),
+        )?,
+    }))
+}
+
+/// Which changes get no automatic preview (drafts, bots, labels, paths).
+fn filters_of(c: &FileConfig) -> Result<crate::change_filter::ChangeFilters> {
+    let d = crate::change_filter::ChangeFilters::default();
+    let f = crate::change_filter::ChangeFilters {
+        skip_drafts: c.skip_drafts.unwrap_or(d.skip_drafts),
+        ignore_authors: c.ignore_authors.clone().unwrap_or(d.ignore_authors),
+        exclude_labels: c.exclude_labels.clone().unwrap_or_default(),
+        paths: c.paths.clone().unwrap_or_default(),
+    };
+    crate::change_filter::compile(&f.paths)
+        .map_err(|e| Error::config(format!("paths in .flux-ephemeral.yaml: {e}")))?;
+    Ok(f)
+}
+
+/// A duration setting, named in its error.
+fn key_duration(key: &str, v: &Option<String>) -> Result<Option<Duration>> {
+    v.as_deref()
+        .map(|t| {
+            parse_ttl(t).map_err(|_| {
+                Error::config(format!(
+                    "{key} {t:?} in .flux-ephemeral.yaml is not a positive duration like 2h or 1d"
+                ))
+            })
+        })
+        .transpose()
+}
+
+/// A preview's life: time to live, warning, idle sleep, office hours.
+fn lifecycle_of(
+    c: &FileConfig,
+    ttl: Option<Duration>,
+    max_ttl: Duration,
+) -> Result<crate::lifecycle::Policy> {
+    Ok(crate::lifecycle::Policy {
+        ttl,
+        max_ttl,
+        warn_before: key_duration("warn_before", &c.warn_before)?
+            .unwrap_or(crate::lifecycle::DEFAULT_WARN_BEFORE),
+        sleep_after: key_duration("sleep_after", &c.sleep_after)?,
+        awake_hours: c
+            .awake_hours
+            .as_deref()
+            .filter(|h| !h.trim().is_empty())
+            .map(|h| {
+                crate::awake_hours::AwakeHours::parse(h)
+                    .map_err(|e| Error::config(format!("awake_hours in .flux-ephemeral.yaml: {e}")))
+            })
+            .transpose()?,
+    })
+}
+
+/// The checks a deploy waits for (GitLab's head pipeline is the check named `pipeline`).
+fn require_checks_of(c: &FileConfig) -> Result<Vec<String>> {
+    let mut require_checks: Vec<String> = c.require_checks.clone().unwrap_or_default();
+    if c.require_pipeline == Some(true) && !require_checks.iter().any(|n| n == "pipeline") {
+        require_checks.push("pipeline".into());
+    }
+    if let Some(bad) = require_checks
+        .iter()
+        .find(|n| n.trim().is_empty() || n.len() > 200 || n.chars().any(char::is_control))
+    {
+        return Err(Error::config(format!(
+            "require_checks in .flux-ephemeral.yaml: {bad:?} is not a check name (or `*` for all)"
+        )));
+    }
+    Ok(require_checks)
+}
+
+/// The command words.
+fn commands_of(c: &FileConfig) -> crate::command::Prefixes {
+    let d = crate::command::Prefixes::default();
+    crate::command::Prefixes {
+        deploy: c.deploy_command.clone().unwrap_or(d.deploy),
+        destroy: c.destroy_command.clone().unwrap_or(d.destroy),
+        extend: c.extend_command.clone().unwrap_or(d.extend),
+        sleep: c.sleep_command.clone().unwrap_or(d.sleep),
+        wake: c.wake_command.clone().unwrap_or(d.wake),
     }
 }
 

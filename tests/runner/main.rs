@@ -21,7 +21,7 @@ mod flux;
 mod handle_gitlab_deployment;
 mod kustomize;
 mod lifecycle;
-mod module_cycles;
+mod architecture;
 mod no_panics;
 mod oci;
 mod security;

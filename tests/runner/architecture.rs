@@ -1,5 +1,5 @@
-//! The layering stays a layering: no two top-level modules of `src/` reach each other through
-//! `crate::` paths, directly or through others (tests inside a module do not count).
+//! The house rules: the layering stays a layering (no import cycle among the top-level modules
+//! of `src/`, every arrow pointing down), and the parts stay small.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -110,4 +110,58 @@ fn the_layers_point_one_way() {
     }
     assert!(wrong.is_empty(), "arrows running back up: {wrong:?}");
     assert!(edges().len() > 20, "the walk found too few modules");
+}
+
+/// Small parts: no file of `src/` over 600 lines and no function over 100 (tests aside: a
+/// file's `#[cfg(test)]` module and the `*_tests.rs` files).
+#[test]
+fn no_function_over_100_lines_and_no_file_over_600() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let fn_start =
+        regex::Regex::new(r"^\s*(pub(\([^)]*\))?\s+)?(async\s+)?(const\s+)?fn\s+(\w+)").unwrap();
+    let mut too_long = Vec::new();
+    for f in files
+        .iter()
+        .filter(|f| !f.to_string_lossy().ends_with("_tests.rs"))
+    {
+        let text = std::fs::read_to_string(f).unwrap();
+        let code = text.split("\n#[cfg(test)]").next().unwrap();
+        let lines: Vec<&str> = code.lines().collect();
+        let name = f.strip_prefix(&src).unwrap().display().to_string();
+        if lines.len() > 600 {
+            too_long.push(format!("{name}: {} lines", lines.len()));
+        }
+        let mut i = 0;
+        while i < lines.len() {
+            let Some(m) = fn_start.captures(lines[i]) else {
+                i += 1;
+                continue;
+            };
+            // From the signature to the brace that closes the body (a declaration has none).
+            let (mut depth, mut started, mut j) = (0i32, false, i);
+            while j < lines.len() {
+                for c in lines[j].chars() {
+                    match c {
+                        '{' => {
+                            depth += 1;
+                            started = true;
+                        }
+                        '}' => depth -= 1,
+                        _ => {}
+                    }
+                }
+                if (started && depth == 0) || (!started && lines[j].trim_end().ends_with(';')) {
+                    break;
+                }
+                j += 1;
+            }
+            if started && j + 1 - i > 100 {
+                too_long.push(format!("{name}: fn {} is {} lines", &m[5], j + 1 - i));
+            }
+            i = j + 1;
+        }
+    }
+    assert!(too_long.is_empty(), "split these: {too_long:#?}");
 }
