@@ -21,141 +21,145 @@ pub fn schema() -> serde_json::Value {
 }
 pub const DEFAULT_INSTANCES_DIR: &str = "overlays/ephemeral-instances";
 
-/// The configuration file. Every key is optional; an unknown key is an error naming it.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-#[schemars(title = "flux-ephemeral configuration (.flux-ephemeral.yaml)")]
-pub struct FileConfig {
-    /// Prefix of object names and namespaces (`<app>-<slug>`).
-    pub app: Option<String>,
-    pub source_url: Option<String>,
-    pub target_branch: Option<String>,
-    pub instances_dir: Option<String>,
-    pub path: Option<String>,
-    /// `kustomization`, `helm`, or the path of a Tera template in the GitOps repository.
-    pub template: Option<String>,
-    pub flux_namespace: Option<String>,
-    pub interval: Option<String>,
-    pub secret_ref: Option<String>,
-    pub service_account: Option<String>,
-    pub preview_url: Option<String>,
-    pub chart: Option<String>,
-    pub commit_author: Option<CommitAuthor>,
-    pub max_environments: Option<usize>,
-    pub ttl: Option<String>,
-    /// The longest time to live anyone may ask for (`ttl`, `--ttl`, `ttl=` in a comment)
-    /// [default: 30d].
-    pub max_ttl: Option<String>,
-    /// Regex an environment name must match to become a preview [default: review/.*].
-    pub include_environment: Option<String>,
-    /// Regex of environment names never to turn into previews.
-    pub exclude_environment: Option<String>,
-    /// Deploy pull/merge requests from forks (the GitRepository then fetches the fork).
-    pub allow_forks: Option<bool>,
-    /// `owner/name` of the GitHub repository whose pull requests the environments belong to.
-    pub github_repository: Option<String>,
-    /// GitLab project (id or `group/name`) whose merge requests and environments to check.
-    pub gitlab_project: Option<String>,
-    /// Adding this label to a pull/merge request deploys it, removing it destroys.
-    pub deploy_label: Option<String>,
-    /// Users who may deploy besides those with write access.
-    pub allowed_users: Option<Vec<String>>,
-    /// Only `allowed_users` may deploy, whatever their access.
-    pub allowlist_only: Option<bool>,
-    /// The deploy command word [default: /deploy-ephemeral].
-    pub deploy_command: Option<String>,
-    /// The destroy command word [default: /destroy-ephemeral].
-    pub destroy_command: Option<String>,
-    /// The GitHub Deployments environment of a preview [default: preview/{{ key }}]
-    /// (`{{ key }}`: the slug, or `<application>-<slug>` when listed; `{{ slug }}`, `{{ name }}`).
-    pub github_environment: Option<String>,
-    /// The GitLab environment of a ChatOps preview [default: review/{{ key }}].
-    pub gitlab_environment: Option<String>,
-    /// Deploy a commit only when these checks passed (GitHub check runs and commit statuses
-    /// by name; `*`: every check the commit has).
-    pub require_checks: Option<Vec<String>>,
-    /// GitLab: deploy a commit only when its newest pipeline succeeded.
-    pub require_pipeline: Option<bool>,
-    /// Draft pull/merge requests get no preview [default: true].
-    pub skip_drafts: Option<bool>,
-    /// Authors whose changes get no automatic preview [default: dependabot[bot], renovate[bot]].
-    pub ignore_authors: Option<Vec<String>>,
-    /// Labels that block previews (and remove the one there is).
-    pub exclude_labels: Option<Vec<String>>,
-    /// Glob patterns: a change touching none of these files gets no automatic preview.
-    pub paths: Option<Vec<String>>,
-    /// The extend command word [default: /extend-ephemeral].
-    pub extend_command: Option<String>,
-    /// The sleep command word [default: /sleep-ephemeral].
-    pub sleep_command: Option<String>,
-    /// The wake command word [default: /wake-ephemeral].
-    pub wake_command: Option<String>,
-    /// Warn on the pull/merge request this long before a preview expires [default: 24h, never
-    /// more than half its time to live].
-    pub warn_before: Option<String>,
-    /// Put a preview to sleep (workloads scaled to zero) after this long without activity
-    /// [default: never].
-    pub sleep_after: Option<String>,
-    /// Office hours, e.g. `Mon-Fri 07:00-20:00 Europe/Berlin`: outside them every preview sleeps.
-    pub awake_hours: Option<String>,
-    /// The applications this GitOps repository takes previews for; without a list, one.
-    pub applications: Option<Vec<AppConfig>>,
-    /// Where a preview's manifests come from: `git` (a GitRepository on the branch or commit,
-    /// the default) or `oci` (an artifact pushed by the deploy, pinned by digest).
-    pub source: Option<String>,
-    /// `oci://HOST[:PORT]/REPOSITORY` the artifacts are pushed to (with `source: oci`).
-    pub artifact_url: Option<String>,
-    /// The Flux Receiver to notify after a push: its full webhook URL, or a base URL with
-    /// `receiver_name` (and `receiver_namespace`).
-    pub receiver_url: Option<String>,
-    pub receiver_name: Option<String>,
-    /// [default: flux-system]
-    pub receiver_namespace: Option<String>,
-    /// `generic`, `generic-hmac`, `github` or `gitlab` [default: generic].
-    pub receiver_type: Option<String>,
+/// Declares every key of `.flux-ephemeral.yaml` once: the file's type ([`FileConfig`]), the
+/// per-application override ([`AppConfig`], for the keys an application may override), how an
+/// application's keys lie over the top-level ones ([`AppConfig::settings`]) and how flags lie over
+/// a file ([`FileConfig::overlay`]). A new key is one line in one of the two lists below.
+macro_rules! config_keys {
+    (
+        overridable { $( $(#[$om:meta])* $o:ident : $ot:ty, )* }
+        top_only { $( $(#[$tm:meta])* $t:ident : $tt:ty, )* }
+    ) => {
+        /// The configuration file. Every key is optional; an unknown key is an error naming it.
+        #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
+        #[serde(deny_unknown_fields)]
+        #[schemars(title = "flux-ephemeral configuration (.flux-ephemeral.yaml)")]
+        pub struct FileConfig {
+            $( $(#[$om])* pub $o: Option<$ot>, )*
+            $( $(#[$tm])* pub $t: Option<$tt>, )*
+        }
+
+        /// One application of the `applications` list: its name (the prefix of its object names,
+        /// namespaces and sync files), its forge repository, and the settings it overrides.
+        #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
+        #[serde(deny_unknown_fields)]
+        pub struct AppConfig {
+            pub name: String,
+            $( $(#[$om])* pub $o: Option<$ot>, )*
+        }
+
+        impl AppConfig {
+            /// Its overrides, as a configuration to lay over the top-level keys.
+            pub fn settings(&self) -> FileConfig {
+                let a = self.clone();
+                FileConfig { $( $o: a.$o, )* ..FileConfig::default() }
+            }
+        }
+
+        impl FileConfig {
+            /// Values from `over` win over values from `self`.
+            pub fn overlay(self, over: FileConfig) -> FileConfig {
+                FileConfig {
+                    $( $o: over.$o.or(self.$o), )*
+                    $( $t: over.$t.or(self.$t), )*
+                }
+            }
+        }
+    };
 }
 
-/// One application of the `applications` list: its name (the prefix of its object names,
-/// namespaces and sync files), its forge repository, and the settings it overrides.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct AppConfig {
-    pub name: String,
-    /// The GitHub repository (`owner/name`) whose pull requests it previews.
-    pub github_repository: Option<String>,
-    /// Or the GitLab project (path or numeric id) whose merge requests it previews.
-    pub gitlab_project: Option<String>,
-    pub source_url: Option<String>,
-    pub path: Option<String>,
-    pub template: Option<String>,
-    pub flux_namespace: Option<String>,
-    pub interval: Option<String>,
-    pub secret_ref: Option<String>,
-    pub service_account: Option<String>,
-    pub preview_url: Option<String>,
-    pub chart: Option<String>,
-    pub max_environments: Option<usize>,
-    pub ttl: Option<String>,
-    pub max_ttl: Option<String>,
-    pub warn_before: Option<String>,
-    pub sleep_after: Option<String>,
-    pub awake_hours: Option<String>,
-    pub github_environment: Option<String>,
-    pub gitlab_environment: Option<String>,
-    pub require_checks: Option<Vec<String>>,
-    pub require_pipeline: Option<bool>,
-    pub skip_drafts: Option<bool>,
-    pub ignore_authors: Option<Vec<String>>,
-    pub exclude_labels: Option<Vec<String>>,
-    pub paths: Option<Vec<String>>,
-    pub include_environment: Option<String>,
-    pub exclude_environment: Option<String>,
-    pub allow_forks: Option<bool>,
-    pub deploy_label: Option<String>,
-    pub allowed_users: Option<Vec<String>>,
-    pub allowlist_only: Option<bool>,
-    pub source: Option<String>,
-    pub artifact_url: Option<String>,
+config_keys! {
+    overridable {
+        source_url: String,
+        path: String,
+        /// `kustomization`, `helm`, or the path of a Tera template in the GitOps repository.
+        template: String,
+        flux_namespace: String,
+        interval: String,
+        secret_ref: String,
+        service_account: String,
+        preview_url: String,
+        chart: String,
+        max_environments: usize,
+        ttl: String,
+        /// The longest time to live anyone may ask for (`ttl`, `--ttl`, `ttl=` in a comment)
+        /// [default: 30d].
+        max_ttl: String,
+        /// Regex an environment name must match to become a preview [default: review/.*].
+        include_environment: String,
+        /// Regex of environment names never to turn into previews.
+        exclude_environment: String,
+        /// Deploy pull/merge requests from forks (the GitRepository then fetches the fork).
+        allow_forks: bool,
+        /// `owner/name` of the GitHub repository whose pull requests the environments belong to.
+        github_repository: String,
+        /// GitLab project (id or `group/name`) whose merge requests and environments to check.
+        gitlab_project: String,
+        /// Adding this label to a pull/merge request deploys it, removing it destroys.
+        deploy_label: String,
+        /// Users who may deploy besides those with write access.
+        allowed_users: Vec<String>,
+        /// Only `allowed_users` may deploy, whatever their access.
+        allowlist_only: bool,
+        /// The GitHub Deployments environment of a preview [default: preview/{{ key }}]
+        /// (`{{ key }}`: the slug, or `<application>-<slug>` when listed; `{{ slug }}`, `{{ name }}`).
+        github_environment: String,
+        /// The GitLab environment of a ChatOps preview [default: review/{{ key }}].
+        gitlab_environment: String,
+        /// Deploy a commit only when these checks passed (GitHub check runs and commit statuses
+        /// by name; `*`: every check the commit has).
+        require_checks: Vec<String>,
+        /// GitLab: deploy a commit only when its newest pipeline succeeded.
+        require_pipeline: bool,
+        /// Draft pull/merge requests get no preview [default: true].
+        skip_drafts: bool,
+        /// Authors whose changes get no automatic preview [default: dependabot[bot], renovate[bot]].
+        ignore_authors: Vec<String>,
+        /// Labels that block previews (and remove the one there is).
+        exclude_labels: Vec<String>,
+        /// Glob patterns: a change touching none of these files gets no automatic preview.
+        paths: Vec<String>,
+        /// Warn on the pull/merge request this long before a preview expires [default: 24h, never
+        /// more than half its time to live].
+        warn_before: String,
+        /// Put a preview to sleep (workloads scaled to zero) after this long without activity
+        /// [default: never].
+        sleep_after: String,
+        /// Office hours, e.g. `Mon-Fri 07:00-20:00 Europe/Berlin`: outside them every preview sleeps.
+        awake_hours: String,
+        /// Where a preview's manifests come from: `git` (a GitRepository on the branch or commit,
+        /// the default) or `oci` (an artifact pushed by the deploy, pinned by digest).
+        source: String,
+        /// `oci://HOST[:PORT]/REPOSITORY` the artifacts are pushed to (with `source: oci`).
+        artifact_url: String,
+    }
+    top_only {
+        /// Prefix of object names and namespaces (`<app>-<slug>`).
+        app: String,
+        target_branch: String,
+        instances_dir: String,
+        commit_author: CommitAuthor,
+        /// The deploy command word [default: /deploy-ephemeral].
+        deploy_command: String,
+        /// The destroy command word [default: /destroy-ephemeral].
+        destroy_command: String,
+        /// The extend command word [default: /extend-ephemeral].
+        extend_command: String,
+        /// The sleep command word [default: /sleep-ephemeral].
+        sleep_command: String,
+        /// The wake command word [default: /wake-ephemeral].
+        wake_command: String,
+        /// The applications this GitOps repository takes previews for; without a list, one.
+        applications: Vec<AppConfig>,
+        /// The Flux Receiver to notify after a push: its full webhook URL, or a base URL with
+        /// `receiver_name` (and `receiver_namespace`).
+        receiver_url: String,
+        receiver_name: String,
+        /// [default: flux-system]
+        receiver_namespace: String,
+        /// `generic`, `generic-hmac`, `github` or `gitlab` [default: generic].
+        receiver_type: String,
+    }
 }
 
 impl AppConfig {
@@ -165,47 +169,6 @@ impl AppConfig {
             (Some(r), _) => Some(("github", r.clone())),
             (None, Some(p)) => Some(("gitlab", p.clone())),
             (None, None) => None,
-        }
-    }
-
-    /// Its overrides, as a configuration to lay over the top-level keys.
-    pub fn settings(&self) -> FileConfig {
-        let a = self.clone();
-        FileConfig {
-            github_repository: a.github_repository,
-            gitlab_project: a.gitlab_project,
-            source_url: a.source_url,
-            path: a.path,
-            template: a.template,
-            flux_namespace: a.flux_namespace,
-            interval: a.interval,
-            secret_ref: a.secret_ref,
-            service_account: a.service_account,
-            preview_url: a.preview_url,
-            chart: a.chart,
-            max_environments: a.max_environments,
-            ttl: a.ttl,
-            max_ttl: a.max_ttl,
-            warn_before: a.warn_before,
-            sleep_after: a.sleep_after,
-            awake_hours: a.awake_hours,
-            github_environment: a.github_environment,
-            gitlab_environment: a.gitlab_environment,
-            require_checks: a.require_checks,
-            require_pipeline: a.require_pipeline,
-            skip_drafts: a.skip_drafts,
-            ignore_authors: a.ignore_authors,
-            exclude_labels: a.exclude_labels,
-            paths: a.paths,
-            include_environment: a.include_environment,
-            exclude_environment: a.exclude_environment,
-            allow_forks: a.allow_forks,
-            deploy_label: a.deploy_label,
-            allowed_users: a.allowed_users,
-            allowlist_only: a.allowlist_only,
-            source: a.source,
-            artifact_url: a.artifact_url,
-            ..FileConfig::default()
         }
     }
 }
@@ -233,62 +196,6 @@ impl FileConfig {
             return Ok(FileConfig::default());
         }
         serde_yaml_ng::from_str(text).map_err(|e| Error::config(format!("{origin}: {e}")))
-    }
-
-    /// Values from `over` win over values from `self`.
-    pub fn overlay(self, over: FileConfig) -> FileConfig {
-        macro_rules! pick {
-            ($($f:ident),*) => { FileConfig { $($f: over.$f.or(self.$f)),* } };
-        }
-        pick!(
-            app,
-            source_url,
-            target_branch,
-            instances_dir,
-            path,
-            template,
-            flux_namespace,
-            interval,
-            secret_ref,
-            service_account,
-            preview_url,
-            chart,
-            commit_author,
-            max_environments,
-            ttl,
-            max_ttl,
-            include_environment,
-            exclude_environment,
-            allow_forks,
-            github_repository,
-            gitlab_project,
-            deploy_label,
-            allowed_users,
-            allowlist_only,
-            deploy_command,
-            destroy_command,
-            github_environment,
-            gitlab_environment,
-            require_checks,
-            require_pipeline,
-            skip_drafts,
-            ignore_authors,
-            exclude_labels,
-            paths,
-            extend_command,
-            sleep_command,
-            wake_command,
-            warn_before,
-            sleep_after,
-            awake_hours,
-            applications,
-            source,
-            artifact_url,
-            receiver_url,
-            receiver_name,
-            receiver_namespace,
-            receiver_type
-        )
     }
 }
 

@@ -5,6 +5,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod architecture;
 mod chatops_github;
 mod chatops_gitlab;
 mod checks;
@@ -21,7 +22,6 @@ mod flux;
 mod handle_gitlab_deployment;
 mod kustomize;
 mod lifecycle;
-mod architecture;
 mod no_panics;
 mod oci;
 mod security;
