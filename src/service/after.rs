@@ -149,22 +149,13 @@ pub fn wait_for_targets(
 /// The forge of the CI job, for reading commit statuses: GitHub Actions or GitLab CI.
 pub fn ci_forge() -> Option<Box<dyn ChangeForge>> {
     let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    if let (Some(repo), Some(_)) = (var("GITHUB_REPOSITORY"), var("GITHUB_TOKEN")) {
-        let token = Secret::from_env("GITHUB_TOKEN");
-        return crate::forge::github::GitHubChanges::connect(
-            &crate::forge::github::api_from_env(),
-            token.as_ref(),
-            &repo,
-        )
+    if let (Some(repo), true) = (var("GITHUB_REPOSITORY"), super::forges::has_github_token()) {
+        return super::forges::github(&repo)
+            .ok()
+            .map(|f| Box::new(f) as Box<dyn ChangeForge>);
+    }
+    let project = var("CI_PROJECT_ID")?;
+    super::forges::gitlab(None, &project)
         .ok()
-        .map(|f| Box::new(f) as Box<dyn ChangeForge>);
-    }
-    if let (Some(project), Some(token)) = (var("CI_PROJECT_ID"), Secret::from_env("GITLAB_TOKEN")) {
-        let url = crate::forge::gitlab::GitLabUrl::resolve(None).ok()?;
-        let gitlab = crate::forge::gitlab::GitLab::connect(&url, &token).ok()?;
-        return Some(Box::new(crate::forge::gitlab::GitLabChanges::new(
-            gitlab, project,
-        )));
-    }
-    None
+        .map(|f| Box::new(f) as Box<dyn ChangeForge>)
 }

@@ -6,17 +6,14 @@ use super::artifact::ArtifactOptions;
 use super::chatops;
 use super::environment::{self, Mode, Repo, Wanted};
 use super::input::EnvInput;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::events::gitlab::{self as hooks, DeploymentHook, GitLabEvent};
 use crate::events::{Event, Forge, Parsed};
-use crate::forge::github::{api_from_env, GitHubChanges};
-use crate::forge::gitlab::GitLabChanges;
-use crate::forge::gitlab::{DeploymentInfo, GitLab, GitLabUrl};
+use crate::forge::gitlab::{DeploymentInfo, GitLabUrl};
 use crate::forge::ChangeForge;
 use crate::output::print_ignored;
 use crate::plan::Intent;
 use crate::reconcile::first_snapshot;
-use crate::redact::Secret;
 
 /// Handles one event: for `handle` (an event file) and `serve` (webhooks).
 pub struct Handler {
@@ -117,21 +114,13 @@ impl Handler {
     /// The API of the pull/merge request's forge.
     pub fn forge_for(&self, forge: Forge, event: &Event) -> Result<Box<dyn ChangeForge>> {
         Ok(match forge {
-            Forge::GitHub => {
-                let token = Secret::from_env("GITHUB_TOKEN");
-                Box::new(GitHubChanges::connect(
-                    &api_from_env(),
-                    token.as_ref(),
-                    &event.repository,
-                )?)
-            }
+            Forge::GitHub => Box::new(super::forges::github(&event.repository)?),
             Forge::GitLab => {
-                let gitlab = GitLab::connect(&self.gitlab_url()?, &gitlab_token()?)?;
                 let project = event
                     .project_id
                     .map(|id| id.to_string())
                     .unwrap_or_else(|| event.repository.clone());
-                Box::new(GitLabChanges::new(gitlab, project))
+                Box::new(super::forges::gitlab(self.gitlab_url.as_deref(), &project)?)
             }
         })
     }
@@ -166,7 +155,7 @@ impl Handler {
                 let d = match &info {
                     Some(d) => d.clone(),
                     None => {
-                        let api = GitLab::connect(&self.gitlab_url()?, &gitlab_token()?)?;
+                        let api = super::forges::gitlab_api(&self.gitlab_url()?)?;
                         let d = api.deployment(hook.project.id, hook.deployment_id)?;
                         info = Some(d.clone());
                         d
@@ -216,12 +205,4 @@ pub enum Work {
     /// A GitLab Deployment Hook.
     Deployment(Box<DeploymentHook>),
     Ignore(String),
-}
-
-fn gitlab_token() -> Result<Secret> {
-    Secret::from_env("GITLAB_TOKEN").ok_or_else(|| {
-        Error::config(
-            "GITLAB_TOKEN is not set: GitLab's API needs a token with api or read_api scope",
-        )
-    })
 }

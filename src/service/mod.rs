@@ -11,6 +11,7 @@ pub mod deployments;
 pub mod doctor;
 pub mod environment;
 pub mod flux_state;
+pub mod forges;
 mod gates;
 pub mod hook;
 pub mod input;

@@ -489,7 +489,6 @@ pub fn listing_on(
     settings: &crate::settings::Settings,
     gitlab_url: Option<&str>,
 ) -> Result<Option<Listing>> {
-    use crate::redact::Secret;
     let derived = match (&settings.github_repository, &settings.gitlab_project) {
         (None, None) => settings
             .source_url
@@ -506,27 +505,12 @@ pub fn listing_on(
         ),
     };
     if let Some(repo) = &github {
-        let token = Secret::from_env("GITHUB_TOKEN");
-        let gh = crate::forge::github::GitHubChanges::connect(
-            &crate::forge::github::api_from_env(),
-            token.as_ref(),
-            repo,
-        )?;
+        let gh = super::forges::github(repo)?;
         return Ok(Some((Box::new(gh), repo.clone(), "github")));
     }
     if let Some(project) = &gitlab {
-        let url = crate::forge::gitlab::GitLabUrl::resolve(gitlab_url)?;
-        let token = Secret::from_env("GITLAB_TOKEN")
-            .ok_or_else(|| crate::error::Error::config("GITLAB_TOKEN is not set"))?;
-        let gl = crate::forge::gitlab::GitLab::connect(&url, &token)?;
-        return Ok(Some((
-            Box::new(crate::forge::gitlab::GitLabChanges::new(
-                gl,
-                project.clone(),
-            )),
-            project.clone(),
-            "gitlab",
-        )));
+        let gl = super::forges::gitlab(gitlab_url, project)?;
+        return Ok(Some((Box::new(gl), project.clone(), "gitlab")));
     }
     Ok(None)
 }

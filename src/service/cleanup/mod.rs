@@ -15,14 +15,13 @@ use crate::cleanup::{guard, stale, ForgeState, Reason, Stale};
 use crate::error::{Error, Result};
 use crate::events::RepoRef;
 use crate::forge::github::GitHubChanges;
-use crate::forge::gitlab::{Environment, GitLab, GitLabChanges, GitLabUrl};
+use crate::forge::gitlab::{Environment, GitLabChanges};
 use crate::forge::ChangeForge;
 use crate::model::{EnvRecord, Owner};
 use crate::output::Format;
 use crate::overlay::records;
 use crate::plan::{Intent, PlanOptions, Removal};
 use crate::reconcile::{first_snapshot, reconcile, Report, RunOptions, Snapshot};
-use crate::redact::Secret;
 
 /// A cleanup run: which repositories' listings decide, how careful it is, and what it does after
 /// the commit.
@@ -362,23 +361,14 @@ impl Cleanup {
             (Some(_), Some(_)) => Err(Error::input(
                 "pass either --github-repo or --gitlab-project, not both",
             )),
-            (Some(repo), None) => {
-                let token = Secret::from_env("GITHUB_TOKEN");
-                Ok(Forge::GitHub(GitHubChanges::connect(
-                    &self.github_api_url,
-                    token.as_ref(),
-                    &repo,
-                )?))
-            }
-            (None, Some(project)) => {
-                let url = GitLabUrl::resolve(self.gitlab_url.as_deref())?;
-                let token = Secret::from_env("GITLAB_TOKEN")
-                    .ok_or_else(|| Error::config("GITLAB_TOKEN is not set"))?;
-                Ok(Forge::GitLab(GitLabChanges::new(
-                    GitLab::connect(&url, &token)?,
-                    project,
-                )))
-            }
+            (Some(repo), None) => Ok(Forge::GitHub(super::forges::github_at(
+                &self.github_api_url,
+                &repo,
+            )?)),
+            (None, Some(project)) => Ok(Forge::GitLab(super::forges::gitlab(
+                self.gitlab_url.as_deref(),
+                &project,
+            )?)),
             (None, None) => Ok(Forge::None),
         }
     }
