@@ -72,6 +72,23 @@ impl Tracked<'_> {
     }
 }
 
+/// The follow-up of every removal (a command, the page, cleanup, resync, the lifecycle pass): the
+/// preview `slug`'s deployment or environment is marked inactive — except a GitLab environment
+/// of the CI `env` job (`of_ci_job`), which is GitLab's own to stop.
+pub fn removed(
+    forge: &dyn ChangeForge,
+    settings: &crate::settings::Settings,
+    slug: &str,
+    of_ci_job: bool,
+) {
+    if !(forge.is_gitlab() && of_ci_job) {
+        deactivate(
+            forge,
+            &settings.deployment_environment(slug, forge.is_gitlab()),
+        );
+    }
+}
+
 /// The preview of `environment` was removed.
 pub fn deactivate(forge: &dyn ChangeForge, environment: &str) {
     if let Err(e) = forge.deactivate_environment(environment) {

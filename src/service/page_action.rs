@@ -124,13 +124,12 @@ fn tell_the_change(
     let why = "asked on the previews page";
     let reply = match command {
         None => {
-            // A GitLab environment of the CI env job is GitLab's own, as in cleanup.
-            if !(forge.is_gitlab() && record.environment.is_some()) {
-                super::deployments::deactivate(
-                    forge.as_ref(),
-                    &settings.deployment_environment(&record.slug, forge.is_gitlab()),
-                );
-            }
+            super::deployments::removed(
+                forge.as_ref(),
+                settings,
+                &record.slug,
+                record.environment.is_some(),
+            );
             crate::replies::destroyed(&record.slug, Some(commit), why)
         }
         Some(LifeCommand::Extend { .. }) => {

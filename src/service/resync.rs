@@ -344,10 +344,7 @@ fn after_commit(
         _ => None,
     });
     for slug in destroyed.chain(expired.iter().map(|s| s.slug.as_str())) {
-        super::deployments::deactivate(
-            forge,
-            &settings.deployment_environment(slug, forge.is_gitlab()),
-        );
+        super::deployments::removed(forge, settings, slug, false);
     }
 }
 

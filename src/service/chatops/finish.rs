@@ -251,10 +251,7 @@ fn finish_destroy(
         p.reply(replies::destroyed(&o.slug, commit.as_deref(), &why));
     }
     if o.action == Action::Destroyed {
-        crate::service::deployments::deactivate(
-            &p.forge,
-            &s.deployment_environment(&o.slug, p.forge.is_gitlab()),
-        );
+        crate::service::deployments::removed(&p.forge, s, &o.slug, false);
     }
     let action = match (o.action == Action::Destroyed, mode.dry_run) {
         (false, _) => "unchanged",

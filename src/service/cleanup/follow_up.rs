@@ -33,15 +33,8 @@ impl Cleanup {
         if let Some(f) = forge.replies() {
             // A GitLab environment of the CI env job is GitLab's own: stopped above only
             // with --stop-gitlab-environments.
-            for r in done
-                .removed
-                .iter()
-                .filter(|r| !(f.is_gitlab() && r.environment.is_some()))
-            {
-                crate::service::deployments::deactivate(
-                    f,
-                    &settings.deployment_environment(&r.slug, f.is_gitlab()),
-                );
+            for r in done.removed {
+                crate::service::deployments::removed(f, settings, &r.slug, r.environment.is_some());
             }
         }
         if let (Some(replies), false) = (forge.replies(), self.no_comment) {
