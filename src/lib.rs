@@ -6,41 +6,21 @@
 //! [`git`] reads and writes the repository, [`reconcile`] runs one transaction with retries,
 //! [`cli`] parses arguments.
 
-pub mod apps;
-pub mod artifact_url;
-pub mod awake_hours;
-pub mod change_filter;
-pub mod chatops;
-pub mod checks;
-pub mod ci;
-pub mod cleanup;
 pub mod cli;
-pub mod command;
-pub mod config;
-pub mod error;
-pub mod events;
-pub mod filter;
+pub mod core;
 pub mod flux;
 pub mod forge;
 pub mod git;
-pub mod lifecycle;
 pub mod local_default;
-pub mod model;
 pub mod oci;
 pub mod output;
-pub mod overlay;
-pub mod plan;
-pub mod previews;
-pub mod receiver_type;
 pub mod reconcile;
-pub mod redact;
-pub mod render;
-pub mod replies;
 pub mod server;
 pub mod service;
-pub mod settings;
-pub mod slug;
-pub mod template_guard;
-pub mod wait_outcome;
-pub mod webhook;
-pub mod yaml_quote;
+
+// The core's modules, by their own names too (`crate::model`, `crate::plan`, …).
+pub use crate::core::{
+    apps, artifact_url, awake_hours, change_filter, chatops, checks, ci, cleanup, command, config,
+    error, events, filter, lifecycle, model, overlay, plan, previews, receiver_type, redact,
+    render, replies, settings, slug, template_guard, wait_outcome, webhook, yaml_quote,
+};

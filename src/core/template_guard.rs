@@ -289,8 +289,8 @@ mod tests {
             "{% if branch %}{{ branch | lower }}{% else %}x{% endif %}",
             "{% for k, v in labels %}{{ k }}={{ v }}{% endfor %}",
             "{% set h = slug ~ '.example' %}{{ h }}",
-            include_str!("../templates/kustomization.yaml.tera"),
-            include_str!("../templates/helm.yaml.tera"),
+            include_str!("../../templates/kustomization.yaml.tera"),
+            include_str!("../../templates/helm.yaml.tera"),
         ] {
             verdict(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
         }

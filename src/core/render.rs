@@ -19,8 +19,8 @@ use crate::model::{annotations_for, format_time, keys, EnvSpec};
 use crate::slug::{is_dns_label, is_reserved_namespace};
 use crate::yaml_quote::quote;
 
-pub const BUILTIN_KUSTOMIZATION: &str = include_str!("../templates/kustomization.yaml.tera");
-pub const BUILTIN_HELM: &str = include_str!("../templates/helm.yaml.tera");
+pub const BUILTIN_KUSTOMIZATION: &str = include_str!("../../templates/kustomization.yaml.tera");
+pub const BUILTIN_HELM: &str = include_str!("../../templates/helm.yaml.tera");
 
 /// Everything about rendering that does not depend on the branch.
 #[derive(Debug, Clone, PartialEq, Eq)]

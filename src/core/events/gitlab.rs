@@ -371,7 +371,7 @@ mod tests {
     use super::*;
 
     const P: fn() -> Prefixes = Prefixes::default;
-    const DEPLOYMENT: &str = include_str!("../../tests/fixtures/gitlab/deployment.json");
+    const DEPLOYMENT: &str = include_str!("../../../tests/fixtures/gitlab/deployment.json");
 
     #[test]
     fn deployment_hook() {
@@ -410,8 +410,8 @@ mod tests {
             .contains("not handled"));
     }
 
-    const NOTE: &str = include_str!("../../tests/fixtures/gitlab/note_merge_request.json");
-    const MR: &str = include_str!("../../tests/fixtures/gitlab/merge_request.json");
+    const NOTE: &str = include_str!("../../../tests/fixtures/gitlab/note_merge_request.json");
+    const MR: &str = include_str!("../../../tests/fixtures/gitlab/merge_request.json");
 
     fn with(body: &str, path: &[&str], value: serde_json::Value) -> String {
         let mut v: serde_json::Value = serde_json::from_str(body).unwrap();

@@ -251,7 +251,7 @@ mod tests {
     #[test]
     fn issue_comment_fixtures() {
         let created =
-            include_str!("../../tests/fixtures/github/issue_comment.created.payload.json");
+            include_str!("../../../tests/fixtures/github/issue_comment.created.payload.json");
         // The fixture is a comment on an issue.
         assert_eq!(
             parse("issue_comment", created, &P()).unwrap(),
@@ -277,7 +277,7 @@ mod tests {
             e.change.branch, None,
             "issue_comment has no head: the API is asked"
         );
-        let edited = include_str!("../../tests/fixtures/github/issue_comment.edited.payload.json");
+        let edited = include_str!("../../../tests/fixtures/github/issue_comment.edited.payload.json");
         assert!(
             matches!(parse("issue_comment", &on_pr(edited, "/deploy-ephemeral"), &P()).unwrap(), Parsed::Ignore(r) if r.contains("only new"))
         );
@@ -294,7 +294,7 @@ mod tests {
 
     #[test]
     fn pull_request_fixtures() {
-        let closed = include_str!("../../tests/fixtures/github/pull_request.closed.payload.json");
+        let closed = include_str!("../../../tests/fixtures/github/pull_request.closed.payload.json");
         let Parsed::Act(e) = parse("pull_request", closed, &P()).unwrap() else {
             panic!()
         };
@@ -306,16 +306,16 @@ mod tests {
         );
         assert_eq!(e.change.from_fork, Some(false));
         let sync =
-            include_str!("../../tests/fixtures/github/pull_request.synchronize.payload.json");
+            include_str!("../../../tests/fixtures/github/pull_request.synchronize.payload.json");
         assert!(
             matches!(parse("pull_request", sync, &P()).unwrap(), Parsed::Act(e) if matches!(e.trigger, Trigger::Pushed { .. }))
         );
-        let labeled = include_str!("../../tests/fixtures/github/pull_request.labeled.payload.json");
+        let labeled = include_str!("../../../tests/fixtures/github/pull_request.labeled.payload.json");
         let Parsed::Act(e) = parse("pull_request", labeled, &P()).unwrap() else {
             panic!()
         };
         assert!(matches!(e.trigger, Trigger::Labels { ref added, .. } if added.len() == 1));
-        let opened = include_str!("../../tests/fixtures/github/pull_request.opened.payload.json");
+        let opened = include_str!("../../../tests/fixtures/github/pull_request.opened.payload.json");
         assert!(matches!(
             parse("pull_request", opened, &P()).unwrap(),
             Parsed::Ignore(_)
