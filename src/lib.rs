@@ -21,6 +21,6 @@ pub mod service;
 // The core's modules, by their own names too (`crate::model`, `crate::plan`, …).
 pub use crate::core::{
     apps, artifact_url, awake_hours, change_filter, chatops, checks, ci, cleanup, command, config,
-    error, events, filter, lifecycle, model, overlay, plan, previews, receiver_type, redact,
-    render, replies, settings, slug, template_guard, wait_outcome, webhook, yaml_quote,
+    environment_filter, error, events, lifecycle, model, overlay, plan, previews, receiver_type,
+    redact, render, replies, settings, signatures, slug, template_guard, wait_outcome, yaml_quote,
 };

@@ -6,8 +6,8 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::flux::receiver::ReceiverType;
-use crate::service::after::{NotifyOptions, WaitOptions};
 use crate::service::artifact::ArtifactOptions;
+use crate::service::notify_wait::{NotifyOptions, WaitOptions};
 
 /// The OCI artifact to deploy instead of the branch.
 #[derive(Debug, Clone, Default, Args)]

@@ -43,7 +43,7 @@ impl Which {
             id: self.id.clone().or(input.id.clone()),
             ..input
         };
-        crate::service::life::run(
+        crate::service::lifecycle::commands::run(
             &super::args::repo(&self.gitops.repo, &self.gitops.settings)?,
             &input,
             &command,

@@ -153,7 +153,7 @@ impl ServeCmd {
         let stop = Arc::new(AtomicBool::new(false));
         let (queue, inbox) = queue(&journal, &metrics);
         let journal = journal.map(|(j, _)| j);
-        let previews = Arc::new(crate::server::ui::PreviewsCache::default());
+        let previews = Arc::new(crate::server::page::PreviewsCache::default());
         let ui_repo = repo.clone();
         let mut worker = self.worker(repo, format, journal, &metrics, &ready, &previews);
         let ui = self.page(previews.clone(), ui_repo)?;
@@ -205,7 +205,7 @@ impl ServeCmd {
         journal: Option<Arc<Journal>>,
         metrics: &Arc<Metrics>,
         ready: &Arc<crate::server::readiness::Readiness>,
-        previews: &Arc<crate::server::ui::PreviewsCache>,
+        previews: &Arc<crate::server::page::PreviewsCache>,
     ) -> Worker {
         Worker {
             previews: Some(previews.clone()),
@@ -253,9 +253,9 @@ impl ServeCmd {
     /// The previews page, when a token or the proxy is configured.
     fn page(
         &self,
-        previews: Arc<crate::server::ui::PreviewsCache>,
+        previews: Arc<crate::server::page::PreviewsCache>,
         repo: environment::Repo,
-    ) -> Result<Option<Arc<crate::server::ui::Ui>>> {
+    ) -> Result<Option<Arc<crate::server::page::Ui>>> {
         let text = |v: Option<Vec<u8>>| v.map(|b| String::from_utf8_lossy(&b).into_owned());
         let read = text(secret(
             self.ui_token_file.as_ref(),
@@ -275,12 +275,12 @@ impl ServeCmd {
                 .or_else(|| std::env::var("CI_SERVER_URL").ok())
                 .or_else(|| std::env::var("GITLAB_URL").ok()),
         };
-        let proxy = crate::server::ui::Proxy {
+        let proxy = crate::server::page::Proxy {
             address: self.ui_trust_proxy,
             write_groups: self.ui_write_groups.clone(),
         };
         Ok(
-            crate::server::ui::Ui::new(read.as_deref(), write.as_deref(), proxy, previews, hosts)
+            crate::server::page::Ui::new(read.as_deref(), write.as_deref(), proxy, previews, hosts)
                 .map(|ui| Arc::new(ui.with_repo(repo, self.gitlab_url.clone()))),
         )
     }

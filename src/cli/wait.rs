@@ -7,7 +7,7 @@ use super::args::{check_sha, RepoArgs, SettingsArgs, TargetArgs};
 use crate::error::{Error, Result};
 use crate::output::Format;
 use crate::reconcile::first_snapshot;
-use crate::service::after::{ci_forge, wait_for_targets};
+use crate::service::notify_wait::{ci_forge, wait_for_targets};
 
 /// Wait until a preview environment is Ready in Flux at the revision its sync file pins.
 ///

@@ -30,7 +30,7 @@ pub struct Settings {
     pub gitlab_environment: String,
     /// Deploy only when these checks passed (`*`: all of the commit's).
     pub require_checks: Vec<String>,
-    pub filter: crate::filter::EnvFilter,
+    pub filter: crate::environment_filter::EnvFilter,
     pub allow_forks: bool,
     pub github_repository: Option<String>,
     pub gitlab_project: Option<String>,
@@ -142,7 +142,7 @@ impl Settings {
             max_environments: c.max_environments,
             ttl,
             max_ttl,
-            filter: crate::filter::EnvFilter::new(
+            filter: crate::environment_filter::EnvFilter::new(
                 c.include_environment.as_deref(),
                 c.exclude_environment.as_deref(),
             )?,

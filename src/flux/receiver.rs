@@ -194,7 +194,7 @@ mod tests {
             .unwrap()
             .1
             .clone();
-        assert_eq!(sig, crate::webhook::sign_github(b"tok", &body));
+        assert_eq!(sig, crate::signatures::sign_github(b"tok", &body));
         let (h, _) = r(ReceiverType::Github).request("main", "abc");
         assert!(h.contains(&("X-GitHub-Event", "push".into())));
         let (h, _) = r(ReceiverType::Gitlab).request("main", "abc");

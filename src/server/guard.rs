@@ -8,7 +8,7 @@ use axum::http::{header, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
 
-use super::ui::Role;
+use super::page::Role;
 
 /// The page's policy: its own script, style and images, nothing else, no framing.
 pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \

@@ -15,7 +15,7 @@ use axum::routing::{get, post};
 use axum::Router;
 
 use crate::events::Forge;
-use crate::webhook::{verify_github, verify_gitlab};
+use crate::signatures::{verify_github, verify_gitlab};
 
 /// The largest payload accepted (GitHub caps deliveries at 25 MB).
 pub const MAX_BODY: usize = 25 * 1024 * 1024;
@@ -51,7 +51,7 @@ pub struct Service {
     /// Set once the GitOps repository was read, cleared while it cannot be reached.
     pub ready: Arc<super::readiness::Readiness>,
     /// The previews page, when a token turns it on.
-    pub ui: Option<Arc<super::ui::Ui>>,
+    pub ui: Option<Arc<super::page::Ui>>,
 }
 
 type Shared = Service;
@@ -76,7 +76,7 @@ pub fn router(service: Service) -> Router {
         })
         .with_state(shared);
     let all = match ui {
-        Some(ui) => hooks.merge(super::ui::routes(ui)),
+        Some(ui) => hooks.merge(super::page::routes(ui)),
         None => hooks,
     };
     all.layer(axum::middleware::from_fn(super::guard::guard))

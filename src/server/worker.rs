@@ -71,7 +71,7 @@ pub struct Worker {
     /// Deliveries whose change was already told why it waits (told once).
     pub told: Mutex<HashSet<String>>,
     /// What the previews page shows, refreshed with every readiness check (30 s).
-    pub previews: Option<Arc<super::ui::PreviewsCache>>,
+    pub previews: Option<Arc<super::page::PreviewsCache>>,
     /// The cluster, when `serve` has credentials for it: Flux's verdict on each preview.
     pub kube: Option<crate::flux::kube_wait::KubeWaiter>,
     /// Without the cluster: Flux's commit statuses on the forges, read sparingly.

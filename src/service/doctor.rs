@@ -3,8 +3,8 @@
 
 use serde::Serialize;
 
-use super::after::NotifyOptions;
 use super::environment::Repo;
+use super::notify_wait::NotifyOptions;
 use crate::error::{Error, ErrorKind, Result};
 
 /// How one check came out.

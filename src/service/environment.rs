@@ -3,9 +3,9 @@
 
 use std::path::PathBuf;
 
-use super::after::{NotifyOptions, WaitOptions};
 use super::artifact::ArtifactOptions;
 use super::input::EnvInput;
+use super::notify_wait::{NotifyOptions, WaitOptions};
 use crate::config::FileConfig;
 use crate::error::{Error, Result};
 use crate::git::{Auth, Location, Store};
@@ -241,7 +241,7 @@ pub fn deploy(repo: &Repo, input: &EnvInput, steps: &Steps, mode: &Mode) -> Resu
                 .as_ref()
                 .map(|r| r.content.as_str())
                 .unwrap_or("");
-            let forge = super::after::ci_forge();
+            let forge = super::notify_wait::ci_forge();
             Some(w.wait_for(content, forge.as_deref())?)
         }
         _ => None,

@@ -1,11 +1,11 @@
 //! One forge event, handled: ChatOps events (comments, close/merge, pushes, labels) and GitLab
 //! Deployment Hooks. `handle` feeds it an event file, the server webhook deliveries.
 
-use super::after::{NotifyOptions, WaitOptions};
 use super::artifact::ArtifactOptions;
 use super::chatops;
 use super::environment::{self, Mode, Repo, Wanted};
 use super::input::EnvInput;
+use super::notify_wait::{NotifyOptions, WaitOptions};
 use crate::error::Result;
 use crate::events::gitlab::{self as hooks, DeploymentHook, GitLabEvent};
 use crate::events::{Event, Forge, Parsed};

@@ -2,7 +2,6 @@
 //! `serve` have in common. The command line parses flags into these inputs and prints results;
 //! the server feeds them webhook deliveries.
 
-pub mod after;
 pub mod artifact;
 pub mod chatops;
 pub mod cleanup;
@@ -15,9 +14,8 @@ pub mod forges;
 mod gates;
 pub mod hook;
 pub mod input;
-pub mod life;
 pub mod lifecycle;
+pub mod notify_wait;
 pub mod page_action;
 pub mod release;
-pub mod respec;
 pub mod resync;

@@ -53,7 +53,7 @@ pub fn act(
     let now = SystemTime::now();
     let mut intent = |snap: &crate::reconcile::Snapshot| -> Result<Wanted> {
         match &command {
-            Some(c) => super::life::wanted(&input, c, None, snap, now),
+            Some(c) => crate::service::lifecycle::commands::wanted(&input, c, None, snap, now),
             None => super::environment::destroy_intent(&input)(snap),
         }
     };

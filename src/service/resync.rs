@@ -311,7 +311,8 @@ fn repair_intents(
                     author: record.and_then(|r| r.author.clone()),
                     slug: Some(slug.clone()),
                     environment: record.and_then(|r| r.environment.clone()),
-                    ci_source_url: record.and_then(|r| super::respec::source_url_of(r, content)),
+                    ci_source_url: record
+                        .and_then(|r| crate::service::lifecycle::respec::source_url_of(r, content)),
                     ..EnvInput::default()
                 };
                 out.push(Intent::Upsert(input.spec(&snap.settings)?));

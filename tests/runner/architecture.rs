@@ -110,7 +110,10 @@ fn the_layers_point_one_way() {
     }
     assert!(wrong.is_empty(), "arrows running back up: {wrong:?}");
     assert!(edges().len() > 10, "the walk found too few modules");
-    assert!(edges().contains_key("core"), "the core is a module of its own");
+    assert!(
+        edges().contains_key("core"),
+        "the core is a module of its own"
+    );
 }
 
 /// Small parts: no file of `src/` over 600 lines and no function over 100 (tests aside: a

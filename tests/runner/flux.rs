@@ -380,7 +380,7 @@ async fn a_receiver_is_notified_with_the_exact_path_and_headers() {
         .unwrap();
     assert_eq!(
         sig,
-        flux_ephemeral::webhook::sign_github(token.as_bytes(), &r.body)
+        flux_ephemeral::signatures::sign_github(token.as_bytes(), &r.body)
     );
     // Unchanged: nothing to notify.
     let out = deploy(SHA).await.ok().json();

@@ -4,7 +4,7 @@ use crate::support;
 
 use std::time::{Duration, Instant};
 
-use flux_ephemeral::webhook::sign_github;
+use flux_ephemeral::signatures::sign_github;
 use serde_json::{json, Value};
 use support::fake_forges::{github_pull, FakeGitHub};
 use support::serving::{request, Serving, SECRET};

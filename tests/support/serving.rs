@@ -124,7 +124,7 @@ pub fn github_headers_unchecked(event: &str, body: &str) -> Vec<(&'static str, S
         ("X-GitHub-Event", event.to_string()),
         (
             "X-Hub-Signature-256",
-            flux_ephemeral::webhook::sign_github(SECRET.as_bytes(), body.as_bytes()),
+            flux_ephemeral::signatures::sign_github(SECRET.as_bytes(), body.as_bytes()),
         ),
     ]
 }

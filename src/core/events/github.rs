@@ -277,7 +277,8 @@ mod tests {
             e.change.branch, None,
             "issue_comment has no head: the API is asked"
         );
-        let edited = include_str!("../../../tests/fixtures/github/issue_comment.edited.payload.json");
+        let edited =
+            include_str!("../../../tests/fixtures/github/issue_comment.edited.payload.json");
         assert!(
             matches!(parse("issue_comment", &on_pr(edited, "/deploy-ephemeral"), &P()).unwrap(), Parsed::Ignore(r) if r.contains("only new"))
         );
@@ -294,7 +295,8 @@ mod tests {
 
     #[test]
     fn pull_request_fixtures() {
-        let closed = include_str!("../../../tests/fixtures/github/pull_request.closed.payload.json");
+        let closed =
+            include_str!("../../../tests/fixtures/github/pull_request.closed.payload.json");
         let Parsed::Act(e) = parse("pull_request", closed, &P()).unwrap() else {
             panic!()
         };
@@ -310,12 +312,14 @@ mod tests {
         assert!(
             matches!(parse("pull_request", sync, &P()).unwrap(), Parsed::Act(e) if matches!(e.trigger, Trigger::Pushed { .. }))
         );
-        let labeled = include_str!("../../../tests/fixtures/github/pull_request.labeled.payload.json");
+        let labeled =
+            include_str!("../../../tests/fixtures/github/pull_request.labeled.payload.json");
         let Parsed::Act(e) = parse("pull_request", labeled, &P()).unwrap() else {
             panic!()
         };
         assert!(matches!(e.trigger, Trigger::Labels { ref added, .. } if added.len() == 1));
-        let opened = include_str!("../../../tests/fixtures/github/pull_request.opened.payload.json");
+        let opened =
+            include_str!("../../../tests/fixtures/github/pull_request.opened.payload.json");
         assert!(matches!(
             parse("pull_request", opened, &P()).unwrap(),
             Parsed::Ignore(_)

@@ -15,10 +15,10 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::after::{NotifyOptions, WaitOptions};
 use super::artifact::ArtifactOptions;
 use super::environment::{self, Mode, Wanted};
 use super::input::EnvInput;
+use super::notify_wait::{NotifyOptions, WaitOptions};
 use crate::chatops::LifeCommand;
 use crate::error::{Error, Result};
 use crate::events::Event;
@@ -225,7 +225,7 @@ impl Pending<'_> {
                 Ok(Wanted::Intent(Intent::Upsert(spec)))
             }
             Kind::Destroy => environment::destroy_intent(&self.input)(snap),
-            Kind::Life { command, asked } => crate::service::life::wanted(
+            Kind::Life { command, asked } => crate::service::lifecycle::commands::wanted(
                 &self.input,
                 command,
                 *asked,

@@ -8,8 +8,8 @@ use std::time::SystemTime;
 
 use serde_json::json;
 
-use super::after::NotifyOptions;
 use super::environment::{self as ops, Repo};
+use super::notify_wait::NotifyOptions;
 use crate::apps::Origin;
 use crate::cleanup::{guard, stale, ForgeState, Reason, Stale};
 use crate::error::{Error, Result};

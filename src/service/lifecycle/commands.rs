@@ -5,8 +5,6 @@
 
 use std::time::{Duration, SystemTime};
 
-use super::environment::Wanted;
-use super::input::EnvInput;
 use crate::chatops::LifeCommand;
 use crate::error::Result;
 use crate::lifecycle::{expiry, ttl_of};
@@ -14,6 +12,8 @@ use crate::model::{file_name, EnvRecord, EnvSpec, SleepReason};
 use crate::overlay::{classify, Entry};
 use crate::plan::Intent;
 use crate::reconcile::Snapshot;
+use crate::service::environment::Wanted;
+use crate::service::input::EnvInput;
 use crate::settings::Settings;
 
 /// The environment `input` names, with its file's content, when it exists and is ours.
@@ -65,7 +65,7 @@ pub fn changed_spec(
     settings: &Settings,
     now: SystemTime,
 ) -> EnvSpec {
-    let mut spec = super::respec::spec_of(record, content, settings);
+    let mut spec = crate::service::lifecycle::respec::spec_of(record, content, settings);
     let life = &mut spec.lifecycle;
     life.expires_at = if crate::lifecycle::ahead_of(record, now) {
         // A hand-written activity time ahead of the clock is not kept: the command is the
@@ -123,14 +123,14 @@ pub fn wanted(
 /// `flux-ephemeral extend | sleep | wake`: the command on the environment `input` names, in one
 /// commit; nothing to do (no environment, already asleep) commits nothing and says why.
 pub fn run(
-    repo: &super::environment::Repo,
+    repo: &crate::service::environment::Repo,
     input: &EnvInput,
     command: &LifeCommand,
     asked: Option<Duration>,
-    notify: &super::after::NotifyOptions,
-    mode: &super::environment::Mode,
+    notify: &crate::service::notify_wait::NotifyOptions,
+    mode: &crate::service::environment::Mode,
 ) -> Result<()> {
-    use super::environment::open;
+    use crate::service::environment::open;
     if input.slug.is_none() {
         input.branch()?;
     }
@@ -139,7 +139,7 @@ pub fn run(
     let first = crate::reconcile::first_snapshot(&store, &mut config)?;
     let settings = first.settings.clone();
     let now = SystemTime::now();
-    let done = super::environment::run(
+    let done = crate::service::environment::run(
         &store,
         &config,
         Some(first),
@@ -147,5 +147,5 @@ pub fn run(
         mode,
         &mut |snap: &Snapshot| wanted(input, command, asked, snap, now),
     )?;
-    super::environment::notify_and_finish(done, &store, &settings, notify, mode)
+    crate::service::environment::notify_and_finish(done, &store, &settings, notify, mode)
 }

@@ -2,6 +2,9 @@
 //! warnings before expiry, idle and office-hours sleep, office-hours wake, in the same commit as
 //! the removals. The decisions are `crate::lifecycle`'s; this renders them and speaks.
 
+pub mod commands;
+pub mod respec;
+
 use std::collections::BTreeSet;
 use std::time::SystemTime;
 
@@ -94,7 +97,7 @@ pub fn intents(
         let Some(content) = files.get(&r.file).filter(|_| !todo.is_empty()) else {
             continue;
         };
-        let mut spec = super::respec::spec_of(r, content, settings);
+        let mut spec = crate::service::lifecycle::respec::spec_of(r, content, settings);
         // Neither the warning nor sleep moves the expiry.
         spec.lifecycle.expires_at = expiry(r, policy);
         for step in &todo {

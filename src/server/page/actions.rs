@@ -9,8 +9,8 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use subtle::ConstantTimeEq;
 
-use super::guard::for_role;
-use super::ui::{peer, strict, unauthorized, Auth, Role, Ui};
+use super::{peer, strict, unauthorized, Auth, Role, Ui};
+use crate::server::guard::for_role;
 
 #[derive(serde::Deserialize)]
 pub struct ActionForm {

@@ -12,7 +12,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use subtle::ConstantTimeEq;
 
-use super::ui::{strict, Ui};
+use super::{strict, Ui};
 
 const NONCE_COOKIE: &str = "fe_signin";
 
@@ -76,7 +76,7 @@ pub async fn sign_in(
             "That was not the sign-in form.",
         );
     };
-    let agreed = super::ui::cookie(&headers, NONCE_COOKIE).is_some_and(|n| {
+    let agreed = super::cookie(&headers, NONCE_COOKIE).is_some_and(|n| {
         !n.is_empty()
             && n.len() == form.csrf.len()
             && bool::from(n.as_bytes().ct_eq(form.csrf.as_bytes()))

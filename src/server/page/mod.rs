@@ -7,6 +7,9 @@
 //! every 30 s), never the remote per request; its assets are served here, under a strict
 //! Content-Security-Policy.
 
+pub mod actions;
+pub mod signin;
+
 use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
@@ -20,10 +23,10 @@ use crate::model::EnvRecord;
 use crate::overlay::Files;
 use crate::previews::{view, WebHosts};
 
-const PAGE: &str = include_str!("../../assets/previews.html.tera");
-const SCRIPT: &str = include_str!("../../assets/previews.js");
-const STYLE: &str = include_str!("../../assets/previews.css");
-const ICON: &str = include_str!("../../assets/favicon.svg");
+const PAGE: &str = include_str!("../../../assets/previews.html.tera");
+const SCRIPT: &str = include_str!("../../../assets/previews.js");
+const STYLE: &str = include_str!("../../../assets/previews.css");
+const ICON: &str = include_str!("../../../assets/favicon.svg");
 const COOKIE: &str = "fe_ui";
 use super::guard::{for_role, CSP};
 
@@ -61,7 +64,7 @@ impl PreviewsCache {
             .map(|r| {
                 let url = files
                     .get(&r.file)
-                    .and_then(|c| crate::service::respec::preview_url_of(c));
+                    .and_then(|c| crate::service::lifecycle::respec::preview_url_of(c));
                 (r, url)
             })
             .collect();
@@ -176,7 +179,7 @@ impl Ui {
         if let Err(e) = templates.add_raw_templates([
             ("page.html", PAGE),
             ("result.html", RESULT),
-            ("signin.html", super::signin::SIGNIN),
+            ("signin.html", signin::SIGNIN),
         ]) {
             tracing::error!("previews page: its templates do not parse: {e}");
             return None;
@@ -517,12 +520,12 @@ pub fn routes(ui: Arc<Ui>) -> axum::Router {
         // An action's form is two short fields: nobody's body may take more.
         .route(
             "/actions/{verb}",
-            post(super::page_actions::action).layer(axum::extract::DefaultBodyLimit::max(4096)),
+            post(actions::action).layer(axum::extract::DefaultBodyLimit::max(4096)),
         )
         .route(
             "/signin",
-            get(super::signin::form)
-                .post(super::signin::sign_in)
+            get(signin::form)
+                .post(signin::sign_in)
                 .layer(axum::extract::DefaultBodyLimit::max(4096)),
         )
         .route("/assets/previews.js", get(script))
