@@ -8,7 +8,9 @@
 //! 3. [`finish`]: replies, commit statuses, Flux notification and wait, per event.
 
 mod apply;
+mod deploy;
 mod finish;
+mod life;
 mod prepare;
 
 use std::time::Duration;
