@@ -9,6 +9,14 @@ use crate::model::EnvRecord;
 use crate::plan::{Action, Outcome};
 use crate::reconcile::Report;
 
+/// The one place a command's JSON result is written: one object, on one line of stdout. A
+/// reader that went away (`| head`) is not an error.
+pub fn json_line(v: &serde_json::Value) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{v}").and_then(|()| out.flush());
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum Format {
     #[default]
@@ -82,7 +90,7 @@ pub fn print_single(format: Format, report: &Report, repo: &str, dry_run: bool, 
             if let Some(d) = &report.diff {
                 v["diff"] = json!(d);
             }
-            println!("{v}");
+            json_line(&v);
         }
         Format::Text => {
             let path = format!("{}/{}", report.instances_dir, o.file);
@@ -159,7 +167,7 @@ pub fn print_list(format: Format, records: &[EnvRecord], dir: &str) {
                     v
                 })
                 .collect();
-            println!("{}", json!({ "environments": envs }));
+            json_line(&json!({ "environments": envs }));
         }
         Format::Text => {
             if records.is_empty() {
@@ -209,9 +217,8 @@ pub fn print_list(format: Format, records: &[EnvRecord], dir: &str) {
 /// The event or job was handled, but asks for nothing (filtered out, not an environment job).
 pub fn print_ignored(format: Format, reason: &str) {
     match format {
-        Format::Json => println!(
-            "{}",
-            json!({ "action": "ignored", "reason": reason, "slug": null, "commit": null, "changed": false })
+        Format::Json => json_line(
+            &json!({ "action": "ignored", "reason": reason, "slug": null, "commit": null, "changed": false }),
         ),
         Format::Text => println!("ignored: {reason}; nothing to do"),
     }
@@ -249,10 +256,9 @@ pub fn print_error(format: Format, e: &Error) {
         return;
     }
     match format {
-        Format::Json => println!(
-            "{}",
-            json!({ "error": { "kind": e.kind.as_str(), "message": e.message } })
-        ),
+        Format::Json => {
+            json_line(&json!({ "error": { "kind": e.kind.as_str(), "message": e.message } }))
+        }
         Format::Text => {}
     }
     eprintln!("error: {e}");

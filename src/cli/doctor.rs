@@ -44,7 +44,9 @@ impl DoctorCmd {
         };
         let checks = doctor.run();
         match format {
-            Format::Json => println!("{}", json!({"action": "doctor", "checks": checks})),
+            Format::Json => {
+                crate::output::json_line(&json!({"action": "doctor", "checks": checks}))
+            }
             Format::Text => {
                 for c in &checks {
                     let mark = match c.verdict {

@@ -90,14 +90,11 @@ impl RenderCmd {
         let rendered = renderer.render(&spec, now)?;
         match format {
             Format::Text => print!("{}", rendered.content),
-            Format::Json => println!(
-                "{}",
-                serde_json::json!({
-                    "slug": spec.slug, "name": rendered.name, "namespace": rendered.namespace,
-                    "file": format!("{}/{}", settings.instances_dir, crate::model::file_name(spec.key())),
-                    "preview_url": rendered.preview_url, "content": rendered.content,
-                })
-            ),
+            Format::Json => crate::output::json_line(&serde_json::json!({
+                "slug": spec.slug, "name": rendered.name, "namespace": rendered.namespace,
+                "file": format!("{}/{}", settings.instances_dir, crate::model::file_name(spec.key())),
+                "preview_url": rendered.preview_url, "content": rendered.content,
+            })),
         }
         Ok(())
     }

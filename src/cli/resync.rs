@@ -48,10 +48,9 @@ impl ResyncCmd {
         for result in resync_all(&store, &config, self.gitlab_url.as_deref(), self.dry_run) {
             match result {
                 Ok(r) => match format {
-                    Format::Json => println!(
-                        "{}",
-                        json!({"action": "resync", "repairs": r.repairs, "commit": r.report.commit,
-                               "changed": r.report.commit.is_some(), "dry_run": self.dry_run})
+                    Format::Json => crate::output::json_line(
+                        &json!({"action": "resync", "repairs": r.repairs, "commit": r.report.commit,
+                               "changed": r.report.commit.is_some(), "dry_run": self.dry_run}),
                     ),
                     Format::Text => {
                         if r.repairs.is_empty() {

@@ -79,10 +79,9 @@ impl WaitCmd {
             self.flux_status_author.as_deref(),
         )?;
         match format {
-            Format::Json => println!(
-                "{}",
-                serde_json::json!({"action": "wait", "slug": slug, "file": format!("{}/{file}", snap.settings.instances_dir),
-                                   "revision": targets.revision, "wait": outcome})
+            Format::Json => crate::output::json_line(
+                &serde_json::json!({"action": "wait", "slug": slug, "file": format!("{}/{file}", snap.settings.instances_dir),
+                                   "revision": targets.revision, "wait": outcome}),
             ),
             Format::Text => println!(
                 "environment {slug}: {} (via {})",

@@ -78,7 +78,7 @@ impl Handled {
                 if let Some(w) = &self.wait {
                     v["wait"] = json!(w);
                 }
-                println!("{v}");
+                crate::output::json_line(&v);
             }
             Format::Text => {
                 let mut line = format!("{}: {}", self.action, self.reason);

@@ -396,7 +396,7 @@ fn print(
             if let Some(d) = &report.diff {
                 v["diff"] = json!(d);
             }
-            println!("{v}");
+            crate::output::json_line(&v);
         }
         Format::Text => {
             if matches!(forge, Forge::None) {
