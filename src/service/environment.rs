@@ -1,98 +1,25 @@
 //! Deploy and destroy one environment, shared by `deploy`, `destroy`, `env` and `handle`: one
 //! reconcile each.
 
-use std::path::PathBuf;
-
 use super::artifact::ArtifactOptions;
 use super::input::EnvInput;
 use super::notify_wait::{NotifyOptions, WaitOptions};
-use crate::config::FileConfig;
 use crate::error::{Error, Result};
-use crate::git::{Auth, Location, Store};
+use crate::git::Store;
 use crate::output::Extras;
 use crate::output::{print_ignored, print_single, write_dotenv};
 use crate::plan::{Intent, PlanOptions, Removal};
 use crate::reconcile::first_snapshot;
 use crate::reconcile::{reconcile, ConfigSource, Report, RunOptions, Snapshot};
 
-/// How a deploy or destroy runs and reports.
-#[derive(Debug, Clone, Default)]
-pub struct Mode {
-    pub dry_run: bool,
-    pub format: crate::output::Format,
-    pub dotenv: Option<PathBuf>,
-    /// Record a new deploy time even when nothing else changed.
-    pub refresh: bool,
-    /// Who asked, recorded in the commit message (the previews page's user).
-    pub requested_by: Option<String>,
-}
+pub use super::gitops::{locate, open, Repo};
+pub use super::mode::Mode;
 
 /// What one reconcile did.
 pub enum Done {
     Report(Box<Report>),
     /// Nothing was asked: the filters rejected the environment, or the intent was skipped.
     Ignored(String),
-}
-
-/// The GitOps repository, how to reach it, and the settings given outside its configuration file.
-#[derive(Debug, Clone, Default)]
-pub struct Repo {
-    /// A path or URL; `None`: the local demo repository.
-    pub url: Option<String>,
-    /// Else the repository's default branch.
-    pub target_branch: Option<String>,
-    /// Keep a bare mirror here between runs.
-    pub cache_dir: Option<PathBuf>,
-    pub auth: Auth,
-    /// A configuration file to use instead of the repository's `.flux-ephemeral.yaml`.
-    pub config: Option<PathBuf>,
-    /// Settings that win over the configuration file.
-    pub flags: FileConfig,
-}
-
-/// The store and settings. `dry_run`: create nothing, not even the demo repository.
-pub fn open(repo: &Repo, dry_run: bool) -> Result<(Store, ConfigSource)> {
-    let location = locate(repo.url.as_deref(), dry_run)?;
-    let config = ConfigSource::load(repo.config.as_deref(), repo.flags.clone())?;
-    let config = ConfigSource {
-        flags: FileConfig {
-            target_branch: repo.target_branch.clone(),
-            ..config.flags
-        },
-        ..config
-    };
-    let store = Store::open(location, repo.auth.clone(), repo.cache_dir.as_deref())?;
-    Ok((store, config))
-}
-
-/// The repository's location; the demo repository when none is given (a dry run does not
-/// create it).
-pub fn locate(url: Option<&str>, dry_run: bool) -> Result<Location> {
-    match url {
-        Some(r) => Location::parse(r),
-        None if dry_run => {
-            let path = crate::local_default::existing()?.ok_or_else(|| {
-                Error::input(
-                    "no --repo given and the demo repository does not exist yet; a dry run creates nothing: \
-                     run once without --dry-run to create it, or pass --repo",
-                )
-            })?;
-            eprintln!(
-                "note: no --repo given: using the demo GitOps repository {}",
-                path.display()
-            );
-            Ok(Location::Local(path))
-        }
-        None => {
-            let (path, created) = crate::local_default::ensure()?;
-            let verb = if created { "created" } else { "using" };
-            eprintln!(
-                "note: no --repo given: {verb} the demo GitOps repository {}",
-                path.display()
-            );
-            Ok(Location::Local(path))
-        }
-    }
 }
 
 /// What one environment needs, as decided on a fresh snapshot (short-lived: its size does not
