@@ -132,18 +132,25 @@ fn tell_the_change(
             );
             crate::replies::destroyed(&record.slug, Some(commit), why)
         }
-        Some(LifeCommand::Extend { .. }) => {
+        Some(command) => {
             let now_recorded = files
                 .into_iter()
                 .flat_map(crate::overlay::records)
                 .find(|r| r.file == record.file);
-            let Some(expires) = now_recorded.and_then(|r| r.lifecycle().expires_at) else {
+            let expires = now_recorded.and_then(|r| r.lifecycle().expires_at);
+            if matches!(command, LifeCommand::Extend { .. }) && expires.is_none() {
                 return;
-            };
-            crate::replies::extended(&record.slug, expires, now, None)
+            }
+            super::lifecycle::commands::told(
+                command,
+                &record.slug,
+                expires,
+                None,
+                why,
+                settings,
+                now,
+            )
         }
-        Some(LifeCommand::Sleep) => crate::replies::asleep(&record.slug, why, &settings.commands),
-        Some(LifeCommand::Wake) => crate::replies::waking(&record.slug),
     };
     if let Err(e) = forge.reply(number, &reply) {
         tracing::warn!("previews page: could not comment on change {number}: {e}");

@@ -8,6 +8,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::forge::{ChangeForge, DeploymentState, Status};
 use crate::plan::{Action, Outcome};
 use crate::replies;
+use crate::service::lifecycle::commands::told;
 
 /// Step 3: tell the pull/merge request what happened, notify Flux, wait when asked.
 pub fn finish(p: &Pending, applied: Result<Applied>, ctx: &Context) -> Result<Handled> {
@@ -99,17 +100,17 @@ fn finish_life(
     let mut waited = None;
     let action = match command {
         LifeCommand::Extend { .. } => {
-            let expires = record.lifecycle().expires_at.unwrap_or(now);
             let capped = asked.filter(|a| *a > s.max_ttl).map(|_| s.max_ttl);
-            p.reply(replies::extended(&o.slug, expires, now, capped));
+            let expires = record.lifecycle().expires_at;
+            p.reply(told(command, &o.slug, expires, capped, "as asked", s, now));
             "extended"
         }
         LifeCommand::Sleep => {
-            p.reply(replies::asleep(&o.slug, "as asked", &s.commands));
+            p.reply(told(command, &o.slug, None, None, "as asked", s, now));
             "asleep"
         }
         LifeCommand::Wake => {
-            p.reply(replies::waking(&o.slug));
+            p.reply(told(command, &o.slug, None, None, "as asked", s, now));
             if let Some(w) = ctx.wait.as_ref().filter(|w| w.wait && !ctx.mode.dry_run) {
                 let outcome = w.wait_for(&r.content, Some(&p.forge))?;
                 p.reply(replies::woke(&o.slug, &outcome));

@@ -149,3 +149,24 @@ pub fn run(
     )?;
     crate::service::environment::notify_and_finish(done, &store, &settings, notify, mode)
 }
+
+/// What the change is told after `command` changed its preview `slug` — the same words whether
+/// a comment or the previews page asked (`why`). `expires`: the expiry the file now records;
+/// `capped`: the maximum an extension was cut to.
+pub fn told(
+    command: &LifeCommand,
+    slug: &str,
+    expires: Option<SystemTime>,
+    capped: Option<Duration>,
+    why: &str,
+    settings: &Settings,
+    now: SystemTime,
+) -> String {
+    match command {
+        LifeCommand::Extend { .. } => {
+            crate::replies::extended(slug, expires.unwrap_or(now), now, capped)
+        }
+        LifeCommand::Sleep => crate::replies::asleep(slug, why, &settings.commands),
+        LifeCommand::Wake => crate::replies::waking(slug),
+    }
+}
