@@ -288,10 +288,12 @@ pub fn failed(message: &str) -> String {
     format!("{REPLY_MARKER}\nflux-ephemeral could not update the preview environment: {message}")
 }
 
-/// A delivery kept because the GitOps repository's `.flux-ephemeral.yaml` does not read.
-pub fn waits_for_configuration(why: &str) -> String {
+/// A delivery kept because the GitOps repository's `.flux-ephemeral.yaml` does not read. The
+/// error itself is not posted: the GitOps repository may be private while the change is public
+/// (`/readyz` and the logs name it for whoever runs the bot).
+pub fn waits_for_configuration() -> String {
     format!(
-        "{REPLY_MARKER}\nThis waits: {}. It is handled as soon as a commit fixes that.",
-        crate::redact::remote_text(why, crate::redact::REMOTE_TEXT_MAX)
+        "{REPLY_MARKER}\nThis waits: the GitOps repository's `.flux-ephemeral.yaml` does not read \
+         (the bot's readiness check and logs say why). It is handled as soon as a commit fixes it."
     )
 }

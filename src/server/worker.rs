@@ -31,6 +31,9 @@ pub enum Keep {
     Hold,
 }
 
+/// Without a journal, at most this many deliveries wait in memory for the configuration.
+const MAX_HELD: usize = 1024;
+
 /// What `/readyz` and the logs say about a configuration that does not read.
 pub fn config_problem(e: &Error) -> String {
     format!("the configuration in the GitOps repository does not read ({e}); deliveries are kept until a commit fixes it")
@@ -485,22 +488,34 @@ impl Worker {
                 (Some(_), Some(id)) => {
                     lock(&self.kept).insert(id.clone(), Keep::Hold);
                 }
-                _ => lock(&self.held).push(job.clone()),
+                _ => {
+                    // In memory the wait is bounded: beyond it, only a journal keeps more.
+                    let mut held = lock(&self.held);
+                    if held.len() < MAX_HELD {
+                        held.push(job.clone());
+                    } else {
+                        tracing::error!("{MAX_HELD} deliveries wait in memory already: this one is dropped (run with --state-dir to keep every one)");
+                    }
+                }
             }
+            // Told once per delivery; the key is small whatever the body.
             let key = job
                 .journal_id
                 .clone()
                 .or_else(|| job.delivery.clone())
-                .unwrap_or_else(|| job.body.clone());
+                .unwrap_or_else(|| {
+                    use sha2::Digest;
+                    hex::encode(sha2::Sha256::digest(job.body.as_bytes()))
+                });
             if lock(&self.told).insert(key) {
-                self.tell(job, e);
+                self.tell(job);
             }
         }
     }
 
     /// Reply on the delivery's change (with the default command words: the configured ones do
     /// not read) that it waits for the configuration. Best effort: a failure is only logged.
-    fn tell(&self, job: &Job, e: &Error) {
+    fn tell(&self, job: &Job) {
         let Ok(Work::Change(event)) = self.handler.parse_with(
             job.forge,
             job.event.as_deref(),
@@ -509,7 +524,7 @@ impl Worker {
         ) else {
             return;
         };
-        let text = crate::replies::waits_for_configuration(&e.to_string());
+        let text = crate::replies::waits_for_configuration();
         let told = self
             .handler
             .forge_for(job.forge, &event)

@@ -572,7 +572,14 @@ async fn a_bad_configuration_keeps_deliveries_until_a_commit_fixes_it() {
         .as_str()
         .unwrap()
         .to_string();
-    assert!(told.contains("waits") && told.contains("tll"), "{told}");
+    assert!(
+        told.contains("waits") && told.contains(".flux-ephemeral.yaml"),
+        "{told}"
+    );
+    assert!(
+        !told.contains("tll"),
+        "the GitOps configuration's error is not posted: {told}"
+    );
     assert!(env.sync_file(&support::slug_of(&branch(1))).is_none());
     assert_eq!(
         std::fs::read_dir(&state)
