@@ -32,6 +32,9 @@ SHAPES = {
     "check-run-list": ("GET /repos/{owner}/{repo}/commits/{ref}/check-runs", "200", None, None),
     "deployment": ("POST /repos/{owner}/{repo}/deployments", "201", None, None),
     "deployment-status": ("POST /repos/{owner}/{repo}/deployments/{deployment_id}/statuses", "201", None, None),
+    "integration": ("GET /app", "200", None, None),
+    "installation": ("GET /repos/{owner}/{repo}/installation", "200", None, None),
+    "installation-token": ("POST /app/installations/{installation_id}/access_tokens", "201", None, None),
 }
 
 

@@ -65,6 +65,7 @@ impl RepoArgs {
             username: self.git_username.clone(),
             ssh_key: self.ssh_key.clone(),
             insecure_ignore_host_key: self.insecure_ignore_host_key,
+            fresh_token: None,
         })
     }
 }
@@ -240,4 +241,80 @@ impl TargetArgs {
 /// Parse `--ttl` early so a typo fails before any network access.
 pub fn check_ttl(ttl: &Option<String>) -> Result<()> {
     ttl.as_deref().map(parse_ttl).transpose().map(|_| ())
+}
+
+/// Run as a GitHub App instead of with GITHUB_TOKEN. The private key comes from a file or from
+/// FLUX_EPHEMERAL_GITHUB_APP_PRIVATE_KEY, never from the command line.
+#[derive(Debug, Clone, Default, Args)]
+pub struct GitHubAppArgs {
+    /// Talk to GitHub as this GitHub App (its numeric App ID). Each repository's calls use the
+    /// token of the installation that holds it; GITHUB_TOKEN is then not needed.
+    #[arg(
+        long,
+        global = true,
+        env = "FLUX_EPHEMERAL_GITHUB_APP_ID",
+        value_name = "ID"
+    )]
+    pub github_app_id: Option<u64>,
+
+    /// The GitHub App's private key, PEM (PKCS#1 or PKCS#8), as downloaded from the App's
+    /// settings. Or put the key itself in FLUX_EPHEMERAL_GITHUB_APP_PRIVATE_KEY.
+    #[arg(
+        long,
+        global = true,
+        env = "FLUX_EPHEMERAL_GITHUB_APP_PRIVATE_KEY_FILE",
+        value_name = "FILE"
+    )]
+    pub github_app_private_key_file: Option<PathBuf>,
+
+    /// The installation to use for a repository whose installation GitHub does not name
+    /// [default: the one that holds each repository, asked of GitHub]
+    #[arg(
+        long,
+        global = true,
+        env = "FLUX_EPHEMERAL_GITHUB_APP_INSTALLATION_ID",
+        value_name = "ID"
+    )]
+    pub github_app_installation_id: Option<u64>,
+}
+
+impl GitHubAppArgs {
+    /// The App's credentials, or `None` when no App is configured.
+    pub fn credentials(&self) -> Result<Option<crate::forge::github::app::AppCredentials>> {
+        let inline = Secret::from_env("FLUX_EPHEMERAL_GITHUB_APP_PRIVATE_KEY");
+        let Some(id) = self.github_app_id else {
+            if self.github_app_private_key_file.is_some() || inline.is_some() {
+                return Err(Error::config(
+                    "a GitHub App private key is given but no App ID: set FLUX_EPHEMERAL_GITHUB_APP_ID \
+                     (or --github-app-id), the number on the App's settings page",
+                ));
+            }
+            return Ok(None);
+        };
+        let key = match (&self.github_app_private_key_file, inline) {
+            (Some(path), _) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    Error::input(format!(
+                        "cannot read the GitHub App's private key file {}: {}",
+                        path.display(),
+                        e.kind()
+                    ))
+                })?;
+                Secret::new(text)
+            }
+            (None, Some(key)) => key,
+            (None, None) => {
+                return Err(Error::config(format!(
+                    "GitHub App {id} has no private key: set FLUX_EPHEMERAL_GITHUB_APP_PRIVATE_KEY_FILE \
+                     (or --github-app-private-key-file) to the PEM file from the App's settings, or \
+                     FLUX_EPHEMERAL_GITHUB_APP_PRIVATE_KEY to its text"
+                )))
+            }
+        };
+        Ok(Some(crate::forge::github::app::AppCredentials {
+            id,
+            key,
+            installation: self.github_app_installation_id,
+        }))
+    }
 }

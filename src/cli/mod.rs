@@ -54,6 +54,9 @@ pub struct Cli {
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "FLUX_EPHEMERAL_LOG_FORMAT")]
     pub log_format: LogFormat,
 
+    #[command(flatten)]
+    pub github_app: args::GitHubAppArgs,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -99,6 +102,7 @@ fn emit(bytes: &[u8]) -> Result<()> {
 
 impl Cli {
     pub fn run(&self) -> Result<()> {
+        crate::service::forges::use_github_app(self.github_app.credentials()?);
         match &self.command {
             Command::Render(c) => c.run(self.output),
             Command::Deploy(c) => c.run(self.output),

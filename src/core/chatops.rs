@@ -178,6 +178,7 @@ mod tests {
         Event {
             repository: String::new(),
             project_id: None,
+            installation: None,
             source_url: None,
             change: Change::default(),
             actor: Actor {

@@ -1,7 +1,6 @@
 //! Forge adapters: the GitHub and GitLab APIs, behind small interfaces.
 
 pub mod github;
-mod github_deploy;
 pub mod gitlab;
 mod gitlab_environments;
 

@@ -3,6 +3,7 @@
 use std::cell::{Cell, RefCell};
 use std::path::PathBuf;
 use std::rc::Rc;
+use std::sync::{Arc, Mutex};
 
 use git2::{CertificateCheckStatus, Cred, CredentialType, RemoteCallbacks};
 
@@ -18,6 +19,37 @@ pub struct Auth {
     pub ssh_key: Option<PathBuf>,
     /// Accept any SSH host key. For tests only: it allows a man in the middle.
     pub insecure_ignore_host_key: bool,
+    /// A token asked for before each fetch or push (a GitHub App installation's, which lasts an
+    /// hour), used when no `token` is given.
+    pub fresh_token: Option<FreshToken>,
+}
+
+/// Where a short-lived HTTPS token comes from.
+pub trait TokenSource: Send + Sync {
+    /// A token with enough time left for one fetch or push; the error says why there is none.
+    fn token(&self) -> Result<Secret, crate::error::Error>;
+}
+
+/// A [`TokenSource`] and the token it last gave (to send, and to scrub from messages).
+#[derive(Clone)]
+pub struct FreshToken {
+    source: Arc<dyn TokenSource>,
+    current: Arc<Mutex<Option<Secret>>>,
+}
+
+impl FreshToken {
+    pub fn new(source: Arc<dyn TokenSource>) -> FreshToken {
+        FreshToken {
+            source,
+            current: Arc::default(),
+        }
+    }
+}
+
+impl std::fmt::Debug for FreshToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FreshToken(***)")
+    }
 }
 
 /// What the callbacks saw, for error messages.
@@ -32,11 +64,32 @@ pub struct Transcript {
 }
 
 impl Auth {
+    /// Ask the token source (if any) for a token good for the next fetch or push.
+    pub fn refresh(&self) -> crate::error::Result<()> {
+        if let (None, Some(fresh)) = (&self.token, &self.fresh_token) {
+            let token = fresh.source.token()?;
+            if let Ok(mut c) = fresh.current.lock() {
+                *c = Some(token);
+            }
+        }
+        Ok(())
+    }
+
+    /// The HTTPS token sent: the one given, else the fresh one last asked for.
+    pub fn current_token(&self) -> Option<Secret> {
+        self.token.clone().or_else(|| {
+            self.fresh_token
+                .as_ref()
+                .and_then(|f| f.current.lock().ok().and_then(|c| c.clone()))
+        })
+    }
+
     /// Callbacks for one fetch or push. `transcript` collects what happened.
     pub fn callbacks<'a>(&'a self, transcript: Rc<Transcript>) -> RemoteCallbacks<'a> {
         let mut cb = RemoteCallbacks::new();
         let attempts = Cell::new(0u32);
         let t = transcript.clone();
+        let token = self.current_token();
         cb.credentials(move |_url, user_from_url, allowed| {
             attempts.set(attempts.get() + 1);
             // libgit2 asks again after the server refused what we offered: stop there.
@@ -58,7 +111,7 @@ impl Auth {
                 return Cred::ssh_key_from_agent(user);
             }
             if allowed.contains(CredentialType::USER_PASS_PLAINTEXT) {
-                if let Some(token) = &self.token {
+                if let Some(token) = &token {
                     t.offered.set(Some("token"));
                     let user = self.username.as_deref().or(user_from_url).unwrap_or("x-access-token");
                     return Cred::userpass_plaintext(user, token.expose());

@@ -406,7 +406,7 @@ impl Store {
                         Ok(Published::Done)
                     }
                     Some(msg) if is_permanent_refusal(&msg) => {
-                        let server = server_lines(&t, self.auth.token.as_ref());
+                        let server = server_lines(&t, self.auth.current_token().as_ref());
                         let mut text = format!(
                             "the server refused the push to {} ({branch}): {msg}; nothing was changed",
                             self.location.display()
@@ -439,6 +439,7 @@ impl Store {
 
     /// An anonymous remote for `url`, and the transcript its callbacks fill.
     fn remote<'r>(&'r self, url: &str) -> Result<(git2::Remote<'r>, Rc<Transcript>)> {
+        self.auth.refresh()?;
         let remote = self
             .repo
             .remote_anonymous(url)
@@ -462,7 +463,7 @@ impl Store {
             e,
             &format!("{what} {}", self.location.display()),
             url,
-            self.auth.token.as_ref(),
+            self.auth.current_token().as_ref(),
             t,
         )
     }

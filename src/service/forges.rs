@@ -1,11 +1,15 @@
-//! The forges' API clients, built in one place from credentials read once: `GITHUB_TOKEN` (with
-//! `GITHUB_API_URL`) and `GITLAB_TOKEN` (with the GitLab URL each caller resolves). Every path —
-//! a webhook, resync, cleanup, a CI job's wait — gets its client here.
+//! The forges' API clients, built in one place from credentials read once: `GITHUB_TOKEN` or a
+//! GitHub App (`FLUX_EPHEMERAL_GITHUB_APP_*`, with `GITHUB_API_URL`), and `GITLAB_TOKEN` (with
+//! the GitLab URL each caller resolves). Every path — a webhook, resync, cleanup, a CI job's wait,
+//! a push to a GitOps repository on GitHub — gets its client or token here.
 
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::error::{Error, Result};
-use crate::forge::github::GitHubChanges;
+use crate::forge::github::app::{App, AppCredentials};
+use crate::forge::github::client::block_on;
+use crate::forge::github::{GitHub, GitHubChanges};
 use crate::forge::gitlab::{GitLab, GitLabChanges, GitLabUrl};
 use crate::redact::Secret;
 
@@ -23,19 +27,120 @@ fn credentials() -> &'static Credentials {
     })
 }
 
-/// Whether a GitHub token is set.
-pub fn has_github_token() -> bool {
-    credentials().github.is_some()
+static APP_CREDENTIALS: OnceLock<Option<AppCredentials>> = OnceLock::new();
+
+/// Run as this GitHub App (from the command line or the environment), for the whole process.
+/// The first call wins; without one, no App is used.
+pub fn use_github_app(creds: Option<AppCredentials>) {
+    let _ = APP_CREDENTIALS.set(creds);
+}
+
+fn app_credentials() -> Option<&'static AppCredentials> {
+    APP_CREDENTIALS.get_or_init(|| None).as_ref()
+}
+
+/// The GitHub App on `api`, one per process (its installations' tokens are cached in it).
+pub fn github_app(api: &str) -> Result<Option<Arc<App>>> {
+    let Some(creds) = app_credentials() else {
+        return Ok(None);
+    };
+    static APPS: OnceLock<Mutex<HashMap<String, Arc<App>>>> = OnceLock::new();
+    let mut apps = APPS
+        .get_or_init(Default::default)
+        .lock()
+        .map_err(|_| Error::internal("the GitHub Apps' lock is poisoned"))?;
+    if let Some(app) = apps.get(api) {
+        return Ok(Some(app.clone()));
+    }
+    let app = Arc::new(App::new(api, creds)?);
+    apps.insert(api.to_string(), app.clone());
+    Ok(Some(app))
+}
+
+/// Whether GitHub credentials are set: a token or a GitHub App.
+pub fn has_github_credentials() -> bool {
+    credentials().github.is_some() || app_credentials().is_some()
+}
+
+/// The GitHub client of `repository` (`owner/name`) on the API at `api`: as the App's
+/// installation that holds it (`installation` when the event named it), else with the token.
+pub fn github_installed_at(
+    api: &str,
+    repository: &str,
+    installation: Option<u64>,
+) -> Result<GitHubChanges> {
+    let Some(app) = github_app(api)? else {
+        return GitHubChanges::connect(api, credentials().github.as_ref(), repository);
+    };
+    if let Some(id) = installation {
+        app.note_holder(repository, id);
+    }
+    let id = block_on("find the App's installation", app.holder_of(repository))?;
+    Ok(GitHubChanges::of(GitHub::installed(app, id, repository)?))
 }
 
 /// The GitHub client of `repository` (`owner/name`) on the API at `api`.
 pub fn github_at(api: &str, repository: &str) -> Result<GitHubChanges> {
-    GitHubChanges::connect(api, credentials().github.as_ref(), repository)
+    github_installed_at(api, repository, None)
 }
 
 /// The GitHub client of `repository` on `GITHUB_API_URL` (else the public API).
 pub fn github(repository: &str) -> Result<GitHubChanges> {
     github_at(&crate::forge::github::api_from_env(), repository)
+}
+
+/// The GitHub client of an event's repository, as the installation that delivered it.
+pub fn github_event(repository: &str, installation: Option<u64>) -> Result<GitHubChanges> {
+    github_installed_at(
+        &crate::forge::github::api_from_env(),
+        repository,
+        installation,
+    )
+}
+
+/// Git over HTTPS to a repository on the GitHub server (`GITHUB_SERVER_URL`, default
+/// `https://github.com`) authenticates as the App installation that holds it: a token scoped to
+/// that repository, asked for before each fetch and push. `None`: not on GitHub, or no App.
+pub fn github_git_token(url: &str) -> Result<Option<crate::git::auth::FreshToken>> {
+    let server = std::env::var("GITHUB_SERVER_URL")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "https://github.com".into());
+    let Some(repository) = github_repository_of(&server, url) else {
+        return Ok(None);
+    };
+    let api = crate::forge::github::api_from_env();
+    let Some(app) = github_app(&api)? else {
+        return Ok(None);
+    };
+    Ok(Some(crate::git::auth::FreshToken::new(Arc::new(
+        AppGitToken { app, repository },
+    ))))
+}
+
+/// `owner/name` of `url` when it is an HTTP(S) address on `server`.
+fn github_repository_of(server: &str, url: &str) -> Option<String> {
+    let server = server.trim_end_matches('/');
+    let rest = url.strip_prefix(server)?.strip_prefix('/')?;
+    if !(server.starts_with("https://") || server.starts_with("http://")) {
+        return None;
+    }
+    let rest = rest.trim_end_matches('/');
+    let rest = rest.strip_suffix(".git").unwrap_or(rest);
+    let (owner, name) = rest.split_once('/')?;
+    (!owner.is_empty() && !name.is_empty() && !name.contains('/'))
+        .then(|| format!("{owner}/{name}"))
+}
+
+struct AppGitToken {
+    app: Arc<App>,
+    repository: String,
+}
+
+impl crate::git::auth::TokenSource for AppGitToken {
+    fn token(&self) -> Result<Secret> {
+        block_on("get a token for Git", self.app.git_token(&self.repository))
+    }
 }
 
 /// The GitLab API at `url` with `GITLAB_TOKEN`.

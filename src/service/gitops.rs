@@ -35,7 +35,13 @@ pub fn open(repo: &Repo, dry_run: bool) -> Result<(Store, ConfigSource)> {
         },
         ..config
     };
-    let store = Store::open(location, repo.auth.clone(), repo.cache_dir.as_deref())?;
+    let mut auth = repo.auth.clone();
+    if auth.token.is_none() && auth.ssh_key.is_none() {
+        if let Location::Remote(url) = &location {
+            auth.fresh_token = super::forges::github_git_token(url)?;
+        }
+    }
+    let store = Store::open(location, auth, repo.cache_dir.as_deref())?;
     Ok((store, config))
 }
 

@@ -114,7 +114,10 @@ impl Handler {
     /// The API of the pull/merge request's forge.
     pub fn forge_for(&self, forge: Forge, event: &Event) -> Result<Box<dyn ChangeForge>> {
         Ok(match forge {
-            Forge::GitHub => Box::new(super::forges::github(&event.repository)?),
+            Forge::GitHub => Box::new(super::forges::github_event(
+                &event.repository,
+                event.installation,
+            )?),
             Forge::GitLab => {
                 let project = event
                     .project_id

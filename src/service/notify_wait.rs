@@ -149,7 +149,10 @@ pub fn wait_for_targets(
 /// The forge of the CI job, for reading commit statuses: GitHub Actions or GitLab CI.
 pub fn ci_forge() -> Option<Box<dyn ChangeForge>> {
     let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    if let (Some(repo), true) = (var("GITHUB_REPOSITORY"), super::forges::has_github_token()) {
+    if let (Some(repo), true) = (
+        var("GITHUB_REPOSITORY"),
+        super::forges::has_github_credentials(),
+    ) {
         return super::forges::github(&repo)
             .ok()
             .map(|f| Box::new(f) as Box<dyn ChangeForge>);

@@ -46,6 +46,7 @@ pub fn release_waiting(
         let event = Event {
             repository: repository.to_string(),
             project_id: None,
+            installation: None,
             source_url: forge.clone_url(),
             change: Change {
                 number,

@@ -235,6 +235,13 @@ impl GitHubRest {
 
     /// Check the fake's answer `status`/`body` to operation `op`: the schema GitHub documents for
     /// that status; for a status the operation does not list, GitHub's error shape (4xx, 5xx).
+    /// Whether GitHub documents answer `status` for `op`.
+    pub fn documents(&self, op: &str, status: u16) -> bool {
+        self.operations[op]["responses"]
+            .get(status.to_string())
+            .is_some()
+    }
+
     pub fn response(&self, op: &str, status: u16, body: &[u8]) -> Result<(), Violation> {
         let described = &self.operations[op];
         let code = status.to_string();

@@ -146,7 +146,27 @@ pub fn handles(event_name: &str) -> bool {
 
 /// Parse a GitHub event by its name (`X-GitHub-Event`, `GITHUB_EVENT_NAME`).
 pub fn parse(event_name: &str, body: &str, prefixes: &Prefixes) -> Result<Parsed> {
-    super::checked(parse_unchecked(event_name, body, prefixes)?)
+    let mut parsed = super::checked(parse_unchecked(event_name, body, prefixes)?)?;
+    if let Parsed::Act(e) = &mut parsed {
+        e.installation = installation_of(body);
+    }
+    Ok(parsed)
+}
+
+/// The GitHub App installation a delivery names (`installation.id`), if any.
+pub fn installation_of(body: &str) -> Option<u64> {
+    #[derive(Deserialize)]
+    struct Delivery {
+        installation: Option<Installation>,
+    }
+    #[derive(Deserialize)]
+    struct Installation {
+        id: u64,
+    }
+    serde_json::from_str::<Delivery>(body)
+        .ok()?
+        .installation
+        .map(|i| i.id)
 }
 
 fn parse_unchecked(event_name: &str, body: &str, prefixes: &Prefixes) -> Result<Parsed> {
@@ -175,6 +195,7 @@ fn parse_unchecked(event_name: &str, body: &str, prefixes: &Prefixes) -> Result<
             Ok(Parsed::Act(Box::new(Event {
                 repository: e.repository.full_name,
                 project_id: None,
+                installation: None,
                 source_url: e.repository.clone_url,
                 change: Change {
                     number: e.issue.number,
@@ -219,6 +240,7 @@ fn parse_unchecked(event_name: &str, body: &str, prefixes: &Prefixes) -> Result<
             Ok(Parsed::Act(Box::new(Event {
                 repository: e.repository.full_name,
                 project_id: None,
+                installation: None,
                 source_url: e.repository.clone_url,
                 change: e.pull_request.change(),
                 actor: Actor {

@@ -62,6 +62,7 @@ fn event(repository: Repository, sender: Sender, sha: String, number: u64) -> Pa
     Parsed::Act(Box::new(Event {
         repository: repository.full_name,
         project_id: None,
+        installation: None,
         source_url: repository.clone_url,
         change: Change {
             // 0: GitHub did not say; the pull request whose head is `sha` is looked up.

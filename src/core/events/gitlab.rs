@@ -77,6 +77,7 @@ fn pipeline(p: PipelineHook) -> Parsed {
     Parsed::Act(Box::new(Event {
         repository: p.project.path(),
         project_id: Some(p.project.id),
+        installation: None,
         source_url: p.project.git_http_url.clone(),
         change: Change {
             number: p.merge_request.map_or(0, |m| m.iid),
@@ -294,6 +295,7 @@ fn note(n: NoteHook, prefixes: &Prefixes) -> Parsed {
     Parsed::Act(Box::new(Event {
         repository: n.project.path(),
         project_id: Some(n.project.id),
+        installation: None,
         source_url: n.project.git_http_url.clone(),
         change: mr.change(),
         actor: Actor {
@@ -345,6 +347,7 @@ fn merge_request(m: MergeRequestHook) -> Parsed {
     Parsed::Act(Box::new(Event {
         repository: m.project.path(),
         project_id: Some(m.project.id),
+        installation: None,
         source_url: m.project.git_http_url.clone(),
         change: mr.change(),
         actor: Actor {

@@ -169,6 +169,9 @@ pub struct Event {
     pub repository: String,
     /// GitLab's numeric project id (its API takes it).
     pub project_id: Option<u64>,
+    /// The GitHub App installation that delivered the event (`installation.id`): its token
+    /// answers for the repository.
+    pub installation: Option<u64>,
     /// The repository's clone URL, for when no source URL is configured.
     pub source_url: Option<String>,
     pub change: Change,

@@ -451,7 +451,7 @@ fn forge_state(forge: &Forge) -> Result<(ForgeState, Vec<Environment>)> {
         Forge::None => (ForgeState::default(), Vec::new()),
         Forge::GitHub(gh) => (
             ForgeState {
-                open: Some(gh.runtime.block_on(gh.github.open_pull_numbers())?),
+                open: Some(gh.block_on(gh.github.open_pull_numbers())?),
                 available_environments: None,
             },
             Vec::new(),

@@ -5,6 +5,7 @@
 //! naming the operation and the field. The answers are built from GitHub's own examples
 //! (`shapes.rs`); one file per resource answers its operations.
 
+mod apps;
 mod checks;
 mod comments;
 mod deployments;
@@ -66,6 +67,11 @@ struct State {
     next_id: u64,
     /// Departures from GitHub's contract, by the product or by the fake.
     violations: Vec<String>,
+    /// The GitHub App, when the fake plays GitHub for one (else any token is taken).
+    app: Option<apps::AppState>,
+    /// Every request that counts against a rate limit (not a 304, not `GET /rate_limit`), in
+    /// order: (who asked, `METHOD /path`).
+    billed: Vec<(String, String)>,
 }
 
 impl State {
@@ -176,6 +182,7 @@ fn route(s: &mut State, req: &Req) -> Answer {
     match (m, p.as_slice()) {
         ("GET", ["user"]) => Answer::ok(shapes::private_user(&s.bot)),
         ("GET", ["rate_limit"]) => Answer::ok(shapes::rate_limit()),
+        (_, ["app", ..]) | (_, ["repos", _, _, "installation"]) => apps::route(s, req, &p),
         (_, ["repos", o, r, rest @ ..]) => {
             let repo = format!("{o}/{r}");
             match rest {
@@ -220,22 +227,78 @@ impl Respond for Responder {
             }
             None => None,
         };
-        let answer = match s.failures.get(&(request.method.to_string(), path.clone())) {
-            Some(code) => Answer::error(*code, "Server Error"),
-            None => {
+        let segments: Vec<String> = path
+            .trim_matches('/')
+            .split('/')
+            .map(str::to_string)
+            .collect();
+        let seg: Vec<&str> = segments.iter().map(String::as_str).collect();
+        let auth = request
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok());
+        let caller = apps::authorize(&s, auth, &seg);
+        let mut answer = match (
+            &caller,
+            s.failures.get(&(request.method.to_string(), path.clone())),
+        ) {
+            (Err(refused), _) => Answer {
+                status: refused.status,
+                body: refused.body.clone(),
+                next: None,
+            },
+            (_, Some(code)) => Answer::error(*code, "Server Error"),
+            (Ok(_), None) => {
                 let req = Req {
                     method: request.method.to_string(),
-                    path: path
-                        .trim_matches('/')
-                        .split('/')
-                        .map(str::to_string)
-                        .collect(),
+                    path: segments.clone(),
                     query,
                     body: serde_json::from_slice(&request.body).unwrap_or(Value::Null),
                 };
                 route(&mut s, &req)
             }
         };
+        // Conditional requests: an unchanged answer is a 304 with no body, where GitHub
+        // documents one for the operation.
+        let etag = (request.method.as_str() == "GET" && answer.status == 200).then(|| {
+            use sha2::Digest;
+            let body = answer
+                .body
+                .as_ref()
+                .map(|b| b.to_string())
+                .unwrap_or_default();
+            format!(
+                "\"{}\"",
+                &hex::encode(sha2::Sha256::digest(body.as_bytes()))[..32]
+            )
+        });
+        let unchanged = etag.as_ref().is_some_and(|e| {
+            request
+                .headers
+                .get("if-none-match")
+                .and_then(|v| v.to_str().ok())
+                == Some(e.as_str())
+                && op
+                    .as_ref()
+                    .zip(rest)
+                    .is_none_or(|(op, rest)| rest.documents(op, 304))
+        });
+        if unchanged {
+            answer = Answer {
+                status: 304,
+                body: None,
+                next: None,
+            };
+        }
+        let who = caller
+            .as_ref()
+            .map(|c| c.name())
+            .unwrap_or_else(|_| "refused".into());
+        if answer.status != 304 && path != "/rate_limit" {
+            s.billed
+                .push((who.clone(), format!("{} {path}", request.method)));
+        }
+        let used = s.billed.iter().filter(|(w, _)| *w == who).count();
         if let (Some(rest), Some(op)) = (rest, op) {
             let bytes = answer
                 .body
@@ -246,7 +309,21 @@ impl Respond for Responder {
                 s.violations.push(v);
             }
         }
-        template(answer)
+        let mut t = template(answer);
+        if let Some(e) = etag {
+            t = t.insert_header("ETag", e.as_str());
+        }
+        let reset = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            + 3600;
+        t.insert_header("x-ratelimit-limit", "5000")
+            .insert_header(
+                "x-ratelimit-remaining",
+                (5000usize.saturating_sub(used)).to_string().as_str(),
+            )
+            .insert_header("x-ratelimit-reset", reset.to_string().as_str())
     }
 }
 
@@ -513,6 +590,60 @@ impl FakeGitHub {
     /// What departed from GitHub's contract so far (the test fails with them at the end).
     pub fn violations(&self) -> Vec<String> {
         self.with(|s| s.violations.clone())
+    }
+
+    /// Play GitHub for the GitHub App `id` named `slug`, whose JWTs `public_pem` checks: from now
+    /// on only App JWTs and live installation tokens are taken.
+    pub fn app(&self, id: u64, slug: &str, public_pem: &[u8]) {
+        self.with(|s| s.app = Some(apps::AppState::new(id, slug, public_pem)));
+    }
+
+    /// Installation `id` of the App on `account`, holding `repositories` with `permissions`.
+    pub fn install(&self, id: u64, account: &str, repositories: &[&str], permissions: Value) {
+        self.with(|s| {
+            let app = s.app.as_mut().expect("the fake plays no App");
+            app.installations.push(apps::Installation {
+                id,
+                account: account.into(),
+                repositories: repositories.iter().map(|r| r.to_string()).collect(),
+                permissions,
+            })
+        });
+    }
+
+    /// New installation tokens live this long.
+    pub fn token_ttl(&self, ttl: std::time::Duration) {
+        self.with(|s| s.app.as_mut().expect("the fake plays no App").token_ttl = ttl);
+    }
+
+    /// The installation tokens handed out so far: (installation, scope).
+    pub fn minted(&self) -> Vec<(u64, Option<Vec<String>>)> {
+        self.with(|s| {
+            s.app
+                .as_ref()
+                .map(|a| {
+                    a.tokens
+                        .iter()
+                        .map(|t| (t.installation, t.scope.clone()))
+                        .collect()
+                })
+                .unwrap_or_default()
+        })
+    }
+
+    /// Whether `token` is live and reaches `repo` (`owner/name`), as Git over HTTPS asks.
+    pub fn token_reaches(&self, token: &str, repo: &str) -> bool {
+        self.with(|s| apps::token_reaches(s, token, repo))
+    }
+
+    /// The requests that counted against a rate limit so far: (who, `METHOD /path`).
+    pub fn billed(&self) -> Vec<(String, String)> {
+        self.with(|s| s.billed.clone())
+    }
+
+    /// [`FakeGitHub::billed`], starting the count again.
+    pub fn take_billed(&self) -> Vec<(String, String)> {
+        self.with(|s| std::mem::take(&mut s.billed))
     }
 
     /// Take the departures recorded so far, for a test that provokes one on purpose.

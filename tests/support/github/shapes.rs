@@ -347,3 +347,78 @@ pub fn deployment_status(
 pub fn error(message: &str, status: u16) -> Value {
     json!({"message": message, "documentation_url": "https://docs.github.com/rest", "status": status.to_string()})
 }
+
+/// `GET /app` (`integration`): App `id` named `slug`.
+pub fn integration(id: u64, slug: &str, owner: &str) -> Value {
+    let mut a = shape!("integration");
+    a["id"] = json!(id);
+    a["slug"] = json!(slug);
+    a["name"] = json!(slug);
+    a["client_id"] = json!(format!("Iv1.{id:016x}"));
+    a["html_url"] = json!(format!("https://github.com/apps/{slug}"));
+    a["owner"] = user(owner);
+    a
+}
+
+/// `GET /repos/{owner}/{repo}/installation` (`installation`): installation `id` of App
+/// `app_id` on `account`, with `permissions`.
+pub fn installation(id: u64, app_id: u64, slug: &str, account: &str, permissions: &Value) -> Value {
+    let mut i = shape!("installation");
+    i["id"] = json!(id);
+    i["app_id"] = json!(app_id);
+    i["app_slug"] = json!(slug);
+    i["account"] = user(account);
+    i["target_id"] = json!(id_of(account));
+    i["target_type"] = json!("Organization");
+    i["permissions"] = permissions.clone();
+    i["repository_selection"] = json!("selected");
+    i["access_tokens_url"] = json!(format!("{API}/app/installations/{id}/access_tokens"));
+    i["html_url"] = json!(format!(
+        "https://github.com/organizations/{account}/settings/installations/{id}"
+    ));
+    i
+}
+
+/// `POST /app/installations/{id}/access_tokens` (`installation-token`): `token`, expiring at
+/// `expires_at`, scoped to `repositories` (`None`: all the installation's).
+pub fn installation_token(
+    token: &str,
+    expires_at: &str,
+    permissions: &Value,
+    repositories: Option<&[String]>,
+) -> Value {
+    let mut t = shape!("installation-token");
+    t["token"] = json!(token);
+    t["expires_at"] = json!(expires_at);
+    t["permissions"] = permissions.clone();
+    let example = t["repositories"][0].clone();
+    match repositories {
+        Some(names) => {
+            t["repository_selection"] = json!("selected");
+            t["repositories"] = json!(names
+                .iter()
+                .map(|full| {
+                    let mut r = example.clone();
+                    let short = repository(full);
+                    for k in [
+                        "id",
+                        "name",
+                        "full_name",
+                        "url",
+                        "html_url",
+                        "clone_url",
+                        "owner",
+                    ] {
+                        r[k] = short[k].clone();
+                    }
+                    r
+                })
+                .collect::<Vec<_>>());
+        }
+        None => {
+            t["repository_selection"] = json!("all");
+            t.as_object_mut().unwrap().remove("repositories");
+        }
+    }
+    t
+}

@@ -6,9 +6,9 @@
 
 use serde::Deserialize;
 
-use super::github::GitHub;
-use super::DeploymentState;
+use super::GitHub;
 use crate::error::Result;
+use crate::forge::DeploymentState;
 
 impl DeploymentState {
     fn github(self) -> &'static str {
@@ -59,7 +59,7 @@ impl GitHub {
             conclusion: Option<String>,
             details_url: Option<String>,
         }
-        let sha = super::checked_sha(sha.to_string(), "the caller")?;
+        let sha = crate::forge::checked_sha(sha.to_string(), "the caller")?;
         let route = format!(
             "/repos/{}/{}/commits/{sha}/check-runs",
             self.owner, self.repo
@@ -128,7 +128,7 @@ impl GitHub {
 
     /// Create the deployment of `sha` to `environment`; its id.
     pub async fn create_deployment(&self, sha: &str, environment: &str) -> Result<u64> {
-        let sha = super::checked_sha(sha.to_string(), "the caller")?;
+        let sha = crate::forge::checked_sha(sha.to_string(), "the caller")?;
         let route = format!("/repos/{}/{}/deployments", self.owner, self.repo);
         let body = serde_json::json!({
             "ref": sha,

@@ -5,6 +5,11 @@ use std::collections::BTreeSet;
 use octocrab::{Octocrab, Page};
 use serde::Deserialize;
 
+pub mod app;
+pub mod client;
+mod deploy;
+mod memory;
+
 use super::{ChangeForge, Status};
 use crate::error::{Error, Result};
 use crate::events::github::PrUser;
@@ -21,6 +26,11 @@ pub struct GitHub {
     pub(crate) owner: String,
     pub(crate) repo: String,
     api: String,
+    /// Whose credential the client speaks with: "token", "anonymous" or "installation <id>"
+    /// (a name for the memory and the budgets, never the secret).
+    who: String,
+    /// The GitHub App, when the client is one of its installations.
+    app: Option<std::sync::Arc<app::App>>,
 }
 
 /// Who the bot is on GitHub, so it edits only its own comments.
@@ -35,28 +45,36 @@ pub enum BotLogin {
 impl GitHub {
     /// `repository` is `owner/name`; `api` is `GITHUB_API_URL` (the public API by default).
     pub fn new(api: &str, token: Option<&Secret>, repository: &str) -> Result<Self> {
-        let (owner, repo) = repository
-            .split_once('/')
-            .filter(|(o, r)| is_name(o) && is_name(r))
-            .ok_or_else(|| {
-                Error::config(format!(
-                    "GitHub repository {repository:?} is not owner/name"
-                ))
-            })?;
-        let mut b = Octocrab::builder()
-            .base_uri(api)
-            .map_err(|e| Error::config(format!("GitHub API URL {api:?}: {e}")))?;
-        if let Some(t) = token {
-            b = b.personal_token(t.expose().to_string());
-        }
-        let client = b
-            .build()
-            .map_err(|e| Error::internal(format!("GitHub client: {e}")))?;
+        let (owner, repo) = split_repository(repository)?;
         Ok(GitHub {
-            client,
-            owner: owner.into(),
-            repo: repo.into(),
+            client: memory::token_client(api, token)?,
+            owner,
+            repo,
             api: api.into(),
+            who: if token.is_some() {
+                "token"
+            } else {
+                "anonymous"
+            }
+            .into(),
+            app: None,
+        })
+    }
+
+    /// `repository` through installation `installation` of the GitHub App `app`.
+    pub fn installed(
+        app: std::sync::Arc<app::App>,
+        installation: u64,
+        repository: &str,
+    ) -> Result<Self> {
+        let (owner, repo) = split_repository(repository)?;
+        Ok(GitHub {
+            client: app.installation(installation)?,
+            owner,
+            repo,
+            api: app.api.clone(),
+            who: format!("installation {installation}"),
+            app: Some(app),
         })
     }
 
@@ -140,18 +158,24 @@ impl GitHub {
             "/repos/{}/{}/collaborators/{login}/permission",
             self.owner, self.repo
         );
-        match self.client.get::<Permission, _, ()>(&route, None).await {
+        let repository = self.full_name();
+        if let Some(may) = memory::permission(&self.api, &self.who, &repository, login) {
+            return Ok(may);
+        }
+        let may = match self.client.get::<Permission, _, ()>(&route, None).await {
             Ok(p) => {
                 let ok = |v: &Option<String>| {
                     matches!(v.as_deref(), Some("write" | "maintain" | "admin"))
                 };
-                Ok(ok(&p.permission) || ok(&p.role_name))
+                ok(&p.permission) || ok(&p.role_name)
             }
             Err(octocrab::Error::GitHub { source, .. }) if source.status_code.as_u16() == 404 => {
-                Ok(false)
+                false
             }
-            Err(e) => Err(self.err(&format!("read the permission of {login}"), e)),
-        }
+            Err(e) => return Err(self.err(&format!("read the permission of {login}"), e)),
+        };
+        memory::remember_permission(&self.api, &self.who, &repository, login, may);
+        Ok(may)
     }
 
     pub async fn pull_request(&self, number: u64) -> Result<crate::events::github::PullRequest> {
@@ -162,8 +186,9 @@ impl GitHub {
             .map_err(|e| self.err(&format!("read pull request #{number}"), e))
     }
 
-    /// The login comments are written under: FLUX_EPHEMERAL_BOT_LOGIN, else the token's user
-    /// (`GET /user`), else in GitHub Actions `github-actions[bot]` (the GITHUB_TOKEN's author).
+    /// The login comments are written under: FLUX_EPHEMERAL_BOT_LOGIN, else a GitHub App's
+    /// `<slug>[bot]` (`GET /app`), else the token's user (`GET /user`), else in GitHub Actions
+    /// `github-actions[bot]` (the GITHUB_TOKEN's author). Read once a process.
     pub async fn bot_login(&self) -> Result<BotLogin> {
         if let Some(l) = std::env::var("FLUX_EPHEMERAL_BOT_LOGIN")
             .ok()
@@ -171,21 +196,41 @@ impl GitHub {
         {
             return Ok(BotLogin::Known(l));
         }
+        let who = match &self.app {
+            Some(app) => format!("app {}", app.id),
+            None => self.who.clone(),
+        };
+        if let Some(l) = memory::login(&self.api, &who) {
+            return Ok(BotLogin::Known(l));
+        }
+        let login = match &self.app {
+            Some(app) => app.login().await?,
+            None => match self.token_user().await? {
+                Some(l) => l,
+                None => return Ok(BotLogin::Unknown),
+            },
+        };
+        memory::remember_login(&self.api, &who, &login);
+        Ok(BotLogin::Known(login))
+    }
+
+    /// The token's user, `GET /user`; `None` when the token may not read it.
+    async fn token_user(&self) -> Result<Option<String>> {
         #[derive(Deserialize)]
         struct Me {
             login: String,
         }
         match self.client.get::<Me, _, ()>("/user", None).await {
-            Ok(me) => Ok(BotLogin::Known(me.login)),
+            Ok(me) => Ok(Some(me.login)),
             // An installation token may not read /user ("Resource not accessible by integration").
             Err(octocrab::Error::GitHub { source, .. })
                 if matches!(source.status_code.as_u16(), 401 | 403 | 404) =>
             {
                 if std::env::var("GITHUB_ACTIONS").as_deref() == Ok("true") {
-                    Ok(BotLogin::Known("github-actions[bot]".into()))
+                    Ok(Some("github-actions[bot]".into()))
                 } else {
-                    tracing::warn!("cannot tell which account the GitHub token belongs to; set FLUX_EPHEMERAL_BOT_LOGIN (for a GitHub App: <app-slug>[bot]) so replies are edited instead of added");
-                    Ok(BotLogin::Unknown)
+                    tracing::warn!("cannot tell which account the GitHub token belongs to; run as a GitHub App (FLUX_EPHEMERAL_GITHUB_APP_ID) or set FLUX_EPHEMERAL_BOT_LOGIN so replies are edited instead of added");
+                    Ok(None)
                 }
             }
             Err(e) => Err(self.err("read the token's user", e)),
@@ -297,6 +342,24 @@ impl GitHub {
             self.owner, self.repo
         );
         let what = format!("comment on pull request #{number}");
+        let payload = serde_json::json!({ "body": body });
+        let repository = self.full_name();
+        // The bot's comment, once found or written, is edited in place without listing again.
+        if let Some(id) = memory::comment(&self.api, &repository, number) {
+            let edit = format!("/repos/{}/{}/issues/comments/{id}", self.owner, self.repo);
+            match self
+                .client
+                .patch::<serde_json::Value, _, _>(&edit, Some(&payload))
+                .await
+            {
+                Ok(written) => return Ok(written["html_url"].as_str().map(str::to_string)),
+                // Deleted by someone: find it again (or write a new one).
+                Err(e) if client::status_of(&e) == Some(404) => {
+                    memory::remember_comment(&self.api, &repository, number, None)
+                }
+                Err(e) => return Err(self.err(&what, e)),
+            }
+        }
         let mut page: Page<IssueComment> = self
             .client
             .get(&route, Some(&[("per_page", "100")]))
@@ -316,7 +379,6 @@ impl GitHub {
                 None => break None,
             }
         };
-        let payload = serde_json::json!({ "body": body });
         let written: serde_json::Value = match existing {
             Some(id) => {
                 let route = format!("/repos/{}/{}/issues/comments/{id}", self.owner, self.repo);
@@ -325,6 +387,10 @@ impl GitHub {
             None => self.client.post(&route, Some(&payload)).await,
         }
         .map_err(|e| self.err(&what, e))?;
+        if matches!(bot, BotLogin::Known(_)) {
+            let id = written["id"].as_u64().or(existing);
+            memory::remember_comment(&self.api, &repository, number, id);
+        }
         Ok(written["html_url"].as_str().map(str::to_string))
     }
 
@@ -340,6 +406,19 @@ impl GitHub {
             self.api, self.owner, self.repo
         ))
     }
+}
+
+/// `owner/name`, both in GitHub's alphabet.
+fn split_repository(repository: &str) -> Result<(String, String)> {
+    repository
+        .split_once('/')
+        .filter(|(o, r)| is_name(o) && is_name(r))
+        .map(|(o, r)| (o.to_string(), r.to_string()))
+        .ok_or_else(|| {
+            Error::config(format!(
+                "GitHub repository {repository:?} is not owner/name"
+            ))
+        })
 }
 
 /// An owner, repository or user name as GitHub allows them: ASCII letters, digits, `-`, `_`, `.`.
@@ -364,45 +443,41 @@ fn truncate(s: &str, max: usize) -> String {
     s.chars().take(max).collect()
 }
 
-/// The GitHub side of ChatOps: blocking calls over octocrab.
+/// The GitHub side of ChatOps: blocking calls over octocrab, on the process's GitHub runtime.
 pub struct GitHubChanges {
     pub github: GitHub,
-    pub runtime: tokio::runtime::Runtime,
     bot: std::sync::OnceLock<BotLogin>,
     /// The web address of the bot's comment, per pull request, once written.
     replies: std::sync::Mutex<std::collections::BTreeMap<u64, String>>,
 }
 
 impl GitHubChanges {
-    /// A client for `repository` (`owner/name`) with its own runtime: octocrab is async, the rest
-    /// of flux-ephemeral is not.
+    /// A client for `repository` (`owner/name`) with the process's token (or none).
     pub fn connect(api: &str, token: Option<&Secret>, repository: &str) -> Result<Self> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| Error::internal(format!("tokio: {e}")))?;
-        // octocrab's client must be built inside the runtime.
-        let github = {
-            let _entered = runtime.enter();
-            GitHub::new(api, token, repository)?
-        };
-        Ok(GitHubChanges {
+        Ok(Self::of(GitHub::new(api, token, repository)?))
+    }
+
+    pub fn of(github: GitHub) -> Self {
+        GitHubChanges {
             github,
-            runtime,
             bot: std::sync::OnceLock::new(),
             replies: Default::default(),
-        })
+        }
+    }
+
+    /// Run a call on the GitHub runtime, bounded ([`client::LONGEST_WAIT`]).
+    pub fn block_on<T>(&self, f: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+        client::block_on(&format!("a call on {}", self.github.full_name()), f)
     }
 }
 
 impl ChangeForge for GitHubChanges {
     fn has_write_access(&self, actor: &Actor) -> Result<bool> {
-        self.runtime
-            .block_on(self.github.has_write_access(&actor.login))
+        self.block_on(self.github.has_write_access(&actor.login))
     }
 
     fn read(&self, number: u64) -> Result<Change> {
-        let pr = self.runtime.block_on(self.github.pull_request(number))?;
+        let pr = self.block_on(self.github.pull_request(number))?;
         let mut change = pr.change();
         change.sha = Some(super::checked_sha(pr.head.sha.clone(), "GitHub")?);
         change.state = pr.state();
@@ -416,12 +491,11 @@ impl ChangeForge for GitHubChanges {
         description: &str,
         url: Option<&str>,
     ) -> Result<()> {
-        self.runtime
-            .block_on(self.github.set_status(sha, status, description, url))
+        self.block_on(self.github.set_status(sha, status, description, url))
     }
 
     fn commit_statuses(&self, sha: &str) -> Result<Vec<super::CommitStatus>> {
-        self.runtime.block_on(self.github.commit_statuses(sha))
+        self.block_on(self.github.commit_statuses(sha))
     }
 
     fn token_can_write(&self) -> Result<Option<bool>> {
@@ -434,16 +508,19 @@ impl ChangeForge for GitHubChanges {
             push: bool,
         }
         let route = format!("/repos/{}/{}", self.github.owner, self.github.repo);
-        let repo: Repo = self
-            .runtime
-            .block_on(self.github.client.get(&route, None::<&()>))
-            .map_err(|e| self.github.err("read the repository", e))?;
+        let repo: Repo = self.block_on(async {
+            self.github
+                .client
+                .get(&route, None::<&()>)
+                .await
+                .map_err(|e| self.github.err("read the repository", e))
+        })?;
         Ok(repo.permissions.map(|p| p.push))
     }
 
     fn ping(&self) -> Result<()> {
         // Answers any valid token (app installations too) and costs no rate limit.
-        self.runtime.block_on(async {
+        self.block_on(async {
             self.github
                 .client
                 .get::<serde_json::Value, _, ()>("/rate_limit", None)
@@ -454,7 +531,7 @@ impl ChangeForge for GitHubChanges {
     }
 
     fn open_changes(&self) -> Result<Vec<super::OpenChange>> {
-        let pulls = self.runtime.block_on(self.github.open_pulls())?;
+        let pulls = self.block_on(self.github.open_pulls())?;
         pulls
             .iter()
             .map(|p| {
@@ -471,20 +548,18 @@ impl ChangeForge for GitHubChanges {
     }
 
     fn changed_files(&self, number: u64) -> Result<Vec<String>> {
-        self.runtime.block_on(self.github.changed_files(number))
+        self.block_on(self.github.changed_files(number))
     }
 
     fn reply(&self, number: u64, body: &str) -> Result<()> {
         let bot = match self.bot.get() {
             Some(b) => b.clone(),
             None => {
-                let b = self.runtime.block_on(self.github.bot_login())?;
+                let b = self.block_on(self.github.bot_login())?;
                 self.bot.get_or_init(|| b).clone()
             }
         };
-        let url = self
-            .runtime
-            .block_on(self.github.upsert_comment(number, body, &bot))?;
+        let url = self.block_on(self.github.upsert_comment(number, body, &bot))?;
         if let (Some(url), Ok(mut m)) = (url, self.replies.lock()) {
             m.insert(number, url);
         }
@@ -492,14 +567,14 @@ impl ChangeForge for GitHubChanges {
     }
 
     fn checks(&self, sha: &str) -> Result<Vec<crate::checks::Check>> {
-        self.runtime.block_on(self.github.checks(sha))
+        self.block_on(self.github.checks(sha))
     }
 
     fn bot_login(&self) -> Option<String> {
         let b = match self.bot.get() {
             Some(b) => b.clone(),
             None => {
-                let b = self.runtime.block_on(self.github.bot_login()).ok()?;
+                let b = self.block_on(self.github.bot_login()).ok()?;
                 self.bot.get_or_init(|| b).clone()
             }
         };
@@ -526,8 +601,7 @@ impl ChangeForge for GitHubChanges {
     }
 
     fn start_deployment(&self, sha: &str, _branch: &str, environment: &str) -> Result<Option<u64>> {
-        self.runtime
-            .block_on(self.github.create_deployment(sha, environment))
+        self.block_on(self.github.create_deployment(sha, environment))
             .map(Some)
     }
 
@@ -539,7 +613,7 @@ impl ChangeForge for GitHubChanges {
         log_url: Option<&str>,
         description: &str,
     ) -> Result<()> {
-        self.runtime.block_on(self.github.deployment_status(
+        self.block_on(self.github.deployment_status(
             id,
             state,
             environment_url,
@@ -549,12 +623,11 @@ impl ChangeForge for GitHubChanges {
     }
 
     fn deactivate_environment(&self, environment: &str) -> Result<()> {
-        self.runtime.block_on(self.github.deactivate(environment))
+        self.block_on(self.github.deactivate(environment))
     }
 
     fn retire_earlier_deployments(&self, environment: &str, keep: u64) -> Result<()> {
-        self.runtime
-            .block_on(self.github.retire_before(environment, keep))
+        self.block_on(self.github.retire_before(environment, keep))
     }
 }
 
