@@ -118,10 +118,18 @@ pub trait ChangeForge {
     fn deactivate_environment(&self, _environment: &str) -> Result<()> {
         Ok(())
     }
+    /// The change just read was asked for in a comment (the event is that comment), so a
+    /// conversation of one comment holds none of the bot's.
+    fn asked_in_a_comment(&self, _number: u64) {}
     /// Deployment `keep` of `environment` succeeded: the one before it becomes inactive (GitHub
     /// leaves transient deployments active; each success retires its predecessor, so only the
-    /// newest stays active).
-    fn retire_earlier_deployments(&self, _environment: &str, _keep: u64) -> Result<()> {
+    /// newest stays active). `fresh`: the preview is new, so nothing came before it.
+    fn retire_earlier_deployments(
+        &self,
+        _environment: &str,
+        _keep: u64,
+        _fresh: bool,
+    ) -> Result<()> {
         Ok(())
     }
     /// Whether the token itself may write (comments, statuses) to the repository, where the
@@ -224,6 +232,9 @@ impl ChangeForge for DryRun<'_> {
         }
         Ok(())
     }
+    fn asked_in_a_comment(&self, number: u64) {
+        self.inner.asked_in_a_comment(number)
+    }
     fn deactivate_environment(&self, environment: &str) -> Result<()> {
         if !self.enabled {
             return self.inner.deactivate_environment(environment);
@@ -231,9 +242,11 @@ impl ChangeForge for DryRun<'_> {
         eprintln!("dry run: would mark {environment} inactive");
         Ok(())
     }
-    fn retire_earlier_deployments(&self, environment: &str, keep: u64) -> Result<()> {
+    fn retire_earlier_deployments(&self, environment: &str, keep: u64, fresh: bool) -> Result<()> {
         if !self.enabled {
-            return self.inner.retire_earlier_deployments(environment, keep);
+            return self
+                .inner
+                .retire_earlier_deployments(environment, keep, fresh);
         }
         Ok(())
     }

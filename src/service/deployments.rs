@@ -10,19 +10,24 @@ pub struct Tracked<'f> {
     forge: &'f dyn ChangeForge,
     id: u64,
     environment: String,
+    /// The preview is new: no earlier deployment of it is active.
+    fresh: bool,
 }
 
 fn warn(what: &str, e: crate::error::Error) {
     tracing::warn!("deployments: could not {what}: {e}");
 }
 
-/// Record a deployment of `sha` (on `branch`) to `environment` and mark it in progress; `None`
-/// where the forge has no deployments, or the API refused.
+/// Record a deployment of `sha` (on `branch`) to `environment`, marked in progress when the
+/// verdict waits for Flux (`slow`; otherwise its one status follows at once); `None` where the
+/// forge has no deployments, or the API refused.
 pub fn start<'f>(
     forge: &'f dyn ChangeForge,
     sha: &str,
     branch: &str,
     environment: &str,
+    slow: bool,
+    fresh: bool,
 ) -> Option<Tracked<'f>> {
     let id = match forge.start_deployment(sha, branch, environment) {
         Ok(Some(id)) => id,
@@ -36,13 +41,16 @@ pub fn start<'f>(
         forge,
         id,
         environment: environment.to_string(),
+        fresh,
     };
-    t.status(
-        DeploymentState::InProgress,
-        None,
-        None,
-        "deploying the preview",
-    );
+    if slow {
+        t.status(
+            DeploymentState::InProgress,
+            None,
+            None,
+            "deploying the preview",
+        );
+    }
     Some(t)
 }
 
@@ -62,9 +70,9 @@ impl Tracked<'_> {
             return;
         }
         if state == DeploymentState::Success {
-            if let Err(e) = self
-                .forge
-                .retire_earlier_deployments(&self.environment, self.id)
+            if let Err(e) =
+                self.forge
+                    .retire_earlier_deployments(&self.environment, self.id, self.fresh)
             {
                 warn("mark the earlier deployment inactive", e);
             }

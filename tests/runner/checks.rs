@@ -32,6 +32,7 @@ async fn world() -> (TestEnv, FakeGitHub) {
 }
 
 async fn handle(env: &TestEnv, gh: &FakeGitHub, name: &str, event: &Value, extra: &[&str]) -> Run {
+    gh.delivered(name, event);
     let file = support::event_file(env, name, event);
     let mut c = env.command();
     c.args([

@@ -45,6 +45,7 @@ impl World {
     }
 
     async fn handle(&self, name: &str, event: &Value) -> Run {
+        self.gh.delivered(name, event);
         let vars = [
             ("GITHUB_API_URL", self.gh.uri()),
             ("GITHUB_TOKEN", "ghs-test-token".to_string()),

@@ -76,6 +76,7 @@ impl Fleet {
     }
 
     async fn handle(&self, name: &str, event: &Value) -> Run {
+        self.github.delivered(name, event);
         let file = support::event_file(&self.env, name, event);
         let mut c = self.env.command();
         c.args(["handle", "--event-name", name, "--event-file"])

@@ -89,6 +89,7 @@ impl Life {
 
     async fn comment(&self, when: &str, who: &str, body: &str) -> Run {
         let event = github_comment("org/app", 7, who, body);
+        self.gh.delivered("issue_comment", &event);
         let file = support::event_file(&self.env, "issue_comment", &event);
         self.at(
             when,

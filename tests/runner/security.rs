@@ -82,6 +82,7 @@ async fn handle(
     api: &FakeGitHub,
     extra: &[&str],
 ) -> Run {
+    api.delivered(name, event);
     let file = support::event_file(env, name, event);
     let mut c = env.command();
     c.args(["handle", "--event-name", name, "--event-file"])

@@ -60,6 +60,9 @@ pub struct PullRequest {
     pub draft: Option<bool>,
     #[serde(default)]
     pub labels: Option<Vec<Label>>,
+    /// How many comments the conversation holds (API answers only).
+    #[serde(default)]
+    pub comments: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -205,13 +205,31 @@ impl GitHub {
 
     /// Deployment `keep` of `environment` succeeded: mark the one before it inactive. GitHub's
     /// `auto_inactive` leaves transient deployments alone, and each success retires its
-    /// predecessor, so the ones before that are inactive already.
+    /// predecessor, so the ones before that are inactive already. The predecessor is the one
+    /// this process left active, when it knows it; else the newest other one listed.
     pub async fn retire_before(&self, environment: &str, keep: u64) -> Result<()> {
-        let list = self.deployments_of(environment, "2").await?;
-        match list.iter().find(|d| d.id != keep) {
-            Some(previous) => self.set_inactive(previous.id).await,
-            None => Ok(()),
+        let repository = self.full_name();
+        let previous = match super::memory::active_deployment(&self.api, &repository, environment) {
+            Some(id) if id != keep => Some(id),
+            Some(_) => None,
+            None => self
+                .deployments_of(environment, "2")
+                .await?
+                .iter()
+                .find(|d| d.id != keep)
+                .map(|d| d.id),
+        };
+        if let Some(id) = previous {
+            self.set_inactive(id).await?;
         }
+        super::memory::remember_deployment(&self.api, &repository, environment, Some(keep));
+        Ok(())
+    }
+
+    /// Deployment `id` of a new preview succeeded: nothing came before it (a removed preview's
+    /// deployments were marked inactive with it), so it is the only active one.
+    pub fn first_of(&self, environment: &str, id: u64) {
+        super::memory::remember_deployment(&self.api, &self.full_name(), environment, Some(id));
     }
 
     /// The preview of `environment` was removed: mark every deployment of it that is still
@@ -221,6 +239,13 @@ impl GitHub {
         #[derive(Deserialize)]
         struct Status {
             state: String,
+        }
+        let repository = self.full_name();
+        // The one this process left active: nothing to look for.
+        if let Some(id) = super::memory::active_deployment(&self.api, &repository, environment) {
+            self.set_inactive(id).await?;
+            super::memory::remember_deployment(&self.api, &repository, environment, None);
+            return Ok(());
         }
         for d in self.deployments_of(environment, "100").await? {
             let route = format!(

@@ -30,6 +30,9 @@ struct Memory {
     permissions: HashMap<(String, String, String, String), (bool, Instant)>,
     /// (api, repository, change) → the bot's comment id.
     comments: HashMap<(String, String, u64), u64>,
+    /// (api, repository, environment) → the one deployment of it left active, created by this
+    /// process (its predecessors were retired when it succeeded, or there were none).
+    deployments: HashMap<(String, String, String), u64>,
 }
 
 fn memory() -> std::sync::MutexGuard<'static, Memory> {
@@ -122,6 +125,39 @@ pub fn remember_comment(api: &str, repository: &str, number: u64, id: Option<u64
         }
         None => {
             m.comments.remove(&key);
+        }
+    }
+}
+
+/// The deployment of `environment` this process knows to be its only active one.
+pub fn active_deployment(api: &str, repository: &str, environment: &str) -> Option<u64> {
+    memory()
+        .deployments
+        .get(&(
+            api.into(),
+            repository.to_ascii_lowercase(),
+            environment.into(),
+        ))
+        .copied()
+}
+
+/// `id` is now `environment`'s only active deployment (`None`: none is, or it is not known).
+pub fn remember_deployment(api: &str, repository: &str, environment: &str, id: Option<u64>) {
+    let mut m = memory();
+    let key = (
+        api.into(),
+        repository.to_ascii_lowercase(),
+        environment.into(),
+    );
+    match id {
+        Some(id) => {
+            if m.deployments.len() >= ENTRIES {
+                m.deployments.clear();
+            }
+            m.deployments.insert(key, id);
+        }
+        None => {
+            m.deployments.remove(&key);
         }
     }
 }

@@ -6,14 +6,16 @@ use octocrab::{Octocrab, Page};
 use serde::Deserialize;
 
 pub mod app;
+mod changes;
+pub use changes::GitHubChanges;
 pub mod client;
 mod deploy;
 mod memory;
 
-use super::{ChangeForge, Status};
+use super::Status;
 use crate::error::{Error, Result};
 use crate::events::github::PrUser;
-use crate::events::{Actor, Change, REPLY_MARKER};
+use crate::events::REPLY_MARKER;
 use crate::redact::Secret;
 
 pub const DEFAULT_API: &str = "https://api.github.com";
@@ -317,30 +319,14 @@ impl GitHub {
     }
 
     /// Edit the bot's comment on the pull request (the bot's own, carrying the marker), or
-    /// create it.
+    /// create it. The bot's login is asked for only when a comment carries the marker; `none_yet`:
+    /// the pull request is known to hold no comment of the bot's, so none is looked for.
     pub async fn upsert_comment(
         &self,
         number: u64,
         body: &str,
-        bot: &BotLogin,
+        none_yet: bool,
     ) -> Result<Option<String>> {
-        #[derive(Deserialize)]
-        struct IssueComment {
-            id: u64,
-            body: Option<String>,
-            user: Option<PrUser>,
-        }
-        let mine = |c: &IssueComment| match bot {
-            BotLogin::Known(login) => {
-                c.user.as_ref().is_some_and(|u| &u.login == login)
-                    && c.body.as_deref().is_some_and(|b| b.contains(REPLY_MARKER))
-            }
-            BotLogin::Unknown => false,
-        };
-        let route = format!(
-            "/repos/{}/{}/issues/{number}/comments",
-            self.owner, self.repo
-        );
         let what = format!("comment on pull request #{number}");
         let payload = serde_json::json!({ "body": body });
         let repository = self.full_name();
@@ -360,25 +346,15 @@ impl GitHub {
                 Err(e) => return Err(self.err(&what, e)),
             }
         }
-        let mut page: Page<IssueComment> = self
-            .client
-            .get(&route, Some(&[("per_page", "100")]))
-            .await
-            .map_err(|e| self.err(&what, e))?;
-        let existing = loop {
-            if let Some(c) = page.items.iter().find(|c| mine(c)) {
-                break Some(c.id);
-            }
-            match self
-                .client
-                .get_page::<IssueComment>(&page.next)
-                .await
-                .map_err(|e| self.err(&what, e))?
-            {
-                Some(next) => page = next,
-                None => break None,
-            }
+        let (existing, bot) = if none_yet {
+            (None, None)
+        } else {
+            self.find_own_comment(number).await?
         };
+        let route = format!(
+            "/repos/{}/{}/issues/{number}/comments",
+            self.owner, self.repo
+        );
         let written: serde_json::Value = match existing {
             Some(id) => {
                 let route = format!("/repos/{}/{}/issues/comments/{id}", self.owner, self.repo);
@@ -387,11 +363,58 @@ impl GitHub {
             None => self.client.post(&route, Some(&payload)).await,
         }
         .map_err(|e| self.err(&what, e))?;
-        if matches!(bot, BotLogin::Known(_)) {
+        // Remembered unless the bot cannot tell its own comments (then each reply is new).
+        if !matches!(bot, Some(BotLogin::Unknown)) {
             let id = written["id"].as_u64().or(existing);
             memory::remember_comment(&self.api, &repository, number, id);
         }
         Ok(written["html_url"].as_str().map(str::to_string))
+    }
+
+    /// The bot's own comment on pull request `number` (its login and the marker), and the login
+    /// when it had to be asked for.
+    async fn find_own_comment(&self, number: u64) -> Result<(Option<u64>, Option<BotLogin>)> {
+        #[derive(Deserialize)]
+        struct IssueComment {
+            id: u64,
+            body: Option<String>,
+            user: Option<PrUser>,
+        }
+        let route = format!(
+            "/repos/{}/{}/issues/{number}/comments",
+            self.owner, self.repo
+        );
+        let what = format!("comment on pull request #{number}");
+        let mut bot: Option<BotLogin> = None;
+        let mut page: Page<IssueComment> = self
+            .client
+            .get(&route, Some(&[("per_page", "100")]))
+            .await
+            .map_err(|e| self.err(&what, e))?;
+        loop {
+            for c in page.items.iter() {
+                if !c.body.as_deref().is_some_and(|b| b.contains(REPLY_MARKER)) {
+                    continue;
+                }
+                if bot.is_none() {
+                    bot = Some(self.bot_login().await?);
+                }
+                if let Some(BotLogin::Known(login)) = &bot {
+                    if c.user.as_ref().is_some_and(|u| &u.login == login) {
+                        return Ok((Some(c.id), bot));
+                    }
+                }
+            }
+            match self
+                .client
+                .get_page::<IssueComment>(&page.next)
+                .await
+                .map_err(|e| self.err(&what, e))?
+            {
+                Some(next) => page = next,
+                None => return Ok((None, bot)),
+            }
+        }
     }
 
     pub(crate) fn err(&self, what: &str, e: octocrab::Error) -> Error {
@@ -441,194 +464,6 @@ pub fn api_from_env() -> String {
 
 fn truncate(s: &str, max: usize) -> String {
     s.chars().take(max).collect()
-}
-
-/// The GitHub side of ChatOps: blocking calls over octocrab, on the process's GitHub runtime.
-pub struct GitHubChanges {
-    pub github: GitHub,
-    bot: std::sync::OnceLock<BotLogin>,
-    /// The web address of the bot's comment, per pull request, once written.
-    replies: std::sync::Mutex<std::collections::BTreeMap<u64, String>>,
-}
-
-impl GitHubChanges {
-    /// A client for `repository` (`owner/name`) with the process's token (or none).
-    pub fn connect(api: &str, token: Option<&Secret>, repository: &str) -> Result<Self> {
-        Ok(Self::of(GitHub::new(api, token, repository)?))
-    }
-
-    pub fn of(github: GitHub) -> Self {
-        GitHubChanges {
-            github,
-            bot: std::sync::OnceLock::new(),
-            replies: Default::default(),
-        }
-    }
-
-    /// Run a call on the GitHub runtime, bounded ([`client::LONGEST_WAIT`]).
-    pub fn block_on<T>(&self, f: impl std::future::Future<Output = Result<T>>) -> Result<T> {
-        client::block_on(&format!("a call on {}", self.github.full_name()), f)
-    }
-}
-
-impl ChangeForge for GitHubChanges {
-    fn has_write_access(&self, actor: &Actor) -> Result<bool> {
-        self.block_on(self.github.has_write_access(&actor.login))
-    }
-
-    fn read(&self, number: u64) -> Result<Change> {
-        let pr = self.block_on(self.github.pull_request(number))?;
-        let mut change = pr.change();
-        change.sha = Some(super::checked_sha(pr.head.sha.clone(), "GitHub")?);
-        change.state = pr.state();
-        Ok(change)
-    }
-
-    fn set_status(
-        &self,
-        sha: &str,
-        status: Status,
-        description: &str,
-        url: Option<&str>,
-    ) -> Result<()> {
-        self.block_on(self.github.set_status(sha, status, description, url))
-    }
-
-    fn commit_statuses(&self, sha: &str) -> Result<Vec<super::CommitStatus>> {
-        self.block_on(self.github.commit_statuses(sha))
-    }
-
-    fn token_can_write(&self) -> Result<Option<bool>> {
-        #[derive(Deserialize)]
-        struct Repo {
-            permissions: Option<Perms>,
-        }
-        #[derive(Deserialize)]
-        struct Perms {
-            push: bool,
-        }
-        let route = format!("/repos/{}/{}", self.github.owner, self.github.repo);
-        let repo: Repo = self.block_on(async {
-            self.github
-                .client
-                .get(&route, None::<&()>)
-                .await
-                .map_err(|e| self.github.err("read the repository", e))
-        })?;
-        Ok(repo.permissions.map(|p| p.push))
-    }
-
-    fn ping(&self) -> Result<()> {
-        // Answers any valid token (app installations too) and costs no rate limit.
-        self.block_on(async {
-            self.github
-                .client
-                .get::<serde_json::Value, _, ()>("/rate_limit", None)
-                .await
-                .map(|_| ())
-                .map_err(|e| self.github.err("reach the API", e))
-        })
-    }
-
-    fn open_changes(&self) -> Result<Vec<super::OpenChange>> {
-        let pulls = self.block_on(self.github.open_pulls())?;
-        pulls
-            .iter()
-            .map(|p| {
-                let c = p.change();
-                Ok(super::OpenChange {
-                    number: p.number.to_string(),
-                    branch: p.head.branch.clone(),
-                    sha: super::checked_sha(p.head.sha.clone(), "GitHub")?,
-                    from_fork: c.from_fork == Some(true),
-                    author: c.author.unwrap_or_default(),
-                })
-            })
-            .collect()
-    }
-
-    fn changed_files(&self, number: u64) -> Result<Vec<String>> {
-        self.block_on(self.github.changed_files(number))
-    }
-
-    fn reply(&self, number: u64, body: &str) -> Result<()> {
-        let bot = match self.bot.get() {
-            Some(b) => b.clone(),
-            None => {
-                let b = self.block_on(self.github.bot_login())?;
-                self.bot.get_or_init(|| b).clone()
-            }
-        };
-        let url = self.block_on(self.github.upsert_comment(number, body, &bot))?;
-        if let (Some(url), Ok(mut m)) = (url, self.replies.lock()) {
-            m.insert(number, url);
-        }
-        Ok(())
-    }
-
-    fn checks(&self, sha: &str) -> Result<Vec<crate::checks::Check>> {
-        self.block_on(self.github.checks(sha))
-    }
-
-    fn bot_login(&self) -> Option<String> {
-        let b = match self.bot.get() {
-            Some(b) => b.clone(),
-            None => {
-                let b = self.block_on(self.github.bot_login()).ok()?;
-                self.bot.get_or_init(|| b).clone()
-            }
-        };
-        match b {
-            BotLogin::Known(login) => Some(login),
-            _ => None,
-        }
-    }
-
-    fn clone_url(&self) -> Option<String> {
-        let api = self.github.api.trim_end_matches('/');
-        let web = match api {
-            "https://api.github.com" => "https://github.com".to_string(),
-            other => other.trim_end_matches("/api/v3").to_string(),
-        };
-        Some(format!(
-            "{web}/{}/{}.git",
-            self.github.owner, self.github.repo
-        ))
-    }
-
-    fn reply_url(&self, number: u64) -> Option<String> {
-        self.replies.lock().ok()?.get(&number).cloned()
-    }
-
-    fn start_deployment(&self, sha: &str, _branch: &str, environment: &str) -> Result<Option<u64>> {
-        self.block_on(self.github.create_deployment(sha, environment))
-            .map(Some)
-    }
-
-    fn deployment_status(
-        &self,
-        id: u64,
-        state: super::DeploymentState,
-        environment_url: Option<&str>,
-        log_url: Option<&str>,
-        description: &str,
-    ) -> Result<()> {
-        self.block_on(self.github.deployment_status(
-            id,
-            state,
-            environment_url,
-            log_url,
-            description,
-        ))
-    }
-
-    fn deactivate_environment(&self, environment: &str) -> Result<()> {
-        self.block_on(self.github.deactivate(environment))
-    }
-
-    fn retire_earlier_deployments(&self, environment: &str, keep: u64) -> Result<()> {
-        self.block_on(self.github.retire_before(environment, keep))
-    }
 }
 
 #[cfg(test)]

@@ -65,7 +65,13 @@ pub(super) fn deploy_step<'f>(
             ttl_in_force: ttl.or(s.ttl),
         },
     };
-    pending.status(Status::Pending, "deploying the preview environment", None);
+    // On GitHub the commit says "pending" only while something slow comes before the verdict
+    // (an artifact pushed, Flux waited for): otherwise the verdict follows at once, and one
+    // status says it (each costs a request). GitLab shows a pipeline's `running` as before.
+    let waits = ctx.wait.as_ref().is_some_and(|w| w.wait) && !ctx.mode.dry_run;
+    if waits || ctx.artifact.wanted(s) || pending.forge.is_gitlab() {
+        pending.status(Status::Pending, "deploying the preview environment", None);
+    }
     let input = match ctx.artifact.prepare(s, &pending.input, ctx.mode.dry_run) {
         Ok((input, _)) => input,
         Err(e) => {

@@ -130,6 +130,29 @@ fn finish_life(
     })
 }
 
+/// GitHub Deployments ("View deployment") or a GitLab environment ("View app") for a deploy
+/// that changed the environment.
+fn start_deployment<'p>(
+    p: &'p Pending,
+    o: &Outcome,
+    ctx: &Context,
+) -> Option<crate::service::deployments::Tracked<'p>> {
+    let (Some(sha), Some(branch), true) = (&o.sha, &o.branch, o.action.changed()) else {
+        return None;
+    };
+    let gitlab = p.forge.is_gitlab();
+    crate::service::deployments::start(
+        &p.forge,
+        sha,
+        branch,
+        &ctx.settings.deployment_environment(&o.slug, gitlab),
+        // GitLab shows a deployment `running` until it ends; GitHub's one status follows at once
+        // unless Flux is waited for.
+        gitlab || ctx.wait.as_ref().is_some_and(|w| w.wait) && !ctx.mode.dry_run,
+        o.action == Action::Created,
+    )
+}
+
 /// A deploy that changed the environment (or found it as wanted): the reply, the commit status
 /// and the deployment, Flux notified, and the wait when asked.
 fn finish_deploy(
@@ -172,16 +195,7 @@ fn finish_deploy(
         )
     };
     p.reply(deployed(None));
-    // GitHub Deployments ("View deployment") or a GitLab environment ("View app").
-    let deployment = match (&o.sha, &o.branch, o.action.changed()) {
-        (Some(sha), Some(branch), true) => crate::service::deployments::start(
-            &p.forge,
-            sha,
-            branch,
-            &s.deployment_environment(&o.slug, p.forge.is_gitlab()),
-        ),
-        _ => None,
-    };
+    let deployment = start_deployment(p, o, ctx);
     let log_url = p.forge.reply_url(event.change.number);
     let report = |state, url, text: &str| {
         if let Some(d) = &deployment {

@@ -56,13 +56,19 @@ pub fn prepare<'f>(
         }
     }
     // What the change is now comes from the API, not from the payload: always for a deploy (its
-    // head and whether it is still open), for a destroy when the payload lacks the branch.
-    if matches!(decision, Decision::Deploy { .. } | Decision::Life(_))
+    // head and whether it is still open), for a destroy when the payload lacks the branch —
+    // except a push that proves itself the next one after the commit deployed.
+    if follows_the_deployed(&event, ctx) {
+        event.change.state = crate::events::ChangeState::Open;
+    } else if matches!(decision, Decision::Deploy { .. } | Decision::Life(_))
         || event.change.branch.is_none()
     {
         let title = event.change.title.take();
         event.change = forge.read(event.change.number)?;
         event.change.title = event.change.title.take().or(title);
+        if matches!(event.trigger, crate::events::Trigger::Comment(_)) {
+            forge.asked_in_a_comment(event.change.number);
+        }
     }
     let input = input_of(&event);
     match decision {
@@ -182,6 +188,47 @@ fn refuse_stranger(
         );
     }
     Ok(Some(Handled::only("refused", why)))
+}
+
+/// A push whose `before` is the very commit the change's preview runs is the next push after it:
+/// its head (`after`) is the change's head as of that push (a later push has its own event, and
+/// an earlier one's `before` is not what runs), and GitHub sends pushes of open pull requests
+/// only. Such a push needs no read of the change.
+fn follows_the_deployed(event: &Event, ctx: &Context) -> bool {
+    let crate::events::Trigger::Pushed {
+        before: Some(before),
+    } = &event.trigger
+    else {
+        return false;
+    };
+    let c = &event.change;
+    let (Some(branch), Some(_)) = (&c.branch, &c.sha) else {
+        return false;
+    };
+    let input = EnvInput {
+        branch: Some(branch.clone()),
+        ..EnvInput::default()
+    };
+    let s = &ctx.settings;
+    let Ok(slug) = input.slug(s) else {
+        return false;
+    };
+    let file = file_name(&s.application.key(&slug).unwrap_or(slug));
+    match ctx
+        .files
+        .get(&file)
+        .and_then(|content| crate::overlay::classify(&file, content))
+    {
+        Some(crate::overlay::Entry::Managed(r)) => {
+            r.sha.as_deref() == Some(before.as_str())
+                && r.branch == *branch
+                && r.id.as_deref() == Some(c.number.to_string().as_str())
+                && r.repository
+                    .as_deref()
+                    .is_none_or(|repo| repo == event.repository)
+        }
+        _ => false,
+    }
 }
 
 /// The environment the change asks for, from what the API says it is.

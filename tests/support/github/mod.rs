@@ -72,6 +72,8 @@ struct State {
     /// Every request that counts against a rate limit (not a 304, not `GET /rate_limit`), in
     /// order: (who asked, `METHOD /path`).
     billed: Vec<(String, String)>,
+    /// The ids of the comments that came as delivered commands.
+    delivered: std::collections::BTreeSet<u64>,
 }
 
 impl State {
@@ -381,6 +383,7 @@ pub async fn github_comment_handled(
     let file = env.path("event.json");
     let event = super::payloads::github_comment(repo, number, who, body);
     contract::assert_github_webhook("issue_comment", &event);
+    gh.delivered("issue_comment", &event);
     std::fs::write(&file, event.to_string()).unwrap();
     let mut c = env.command();
     c.args(["handle", "--event-name", "issue_comment", "--event-file"])
@@ -509,6 +512,11 @@ impl FakeGitHub {
         self.with(|s| s.close_after_first_page = Some((repo.into(), number)));
     }
 
+    /// Pull request `number` of `repo` as the API shows it now.
+    pub fn pull_value(&self, repo: &str, number: u64) -> Value {
+        self.with(|s| s.pulls[&(repo.to_string(), number)].clone())
+    }
+
     /// Change a pull request, e.g. close it or move its head.
     pub fn edit_pull(&self, repo: &str, number: u64, f: impl FnOnce(&mut Value)) {
         self.with(|s| f(s.pulls.get_mut(&(repo.to_string(), number)).unwrap()));
@@ -522,6 +530,30 @@ impl FakeGitHub {
         });
     }
 
+    /// What GitHub holds by the time it delivers webhook `name` with `event`: a new comment on a
+    /// pull request is in its conversation (it counts in the pull request's `comments`).
+    pub fn delivered(&self, name: &str, event: &Value) {
+        if name == "issue_comment"
+            && event["action"] == "created"
+            && event["issue"]["pull_request"].is_object()
+        {
+            let (Some(repo), Some(number), Some(who), Some(body)) = (
+                event["repository"]["full_name"].as_str(),
+                event["issue"]["number"].as_u64(),
+                event["comment"]["user"]["login"].as_str(),
+                event["comment"]["body"].as_str(),
+            ) else {
+                return;
+            };
+            self.with(|s| {
+                let id = s.id();
+                let c = shapes::comment(repo, number, id, who, body);
+                s.comments.entry((repo.into(), number)).or_default().push(c);
+                s.delivered.insert(id);
+            });
+        }
+    }
+
     /// A comment someone else wrote.
     pub fn add_comment(&self, repo: &str, number: u64, login: &str, body: &str) {
         self.with(|s| {
@@ -531,12 +563,17 @@ impl FakeGitHub {
         });
     }
 
+    /// The comments of pull request `number`, but for the commands delivered as webhooks
+    /// ([`FakeGitHub::delivered`]): what the bot and the test wrote.
     pub fn comments(&self, repo: &str, number: u64) -> Vec<Value> {
         self.with(|s| {
             s.comments
                 .get(&(repo.to_string(), number))
                 .cloned()
                 .unwrap_or_default()
+                .into_iter()
+                .filter(|c| !c["id"].as_u64().is_some_and(|id| s.delivered.contains(&id)))
+                .collect()
         })
     }
 

@@ -12,7 +12,17 @@ pub(super) fn route(s: &mut State, req: &Req, repo: &str, rest: &[&str]) -> Answ
             .ok()
             .and_then(|n| s.pulls.get(&(repo.to_string(), n)))
         {
-            Some(pr) => Answer::ok(pr.clone()),
+            Some(pr) => {
+                // As on GitHub, `comments` counts the conversation's comments.
+                let mut pr = pr.clone();
+                let number = pr["number"].as_u64().unwrap_or(0);
+                let held = s
+                    .comments
+                    .get(&(repo.to_string(), number))
+                    .map_or(0, Vec::len);
+                pr["comments"] = json!(held);
+                Answer::ok(pr)
+            }
             None => Answer::not_found(),
         },
         ("GET", [n, "files"]) => files(s, req, repo, n),
