@@ -311,10 +311,7 @@ impl GitHubAppArgs {
                 )))
             }
         };
-        Ok(Some(crate::forge::github::app::AppCredentials {
-            id,
-            key,
-            installation: self.github_app_installation_id,
-        }))
+        crate::forge::github::app::AppCredentials::new(id, key, self.github_app_installation_id)
+            .map(Some)
     }
 }

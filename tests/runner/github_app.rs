@@ -191,3 +191,311 @@ async fn a_previews_life_costs_at_most_13_requests() {
         assert_eq!(last["state"], "inactive", "{d}");
     }
 }
+
+const APP_ID: u64 = 4242;
+const SLUG: &str = "flux-previews";
+
+fn key(name: &str) -> String {
+    format!("{}/tests/fixtures/github-app/{name}", support::ROOT)
+}
+
+/// What the bot asks of an installation (`doctor` reads it back).
+fn permissions() -> Value {
+    json!({"contents": "write", "issues": "write", "pull_requests": "write", "statuses": "write",
+           "deployments": "write", "checks": "read", "metadata": "read"})
+}
+
+/// The fake GitHub playing GitHub for the App, installed on `org` (org/app and the GitOps
+/// repository org/gitops) and on `other` (other/web), each with pull request #7.
+async fn app_world() -> FakeGitHub {
+    let gh = FakeGitHub::start(&format!("{SLUG}[bot]")).await;
+    gh.app(
+        APP_ID,
+        SLUG,
+        &std::fs::read(key("app-key.pub.pem")).unwrap(),
+    );
+    gh.install(11, "org", &["org/app", "org/gitops"], permissions());
+    gh.install(22, "other", &["other/web"], permissions());
+    for (repo, branch) in [("org/app", "served"), ("other/web", "web")] {
+        gh.permission(repo, "writer", "write");
+        gh.pull(repo, github_pull(repo, 7, branch, OLD, repo));
+    }
+    gh
+}
+
+fn installed(mut event: Value, id: u64) -> Value {
+    event["installation"] =
+        json!({"id": id, "node_id": "MDIzOkludGVncmF0aW9uSW5zdGFsbGF0aW9uMQ=="});
+    event
+}
+
+/// `serve` as a GitHub App for two organisations, its GitOps repository on the GitHub server:
+/// every token it holds lives 4 s, and it keeps deploying past all of them (API calls and
+/// pushes); each repository's calls use its own installation's token; Git gets `x-access-token`
+/// with a token scoped to the GitOps repository; nothing secret reaches the log.
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_as_a_github_app_outlives_its_tokens_and_keeps_installations_apart() {
+    let env = TestEnv::new();
+    env.commit_as_other(
+        &[(
+            ".flux-ephemeral.yaml",
+            Some("applications:\n  - name: app\n    github_repository: org/app\n  - name: web\n    github_repository: other/web\n"),
+        )],
+        "two organisations' applications",
+    );
+    let gh = app_world().await;
+    gh.token_ttl(Duration::from_secs(4));
+    let Some(git) = support::github::git_server::GitHubGit::start(
+        &gh,
+        env.remote.parent().unwrap(),
+        &env.path("git-http"),
+    )
+    .await
+    else {
+        return;
+    };
+    let log = env.path("serve.log");
+    let s = Serving::start_logging(
+        &env,
+        &format!("{}/org/gitops.git", git.url),
+        &[
+            ("GITHUB_API_URL", gh.uri()),
+            ("GITHUB_SERVER_URL", git.url.clone()),
+            ("FLUX_EPHEMERAL_GITHUB_APP_ID", APP_ID.to_string()),
+            (
+                "FLUX_EPHEMERAL_GITHUB_APP_PRIVATE_KEY_FILE",
+                key("app-key.pkcs1.pem"),
+            ),
+            ("FLUX_EPHEMERAL_LOG", "debug".into()),
+        ],
+        &log,
+    );
+    let file_of = |repo: &str| {
+        let (app, branch) = if repo == "org/app" {
+            ("app", "served")
+        } else {
+            ("web", "web")
+        };
+        env.sync_file(&format!("{app}-{}", support::slug_of(branch)))
+    };
+    for (repo, id) in [("org/app", 11), ("other/web", 22)] {
+        let c = support::payloads::github_comment(repo, 7, "writer", "/deploy-ephemeral");
+        gh.delivered("issue_comment", &c);
+        post(&s, "issue_comment", &installed(c, id));
+        let start = Instant::now();
+        while file_of(repo).is_none() {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "{repo} was not deployed:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    // Every token held so far expires.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    gh.edit_pull("org/app", 7, |p| p["head"]["sha"] = json!(NEW));
+    let mut push = support::payloads::github_pr_event(
+        "pull_request.synchronize.payload.json",
+        "synchronize",
+        &gh.pull_value("org/app", 7),
+        "writer",
+    );
+    push["before"] = json!("0000000000000000000000000000000000000001");
+    post(&s, "pull_request", &installed(push, 11));
+    until("the push moved org/app's preview past every token", || {
+        file_of("org/app").is_some_and(|f| f.contains(NEW))
+    })
+    .await;
+    settled(&s, &gh).await;
+
+    // No request was refused; each repository's went as its own installation.
+    let billed = gh.billed();
+    assert!(billed.iter().all(|(who, _)| who != "refused"), "{billed:?}");
+    for (who, call) in billed.iter().filter(|(who, _)| who != "app") {
+        if call.contains("/repos/org/") {
+            assert_eq!(who, "installation 11", "{call}");
+        }
+        if call.contains("/repos/other/") {
+            assert_eq!(who, "installation 22", "{call}");
+        }
+    }
+    // Tokens for Git were scoped to the GitOps repository, and Git used them as x-access-token.
+    let minted = gh.minted();
+    assert!(
+        minted
+            .iter()
+            .any(|(id, scope)| *id == 11
+                && scope.as_deref() == Some(&["org/gitops".to_string()][..])),
+        "{minted:?}"
+    );
+    let seen = git.seen();
+    assert!(
+        seen.iter().all(|(user, _)| user == "x-access-token"),
+        "{seen:?}"
+    );
+    let tokens: std::collections::BTreeSet<&String> = seen.iter().map(|(_, t)| t).collect();
+    assert!(
+        tokens.len() >= 2,
+        "the pushes outlived the first token: {tokens:?}"
+    );
+    assert!(tokens
+        .iter()
+        .all(|t| t.starts_with("ghs_4242_") && t.len() > 40));
+    // The replies are the App's, one per pull request.
+    for repo in ["org/app", "other/web"] {
+        let mine = gh.comments(repo, 7);
+        assert_eq!(mine.len(), 1, "{mine:?}");
+        assert_eq!(mine[0]["user"]["login"], format!("{SLUG}[bot]"));
+    }
+    // Nothing secret in the log.
+    drop(s);
+    let text = std::fs::read_to_string(&log).unwrap();
+    let key_text = std::fs::read_to_string(key("app-key.pkcs1.pem")).unwrap();
+    let key_line = key_text.lines().nth(1).unwrap();
+    assert!(
+        !text.contains("ghs_") && !text.contains(key_line) && !text.contains("PRIVATE KEY"),
+        "{text}"
+    );
+}
+
+/// `handle` as the App, with a delivery that names no installation (a CI job's event file): the
+/// installation is asked of GitHub; a second deploy edits the App's comment, found by the App's
+/// login from `GET /app`, with no FLUX_EPHEMERAL_BOT_LOGIN and no `GET /user` (403 for an App).
+#[tokio::test(flavor = "multi_thread")]
+async fn handle_as_a_github_app_finds_its_installation_and_its_own_comment() {
+    let env = TestEnv::new();
+    let gh = app_world().await;
+    let run = |body: &str| {
+        let c = support::payloads::github_comment("org/app", 7, "writer", body);
+        gh.delivered("issue_comment", &c);
+        let vars = [
+            ("GITHUB_API_URL", gh.uri()),
+            ("FLUX_EPHEMERAL_GITHUB_APP_ID", APP_ID.to_string()),
+            (
+                "FLUX_EPHEMERAL_GITHUB_APP_PRIVATE_KEY",
+                std::fs::read_to_string(key("app-key.pkcs8.pem")).unwrap(),
+            ),
+        ];
+        let env = &env;
+        async move { support::handle_event(env, "issue_comment", &c, &vars).await }
+    };
+    let out = run("/deploy-ephemeral").await.ok().json();
+    assert_eq!(out["action"], "deployed", "{out}");
+    let out = run("/deploy-ephemeral").await.ok().json();
+    assert_eq!(out["action"], "unchanged", "{out}");
+    let mine = gh.comments("org/app", 7);
+    assert_eq!(mine.len(), 1, "one comment, edited: {mine:?}");
+    let billed = gh.billed();
+    assert!(
+        billed
+            .iter()
+            .any(|(who, c)| who == "app" && c == "GET /repos/org/app/installation"),
+        "{billed:?}"
+    );
+    assert!(
+        billed
+            .iter()
+            .any(|(who, c)| who == "app" && c == "GET /app"),
+        "{billed:?}"
+    );
+    assert!(!billed.iter().any(|(_, c)| c == "GET /user"), "{billed:?}");
+    assert!(billed.iter().all(|(who, _)| who != "refused"), "{billed:?}");
+}
+
+/// Bad App credentials are told plainly, with what to fix, and never printed.
+#[test]
+fn bad_app_credentials_say_what_to_fix() {
+    let env = TestEnv::new();
+    let event = env.path("event.json");
+    std::fs::write(
+        &event,
+        support::payloads::github_comment("org/app", 7, "writer", "/deploy-ephemeral").to_string(),
+    )
+    .unwrap();
+    let base = [
+        "handle",
+        "--event-name",
+        "issue_comment",
+        "--event-file",
+        event.to_str().unwrap(),
+    ];
+    // A key without an App id.
+    env.run_with(
+        &base,
+        &[(
+            "FLUX_EPHEMERAL_GITHUB_APP_PRIVATE_KEY",
+            "-----BEGIN PRIVATE KEY-----\nnot-a-key\n",
+        )],
+    )
+    .fails_with(3, "FLUX_EPHEMERAL_GITHUB_APP_ID");
+    // An App without a key.
+    env.run_with(&base, &[("FLUX_EPHEMERAL_GITHUB_APP_ID", "4242")])
+        .fails_with(3, "FLUX_EPHEMERAL_GITHUB_APP_PRIVATE_KEY_FILE");
+    // A key that is not one: refused without echoing it.
+    let out = env
+        .run_with(&base, &[("FLUX_EPHEMERAL_GITHUB_APP_ID", "4242"), ("FLUX_EPHEMERAL_GITHUB_APP_PRIVATE_KEY", "-----BEGIN RSA PRIVATE KEY-----\nc2VjcmV0LWtleS1tYXRlcmlhbA==\n-----END RSA PRIVATE KEY-----\n")])
+        .fails_with(3, "not an RSA private key");
+    assert!(
+        !out.stderr.contains("c2VjcmV0LWtleS1tYXRlcmlhbA"),
+        "{}",
+        out.stderr
+    );
+}
+
+/// The fake GitHub answers Apps as GitHub does: a token reaches only its installation's
+/// repositories (404 elsewhere), an expired one is 401, `GET /user` is 403, and the App's own
+/// endpoints take only its JWT.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_fake_github_answers_apps_as_github_does() {
+    let gh = app_world().await;
+    gh.token_ttl(Duration::from_secs(2));
+    let pem = std::fs::read(key("app-key.pkcs8.pem")).unwrap();
+    let app = octocrab::Octocrab::builder()
+        .base_uri(gh.uri())
+        .unwrap()
+        .app(
+            APP_ID.into(),
+            octocrab::auth::EncodingKey::from_rsa_pem(&pem).unwrap(),
+        )
+        .build()
+        .unwrap();
+    let status = |r: Result<Value, octocrab::Error>| match r {
+        Ok(_) => 200,
+        Err(octocrab::Error::GitHub { source, .. }) => source.status_code.as_u16(),
+        Err(e) => panic!("{e}"),
+    };
+    // The App's own endpoints: its JWT, nothing else.
+    assert_eq!(status(app.get("/app", None::<&()>).await), 200);
+    let (org, token) = app.installation_and_token(11.into()).await.unwrap();
+    use octocrab::secrecy::ExposeSecret;
+    let token = token.expose_secret().to_string();
+    assert!(
+        token.starts_with("ghs_4242_") && token.len() > 40,
+        "{token}"
+    );
+    let as_token = octocrab::Octocrab::builder()
+        .base_uri(gh.uri())
+        .unwrap()
+        .personal_token(token.clone())
+        .build()
+        .unwrap();
+    assert_eq!(status(as_token.get("/app", None::<&()>).await), 401);
+    // Its own installation's repositories only.
+    assert_eq!(
+        status(org.get("/repos/org/app/pulls/7", None::<&()>).await),
+        200
+    );
+    assert_eq!(
+        status(as_token.get("/repos/other/web/pulls/7", None::<&()>).await),
+        404
+    );
+    assert_eq!(status(as_token.get("/user", None::<&()>).await), 403);
+    // Expired: 401.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(
+        status(as_token.get("/repos/org/app/pulls/7", None::<&()>).await),
+        401
+    );
+    assert!(!gh.token_reaches(&token, "org/gitops"));
+}

@@ -29,6 +29,29 @@ pub struct AppCredentials {
     pub installation: Option<u64>,
 }
 
+impl AppCredentials {
+    /// App `id` with the PEM `key`, checked now so a bad key is told at start.
+    pub fn new(id: u64, key: Secret, installation: Option<u64>) -> Result<AppCredentials> {
+        encoding_key(&key)?;
+        Ok(AppCredentials {
+            id,
+            key,
+            installation,
+        })
+    }
+}
+
+/// The App's signing key from its PEM text; the error never shows the text.
+fn encoding_key(pem: &Secret) -> Result<octocrab::auth::EncodingKey> {
+    octocrab::auth::EncodingKey::from_rsa_pem(pem.expose().as_bytes()).map_err(|_| {
+        Error::config(
+            "the GitHub App's private key is not an RSA private key in PEM form \
+             (PKCS#1 `BEGIN RSA PRIVATE KEY` or PKCS#8 `BEGIN PRIVATE KEY`): download \
+             it again from the App's settings",
+        )
+    })
+}
+
 impl std::fmt::Debug for AppCredentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "GitHub App {} (key hidden)", self.id)
@@ -70,14 +93,7 @@ pub struct App {
 
 impl App {
     pub fn new(api: &str, creds: &AppCredentials) -> Result<App> {
-        let key = octocrab::auth::EncodingKey::from_rsa_pem(creds.key.expose().as_bytes())
-            .map_err(|_| {
-                Error::config(
-                    "the GitHub App's private key is not an RSA private key in PEM form \
-                     (PKCS#1 `BEGIN RSA PRIVATE KEY` or PKCS#8 `BEGIN PRIVATE KEY`): download \
-                     it again from the App's settings",
-                )
-            })?;
+        let key = encoding_key(&creds.key)?;
         Ok(App {
             api: api.to_string(),
             id: creds.id,

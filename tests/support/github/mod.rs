@@ -9,6 +9,7 @@ mod apps;
 mod checks;
 mod comments;
 mod deployments;
+pub mod git_server;
 mod pulls;
 mod repos;
 pub mod shapes;
