@@ -10,6 +10,7 @@ mod destroy;
 mod doctor;
 mod env;
 mod flags;
+mod github_app_manifest;
 mod handle;
 mod life;
 mod list;
@@ -86,6 +87,7 @@ pub enum Command {
     Completions(completions::CompletionsCmd),
     Manpage(manpage::ManpageCmd),
     ConfigSchema(config_schema::ConfigSchemaCmd),
+    GithubAppManifest(github_app_manifest::GitHubAppManifestCmd),
 }
 
 /// Write `bytes` to stdout; a reader that stopped early (`| head`) is not an error.
@@ -121,6 +123,7 @@ impl Cli {
             Command::Completions(c) => c.run(),
             Command::Manpage(c) => c.run(),
             Command::ConfigSchema(c) => c.run(),
+            Command::GithubAppManifest(c) => c.run(),
         }
     }
 }

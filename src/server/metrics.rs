@@ -7,6 +7,12 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+/// A GitHub credential by name (`token`, `installation 42`), never the secret.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CredentialLabels {
+    pub credential: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct EventLabels {
     pub forge: String,
@@ -23,6 +29,8 @@ pub struct Metrics {
     pub queue_depth: Gauge,
     pub event_to_push: Histogram,
     pub quarantined: Counter,
+    github_remaining: Family<CredentialLabels, Gauge>,
+    github_limit: Family<CredentialLabels, Gauge>,
 }
 
 impl Metrics {
@@ -70,7 +78,21 @@ impl Metrics {
             "Journal entries moved to failed/ (their handling did not finish twice, or kept failing)",
             quarantined.clone(),
         );
+        let github_remaining = Family::<CredentialLabels, Gauge>::default();
+        registry.register(
+            "github_rate_limit_remaining",
+            "Requests left of GitHub's hourly rate limit, per credential (x-ratelimit-remaining, read each readiness pass)",
+            github_remaining.clone(),
+        );
+        let github_limit = Family::<CredentialLabels, Gauge>::default();
+        registry.register(
+            "github_rate_limit",
+            "GitHub's hourly rate limit, per credential",
+            github_limit.clone(),
+        );
         Metrics {
+            github_remaining,
+            github_limit,
             quarantined,
             registry,
             events,
@@ -112,6 +134,18 @@ impl Metrics {
     }
 
     pub fn render(&self) -> String {
+        if let Ok(budgets) = crate::forge::github::client::budgets().lock() {
+            for (name, b) in budgets.iter() {
+                let labels = CredentialLabels {
+                    credential: name.clone(),
+                };
+                let clamp = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+                self.github_remaining
+                    .get_or_create(&labels)
+                    .set(clamp(b.remaining));
+                self.github_limit.get_or_create(&labels).set(clamp(b.limit));
+            }
+        }
         let mut out = String::new();
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out

@@ -99,6 +99,16 @@ impl Doctor {
                 format!("resolves for {total} application(s), templates included"),
             ));
         }
+        let github: Vec<String> = apps
+            .iter()
+            .filter_map(|(_, s)| s.as_ref().ok())
+            .filter_map(|s| {
+                super::resync::github_repository(&s.settings, self.gitlab_url.as_deref())
+            })
+            .collect();
+        if self.repo.url.is_some() {
+            out.extend(self.github_app(store.location(), &github));
+        }
         let mut receiver_settings = None;
         for (_, snap) in apps {
             let settings = match snap {
@@ -133,6 +143,15 @@ impl Doctor {
         }
         if let Some(settings) = receiver_settings {
             out.push(self.receiver(&settings));
+        }
+        // What each GitHub credential has left of its rate limit, as read above.
+        if let Ok(budgets) = crate::forge::github::client::budgets().lock() {
+            for (name, b) in budgets.iter() {
+                out.push(Check::ok(
+                    format!("GitHub budget ({name})"),
+                    format!("{} of {} requests left this hour", b.remaining, b.limit),
+                ));
+            }
         }
         out.push(self.kubernetes());
         out
@@ -181,6 +200,58 @@ impl Doctor {
             ),
             Err(e) => Check::failed(format!("application {app}: resync"), &e),
         });
+        out
+    }
+
+    /// With GitHub App credentials: the App answers (its slug and id), and for the GitOps
+    /// repository (on the GitHub server) and each application's GitHub repository, the
+    /// installation that holds it and what it lacks of what the bot needs.
+    fn github_app(&self, gitops: &crate::git::Location, repositories: &[String]) -> Vec<Check> {
+        use super::github_app::{holding, APPLICATION_PERMISSIONS, GITOPS_PERMISSIONS};
+        let api = crate::forge::github::api_from_env();
+        let app = match super::forges::github_app(&api) {
+            Ok(Some(app)) => app,
+            Ok(None) => return Vec::new(),
+            Err(e) => return vec![Check::failed("GitHub App", &e)],
+        };
+        let slug = crate::forge::github::client::block_on("read the App", app.slug());
+        let mut out = vec![match slug {
+            Ok(slug) => Check::ok(
+                "GitHub App",
+                format!("{slug} (App ID {}), replying as {slug}[bot]", app.id),
+            ),
+            Err(e) => return vec![Check::failed("GitHub App", &e)],
+        }];
+        let gitops = match gitops {
+            crate::git::Location::Remote(url) => super::forges::github_repository_at_server(url),
+            crate::git::Location::Local(_) => None,
+        };
+        let wanted = gitops
+            .iter()
+            .map(|r| (r, GITOPS_PERMISSIONS, "the GitOps repository"))
+            .chain(
+                repositories
+                    .iter()
+                    .map(|r| (r, APPLICATION_PERMISSIONS, "an application repository")),
+            );
+        for (repository, needed, role) in wanted {
+            let subject = format!("GitHub App on {repository}");
+            out.push(match holding(&app, repository, needed) {
+                Ok(h) if h.missing.is_empty() => Check::ok(
+                    subject,
+                    format!("installation {} holds {role}, with the permissions the bot needs", h.installation),
+                ),
+                Ok(h) => Check::warning(
+                    subject,
+                    format!(
+                        "installation {} holds {role} but lacks {}: grant them in the App's settings (Permissions), then accept them on the installation",
+                        h.installation,
+                        h.missing.join(", ")
+                    ),
+                ),
+                Err(e) => Check::failed(subject, &e),
+            });
+        }
         out
     }
 

@@ -102,11 +102,7 @@ pub fn github_event(repository: &str, installation: Option<u64>) -> Result<GitHu
 /// `https://github.com`) authenticates as the App installation that holds it: a token scoped to
 /// that repository, asked for before each fetch and push. `None`: not on GitHub, or no App.
 pub fn github_git_token(url: &str) -> Result<Option<crate::git::auth::FreshToken>> {
-    let server = std::env::var("GITHUB_SERVER_URL")
-        .ok()
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "https://github.com".into());
-    let Some(repository) = github_repository_of(&server, url) else {
+    let Some(repository) = github_repository_at_server(url) else {
         return Ok(None);
     };
     let api = crate::forge::github::api_from_env();
@@ -116,6 +112,16 @@ pub fn github_git_token(url: &str) -> Result<Option<crate::git::auth::FreshToken
     Ok(Some(crate::git::auth::FreshToken::new(Arc::new(
         AppGitToken { app, repository },
     ))))
+}
+
+/// `owner/name` of the Git address `url` when it is on the GitHub server (`GITHUB_SERVER_URL`,
+/// default `https://github.com`).
+pub fn github_repository_at_server(url: &str) -> Option<String> {
+    let server = std::env::var("GITHUB_SERVER_URL")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "https://github.com".into());
+    github_repository_of(&server, url)
 }
 
 /// `owner/name` of `url` when it is an HTTP(S) address on `server`.

@@ -12,6 +12,7 @@ pub mod environment;
 pub mod flux_state;
 pub mod forges;
 mod gates;
+pub mod github_app;
 pub mod gitops;
 pub mod hook;
 pub mod input;

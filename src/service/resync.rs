@@ -482,11 +482,20 @@ pub fn listing(
 /// record it (`github`, `gitlab`).
 pub type Listing = (Box<dyn ChangeForge>, String, &'static str);
 
-/// [`listing`], with the forge's name.
-pub fn listing_on(
+/// The GitHub repository (`owner/name`) of an application: `github_repository`, else what its
+/// source URL names on github.com.
+pub fn github_repository(
     settings: &crate::settings::Settings,
     gitlab_url: Option<&str>,
-) -> Result<Option<Listing>> {
+) -> Option<String> {
+    forge_repositories(settings, gitlab_url).0
+}
+
+/// The application's GitHub repository and GitLab project.
+fn forge_repositories(
+    settings: &crate::settings::Settings,
+    gitlab_url: Option<&str>,
+) -> (Option<String>, Option<String>) {
     let derived = match (&settings.github_repository, &settings.gitlab_project) {
         (None, None) => settings
             .source_url
@@ -494,14 +503,22 @@ pub fn listing_on(
             .and_then(|u| forge_of_source(u, gitlab_url)),
         _ => None,
     };
-    let (github, gitlab) = match derived {
+    match derived {
         Some((crate::events::Forge::GitHub, path)) => (Some(path), None),
         Some((crate::events::Forge::GitLab, path)) => (None, Some(path)),
         None => (
             settings.github_repository.clone(),
             settings.gitlab_project.clone(),
         ),
-    };
+    }
+}
+
+/// [`listing`], with the forge's name.
+pub fn listing_on(
+    settings: &crate::settings::Settings,
+    gitlab_url: Option<&str>,
+) -> Result<Option<Listing>> {
+    let (github, gitlab) = forge_repositories(settings, gitlab_url);
     if let Some(repo) = &github {
         let gh = super::forges::github(repo)?;
         return Ok(Some((Box::new(gh), repo.clone(), "github")));

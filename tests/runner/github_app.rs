@@ -202,7 +202,7 @@ fn key(name: &str) -> String {
 /// What the bot asks of an installation (`doctor` reads it back).
 fn permissions() -> Value {
     json!({"contents": "write", "issues": "write", "pull_requests": "write", "statuses": "write",
-           "deployments": "write", "checks": "read", "metadata": "read"})
+           "deployments": "write", "checks": "read", "actions": "read", "metadata": "read"})
 }
 
 /// The fake GitHub playing GitHub for the App, installed on `org` (org/app and the GitOps
@@ -347,6 +347,16 @@ async fn serve_as_a_github_app_outlives_its_tokens_and_keeps_installations_apart
         let mine = gh.comments(repo, 7);
         assert_eq!(mine.len(), 1, "{mine:?}");
         assert_eq!(mine[0]["user"]["login"], format!("{SLUG}[bot]"));
+    }
+    // What each installation has left, in /metrics.
+    let (_, metrics) = s.get("/metrics");
+    for id in [11, 22] {
+        assert!(
+            metrics.contains(&format!(
+                "flux_ephemeral_github_rate_limit_remaining{{credential=\"installation {id}\"}}"
+            )),
+            "{metrics}"
+        );
     }
     // Nothing secret in the log.
     drop(s);
@@ -498,4 +508,102 @@ async fn the_fake_github_answers_apps_as_github_does() {
         401
     );
     assert!(!gh.token_reaches(&token, "org/gitops"));
+}
+
+/// `doctor` with App credentials: the App's slug and id, the installation holding the GitOps
+/// repository and each application repository (or that none does), what an installation lacks,
+/// and the budget left; nothing secret printed.
+#[tokio::test(flavor = "multi_thread")]
+async fn doctor_reports_the_app_its_installations_and_their_budget() {
+    let env = TestEnv::new();
+    env.commit_as_other(
+        &[(
+            ".flux-ephemeral.yaml",
+            Some("applications:\n  - name: app\n    github_repository: org/app\n  - name: web\n    github_repository: other/web\n  - name: lost\n    github_repository: nobody/lost\n"),
+        )],
+        "three applications",
+    );
+    let gh = FakeGitHub::start(&format!("{SLUG}[bot]")).await;
+    gh.app(
+        APP_ID,
+        SLUG,
+        &std::fs::read(key("app-key.pub.pem")).unwrap(),
+    );
+    gh.install(11, "org", &["org/app", "org/gitops"], permissions());
+    // The `other` organisation accepted fewer permissions.
+    gh.install(
+        22,
+        "other",
+        &["other/web"],
+        json!({"issues": "write", "metadata": "read"}),
+    );
+    let Some(git) = support::github::git_server::GitHubGit::start(
+        &gh,
+        env.remote.parent().unwrap(),
+        &env.path("git-http"),
+    )
+    .await
+    else {
+        return;
+    };
+    let key_file = key("app-key.pkcs1.pem");
+    let repo = format!("{}/org/gitops.git", git.url);
+    let mut c = env.command();
+    c.args(["doctor", "--repo", &repo, "--output", "json"])
+        .env("GITHUB_API_URL", gh.uri())
+        .env("GITHUB_SERVER_URL", &git.url)
+        .env("FLUX_EPHEMERAL_GITHUB_APP_ID", APP_ID.to_string())
+        .env("FLUX_EPHEMERAL_GITHUB_APP_PRIVATE_KEY_FILE", &key_file);
+    let run = support::run_async(c).await;
+    let out: Value = serde_json::from_str(run.stdout.lines().last().unwrap_or("{}"))
+        .unwrap_or_else(|_| panic!("{run:?}"));
+    let checks = out["checks"].as_array().unwrap();
+    let find = |subject: &str| {
+        checks
+            .iter()
+            .find(|c| c["subject"] == subject)
+            .unwrap_or_else(|| panic!("no check {subject}: {out}"))
+    };
+    let app = find("GitHub App");
+    assert_eq!(app["verdict"], "ok", "{app}");
+    assert!(
+        app["detail"]
+            .as_str()
+            .unwrap()
+            .contains("flux-previews (App ID 4242)"),
+        "{app}"
+    );
+    assert!(find("GitHub App on org/gitops")["detail"]
+        .as_str()
+        .unwrap()
+        .contains("installation 11"));
+    let org = find("GitHub App on org/app");
+    assert_eq!(org["verdict"], "ok", "{org}");
+    let web = find("GitHub App on other/web");
+    assert_eq!(web["verdict"], "warning", "{web}");
+    assert!(
+        web["detail"]
+            .as_str()
+            .unwrap()
+            .contains("pull_requests: write"),
+        "{web}"
+    );
+    let lost = find("GitHub App on nobody/lost");
+    assert_eq!(lost["verdict"], "failed", "{lost}");
+    assert!(
+        lost["detail"].as_str().unwrap().contains("not installed"),
+        "{lost}"
+    );
+    let budget = find("GitHub budget (installation 11)");
+    assert!(
+        budget["detail"]
+            .as_str()
+            .unwrap()
+            .contains("of 5000 requests left"),
+        "{budget}"
+    );
+    assert_eq!(run.code, 3, "a failed check sets the exit code: {run:?}");
+    let key_text = std::fs::read_to_string(&key_file).unwrap();
+    let all = format!("{}{}", run.stdout, run.stderr);
+    assert!(!all.contains("ghs_") && !all.contains(key_text.lines().nth(1).unwrap()));
 }

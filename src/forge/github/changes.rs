@@ -103,15 +103,9 @@ impl ChangeForge for GitHubChanges {
     }
 
     fn ping(&self) -> Result<()> {
-        // Answers any valid token (app installations too) and costs no rate limit.
-        self.block_on(async {
-            self.github
-                .client
-                .get::<serde_json::Value, _, ()>("/rate_limit", None)
-                .await
-                .map(|_| ())
-                .map_err(|e| self.github.err("reach the API", e))
-        })
+        // Answers any valid token (app installations too), costs no rate limit, and says what
+        // is left of it (for /metrics and doctor).
+        self.block_on(self.github.budget()).map(|_| ())
     }
 
     fn open_changes(&self) -> Result<Vec<crate::forge::OpenChange>> {

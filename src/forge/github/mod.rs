@@ -80,6 +80,31 @@ impl GitHub {
         })
     }
 
+    /// What this client's credential has left of its rate limit (`GET /rate_limit`, free).
+    pub async fn budget(&self) -> Result<client::Budget> {
+        client::read_budget(&self.client, &self.who)
+            .await
+            .map_err(|e| {
+                Error::remote(format!(
+                    "GitHub {}: reach the API for {}/{}: {} — {}",
+                    self.api,
+                    self.owner,
+                    self.repo,
+                    e.message,
+                    self.credential_hint()
+                ))
+            })
+    }
+
+    /// What to check when a call fails, by the credential in use.
+    fn credential_hint(&self) -> &'static str {
+        if self.app.is_some() {
+            "check the GitHub App's installation on the repository and its permissions"
+        } else {
+            "check GITHUB_TOKEN and the repository name"
+        }
+    }
+
     /// `owner/name`.
     pub fn full_name(&self) -> String {
         format!("{}/{}", self.owner, self.repo)
@@ -425,8 +450,11 @@ impl GitHub {
             other => other.to_string(),
         };
         Error::remote(format!(
-            "GitHub {}: {what} in {}/{} failed: {detail} — check GITHUB_TOKEN and the repository name",
-            self.api, self.owner, self.repo
+            "GitHub {}: {what} in {}/{} failed: {detail} — {}",
+            self.api,
+            self.owner,
+            self.repo,
+            self.credential_hint()
         ))
     }
 }

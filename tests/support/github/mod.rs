@@ -302,6 +302,22 @@ impl Respond for Responder {
                 .push((who.clone(), format!("{} {path}", request.method)));
         }
         let used = s.billed.iter().filter(|(w, _)| *w == who).count();
+        // What is left, as the headers and `GET /rate_limit` say it: 5,000 less what was billed.
+        let left = 5000usize.saturating_sub(used);
+        if path == "/rate_limit" && answer.status == 200 {
+            if let Some(body) = answer.body.as_mut() {
+                for k in ["core", "rate"] {
+                    let at = if k == "core" {
+                        &mut body["resources"]["core"]
+                    } else {
+                        &mut body["rate"]
+                    };
+                    at["limit"] = serde_json::json!(5000);
+                    at["remaining"] = serde_json::json!(left);
+                    at["used"] = serde_json::json!(used);
+                }
+            }
+        }
         if let (Some(rest), Some(op)) = (rest, op) {
             let bytes = answer
                 .body
