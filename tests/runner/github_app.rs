@@ -607,3 +607,44 @@ async fn doctor_reports_the_app_its_installations_and_their_budget() {
     let all = format!("{}{}", run.stdout, run.stderr);
     assert!(!all.contains("ghs_") && !all.contains(key_text.lines().nth(1).unwrap()));
 }
+
+/// The periodic pass asks again with `If-None-Match`: an unchanged listing is a `304 Not
+/// Modified`, which costs nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_periodic_pass_asks_with_conditional_requests() {
+    let env = TestEnv::new();
+    env.commit_as_other(
+        &[(".flux-ephemeral.yaml", Some("github_repository: org/app\n"))],
+        "previews of org/app",
+    );
+    let gh = FakeGitHub::start("flux-bot").await;
+    gh.pull(
+        "org/app",
+        github_pull("org/app", 7, "served", OLD, "org/app"),
+    );
+    let s = Serving::start(
+        &env,
+        env.remote.to_str().unwrap(),
+        &[
+            ("GITHUB_API_URL", gh.uri()),
+            ("GITHUB_TOKEN", "ghp_test".into()),
+            ("FLUX_EPHEMERAL_RESYNC_INTERVAL", "1s".into()),
+        ],
+    );
+    let listing = "GET /repos/org/app/pulls";
+    until("a second periodic listing", || {
+        gh.not_modified().iter().any(|(_, c)| c == listing)
+    })
+    .await;
+    drop(s);
+    let billed = gh.billed().iter().filter(|(_, c)| c == listing).count();
+    let free = gh
+        .not_modified()
+        .iter()
+        .filter(|(_, c)| c == listing)
+        .count();
+    assert!(
+        billed <= 1 && free >= 1,
+        "billed {billed}, not modified {free}"
+    );
+}

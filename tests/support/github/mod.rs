@@ -73,6 +73,8 @@ struct State {
     /// Every request that counts against a rate limit (not a 304, not `GET /rate_limit`), in
     /// order: (who asked, `METHOD /path`).
     billed: Vec<(String, String)>,
+    /// The requests answered `304 Not Modified` (free on GitHub), in order.
+    not_modified: Vec<(String, String)>,
     /// The ids of the comments that came as delivered commands.
     delivered: std::collections::BTreeSet<u64>,
 }
@@ -299,6 +301,9 @@ impl Respond for Responder {
             .unwrap_or_else(|_| "refused".into());
         if answer.status != 304 && path != "/rate_limit" {
             s.billed
+                .push((who.clone(), format!("{} {path}", request.method)));
+        } else if answer.status == 304 {
+            s.not_modified
                 .push((who.clone(), format!("{} {path}", request.method)));
         }
         let used = s.billed.iter().filter(|(w, _)| *w == who).count();
@@ -693,6 +698,11 @@ impl FakeGitHub {
     /// The requests that counted against a rate limit so far: (who, `METHOD /path`).
     pub fn billed(&self) -> Vec<(String, String)> {
         self.with(|s| s.billed.clone())
+    }
+
+    /// The requests answered `304 Not Modified`: (who, `METHOD /path`).
+    pub fn not_modified(&self) -> Vec<(String, String)> {
+        self.with(|s| s.not_modified.clone())
     }
 
     /// [`FakeGitHub::billed`], starting the count again.
