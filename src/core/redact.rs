@@ -40,6 +40,7 @@ impl fmt::Display for Secret {
 /// (newlines too, so nothing can start a CI workflow command such as `::warning::` on a line of its
 /// own, and no terminal escape gets through) written as an escape.
 pub fn remote_text(text: &str, max: usize) -> String {
+    let text = forge_tokens_hidden(text);
     let mut out = String::with_capacity(text.len().min(max) + 8);
     for (n, c) in text.chars().enumerate() {
         if n == max {
@@ -95,6 +96,20 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// GitHub's tokens (`ghp_…`, `ghs_…`, the longer `ghs_<app id>_…`, `github_pat_…`) and GitLab's
+/// (`glpat-…`) shown as `***` wherever they appear, whatever their length: text from elsewhere
+/// never carries one on.
+pub fn forge_tokens_hidden(text: &str) -> std::borrow::Cow<'_, str> {
+    static TOKENS: std::sync::OnceLock<Option<regex::Regex>> = std::sync::OnceLock::new();
+    let re = TOKENS.get_or_init(|| {
+        regex::Regex::new(r"\b(gh[pousr]_[A-Za-z0-9_]{16,}|github_pat_[A-Za-z0-9_]{16,}|glpat-[A-Za-z0-9_.-]{16,})").ok()
+    });
+    match re {
+        Some(re) => re.replace_all(text, "***"),
+        None => std::borrow::Cow::Borrowed(text),
+    }
+}
+
 /// Replace every occurrence of `secret` in `text` (for messages that came from elsewhere).
 pub fn scrub(text: &str, secret: Option<&Secret>) -> String {
     match secret {
@@ -125,6 +140,21 @@ mod tests {
         assert_eq!(
             redact_url("file://user:secret@localhost/srv/x.git"),
             "file://user:***@localhost/srv/x.git"
+        );
+    }
+
+    #[test]
+    fn forge_tokens_of_any_length_are_hidden() {
+        let long = format!("ghs_4242_{}", "a1B2".repeat(30));
+        let text = format!(
+            "refused {long} and ghp_{} and glpat-abcdefghijklmnopqrst",
+            "x".repeat(36)
+        );
+        let shown = remote_text(&text, 1000);
+        assert_eq!(shown, "refused *** and *** and ***");
+        assert_eq!(
+            remote_text("a ghost_writer ghs_short", 100),
+            "a ghost_writer ghs_short"
         );
     }
 
