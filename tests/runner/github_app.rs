@@ -648,3 +648,76 @@ async fn the_periodic_pass_asks_with_conditional_requests() {
         "billed {billed}, not modified {free}"
     );
 }
+
+/// As the App, with `require_checks`: a request while CI runs waits (the bot's own status says
+/// so), and the completed check releases it: the waiting status is recognised as the App's own,
+/// `<slug>[bot]`, with no FLUX_EPHEMERAL_BOT_LOGIN.
+#[tokio::test(flavor = "multi_thread")]
+async fn as_a_github_app_a_waiting_request_is_released_by_its_checks() {
+    let env = TestEnv::new();
+    env.commit_as_other(
+        &[(
+            ".flux-ephemeral.yaml",
+            Some("github_repository: org/app\nrequire_checks: [test]\n"),
+        )],
+        "checks required",
+    );
+    let gh = app_world().await;
+    gh.check_run("org/app", OLD, "test", "in_progress", None);
+    let vars = [
+        ("GITHUB_API_URL", gh.uri()),
+        ("FLUX_EPHEMERAL_GITHUB_APP_ID", APP_ID.to_string()),
+        (
+            "FLUX_EPHEMERAL_GITHUB_APP_PRIVATE_KEY_FILE",
+            key("app-key.pkcs1.pem"),
+        ),
+    ];
+    let comment = support::payloads::github_comment("org/app", 7, "writer", "/deploy-ephemeral");
+    gh.delivered("issue_comment", &comment);
+    let out = support::handle_event(&env, "issue_comment", &installed(comment, 11), &vars)
+        .await
+        .ok()
+        .json();
+    assert_eq!(out["action"], "waiting", "{out}");
+    gh.check_run("org/app", OLD, "test", "completed", Some("success"));
+    let done = support::payloads::github_check_run("org/app", OLD, "test", "success", &[7]);
+    let out = support::handle_event(&env, "check_run", &installed(done, 11), &vars)
+        .await
+        .ok()
+        .json();
+    assert_eq!(out["action"], "deployed", "{out}");
+    assert!(env.sync_file(&support::slug_of("served")).is_some());
+    assert!(!gh.billed().iter().any(|(_, c)| c == "GET /user"));
+}
+
+/// A secondary rate limit (429 with `retry-after`) is waited out, said in the log, and the
+/// reply lands.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rate_limit_is_waited_out_and_said() {
+    let env = TestEnv::new();
+    let gh = FakeGitHub::start("flux-bot").await;
+    gh.permission("org/app", "writer", "write");
+    gh.pull(
+        "org/app",
+        github_pull("org/app", 7, "served", OLD, "org/app"),
+    );
+    gh.throttle_once("POST", "/repos/org/app/issues/7/comments", 1);
+    let comment = support::payloads::github_comment("org/app", 7, "writer", "/deploy-ephemeral");
+    gh.delivered("issue_comment", &comment);
+    let vars = [
+        ("GITHUB_API_URL", gh.uri()),
+        ("GITHUB_TOKEN", "ghp_test".to_string()),
+        ("FLUX_EPHEMERAL_LOG", "flux_ephemeral=warn".to_string()),
+    ];
+    let run = support::handle_event(&env, "issue_comment", &comment, &vars).await;
+    let stderr = run.stderr.clone();
+    let out = run.ok().json();
+    assert_eq!(out["action"], "deployed", "{out}");
+    assert!(stderr.contains("GitHub rate limit (429"), "{stderr}");
+    assert!(stderr.contains("waiting 1 s"), "{stderr}");
+    assert_eq!(
+        gh.comments("org/app", 7).len(),
+        1,
+        "the reply landed after the wait"
+    );
+}

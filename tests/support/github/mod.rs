@@ -75,6 +75,9 @@ struct State {
     billed: Vec<(String, String)>,
     /// The requests answered `304 Not Modified` (free on GitHub), in order.
     not_modified: Vec<(String, String)>,
+    /// (method, path, seconds): the next such request is a secondary rate limit (429 with
+    /// `retry-after`), as GitHub answers a burst.
+    throttle: Option<(String, String, u64)>,
     /// The ids of the comments that came as delivered commands.
     delivered: std::collections::BTreeSet<u64>,
 }
@@ -243,10 +246,23 @@ impl Respond for Responder {
             .get("authorization")
             .and_then(|v| v.to_str().ok());
         let caller = apps::authorize(&s, auth, &seg);
+        let throttled = s
+            .throttle
+            .as_ref()
+            .is_some_and(|(m, p, _)| *m == request.method.as_str() && *p == path);
+        let retry_after = if throttled {
+            s.throttle.take().map(|(_, _, secs)| secs)
+        } else {
+            None
+        };
         let mut answer = match (
             &caller,
             s.failures.get(&(request.method.to_string(), path.clone())),
         ) {
+            _ if retry_after.is_some() => Answer::error(
+                429,
+                "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.",
+            ),
             (Err(refused), _) => Answer {
                 status: refused.status,
                 body: refused.body.clone(),
@@ -334,6 +350,9 @@ impl Respond for Responder {
             }
         }
         let mut t = template(answer);
+        if let Some(secs) = retry_after {
+            t = t.insert_header("retry-after", secs.to_string().as_str());
+        }
         if let Some(e) = etag {
             t = t.insert_header("ETag", e.as_str());
         }
@@ -698,6 +717,11 @@ impl FakeGitHub {
     /// The requests that counted against a rate limit so far: (who, `METHOD /path`).
     pub fn billed(&self) -> Vec<(String, String)> {
         self.with(|s| s.billed.clone())
+    }
+
+    /// The next `method path` is answered with a secondary rate limit: 429, `retry-after: secs`.
+    pub fn throttle_once(&self, method: &str, path: &str, secs: u64) {
+        self.with(|s| s.throttle = Some((method.into(), path.into(), secs)));
     }
 
     /// The requests answered `304 Not Modified`: (who, `METHOD /path`).
