@@ -220,7 +220,11 @@ impl GitHub {
                 .map(|d| d.id),
         };
         if let Some(id) = previous {
-            self.set_inactive(id).await?;
+            if let Err(e) = self.set_inactive(id).await {
+                // Two may be active now: a removal lists them all again.
+                super::memory::remember_deployment(&self.api, &repository, environment, None);
+                return Err(e);
+            }
         }
         super::memory::remember_deployment(&self.api, &repository, environment, Some(keep));
         Ok(())
@@ -243,9 +247,12 @@ impl GitHub {
         let repository = self.full_name();
         // The one this process left active: nothing to look for.
         if let Some(id) = super::memory::active_deployment(&self.api, &repository, environment) {
-            self.set_inactive(id).await?;
             super::memory::remember_deployment(&self.api, &repository, environment, None);
-            return Ok(());
+            match self.set_inactive(id).await {
+                Ok(()) => return Ok(()),
+                // Gone (deleted by someone) or refused: list them as without a memory.
+                Err(e) => tracing::info!("deployments: {e}; listing the environment's deployments"),
+            }
         }
         for d in self.deployments_of(environment, "100").await? {
             let route = format!(
