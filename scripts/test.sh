@@ -4,10 +4,12 @@
 # for the OCI registry, faketime, kubectl (pinned); GitHub's published contracts; for the previews page Chromium and chromedriver, Firefox
 # ESR and geckodriver, axe-core from the npm registry), starts the real Flux stack
 # (scripts/real-flux.sh: a real kube-apiserver and Flux's controllers, built from Go modules the
-# first time, about 16 minutes, then cached), then runs `cargo test` and stops the stack. Tests
+# first time, about 16 minutes, then cached) and a real Gitea (scripts/real-gitea.sh: built once
+# from its Go module, about 3 minutes), then runs `cargo test` and stops them. Tests
 # whose server is still missing are skipped with a message naming the package; with
 # FLUX_EPHEMERAL_REQUIRE_SERVERS=1 (CI) they fail instead. FLUX_EPHEMERAL_REAL_FLUX=DIR uses a
-# stack you started yourself; FLUX_EPHEMERAL_REAL_FLUX=off skips its tests (outside CI).
+# stack you started yourself; FLUX_EPHEMERAL_REAL_FLUX=off skips its tests (outside CI);
+# FLUX_EPHEMERAL_REAL_GITEA likewise for Gitea.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -82,7 +84,8 @@ if [ -z "${FLUX_EPHEMERAL_REAL_FLUX:-}" ]; then
     [ -f "$stack/bin-path" ] && scripts/real-flux.sh stop "$stack" >/dev/null 2>&1 || true
     if scripts/real-flux.sh start "$stack" >/dev/null; then
       export FLUX_EPHEMERAL_REAL_FLUX="$stack"
-      trap 'scripts/real-flux.sh stop "$stack" || true' EXIT
+      stop_flux="scripts/real-flux.sh stop '$stack' || true"
+      trap 'eval "${stop_flux:-true}"; eval "${stop_gitea:-true}"' EXIT
     else
       echo "the real Flux stack did not start (above): its tests will be skipped" >&2
     fi
@@ -91,6 +94,26 @@ if [ -z "${FLUX_EPHEMERAL_REAL_FLUX:-}" ]; then
   fi
 elif [ "$FLUX_EPHEMERAL_REAL_FLUX" = off ]; then
   unset FLUX_EPHEMERAL_REAL_FLUX
+fi
+
+# A real Gitea for the tests of Gitea as a forge (scripts/real-gitea.sh: built once from its Go
+# module, about 3 minutes, then cached), unless one is named already.
+if [ -z "${FLUX_EPHEMERAL_REAL_GITEA:-}" ]; then
+  if command -v go >/dev/null || [ -n "$(ls -d "${FLUX_EPHEMERAL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/flux-ephemeral}"/real-gitea/*/complete 2>/dev/null)" ]; then
+    gitea_dir="$PWD/target/real-gitea"
+    scripts/real-gitea.sh stop "$gitea_dir" >/dev/null 2>&1 || true
+    if scripts/real-gitea.sh start "$gitea_dir" >/dev/null; then
+      export FLUX_EPHEMERAL_REAL_GITEA="$gitea_dir"
+      stop_gitea="scripts/real-gitea.sh stop '$gitea_dir' || true"
+      trap 'eval "${stop_flux:-true}"; eval "${stop_gitea:-true}"' EXIT
+    else
+      echo "the real Gitea did not start (above): its tests will be skipped" >&2
+    fi
+  else
+    echo "Go is not installed: the real Gitea cannot be built and its tests will be skipped" >&2
+  fi
+elif [ "$FLUX_EPHEMERAL_REAL_GITEA" = off ]; then
+  unset FLUX_EPHEMERAL_REAL_GITEA
 fi
 
 # kubectl, pinned: the one the real Flux stack builds (scripts/real-flux/versions), else

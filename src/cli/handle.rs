@@ -51,6 +51,7 @@ pub struct HandleCmd {
 enum ForgeArg {
     Github,
     Gitlab,
+    Gitea,
 }
 
 impl HandleCmd {
@@ -87,6 +88,7 @@ impl HandleCmd {
         match self.forge {
             Some(ForgeArg::Github) => Forge::GitHub,
             Some(ForgeArg::Gitlab) => Forge::GitLab,
+            Some(ForgeArg::Gitea) => Forge::Gitea,
             None if set("GITHUB_ACTIONS") => Forge::GitHub,
             None if set("GITLAB_CI") => Forge::GitLab,
             None if name.is_some_and(crate::events::github::handles) => Forge::GitHub,

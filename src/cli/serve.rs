@@ -28,6 +28,10 @@ const SEEN_BUDGET: usize = 4 << 20;
 /// POST /hooks/gitlab: GitLab deliveries, verified with X-Gitlab-Token against GITLAB_WEBHOOK_TOKEN
 /// (or --gitlab-token-file); event from X-Gitlab-Event
 ///
+/// POST /hooks/gitea: Gitea and Forgejo deliveries (webhook type gitea), verified with
+/// X-Gitea-Signature against GITEA_WEBHOOK_SECRET (or --gitea-secret-file); event from
+/// X-Gitea-Event
+///
 /// GET /healthz: 200 while the process serves
 ///
 /// GET /readyz: 200 while the GitOps repository can be read and the configured forges answer
@@ -60,6 +64,9 @@ pub struct ServeCmd {
     /// File holding the GitLab webhook secret token [else GITLAB_WEBHOOK_TOKEN]
     #[arg(long, env = "GITLAB_WEBHOOK_TOKEN_FILE", value_name = "FILE")]
     gitlab_token_file: Option<PathBuf>,
+    /// File holding the Gitea webhook secret [else GITEA_WEBHOOK_SECRET]
+    #[arg(long, env = "GITEA_WEBHOOK_SECRET_FILE", value_name = "FILE")]
+    gitea_secret_file: Option<PathBuf>,
     /// GitLab's URL for API calls, e.g. https://gitlab.example.com [env: CI_API_V4_URL, GITLAB_URL]
     #[arg(long, value_name = "URL")]
     gitlab_url: Option<String>,
@@ -115,10 +122,11 @@ impl ServeCmd {
         let secrets = Secrets {
             github: secret(self.github_secret_file.as_ref(), "GITHUB_WEBHOOK_SECRET")?,
             gitlab: secret(self.gitlab_token_file.as_ref(), "GITLAB_WEBHOOK_TOKEN")?,
+            gitea: secret(self.gitea_secret_file.as_ref(), "GITEA_WEBHOOK_SECRET")?,
         };
-        if secrets.github.is_none() && secrets.gitlab.is_none() {
+        if secrets.github.is_none() && secrets.gitlab.is_none() && secrets.gitea.is_none() {
             return Err(Error::config(
-                "serve needs GITHUB_WEBHOOK_SECRET (or --github-secret-file) or GITLAB_WEBHOOK_TOKEN (or --gitlab-token-file)",
+                "serve needs GITHUB_WEBHOOK_SECRET (or --github-secret-file), GITLAB_WEBHOOK_TOKEN (or --gitlab-token-file) or GITEA_WEBHOOK_SECRET (or --gitea-secret-file)",
             ));
         }
         if self.ui_write_groups.iter().any(|g| g.trim().is_empty()) {

@@ -56,6 +56,7 @@ impl crate::config::AppConfig {
         let configured = match r.forge {
             Forge::GitHub => &self.github_repository,
             Forge::GitLab => &self.gitlab_project,
+            Forge::Gitea => &self.gitea_repository,
         };
         configured.as_deref().is_some_and(|c| r.matches(c))
     }
@@ -135,6 +136,7 @@ fn single(merged: FileConfig, origin: &Origin) -> Result<(FileConfig, Applicatio
     let mut repositories: Vec<String> = [
         merged.github_repository.clone(),
         merged.gitlab_project.clone(),
+        merged.gitea_repository.clone(),
         merged.source_url.as_deref().and_then(repository_of_url),
     ]
     .into_iter()
@@ -148,7 +150,7 @@ fn single(merged: FileConfig, origin: &Origin) -> Result<(FileConfig, Applicatio
     if let Some(r) = &origin.repository {
         if !repositories.iter().any(|c| r.matches(c)) {
             let configured = if repositories.is_empty() {
-                "no repository (set github_repository, gitlab_project or source_url, or list applications)".to_string()
+                "no repository (set github_repository, gitlab_project, gitea_repository or source_url, or list applications)".to_string()
             } else {
                 repositories.join(", ")
             };
@@ -171,6 +173,12 @@ fn single(merged: FileConfig, origin: &Origin) -> Result<(FileConfig, Applicatio
                 .gitlab_project
                 .clone()
                 .map(|r| (Some("gitlab".into()), r))
+        })
+        .or_else(|| {
+            merged
+                .gitea_repository
+                .clone()
+                .map(|r| (Some("gitea".into()), r))
         });
     let name = merged.app.clone().unwrap_or_else(|| "app".into());
     Ok((

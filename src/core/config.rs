@@ -95,6 +95,9 @@ config_keys! {
         github_repository: String,
         /// GitLab project (id or `group/name`) whose merge requests and environments to check.
         gitlab_project: String,
+        /// `owner/name` of the Gitea (or Forgejo) repository whose pull requests the
+        /// environments belong to (on GITEA_URL).
+        gitea_repository: String,
         /// Adding this label to a pull/merge request deploys it, removing it destroys.
         deploy_label: String,
         /// Users who may deploy besides those with write access.
@@ -165,10 +168,15 @@ config_keys! {
 impl AppConfig {
     /// Its repository as configured, with the forge's name.
     pub fn repository(&self) -> Option<(&'static str, String)> {
-        match (&self.github_repository, &self.gitlab_project) {
-            (Some(r), _) => Some(("github", r.clone())),
-            (None, Some(p)) => Some(("gitlab", p.clone())),
-            (None, None) => None,
+        match (
+            &self.github_repository,
+            &self.gitlab_project,
+            &self.gitea_repository,
+        ) {
+            (Some(r), _, _) => Some(("github", r.clone())),
+            (None, Some(p), _) => Some(("gitlab", p.clone())),
+            (None, None, Some(r)) => Some(("gitea", r.clone())),
+            (None, None, None) => None,
         }
     }
 }

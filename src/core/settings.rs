@@ -34,6 +34,7 @@ pub struct Settings {
     pub allow_forks: bool,
     pub github_repository: Option<String>,
     pub gitlab_project: Option<String>,
+    pub gitea_repository: Option<String>,
     pub chat: crate::chatops::ChatSettings,
     pub commands: crate::command::Prefixes,
     /// The application this run is for.
@@ -149,6 +150,7 @@ impl Settings {
             allow_forks: c.allow_forks.unwrap_or(false),
             github_repository: c.github_repository,
             gitlab_project: c.gitlab_project,
+            gitea_repository: c.gitea_repository,
             chat: crate::chatops::ChatSettings {
                 deploy_label: c.deploy_label.filter(|l| !l.is_empty()),
                 allowed_users: c.allowed_users.unwrap_or_default(),
@@ -318,9 +320,14 @@ fn check_applications(list: &[AppConfig]) -> Result<()> {
                 a.name
             )));
         }
-        if a.github_repository.is_some() == a.gitlab_project.is_some() {
+        let named = [
+            a.github_repository.is_some(),
+            a.gitlab_project.is_some(),
+            a.gitea_repository.is_some(),
+        ];
+        if named.iter().filter(|n| **n).count() != 1 {
             return Err(Error::config(format!(
-                "application {:?} needs exactly one of github_repository or gitlab_project",
+                "application {:?} needs exactly one of github_repository, gitlab_project or gitea_repository",
                 a.name
             )));
         }

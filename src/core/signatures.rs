@@ -20,6 +20,14 @@ pub fn verify_github(secret: &[u8], body: &[u8], header: Option<&str>) -> bool {
     mac.verify_slice(&sig).is_ok()
 }
 
+/// Gitea (and Forgejo): `X-Gitea-Signature: <hex of HMAC-SHA256(secret, body)>`, no prefix.
+pub fn verify_gitea(secret: &[u8], body: &[u8], header: Option<&str>) -> bool {
+    match header {
+        Some(h) => verify_github(secret, body, Some(&format!("sha256={}", h.trim()))),
+        None => false,
+    }
+}
+
 /// GitLab: `X-Gitlab-Token` equals the configured secret token.
 pub fn verify_gitlab(token: &[u8], header: Option<&str>) -> bool {
     match header {

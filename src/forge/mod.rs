@@ -1,5 +1,6 @@
 //! Forge adapters: the GitHub and GitLab APIs, behind small interfaces.
 
+pub mod gitea;
 pub mod github;
 pub mod gitlab;
 mod gitlab_environments;

@@ -29,6 +29,7 @@ pub use super::job::Job;
 pub struct Secrets {
     pub github: Option<Vec<u8>>,
     pub gitlab: Option<Vec<u8>>,
+    pub gitea: Option<Vec<u8>>,
 }
 
 /// Where accepted deliveries wait for the worker.
@@ -68,6 +69,7 @@ pub fn router(service: Service) -> Router {
         .route("/metrics", get(metrics))
         .route("/hooks/github", post(github))
         .route("/hooks/gitlab", post(gitlab))
+        .route("/hooks/gitea", post(gitea))
         .fallback(|| async {
             (
                 StatusCode::NOT_FOUND,
@@ -149,6 +151,45 @@ async fn github(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Body) ->
     enqueue(
         s.clone(),
         Forge::GitHub,
+        Some(event.to_string()),
+        delivery,
+        body,
+    )
+    .await
+}
+
+/// Gitea and Forgejo deliveries (webhook type `gitea`), signed with `X-Gitea-Signature`.
+async fn gitea(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Body) -> Answer {
+    let Some(secret) = s.secrets.gitea.as_deref() else {
+        return (
+            StatusCode::NOT_FOUND,
+            "Gitea webhooks are not configured here".into(),
+        );
+    };
+    let (body, _permit) = match read_body(&s, &headers, body).await {
+        Ok(b) => b,
+        Err(answer) => return answer,
+    };
+    if !crate::signatures::verify_gitea(secret, &body, header(&headers, "X-Gitea-Signature")) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            "the X-Gitea-Signature signature is missing or wrong".into(),
+        );
+    }
+    let Some(event) = header(&headers, "X-Gitea-Event") else {
+        return (StatusCode::BAD_REQUEST, "missing X-Gitea-Event".into());
+    };
+    if !crate::events::gitea::handles(event) {
+        s.metrics.event("gitea", event, "ignored");
+        return (
+            StatusCode::ACCEPTED,
+            format!("ignored: Gitea event {event:?} is not handled"),
+        );
+    }
+    let delivery = header(&headers, "X-Gitea-Delivery").map(str::to_string);
+    enqueue(
+        s.clone(),
+        Forge::Gitea,
         Some(event.to_string()),
         delivery,
         body,
@@ -249,10 +290,7 @@ async fn enqueue(
     delivery: Option<String>,
     body: axum::body::Bytes,
 ) -> Answer {
-    let name = match forge {
-        Forge::GitHub => "github",
-        Forge::GitLab => "gitlab",
-    };
+    let name = forge.name();
     let kind = event.clone().unwrap_or_default();
     let Ok(body) = String::from_utf8(body.into()) else {
         return (StatusCode::BAD_REQUEST, "the payload is not UTF-8".into());

@@ -154,10 +154,7 @@ impl Journal {
     /// Write `job` durably (synced, 0600) and queue it; its id is the file's name.
     pub fn accept(&self, job: &Job) -> std::result::Result<String, Refusal> {
         let record = RecordRef {
-            forge: match job.forge {
-                Forge::GitHub => "github",
-                Forge::GitLab => "gitlab",
-            },
+            forge: job.forge.name(),
             event: job.event.as_deref(),
             delivery: job.delivery.as_deref(),
             body: &job.body,
@@ -252,11 +249,7 @@ impl Journal {
                 .and_then(|b| serde_json::from_slice::<Record>(&b).ok());
             match record {
                 Some(r) => out.push(Job {
-                    forge: if r.forge == "github" {
-                        Forge::GitHub
-                    } else {
-                        Forge::GitLab
-                    },
+                    forge: Forge::from_name(&r.forge).unwrap_or(Forge::GitLab),
                     event: r.event,
                     delivery: r.delivery,
                     body: r.body,

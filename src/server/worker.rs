@@ -84,10 +84,7 @@ pub struct Worker {
 }
 
 fn forge_name(f: Forge) -> &'static str {
-    match f {
-        Forge::GitHub => "github",
-        Forge::GitLab => "gitlab",
-    }
+    f.name()
 }
 
 impl Worker {

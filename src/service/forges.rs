@@ -17,6 +17,7 @@ use crate::redact::Secret;
 struct Credentials {
     github: Option<Secret>,
     gitlab: Option<Secret>,
+    gitea: Option<Secret>,
 }
 
 fn credentials() -> &'static Credentials {
@@ -24,6 +25,7 @@ fn credentials() -> &'static Credentials {
     READ.get_or_init(|| Credentials {
         github: Secret::from_env("GITHUB_TOKEN"),
         gitlab: Secret::from_env("GITLAB_TOKEN"),
+        gitea: Secret::from_env("GITEA_TOKEN"),
     })
 }
 
@@ -164,4 +166,30 @@ pub fn gitlab_api(url: &GitLabUrl) -> Result<GitLab> {
 pub fn gitlab(url: Option<&str>, project: &str) -> Result<GitLabChanges> {
     let url = GitLabUrl::resolve(url)?;
     Ok(GitLabChanges::new(gitlab_api(&url)?, project.to_string()))
+}
+
+/// The Gitea client of `repository` (`owner/name`) on `GITEA_URL` with `GITEA_TOKEN`.
+pub fn gitea(repository: &str) -> Result<crate::forge::gitea::GiteaChanges> {
+    let url = std::env::var("GITEA_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .ok_or_else(|| {
+            Error::config(
+                "GITEA_URL is not set: the Gitea server's address, e.g. https://gitea.example.com",
+            )
+        })?;
+    let token = credentials().gitea.as_ref().ok_or_else(|| {
+        Error::config("GITEA_TOKEN is not set: a Gitea token of the bot's account (admin on the repositories, see docs/gitea.md)")
+    })?;
+    crate::forge::gitea::GiteaChanges::connect(&url, token, repository)
+}
+
+/// `GITEA_TOKEN` for Git over HTTP(S) to a repository on the Gitea server (`GITEA_URL`).
+pub fn gitea_git_token(url: &str) -> Option<Secret> {
+    let server = std::env::var("GITEA_URL").ok().filter(|u| !u.is_empty())?;
+    let server = server.trim_end_matches('/');
+    let on_server = url
+        .strip_prefix(server)
+        .is_some_and(|rest| rest.starts_with('/'));
+    on_server.then(|| credentials().gitea.clone()).flatten()
 }

@@ -39,6 +39,10 @@ pub fn open(repo: &Repo, dry_run: bool) -> Result<(Store, ConfigSource)> {
     if auth.token.is_none() && auth.ssh_key.is_none() {
         if let Location::Remote(url) = &location {
             auth.fresh_token = super::forges::github_git_token(url)?;
+            // A GitOps repository on the Gitea server: its token (GITEA_TOKEN).
+            if auth.fresh_token.is_none() {
+                auth.token = super::forges::gitea_git_token(url);
+            }
         }
     }
     let store = Store::open(location, auth, repo.cache_dir.as_deref())?;

@@ -100,6 +100,7 @@ impl Handler {
             Forge::GitHub => {
                 crate::events::github::parse(name.unwrap_or_default(), body, prefixes)?
             }
+            Forge::Gitea => crate::events::gitea::parse(name.unwrap_or_default(), body, prefixes)?,
             Forge::GitLab => match hooks::parse(name, body, prefixes)? {
                 GitLabEvent::Deployment(hook) => return Ok(Work::Deployment(hook)),
                 GitLabEvent::Change(parsed) => parsed,
@@ -118,6 +119,7 @@ impl Handler {
                 &event.repository,
                 event.installation,
             )?),
+            Forge::Gitea => Box::new(super::forges::gitea(&event.repository)?),
             Forge::GitLab => {
                 let project = event
                     .project_id

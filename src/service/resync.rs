@@ -506,6 +506,8 @@ fn forge_repositories(
     match derived {
         Some((crate::events::Forge::GitHub, path)) => (Some(path), None),
         Some((crate::events::Forge::GitLab, path)) => (None, Some(path)),
+        // A source URL is never taken for Gitea's: gitea_repository names it.
+        Some((crate::events::Forge::Gitea, _)) => (None, None),
         None => (
             settings.github_repository.clone(),
             settings.gitlab_project.clone(),

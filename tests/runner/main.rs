@@ -19,6 +19,7 @@ mod examples;
 mod filters;
 mod fleet;
 mod flux;
+mod gitea;
 mod github_app;
 mod handle_gitlab_deployment;
 mod kustomize;

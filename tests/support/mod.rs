@@ -7,6 +7,7 @@ pub mod browser;
 pub mod contract;
 pub mod fake_forges;
 pub mod fake_kube;
+pub mod gitea;
 pub mod github;
 pub mod gitlab;
 pub mod payloads;

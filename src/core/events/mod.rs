@@ -1,6 +1,7 @@
 //! Forge events (webhook payloads, CI event files) turned into one small set of domain events,
 //! without I/O.
 
+pub mod gitea;
 pub mod github;
 mod github_checks;
 pub mod gitlab;
@@ -60,10 +61,7 @@ impl RepoRef {
     }
 
     pub fn forge_name(&self) -> &'static str {
-        match self.forge {
-            Forge::GitHub => "github",
-            Forge::GitLab => "gitlab",
-        }
+        self.forge.name()
     }
 }
 
@@ -73,6 +71,26 @@ impl RepoRef {
 pub enum Forge {
     GitHub,
     GitLab,
+    /// Gitea, and Forgejo, which speaks the same API.
+    Gitea,
+}
+
+impl Forge {
+    /// As environments, journals and metrics record it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Forge::GitHub => "github",
+            Forge::GitLab => "gitlab",
+            Forge::Gitea => "gitea",
+        }
+    }
+
+    /// The forge `name` ([`Forge::name`]) stands for.
+    pub fn from_name(name: &str) -> Option<Forge> {
+        [Forge::GitHub, Forge::GitLab, Forge::Gitea]
+            .into_iter()
+            .find(|f| f.name() == name)
+    }
 }
 
 impl Event {
@@ -97,7 +115,7 @@ pub fn is_fork(head: Option<&str>, base: Option<&str>) -> bool {
 pub fn repository_of(forge: Forge, body: &str) -> Option<RepoRef> {
     let v: serde_json::Value = serde_json::from_str(body).ok()?;
     let (path, id) = match forge {
-        Forge::GitHub => (v["repository"]["full_name"].as_str()?, None),
+        Forge::GitHub | Forge::Gitea => (v["repository"]["full_name"].as_str()?, None),
         Forge::GitLab => (
             v["project"]["path_with_namespace"].as_str()?,
             v["project"]["id"].as_u64(),
@@ -203,5 +221,13 @@ pub fn check(forge: Forge, name: Option<&str>, body: &str) -> crate::error::Resu
             github::parse(name, body, &defaults).map(|_| ())
         }
         Forge::GitLab => gitlab::parse(name, body, &defaults).map(|_| ()),
+        Forge::Gitea => {
+            let name = name.ok_or_else(|| {
+                crate::error::Error::input(
+                    "no Gitea event name: pass --event-name (the X-Gitea-Event header)",
+                )
+            })?;
+            gitea::parse(name, body, &defaults).map(|_| ())
+        }
     }
 }
