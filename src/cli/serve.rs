@@ -282,6 +282,7 @@ impl ServeCmd {
                 .clone()
                 .or_else(|| std::env::var("CI_SERVER_URL").ok())
                 .or_else(|| std::env::var("GITLAB_URL").ok()),
+            gitea: std::env::var("GITEA_URL").ok().filter(|u| !u.is_empty()),
         };
         let proxy = crate::server::page::Proxy {
             address: self.ui_trust_proxy,

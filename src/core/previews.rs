@@ -106,6 +106,7 @@ pub struct View {
 pub struct WebHosts {
     pub github: Option<String>,
     pub gitlab: Option<String>,
+    pub gitea: Option<String>,
 }
 
 /// A repository path as recorded, safe to put in a URL path (owner/name and group paths only).
@@ -131,6 +132,7 @@ fn links(r: &EnvRecord, hosts: &WebHosts) -> (Option<String>, Option<String>) {
     let (base, change, commit) = match forge {
         "github" => (hosts.github.as_deref(), "pull", "commit"),
         "gitlab" => (hosts.gitlab.as_deref(), "-/merge_requests", "-/commit"),
+        "gitea" => (hosts.gitea.as_deref(), "pulls", "commit"),
         _ => return (None, None),
     };
     let Some(base) = base.map(|b| b.trim_end_matches('/')) else {
@@ -256,6 +258,7 @@ mod tests {
         WebHosts {
             github: Some("https://github.com".into()),
             gitlab: Some("https://gitlab.example.com/".into()),
+            gitea: Some("https://gitea.example.com".into()),
         }
     }
 

@@ -189,7 +189,9 @@ impl GiteaChanges {
         let Some(bot) = self.bot_login() else {
             return Ok(None);
         };
-        let list: Vec<IssueComment> = self.all(&format!("/issues/{number}/comments"))?;
+        // Gitea answers every comment at once here (the operation takes no paging).
+        let list: Vec<IssueComment> =
+            self.get(&self.route(&format!("/issues/{number}/comments")))?;
         Ok(list
             .into_iter()
             .find(|c| {

@@ -529,6 +529,10 @@ pub fn listing_on(
         let gl = super::forges::gitlab(gitlab_url, project)?;
         return Ok(Some((Box::new(gl), project.clone(), "gitlab")));
     }
+    if let Some(repo) = &settings.gitea_repository {
+        let gt = super::forges::gitea(repo)?;
+        return Ok(Some((Box::new(gt), repo.clone(), "gitea")));
+    }
     Ok(None)
 }
 

@@ -234,3 +234,190 @@ async fn a_gitops_repository_on_gitea_is_pushed_with_its_token() {
     assert_ne!(out.code, 0);
     assert!(!out.stderr.contains(&gitea.admin_token));
 }
+
+/// `cleanup` lists the Gitea repository's open pull requests and removes the preview of one
+/// that closed; `doctor` reaches the Gitea and says the token may write.
+#[tokio::test(flavor = "multi_thread")]
+async fn cleanup_and_doctor_read_the_real_gitea() {
+    let Some(gitea) = Gitea::from_env() else {
+        return;
+    };
+    let repo = gitea.repository("swept").await;
+    let head = gitea
+        .branch_with_commit(&repo, "feature/swept", "s.txt")
+        .await;
+    let number = gitea
+        .pull_request(&repo, "feature/swept", "to be swept")
+        .await;
+    let env = TestEnv::new();
+    env.commit_as_other(
+        &[(
+            ".flux-ephemeral.yaml",
+            Some(&format!(
+                "gitea_repository: {repo}\nsource_url: {}/{repo}.git\n",
+                gitea.url
+            )),
+        )],
+        "previews of the Gitea repository",
+    );
+    let vars = [
+        ("GITEA_URL", gitea.url.as_str()),
+        ("GITEA_TOKEN", gitea.admin_token.as_str()),
+    ];
+    let remote = env.remote.to_str().unwrap().to_string();
+    let number_text = number.to_string();
+    let deployed = env
+        .run_with(
+            &[
+                "deploy",
+                "--repo",
+                &remote,
+                "--branch",
+                "feature/swept",
+                "--sha",
+                &head,
+                "--id",
+                &number_text,
+                "--output",
+                "json",
+            ],
+            &vars,
+        )
+        .ok()
+        .json();
+    assert_eq!(deployed["action"], "created", "{deployed}");
+    let slug = support::slug_of("feature/swept");
+
+    // Open: kept.
+    let kept = env
+        .run_with(&["cleanup", "--repo", &remote, "--output", "json"], &vars)
+        .ok()
+        .json();
+    assert_eq!(kept["forge"], "gitea", "{kept}");
+    assert_eq!(kept["removed"], json!([]), "{kept}");
+    assert!(env.sync_file(&slug).is_some());
+
+    // Closed: removed.
+    gitea
+        .admin(
+            "PATCH",
+            &format!("/repos/{repo}/pulls/{number}"),
+            Some(json!({"state": "closed"})),
+        )
+        .await;
+    let swept = env
+        .run_with(&["cleanup", "--repo", &remote, "--output", "json"], &vars)
+        .ok()
+        .json();
+    assert_eq!(
+        swept["removed"].as_array().map(Vec::len),
+        Some(1),
+        "{swept}"
+    );
+    assert!(env.sync_file(&slug).is_none());
+
+    let doctor = env
+        .run_with(&["doctor", "--repo", &remote, "--output", "json"], &vars)
+        .json();
+    let forge = doctor["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["subject"] == "application app: forge")
+        .cloned()
+        .unwrap_or_else(|| panic!("{doctor}"));
+    assert_eq!(forge["verdict"], "ok", "{forge}");
+    assert!(!doctor.to_string().contains(&gitea.admin_token));
+}
+
+/// The client speaks Gitea's own API description (`/swagger.v1.json` of the running Gitea): every
+/// operation it calls exists, with the query parameters it sends, the fields it reads in the
+/// documented answer and the fields it sends in the documented body
+/// (`tests/contracts/gitea/operations.txt`).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_gitea_client_is_held_to_giteas_own_api_description() {
+    let Some(gitea) = Gitea::from_env() else {
+        return;
+    };
+    let spec: serde_json::Value = reqwest::get(format!("{}/swagger.v1.json", gitea.url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    // Follow `$ref`s (`#/responses/X`, `#/definitions/X`) and arrays down to an object schema.
+    fn resolve<'a>(
+        spec: &'a serde_json::Value,
+        mut v: &'a serde_json::Value,
+    ) -> &'a serde_json::Value {
+        for _ in 0..10 {
+            if let Some(r) = v["$ref"].as_str() {
+                let mut at = spec;
+                for part in r.trim_start_matches("#/").split('/') {
+                    at = &at[part];
+                }
+                v = at;
+            } else if v.get("schema").is_some() {
+                v = &v["schema"];
+            } else if v["type"] == "array" {
+                v = &v["items"];
+            } else {
+                break;
+            }
+        }
+        v
+    }
+    let list = std::fs::read_to_string(format!(
+        "{}/tests/contracts/gitea/operations.txt",
+        support::ROOT
+    ))
+    .unwrap();
+    let mut problems = Vec::new();
+    for line in list
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+    {
+        let cols: Vec<&str> = line.split('|').map(str::trim).collect();
+        let (method, path) = cols[0].split_once(' ').unwrap();
+        let fields = |i: usize| {
+            cols[i]
+                .split(',')
+                .map(str::trim)
+                .filter(|f| !f.is_empty())
+                .collect::<Vec<_>>()
+        };
+        let op = &spec["paths"][path][method.to_ascii_lowercase()];
+        if op.is_null() {
+            problems.push(format!("{method} {path}: not in Gitea's API"));
+            continue;
+        }
+        let answer = resolve(&spec, &op["responses"][cols[1]]);
+        for f in fields(2) {
+            if answer["properties"][f].is_null() {
+                problems.push(format!("{method} {path}: answer {} has no {f}", cols[1]));
+            }
+        }
+        let params = op["parameters"].as_array().cloned().unwrap_or_default();
+        for q in fields(3) {
+            if !params.iter().any(|p| p["in"] == "query" && p["name"] == q) {
+                problems.push(format!(
+                    "{method} {path}: query parameter {q} is not declared"
+                ));
+            }
+        }
+        let body = params
+            .iter()
+            .find(|p| p["in"] == "body")
+            .map(|p| resolve(&spec, p));
+        for f in fields(4) {
+            if body.is_none_or(|b| b["properties"][f].is_null()) {
+                problems.push(format!("{method} {path}: the body takes no {f}"));
+            }
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "departures from Gitea's API:\n{}",
+        problems.join("\n")
+    );
+}

@@ -54,6 +54,7 @@ enum Forge {
     None,
     GitHub(GitHubChanges),
     GitLab(GitLabChanges),
+    Gitea(Box<crate::forge::gitea::GiteaChanges>, String),
 }
 
 impl Forge {
@@ -62,6 +63,7 @@ impl Forge {
             Forge::None => "none",
             Forge::GitHub(_) => "github",
             Forge::GitLab(_) => "gitlab",
+            Forge::Gitea(..) => "gitea",
         }
     }
 
@@ -71,6 +73,7 @@ impl Forge {
             Forge::None => None,
             Forge::GitHub(gh) => Some(gh.github.full_name()),
             Forge::GitLab(gl) => Some(gl.project.clone()),
+            Forge::Gitea(_, repo) => Some(repo.clone()),
         }
     }
 
@@ -79,6 +82,7 @@ impl Forge {
             Forge::None => None,
             Forge::GitHub(gh) => Some(gh),
             Forge::GitLab(gl) => Some(gl),
+            Forge::Gitea(gt, _) => Some(gt.as_ref()),
         }
     }
 }
@@ -369,7 +373,13 @@ impl Cleanup {
                 self.gitlab_url.as_deref(),
                 &project,
             )?)),
-            (None, None) => Ok(Forge::None),
+            (None, None) => match &settings.gitea_repository {
+                Some(repo) => Ok(Forge::Gitea(
+                    Box::new(super::forges::gitea(repo)?),
+                    repo.clone(),
+                )),
+                None => Ok(Forge::None),
+            },
         }
     }
 }
@@ -452,6 +462,13 @@ fn forge_state(forge: &Forge) -> Result<(ForgeState, Vec<Environment>)> {
         Forge::GitHub(gh) => (
             ForgeState {
                 open: Some(gh.block_on(gh.github.open_pull_numbers())?),
+                available_environments: None,
+            },
+            Vec::new(),
+        ),
+        Forge::Gitea(gt, _) => (
+            ForgeState {
+                open: Some(gt.open_changes()?.into_iter().map(|c| c.number).collect()),
                 available_environments: None,
             },
             Vec::new(),
