@@ -20,6 +20,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 module="$here/real-gitea"
 GITEA_VERSION=$(sed -n 's|^[[:space:]]*code.gitea.io/gitea \(v[^ ]*\).*|\1|p' "$module/go.mod")
 ADMIN_USER=fe-admin
+# Gitea's version is main.Version (its API, and clients such as Flux's gitea Provider, read it).
+LDFLAGS="-s -w -X main.Version=${GITEA_VERSION#v}"
 
 export GOTOOLCHAIN=local GOFLAGS="-mod=readonly -buildvcs=false"
 
@@ -29,7 +31,7 @@ say() { echo "real-gitea: $*" >&2; }
 cache_dir() {
   local base=${FLUX_EPHEMERAL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/flux-ephemeral}
   local hash
-  hash=$(cat "$module/go.mod" "$module/go.sum" | sha256sum | cut -c1-10)
+  hash=$( (cat "$module/go.mod" "$module/go.sum"; echo "$LDFLAGS") | sha256sum | cut -c1-10)
   echo "$base/real-gitea/gitea-$GITEA_VERSION-$hash"
 }
 
@@ -48,7 +50,7 @@ build() {
   t0=$SECONDS
   say "building Gitea $GITEA_VERSION from its Go module (about 3 minutes, once)"
   CGO_ENABLED=1 go build -C "$module" -trimpath -tags "sqlite sqlite_unlock_notify" \
-    -ldflags "-s -w -X code.gitea.io/gitea/modules/setting.AppVer=${GITEA_VERSION#v}" \
+    -ldflags "$LDFLAGS" \
     -o "$tmp/gitea" code.gitea.io/gitea >&2
   src=$(go mod download -C "$module" -json "code.gitea.io/gitea@$GITEA_VERSION" \
     | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')

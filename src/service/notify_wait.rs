@@ -141,14 +141,25 @@ pub fn wait_for_targets(
             "--wait without cluster credentials reads Flux's commit statuses, which need the commit (--sha)",
         )),
         (None, _) => Err(Error::config(
-            "--wait needs a kubeconfig (--kubeconfig, KUBECONFIG, in-cluster) or a forge to read Flux's commit statuses from (GITHUB_TOKEN with GITHUB_REPOSITORY, or GITLAB_TOKEN with CI_PROJECT_ID)",
+            "--wait needs a kubeconfig (--kubeconfig, KUBECONFIG, in-cluster) or a forge to read Flux's commit statuses from (GITHUB_TOKEN with GITHUB_REPOSITORY, GITLAB_TOKEN with CI_PROJECT_ID, or GITEA_URL and GITEA_TOKEN with GITEA_REPOSITORY)",
         )),
     }
 }
 
-/// The forge of the CI job, for reading commit statuses: GitHub Actions or GitLab CI.
+/// The forge of the CI job, for reading commit statuses: Gitea (GITEA_URL and GITEA_TOKEN with
+/// GITEA_REPOSITORY, or in Gitea Actions its GITHUB_REPOSITORY), GitHub Actions or GitLab CI.
 pub fn ci_forge() -> Option<Box<dyn ChangeForge>> {
     let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let gitea_repo = var("GITEA_REPOSITORY").or_else(|| {
+        (var("GITEA_ACTIONS").as_deref() == Some("true"))
+            .then(|| var("GITHUB_REPOSITORY"))
+            .flatten()
+    });
+    if let (Some(repo), Some(_)) = (gitea_repo, var("GITEA_URL")) {
+        return super::forges::gitea(&repo)
+            .ok()
+            .map(|f| Box::new(f) as Box<dyn ChangeForge>);
+    }
     if let (Some(repo), true) = (
         var("GITHUB_REPOSITORY"),
         super::forges::has_github_credentials(),

@@ -10,6 +10,7 @@
 mod support;
 
 mod fleet;
+mod gitea;
 mod kustomize;
 mod notify;
 mod page;

@@ -128,6 +128,27 @@ impl Gitea {
         format!("{}/{name}", self.admin)
     }
 
+    /// A new public repository of the admin with no commit yet (to push into); its `owner/name`.
+    pub async fn empty_repository(&self, prefix: &str) -> String {
+        let name = format!("{prefix}-{}", unique());
+        self.admin(
+            "POST",
+            "/user/repos",
+            Some(json!({"name": name, "auto_init": false, "default_branch": "main", "private": false})),
+        )
+        .await;
+        format!("{}/{name}", self.admin)
+    }
+
+    /// The Git address of `repo` with the admin's token in it (for `git push` in tests).
+    pub fn push_url(&self, repo: &str) -> String {
+        let (scheme, host) = self.url.split_once("://").unwrap();
+        format!(
+            "{scheme}://{}:{}@{host}/{repo}.git",
+            self.admin, self.admin_token
+        )
+    }
+
     /// A branch `branch` off `main` with one more commit (a file of its own); its head sha.
     pub async fn branch_with_commit(&self, repo: &str, branch: &str, file: &str) -> String {
         let content = base64_of(format!("{file} on {branch}\n").as_bytes());
