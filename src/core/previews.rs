@@ -263,6 +263,21 @@ mod tests {
     }
 
     #[test]
+    fn gitea_previews_link_to_giteas_pages() {
+        let now = parse_time("2026-11-30T12:00:00Z").unwrap();
+        let records = vec![(rec("g", "web", "gitea", "org/web"), None)];
+        let v = view(&records, |_| None, &hosts(), now);
+        assert_eq!(
+            v.rows[0].change_url.as_deref(),
+            Some("https://gitea.example.com/org/web/pulls/7")
+        );
+        assert_eq!(
+            v.rows[0].commit_url.as_deref(),
+            Some(format!("https://gitea.example.com/org/web/commit/{SHA}").as_str())
+        );
+    }
+
+    #[test]
     fn rows_links_states_and_totals() {
         let now = parse_time("2026-11-30T12:00:00Z").unwrap();
         let mut asleep = rec("b", "api", "gitlab", "group/api");

@@ -204,8 +204,8 @@ impl GiteaChanges {
 
 impl ChangeForge for GiteaChanges {
     /// `write`, `admin` and `owner` may deploy. Gitea lets only repository admins read another
-    /// user's permission: a token that may not is a configuration error, told, and nobody is
-    /// trusted on it.
+    /// user's permission: when the token may not, nobody is trusted (the asker is refused) and
+    /// the log says what the bot's account lacks.
     fn has_write_access(&self, actor: &Actor) -> Result<bool> {
         if !is_name(&actor.login) {
             return Ok(false);
@@ -218,14 +218,17 @@ impl ChangeForge for GiteaChanges {
         let (status, bytes) = self.call(reqwest::Method::GET, &url, None)?;
         match status {
             404 => Ok(false),
-            401 | 403 => Err(Error::config(format!(
-                "Gitea {}: the token may not read {}'s permission on {}: the bot's account needs \
-                 admin on the repository (Gitea shows permissions to admins only); nobody is \
-                 trusted until it has",
-                self.url,
-                actor.login,
-                self.full_name()
-            ))),
+            401 | 403 => {
+                tracing::error!(
+                    "Gitea {}: GITEA_TOKEN may not read {}'s permission on {}: the bot's account \
+                     needs admin on the repository (Gitea shows permissions to admins only); \
+                     refused, as everyone is until it has",
+                    self.url,
+                    actor.login,
+                    self.full_name()
+                );
+                Ok(false)
+            }
             _ => {
                 let p: Permission = self.parsed(reqwest::Method::GET, &url, status, &bytes)?;
                 Ok(matches!(

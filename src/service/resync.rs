@@ -452,18 +452,21 @@ pub fn resync_gap(
     settings: &crate::settings::Settings,
     gitlab_url: Option<&str>,
 ) -> Option<String> {
-    if settings.github_repository.is_some() || settings.gitlab_project.is_some() {
+    if settings.github_repository.is_some()
+        || settings.gitlab_project.is_some()
+        || settings.gitea_repository.is_some()
+    {
         return None;
     }
     let name = &settings.application.name;
     match settings.source_url.as_deref() {
         Some(u) if forge_of_source(u, gitlab_url).is_some() => None,
         Some(u) => Some(format!(
-            "application {name} cannot be resynced: its source_url {:?} is on neither github.com nor the GitLab instance; set github_repository or gitlab_project (or --gitlab-url)",
+            "application {name} cannot be resynced: its source_url {:?} is on neither github.com nor the GitLab instance; set github_repository, gitlab_project or gitea_repository (or --gitlab-url)",
             crate::redact::redact_url(u)
         )),
         None => Some(format!(
-            "application {name} cannot be resynced: set github_repository or gitlab_project"
+            "application {name} cannot be resynced: set github_repository, gitlab_project or gitea_repository"
         )),
     }
 }
@@ -496,6 +499,9 @@ fn forge_repositories(
     settings: &crate::settings::Settings,
     gitlab_url: Option<&str>,
 ) -> (Option<String>, Option<String>) {
+    if settings.gitea_repository.is_some() {
+        return (None, None);
+    }
     let derived = match (&settings.github_repository, &settings.gitlab_project) {
         (None, None) => settings
             .source_url

@@ -113,21 +113,30 @@ async fn a_gitea_pull_request_deploys_moves_and_closes_through_serve() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let statuses = gitea
-        .admin(
-            "GET",
-            &format!("/repos/{repo}/commits/{head}/statuses"),
-            None,
-        )
-        .await;
-    assert!(
-        statuses
+    // The bot's commit status follows its reply.
+    let start = Instant::now();
+    loop {
+        let statuses = gitea
+            .admin(
+                "GET",
+                &format!("/repos/{repo}/commits/{head}/statuses"),
+                None,
+            )
+            .await;
+        let ours = statuses
             .as_array()
             .unwrap()
             .iter()
-            .any(|s| s["context"] == "flux-ephemeral" && s["status"] == "success"),
-        "{statuses}"
-    );
+            .any(|s| s["context"] == "flux-ephemeral" && s["status"] == "success");
+        if ours {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no status: {statuses}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 
     // A stranger's comment changes nothing (and is told so).
     let commits = env.commit_count();
@@ -419,5 +428,250 @@ async fn the_gitea_client_is_held_to_giteas_own_api_description() {
         problems.is_empty(),
         "departures from Gitea's API:\n{}",
         problems.join("\n")
+    );
+}
+
+/// A Gitea repository with a pull request from `feature/<name>`, a writer and a stranger, and
+/// `serve` receiving its webhooks with `config` added to the GitOps configuration.
+struct World {
+    gitea: Gitea,
+    repo: String,
+    number: u64,
+    head: String,
+    branch: String,
+    writer: support::gitea::GiteaUser,
+    stranger: support::gitea::GiteaUser,
+    env: TestEnv,
+    serve: Serving,
+}
+
+impl World {
+    async fn new(name: &str, config: &str, bot_not_admin: bool) -> Option<World> {
+        let gitea = Gitea::from_env()?;
+        let repo = gitea.repository(name).await;
+        let writer = gitea.user("writer").await;
+        let stranger = gitea.user("stranger").await;
+        gitea
+            .admin(
+                "PUT",
+                &format!("/repos/{repo}/collaborators/{}", writer.login),
+                Some(json!({"permission": "write"})),
+            )
+            .await;
+        let branch = format!("feature/{name}");
+        let head = gitea.branch_with_commit(&repo, &branch, "a.txt").await;
+        let number = gitea.pull_request(&repo, &branch, name).await;
+        let env = TestEnv::new();
+        env.commit_as_other(
+            &[(
+                ".flux-ephemeral.yaml",
+                Some(&format!(
+                    "gitea_repository: {repo}\nsource_url: {}/{repo}.git\n{config}",
+                    gitea.url
+                )),
+            )],
+            "previews of the Gitea repository",
+        );
+        // The bot's account: the admin, or (to show what happens without admin) a mere user.
+        let token = if bot_not_admin {
+            stranger.token.clone()
+        } else {
+            gitea.admin_token.clone()
+        };
+        let serve = Serving::start(
+            &env,
+            env.remote.to_str().unwrap(),
+            &[
+                ("GITEA_URL", gitea.url.clone()),
+                ("GITEA_TOKEN", token),
+                ("GITEA_WEBHOOK_SECRET", SECRET.into()),
+            ],
+        );
+        gitea
+            .webhook(
+                &repo,
+                &format!("http://127.0.0.1:{}/hooks/gitea", serve.port),
+                SECRET,
+            )
+            .await;
+        Some(World {
+            gitea,
+            repo,
+            number,
+            head,
+            branch,
+            writer,
+            stranger,
+            env,
+            serve,
+        })
+    }
+
+    async fn comment(&self, who: &support::gitea::GiteaUser, body: &str) {
+        let (status, c) = self
+            .gitea
+            .call(
+                &who.token,
+                "POST",
+                &format!("/repos/{}/issues/{}/comments", self.repo, self.number),
+                Some(json!({"body": body})),
+            )
+            .await;
+        assert_eq!(status, 201, "{c}");
+    }
+
+    /// The bot's reply, once it says `needle`.
+    async fn reply_saying(&self, bot: &str, needle: &str) -> String {
+        let start = Instant::now();
+        loop {
+            let comments = self.gitea.comments(&self.repo, self.number).await;
+            if let Some(c) = comments.iter().find(|c| {
+                c["user"]["login"] == bot && c["body"].as_str().is_some_and(|b| b.contains(needle))
+            }) {
+                return c["body"].as_str().unwrap().to_string();
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "no reply saying {needle:?}: {comments:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    fn slug(&self) -> String {
+        support::slug_of(&self.branch)
+    }
+
+    /// The commit status `context` on the head, posted as the admin (a CI system's).
+    async fn ci_status(&self, context: &str, state: &str) {
+        self.gitea
+            .admin(
+                "POST",
+                &format!("/repos/{}/statuses/{}", self.repo, self.head),
+                Some(json!({"context": context, "state": state, "description": "ci"})),
+            )
+            .await;
+    }
+}
+
+/// With `require_checks`, a request while CI runs waits and says for what (Gitea's combined
+/// status); once CI passed, asking again deploys.
+#[tokio::test(flavor = "multi_thread")]
+async fn require_checks_reads_giteas_combined_status() {
+    let Some(w) = World::new("checked", "require_checks: [ci/build]\n", false).await else {
+        return;
+    };
+    w.ci_status("ci/build", "pending").await;
+    w.comment(&w.writer, "/deploy-ephemeral").await;
+    let said = w.reply_saying(&w.gitea.admin, "ci/build").await;
+    assert!(said.contains("wait"), "{said}");
+    assert!(w.env.sync_file(&w.slug()).is_none());
+    w.ci_status("ci/build", "success").await;
+    w.comment(&w.writer, "/deploy-ephemeral").await;
+    until("deployed once CI passed", || {
+        w.env
+            .sync_file(&w.slug())
+            .is_some_and(|f| f.contains(&w.head))
+    })
+    .await;
+}
+
+/// With `deploy_label`, adding the label on Gitea deploys the pull request.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_label_on_a_gitea_pull_request_deploys_it() {
+    let Some(w) = World::new("labelled", "deploy_label: preview\n", false).await else {
+        return;
+    };
+    let label = w
+        .gitea
+        .admin(
+            "POST",
+            &format!("/repos/{}/labels", w.repo),
+            Some(json!({"name": "preview", "color": "#00aabb"})),
+        )
+        .await;
+    w.gitea
+        .admin(
+            "POST",
+            &format!("/repos/{}/issues/{}/labels", w.repo, w.number),
+            Some(json!({"labels": [label["id"]]})),
+        )
+        .await;
+    until("the label deployed the pull request", || {
+        w.env
+            .sync_file(&w.slug())
+            .is_some_and(|f| f.contains(&w.head))
+    })
+    .await;
+}
+
+/// A bot account that may not read permissions (not an admin of the repository) trusts nobody:
+/// even a writer is refused, and the log says what the bot lacks.
+#[tokio::test(flavor = "multi_thread")]
+async fn without_admin_the_bot_trusts_nobody() {
+    let Some(w) = World::new("no-admin", "", true).await else {
+        return;
+    };
+    // The bot here is the stranger's account, which may not read the writer's permission.
+    w.comment(&w.writer, "/deploy-ephemeral").await;
+    let said = w.reply_saying(&w.stranger.login, "may not deploy").await;
+    assert!(said.contains(&w.writer.login), "{said}");
+    assert!(w.env.sync_file(&w.slug()).is_none());
+    let _ = &w.serve;
+}
+
+/// `resync` lists the Gitea repository and moves a preview that missed a push to the pull
+/// request's head.
+#[tokio::test(flavor = "multi_thread")]
+async fn resync_moves_a_preview_that_missed_a_gitea_push() {
+    let Some(gitea) = Gitea::from_env() else {
+        return;
+    };
+    let repo = gitea.repository("drift").await;
+    let head = gitea
+        .branch_with_commit(&repo, "feature/drift", "d.txt")
+        .await;
+    let number = gitea.pull_request(&repo, "feature/drift", "drifting").await;
+    let env = TestEnv::new();
+    env.commit_as_other(
+        &[(
+            ".flux-ephemeral.yaml",
+            Some(&format!(
+                "gitea_repository: {repo}\nsource_url: {}/{repo}.git\n",
+                gitea.url
+            )),
+        )],
+        "previews of the Gitea repository",
+    );
+    let vars = [
+        ("GITEA_URL", gitea.url.as_str()),
+        ("GITEA_TOKEN", gitea.admin_token.as_str()),
+    ];
+    let remote = env.remote.to_str().unwrap().to_string();
+    let n = number.to_string();
+    env.run_with(
+        &[
+            "deploy",
+            "--repo",
+            &remote,
+            "--branch",
+            "feature/drift",
+            "--sha",
+            &head,
+            "--id",
+            &n,
+        ],
+        &vars,
+    )
+    .ok();
+    let next = gitea.commit_on(&repo, "feature/drift", "e.txt").await;
+    let out = env
+        .run_with(&["resync", "--repo", &remote, "--output", "json"], &vars)
+        .ok()
+        .json();
+    let slug = support::slug_of("feature/drift");
+    assert!(
+        env.sync_file(&slug).is_some_and(|f| f.contains(&next)),
+        "{out}"
     );
 }

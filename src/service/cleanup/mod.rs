@@ -342,7 +342,9 @@ impl Cleanup {
             ci.filter(|r| r.forge == f)
                 .map(|r| r.id.map(|i| i.to_string()).unwrap_or(r.path.clone()))
         };
-        let configured = settings.github_repository.is_some() || settings.gitlab_project.is_some();
+        let configured = settings.github_repository.is_some()
+            || settings.gitlab_project.is_some()
+            || settings.gitea_repository.is_some();
         let github = self
             .github_repo
             .clone()
