@@ -122,6 +122,7 @@ impl Metrics {
                         "Push Hook" | "Tag Push Hook" | "Pipeline Hook" | "Job Hook"
                     )
             }
+            "gitea" => crate::events::gitea::handles(kind),
             _ => false,
         };
         self.events

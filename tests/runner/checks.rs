@@ -332,7 +332,10 @@ async fn through_serve_a_completed_check_run_deploys_the_waiting_preview() {
         202
     );
     tokio::task::block_in_place(|| eventually("the preview", &|| deployed(&env)));
-    assert!(said(&gh).contains("feature-checked"), "{}", said(&gh));
+    // The reply follows the push.
+    tokio::task::block_in_place(|| {
+        eventually("the reply", &|| said(&gh).contains("feature-checked"))
+    });
 }
 
 /// GitHub lists check runs in pages: a failure on a later page still keeps the preview out.
