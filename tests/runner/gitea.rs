@@ -27,99 +27,25 @@ async fn until(what: &str, mut done: impl FnMut() -> bool) {
 /// delivery with a bad signature is refused; closing the pull request removes the preview.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_gitea_pull_request_deploys_moves_and_closes_through_serve() {
-    let Some(gitea) = Gitea::from_env() else {
+    let Some(w) = World::new("served", "", false).await else {
         return;
     };
-    let repo = gitea.repository("app").await;
-    let writer = gitea.user("writer").await;
-    let stranger = gitea.user("stranger").await;
-    gitea
-        .admin(
-            "PUT",
-            &format!("/repos/{repo}/collaborators/{}", writer.login),
-            Some(json!({"permission": "write"})),
-        )
-        .await;
-    let head = gitea
-        .branch_with_commit(&repo, "feature/gitea", "a.txt")
-        .await;
-    let number = gitea
-        .pull_request(&repo, "feature/gitea", "Gitea's first preview")
-        .await;
+    let (gitea, repo, number) = (&w.gitea, &w.repo, w.number);
+    let slug = w.slug();
 
-    let env = TestEnv::new();
-    env.commit_as_other(
-        &[(
-            ".flux-ephemeral.yaml",
-            Some(&format!(
-                "gitea_repository: {repo}\nsource_url: {}/{repo}.git\n",
-                gitea.url
-            )),
-        )],
-        "previews of the Gitea repository",
-    );
-    let s = Serving::start(
-        &env,
-        env.remote.to_str().unwrap(),
-        &[
-            ("GITEA_URL", gitea.url.clone()),
-            ("GITEA_TOKEN", gitea.admin_token.clone()),
-            ("GITEA_WEBHOOK_SECRET", SECRET.into()),
-        ],
-    );
-    gitea
-        .webhook(
-            &repo,
-            &format!("http://127.0.0.1:{}/hooks/gitea", s.port),
-            SECRET,
-        )
-        .await;
-    let slug = support::slug_of("feature/gitea");
-
-    // The writer asks.
-    let (status, c) = gitea
-        .call(
-            &writer.token,
-            "POST",
-            &format!("/repos/{repo}/issues/{number}/comments"),
-            Some(json!({"body": "/deploy-ephemeral"})),
-        )
-        .await;
-    assert_eq!(status, 201, "{c}");
+    // The writer asks: the head is deployed, the bot answers once and sets its status.
+    w.comment(&w.writer, "/deploy-ephemeral").await;
     until("the writer's comment deployed the head", || {
-        env.sync_file(&slug).is_some_and(|f| f.contains(&head))
+        w.env.sync_file(&slug).is_some_and(|f| f.contains(&w.head))
     })
     .await;
-    let bot_said = |comments: &[serde_json::Value]| {
-        comments
-            .iter()
-            .filter(|c| {
-                c["user"]["login"] == gitea.admin.as_str()
-                    && c["body"]
-                        .as_str()
-                        .is_some_and(|b| b.contains("flux-ephemeral"))
-            })
-            .count()
-    };
-    let start = Instant::now();
-    loop {
-        let comments = gitea.comments(&repo, number).await;
-        if bot_said(&comments) == 1 {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "no reply: {comments:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    // The bot's commit status follows its reply.
+    w.reply_saying(&gitea.admin, "flux-ephemeral").await;
     let start = Instant::now();
     loop {
         let statuses = gitea
             .admin(
                 "GET",
-                &format!("/repos/{repo}/commits/{head}/statuses"),
+                &format!("/repos/{repo}/commits/{}/statuses", w.head),
                 None,
             )
             .await;
@@ -138,27 +64,20 @@ async fn a_gitea_pull_request_deploys_moves_and_closes_through_serve() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
-    // A stranger's comment changes nothing (and is told so).
-    let commits = env.commit_count();
-    gitea
-        .call(
-            &stranger.token,
-            "POST",
-            &format!("/repos/{repo}/issues/{number}/comments"),
-            Some(json!({"body": "/destroy-ephemeral"})),
-        )
-        .await;
+    // A stranger's comment changes nothing.
+    let commits = w.env.commit_count();
+    w.comment(&w.stranger, "/destroy-ephemeral").await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
-        env.commit_count(),
+        w.env.commit_count(),
         commits,
         "a stranger changed the GitOps repository"
     );
-    assert!(env.sync_file(&slug).is_some());
+    assert!(w.env.sync_file(&slug).is_some());
 
     // A delivery with a bad signature is refused.
     let body = json!({"action": "created"}).to_string();
-    let (code, _) = s.post(
+    let (code, _) = w.serve.post(
         "/hooks/gitea",
         &[
             ("X-Gitea-Event", "issue_comment".into()),
@@ -168,14 +87,19 @@ async fn a_gitea_pull_request_deploys_moves_and_closes_through_serve() {
     );
     assert_eq!(code, 401);
 
-    // A new commit moves the preview.
-    let next = gitea.commit_on(&repo, "feature/gitea", "b.txt").await;
+    // A new commit moves the preview; the bot keeps one comment.
+    let next = gitea.commit_on(repo, &w.branch, "b.txt").await;
     until("the push moved the preview", || {
-        env.sync_file(&slug).is_some_and(|f| f.contains(&next))
+        w.env.sync_file(&slug).is_some_and(|f| f.contains(&next))
     })
     .await;
-    // The bot kept one comment.
-    assert_eq!(bot_said(&gitea.comments(&repo, number).await), 1);
+    let bots = gitea
+        .comments(repo, number)
+        .await
+        .into_iter()
+        .filter(|c| c["user"]["login"] == gitea.admin.as_str())
+        .count();
+    assert_eq!(bots, 1);
 
     // Closing removes it.
     gitea
@@ -186,7 +110,7 @@ async fn a_gitea_pull_request_deploys_moves_and_closes_through_serve() {
         )
         .await;
     until("closing removed the preview", || {
-        env.sync_file(&slug).is_none()
+        w.env.sync_file(&slug).is_none()
     })
     .await;
 }

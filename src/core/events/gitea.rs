@@ -6,8 +6,8 @@
 use serde::Deserialize;
 
 use super::github::PullRequest;
-use super::{ignore, Actor, Change, Event, Parsed, Trigger, REPLY_MARKER};
-use crate::command::{parse as parse_command, Prefixes};
+use super::{ignore, Actor, Event, Parsed, Trigger};
+use crate::command::Prefixes;
 use crate::error::{Error, Result};
 
 #[derive(Debug, Deserialize)]
@@ -91,29 +91,19 @@ fn comment(e: IssueComment, prefixes: &Prefixes) -> Result<Parsed> {
     if !e.is_pull && e.issue.pull_request.is_none() {
         return Ok(ignore("a comment on an issue, not a pull request"));
     }
-    let text = e.comment.body.unwrap_or_default();
-    if text.contains(REPLY_MARKER) {
-        return Ok(ignore("a bot's comment"));
-    }
-    let Some(command) = parse_command(&text, prefixes) else {
-        return Ok(ignore("no command in the comment"));
-    };
-    Ok(Parsed::Act(Box::new(Event {
-        repository: e.repository.full_name,
-        project_id: None,
-        installation: None,
-        source_url: e.repository.clone_url,
-        change: Change {
+    Ok(super::comment_command(
+        super::PullComment {
+            repository: e.repository.full_name,
+            clone_url: e.repository.clone_url,
             number: e.issue.number,
             title: e.issue.title,
-            ..Change::default()
-        },
-        actor: Actor {
             login: e.comment.user.login,
             id: e.comment.user.id,
+            text: e.comment.body.unwrap_or_default(),
+            from_bot: false,
         },
-        trigger: Trigger::Comment(command),
-    })))
+        prefixes,
+    ))
 }
 
 fn pull_request(e: PullRequestEvent) -> Result<Parsed> {

@@ -2,8 +2,8 @@
 
 use serde::Deserialize;
 
-use super::{ignore, Actor, Change, Event, Parsed, Trigger, REPLY_MARKER};
-use crate::command::{parse as parse_command, Prefixes};
+use super::{ignore, Actor, Change, Event, Parsed, Trigger};
+use crate::command::Prefixes;
 use crate::error::{Error, Result};
 
 #[derive(Debug, Deserialize)]
@@ -188,29 +188,19 @@ fn parse_unchecked(event_name: &str, body: &str, prefixes: &Prefixes) -> Result<
             if e.issue.pull_request.is_none() {
                 return Ok(ignore("a comment on an issue, not a pull request"));
             }
-            let text = e.comment.body.unwrap_or_default();
-            if e.comment.user.kind.as_deref() == Some("Bot") || text.contains(REPLY_MARKER) {
-                return Ok(ignore("a bot's comment"));
-            }
-            let Some(command) = parse_command(&text, prefixes) else {
-                return Ok(ignore("no command in the comment"));
-            };
-            Ok(Parsed::Act(Box::new(Event {
-                repository: e.repository.full_name,
-                project_id: None,
-                installation: None,
-                source_url: e.repository.clone_url,
-                change: Change {
+            Ok(super::comment_command(
+                super::PullComment {
+                    repository: e.repository.full_name,
+                    clone_url: e.repository.clone_url,
                     number: e.issue.number,
                     title: e.issue.title,
-                    ..Change::default()
-                },
-                actor: Actor {
+                    from_bot: e.comment.user.kind.as_deref() == Some("Bot"),
                     login: e.comment.user.login,
                     id: e.comment.user.id,
+                    text: e.comment.body.unwrap_or_default(),
                 },
-                trigger: Trigger::Comment(command),
-            })))
+                prefixes,
+            ))
         }
         "pull_request" | "pull_request_target" => {
             let e: PullRequestEvent = serde_json::from_str(body).map_err(bad)?;
@@ -263,6 +253,7 @@ fn parse_unchecked(event_name: &str, body: &str, prefixes: &Prefixes) -> Result<
 mod tests {
     use super::*;
     use crate::command::Command;
+    use crate::events::REPLY_MARKER;
 
     const P: fn() -> Prefixes = Prefixes::default;
 

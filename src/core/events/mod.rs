@@ -231,3 +231,43 @@ pub fn check(forge: Forge, name: Option<&str>, body: &str) -> crate::error::Resu
         }
     }
 }
+
+/// A comment on a pull request as the GitHub-shaped forges (GitHub, Gitea) deliver it.
+pub(crate) struct PullComment {
+    pub repository: String,
+    pub clone_url: Option<String>,
+    pub number: u64,
+    pub title: Option<String>,
+    pub login: String,
+    pub id: Option<u64>,
+    pub text: String,
+    /// The forge says a bot wrote it.
+    pub from_bot: bool,
+}
+
+/// The command in a pull request's comment, or why there is none: a bot's comment (its kind, or
+/// the bot's marker) and a comment without a command are ignored.
+pub(crate) fn comment_command(c: PullComment, prefixes: &crate::command::Prefixes) -> Parsed {
+    if c.from_bot || c.text.contains(REPLY_MARKER) {
+        return ignore("a bot's comment");
+    }
+    let Some(command) = crate::command::parse(&c.text, prefixes) else {
+        return ignore("no command in the comment");
+    };
+    Parsed::Act(Box::new(Event {
+        repository: c.repository,
+        project_id: None,
+        installation: None,
+        source_url: c.clone_url,
+        change: Change {
+            number: c.number,
+            title: c.title,
+            ..Change::default()
+        },
+        actor: Actor {
+            login: c.login,
+            id: c.id,
+        },
+        trigger: Trigger::Comment(command),
+    }))
+}
