@@ -79,7 +79,7 @@ def main():
     results = {}
     with tempfile.TemporaryDirectory() as base:
         for envs in (a.small, a.large):
-            total, made, rss = burst(a.bin, os.path.join(base, str(envs)), envs, a.n, a.senders, env, names)
+            total, made, rss = burst(a.bin, os.path.join(base, f"{envs}-{len(results)}"), envs, a.n, a.senders, env, names)
             results[envs] = (total, made, rss)
             print(f"{envs:>6} previews: {a.n} deliveries landed in {total:.2f} s, {made} commits, "
                   f"{total / made:.3f} s a commit, serve peak RSS {rss:.1f} MiB")
