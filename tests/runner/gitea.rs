@@ -599,3 +599,53 @@ async fn resync_moves_a_preview_that_missed_a_gitea_push() {
         "{out}"
     );
 }
+
+/// The filters on Gitea's own answers: a draft pull request (Gitea's `WIP:` title) and a change
+/// outside `paths` (Gitea's changed files) are answered with why; a change under `paths` deploys.
+#[tokio::test(flavor = "multi_thread")]
+async fn filters_read_giteas_pull_request_and_its_files() {
+    let Some(w) = World::new("filtered", "paths: [\"src/**\"]\n", false).await else {
+        return;
+    };
+    // The branch changes a.txt only: outside `paths`.
+    w.comment(&w.writer, "/deploy-ephemeral").await;
+    let said = w.reply_saying(&w.gitea.admin, "src/**").await;
+    assert!(said.contains("src/**"), "{said}");
+    assert!(w.env.sync_file(&w.slug()).is_none());
+    // A commit under src/: now it deploys.
+    let sha = w.gitea.commit_on(&w.repo, &w.branch, "src/main.rs").await;
+    w.comment(&w.writer, "/deploy-ephemeral").await;
+    until("a change under paths deployed", || {
+        w.env.sync_file(&w.slug()).is_some_and(|f| f.contains(&sha))
+    })
+    .await;
+    // A draft (`WIP:` in Gitea) is not deployed by a push, and a command says why.
+    w.gitea
+        .admin(
+            "PATCH",
+            &format!("/repos/{}/pulls/{}", w.repo, w.number),
+            Some(json!({"title": "WIP: not yet"})),
+        )
+        .await;
+    let (_, pr) = w
+        .gitea
+        .call(
+            &w.gitea.admin_token,
+            "GET",
+            &format!("/repos/{}/pulls/{}", w.repo, w.number),
+            None,
+        )
+        .await;
+    assert_eq!(
+        pr["draft"], true,
+        "Gitea marks a WIP: title as a draft: {pr}"
+    );
+    let later = w.gitea.commit_on(&w.repo, &w.branch, "src/more.rs").await;
+    w.comment(&w.writer, "/deploy-ephemeral").await;
+    let said = w.reply_saying(&w.gitea.admin, "draft").await;
+    assert!(said.contains("draft"), "{said}");
+    assert!(w
+        .env
+        .sync_file(&w.slug())
+        .is_some_and(|f| !f.contains(&later)));
+}
