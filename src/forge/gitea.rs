@@ -17,6 +17,8 @@ use crate::redact::{remote_text, Secret};
 const PAGE: usize = 50;
 /// At most this many pages of a listing are read; more fails (closed) rather than judge part.
 const PAGES: usize = 40;
+/// The largest answer read from Gitea; a larger one is an error, not a memory exhausted.
+const MAX_ANSWER: usize = 16 * 1024 * 1024;
 
 /// A Gitea repository through the API at `url` (`GITEA_URL`) with a token.
 pub struct GiteaChanges {
@@ -107,16 +109,27 @@ impl GiteaChanges {
                     .header("Content-Type", "application/json")
                     .body(b.to_string());
             }
-            let answer = req
+            let mut answer = req
                 .send()
                 .await
                 .map_err(|e| self.err(&method, url, &e.to_string()))?;
             let status = answer.status().as_u16();
-            let bytes = answer
-                .bytes()
+            let mut bytes = Vec::new();
+            while let Some(chunk) = answer
+                .chunk()
                 .await
-                .map_err(|e| self.err(&method, url, &e.to_string()))?;
-            Ok((status, bytes.to_vec()))
+                .map_err(|e| self.err(&method, url, &e.to_string()))?
+            {
+                if bytes.len() + chunk.len() > MAX_ANSWER {
+                    return Err(self.err(
+                        &method,
+                        url,
+                        &format!("the answer is larger than {} MiB", MAX_ANSWER >> 20),
+                    ));
+                }
+                bytes.extend_from_slice(&chunk);
+            }
+            Ok((status, bytes))
         })
     }
 
