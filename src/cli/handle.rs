@@ -89,6 +89,8 @@ impl HandleCmd {
             Some(ForgeArg::Github) => Forge::GitHub,
             Some(ForgeArg::Gitlab) => Forge::GitLab,
             Some(ForgeArg::Gitea) => Forge::Gitea,
+            // Gitea Actions sets GITHUB_ACTIONS too: its own variable first.
+            None if set("GITEA_ACTIONS") => Forge::Gitea,
             None if set("GITHUB_ACTIONS") => Forge::GitHub,
             None if set("GITLAB_CI") => Forge::GitLab,
             None if name.is_some_and(crate::events::github::handles) => Forge::GitHub,

@@ -246,10 +246,11 @@ impl Journal {
             let path = self.dir.join(name(seq));
             let record = std::fs::read(&path)
                 .ok()
-                .and_then(|b| serde_json::from_slice::<Record>(&b).ok());
+                .and_then(|b| serde_json::from_slice::<Record>(&b).ok())
+                .and_then(|r| Forge::from_name(&r.forge).map(|f| (f, r)));
             match record {
-                Some(r) => out.push(Job {
-                    forge: Forge::from_name(&r.forge).unwrap_or(Forge::GitLab),
+                Some((forge, r)) => out.push(Job {
+                    forge,
                     event: r.event,
                     delivery: r.delivery,
                     body: r.body,

@@ -14,7 +14,6 @@ use super::journal::Journal;
 use super::metrics::Metrics;
 use super::readiness::Readiness;
 use crate::error::{Error, ErrorKind};
-use crate::events::Forge;
 use crate::git::Store;
 use crate::reconcile::{first_snapshot, ConfigSource};
 use crate::service::chatops::{self, Applied, Handled, Step};
@@ -81,10 +80,6 @@ pub struct Worker {
     pub status_reads: Option<std::sync::Mutex<crate::service::flux_state::StatusReads>>,
     /// Count only the commit statuses this account posts (Flux's Provider's).
     pub status_author: Option<String>,
-}
-
-fn forge_name(f: Forge) -> &'static str {
-    f.name()
 }
 
 impl Worker {
@@ -332,8 +327,7 @@ impl Worker {
 
     fn record(&self, job: &Job, handled: &Handled) {
         let kind = job.event.clone().unwrap_or_default();
-        self.metrics
-            .event(forge_name(job.forge), &kind, handled.action);
+        self.metrics.event(job.forge.name(), &kind, handled.action);
         if handled.commit.is_some() {
             self.metrics
                 .event_to_push
@@ -364,7 +358,7 @@ impl Worker {
         } else {
             "failed"
         };
-        self.metrics.event(forge_name(job.forge), &kind, outcome);
+        self.metrics.event(job.forge.name(), &kind, outcome);
         if matches!(e.kind, ErrorKind::Remote | ErrorKind::Conflict) {
             self.ready.unready(e.to_string());
             if let Some(id) = &job.journal_id {

@@ -126,13 +126,19 @@ pub fn github_repository_at_server(url: &str) -> Option<String> {
     github_repository_of(&server, url)
 }
 
-/// `owner/name` of `url` when it is an HTTP(S) address on `server`.
-fn github_repository_of(server: &str, url: &str) -> Option<String> {
+/// The path of `url` when it is an address on the HTTP(S) server `server` (the same scheme and
+/// host: `https://host.evil` or `https://host@evil` is not on `https://host`).
+fn path_on_server<'u>(server: &str, url: &'u str) -> Option<&'u str> {
     let server = server.trim_end_matches('/');
-    let rest = url.strip_prefix(server)?.strip_prefix('/')?;
     if !(server.starts_with("https://") || server.starts_with("http://")) {
         return None;
     }
+    url.strip_prefix(server)?.strip_prefix('/')
+}
+
+/// `owner/name` of `url` when it is an HTTP(S) address on `server`.
+fn github_repository_of(server: &str, url: &str) -> Option<String> {
+    let rest = path_on_server(server, url)?;
     let rest = rest.trim_end_matches('/');
     let rest = rest.strip_suffix(".git").unwrap_or(rest);
     let (owner, name) = rest.split_once('/')?;
@@ -187,9 +193,38 @@ pub fn gitea(repository: &str) -> Result<crate::forge::gitea::GiteaChanges> {
 /// `GITEA_TOKEN` for Git over HTTP(S) to a repository on the Gitea server (`GITEA_URL`).
 pub fn gitea_git_token(url: &str) -> Option<Secret> {
     let server = std::env::var("GITEA_URL").ok().filter(|u| !u.is_empty())?;
-    let server = server.trim_end_matches('/');
-    let on_server = url
-        .strip_prefix(server)
-        .is_some_and(|rest| rest.starts_with('/'));
-    on_server.then(|| credentials().gitea.clone()).flatten()
+    path_on_server(&server, url)?;
+    credentials().gitea.clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_credential_goes_only_to_its_own_server() {
+        let on = |url| github_repository_of("https://github.com", url);
+        assert_eq!(
+            on("https://github.com/org/gitops.git").as_deref(),
+            Some("org/gitops")
+        );
+        assert_eq!(
+            on("https://github.com/org/gitops").as_deref(),
+            Some("org/gitops")
+        );
+        for elsewhere in [
+            "https://github.com.evil.example/org/gitops.git",
+            "https://github.com@evil.example/org/gitops.git",
+            "http://github.com/org/gitops.git",
+            "ssh://git@github.com/org/gitops.git",
+            "https://github.com/org/sub/gitops.git",
+            "https://github.com/",
+        ] {
+            assert_eq!(on(elsewhere), None, "{elsewhere}");
+        }
+        assert_eq!(
+            path_on_server("gitea.example.com", "gitea.example.com/x"),
+            None
+        );
+    }
 }

@@ -155,10 +155,8 @@ pub fn ci_forge() -> Option<Box<dyn ChangeForge>> {
             .then(|| var("GITHUB_REPOSITORY"))
             .flatten()
     });
-    if let (Some(repo), Some(_)) = (gitea_repo, var("GITEA_URL")) {
-        return super::forges::gitea(&repo)
-            .ok()
-            .map(|f| Box::new(f) as Box<dyn ChangeForge>);
+    if let Some(f) = gitea_repo.and_then(|repo| super::forges::gitea(&repo).ok()) {
+        return Some(Box::new(f));
     }
     if let (Some(repo), true) = (
         var("GITHUB_REPOSITORY"),

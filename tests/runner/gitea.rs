@@ -13,6 +13,23 @@ use support::TestEnv;
 
 const SECRET: &str = "gitea-hook-secret";
 
+/// A GitOps repository whose configuration takes previews of the Gitea repository `repo`, with
+/// `config` added.
+fn gitops_for(gitea: &Gitea, repo: &str, config: &str) -> TestEnv {
+    let env = TestEnv::new();
+    env.commit_as_other(
+        &[(
+            ".flux-ephemeral.yaml",
+            Some(&format!(
+                "gitea_repository: {repo}\nsource_url: {}/{repo}.git\n{config}",
+                gitea.url
+            )),
+        )],
+        "previews of the Gitea repository",
+    );
+    env
+}
+
 async fn until(what: &str, mut done: impl FnMut() -> bool) {
     let start = Instant::now();
     while !done() {
@@ -182,17 +199,7 @@ async fn cleanup_and_doctor_read_the_real_gitea() {
     let number = gitea
         .pull_request(&repo, "feature/swept", "to be swept")
         .await;
-    let env = TestEnv::new();
-    env.commit_as_other(
-        &[(
-            ".flux-ephemeral.yaml",
-            Some(&format!(
-                "gitea_repository: {repo}\nsource_url: {}/{repo}.git\n",
-                gitea.url
-            )),
-        )],
-        "previews of the Gitea repository",
-    );
+    let env = gitops_for(&gitea, &repo, "");
     let vars = [
         ("GITEA_URL", gitea.url.as_str()),
         ("GITEA_TOKEN", gitea.admin_token.as_str()),
@@ -385,17 +392,7 @@ impl World {
         let branch = format!("feature/{name}");
         let head = gitea.branch_with_commit(&repo, &branch, "a.txt").await;
         let number = gitea.pull_request(&repo, &branch, name).await;
-        let env = TestEnv::new();
-        env.commit_as_other(
-            &[(
-                ".flux-ephemeral.yaml",
-                Some(&format!(
-                    "gitea_repository: {repo}\nsource_url: {}/{repo}.git\n{config}",
-                    gitea.url
-                )),
-            )],
-            "previews of the Gitea repository",
-        );
+        let env = gitops_for(&gitea, &repo, config);
         // The bot's account: the admin, or (to show what happens without admin) a mere user.
         let token = if bot_not_admin {
             stranger.token.clone()
@@ -556,17 +553,7 @@ async fn resync_moves_a_preview_that_missed_a_gitea_push() {
         .branch_with_commit(&repo, "feature/drift", "d.txt")
         .await;
     let number = gitea.pull_request(&repo, "feature/drift", "drifting").await;
-    let env = TestEnv::new();
-    env.commit_as_other(
-        &[(
-            ".flux-ephemeral.yaml",
-            Some(&format!(
-                "gitea_repository: {repo}\nsource_url: {}/{repo}.git\n",
-                gitea.url
-            )),
-        )],
-        "previews of the Gitea repository",
-    );
+    let env = gitops_for(&gitea, &repo, "");
     let vars = [
         ("GITEA_URL", gitea.url.as_str()),
         ("GITEA_TOKEN", gitea.admin_token.as_str()),

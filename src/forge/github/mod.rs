@@ -443,12 +443,7 @@ impl GitHub {
     }
 
     pub(crate) fn err(&self, what: &str, e: octocrab::Error) -> Error {
-        let detail = match &e {
-            octocrab::Error::GitHub { source, .. } => {
-                format!("{} ({})", source.message, source.status_code)
-            }
-            other => other.to_string(),
-        };
+        let detail = client::describe(&e);
         Error::remote(format!(
             "GitHub {}: {what} in {}/{} failed: {detail} — {}",
             self.api,
