@@ -20,7 +20,8 @@ pub mod service;
 
 // The core's modules, by their own names too (`crate::model`, `crate::plan`, …).
 pub use crate::core::{
-    apps, artifact_url, awake_hours, change_filter, chatops, checks, ci, cleanup, command, config,
-    environment_filter, error, events, lifecycle, model, overlay, plan, previews, receiver_type,
-    redact, render, replies, settings, signatures, slug, template_guard, wait_outcome, yaml_quote,
+    apps, artifact_url, awake_hours, change_filter, chatops, checks, ci, cleanup, clusters,
+    command, config, environment_filter, error, events, lifecycle, model, overlay, plan, previews,
+    receiver_type, redact, render, replies, settings, signatures, slug, template_guard,
+    wait_outcome, yaml_quote,
 };

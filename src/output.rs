@@ -37,6 +37,16 @@ pub struct EnvResult<'a> {
     pub name: Option<&'a str>,
     pub namespace: Option<&'a str>,
     pub preview_url: Option<&'a str>,
+    /// The cluster it is in, with `clusters` configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub moved_from: Option<&'a str>,
+    /// `{position, of}` while it waits in the queue.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queued: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waits_for: Option<&'a str>,
 }
 
 fn env_result<'a>(o: &'a Outcome, report: &'a Report) -> EnvResult<'a> {
@@ -44,7 +54,7 @@ fn env_result<'a>(o: &'a Outcome, report: &'a Report) -> EnvResult<'a> {
     EnvResult {
         action: o.action,
         slug: &o.slug,
-        file: format!("{}/{}", report.instances_dir, o.file),
+        file: report.path(&o.file),
         changed: o.action.changed() && report.commit.is_some(),
         commit: report.commit.as_deref(),
         branch: o.branch.as_deref(),
@@ -52,6 +62,10 @@ fn env_result<'a>(o: &'a Outcome, report: &'a Report) -> EnvResult<'a> {
         name: r.map(|r| r.name.as_str()),
         namespace: r.map(|r| r.namespace.as_str()),
         preview_url: r.and_then(|r| r.preview_url.as_deref()),
+        cluster: o.cluster.as_deref().filter(|_| report.clustered),
+        moved_from: o.moved_from.as_deref(),
+        queued: o.queued.map(|(p, n)| json!({"position": p, "of": n})),
+        waits_for: o.waits_for.as_deref(),
     }
 }
 
@@ -93,7 +107,7 @@ pub fn print_single(format: Format, report: &Report, repo: &str, dry_run: bool, 
             json_line(&v);
         }
         Format::Text => {
-            let path = format!("{}/{}", report.instances_dir, o.file);
+            let path = report.path(&o.file);
             let what = match o.action {
                 Action::Created => format!("created environment {} in {path}", o.slug),
                 Action::Updated => format!("updated environment {} in {path}", o.slug),
@@ -105,6 +119,22 @@ pub fn print_single(format: Format, report: &Report, repo: &str, dry_run: bool, 
                 Action::Absent => {
                     format!("environment {} does not exist; nothing to commit", o.slug)
                 }
+                Action::Queued => format!(
+                    "queued environment {}, position {} of {}: {} ({})",
+                    o.slug,
+                    o.queued.map(|q| q.0).unwrap_or(0),
+                    o.queued.map(|q| q.1).unwrap_or(0),
+                    o.waits_for.as_deref().unwrap_or("no room"),
+                    o.file
+                ),
+                Action::Dequeued => {
+                    format!("took environment {} out of the queue ({})", o.slug, o.file)
+                }
+            };
+            let what = match (&o.cluster, &o.moved_from, report.clustered) {
+                (Some(c), Some(from), _) => format!("{what} (moved from cluster {from} to {c})"),
+                (Some(c), None, true) => format!("{what} (cluster {c})"),
+                _ => what,
             };
             if dry_run && o.action.changed() {
                 print!("{}", report.diff.as_deref().unwrap_or(""));

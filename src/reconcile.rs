@@ -9,7 +9,7 @@ use crate::config::{FileConfig, FILE_NAME};
 use crate::error::{Error, Result};
 use crate::git::{Published, Store};
 use crate::overlay::Files;
-use crate::plan::{plan, Change, Intent, Plan, PlanOptions};
+use crate::plan::{plan_admitting, Admission, Change, Intent, Plan, PlanOptions};
 use crate::settings::Settings;
 
 /// Where the configuration comes from, besides the flags.
@@ -56,7 +56,10 @@ impl ConfigSource {
 /// Everything one attempt works with.
 pub struct Snapshot {
     pub settings: Settings,
+    /// The sync files of every cluster, relative to `settings.instances_dir`.
     pub files: Files,
+    /// The requests waiting for room.
+    pub queue: crate::clusters::Queue,
     pub renderer: crate::render::Renderer,
     pub tip: Oid,
     /// Read from the remote just now (else from a persistent mirror, unverified: an attempt on it
@@ -79,9 +82,23 @@ pub struct Report {
     pub commit: Option<String>,
     pub target_branch: String,
     pub instances_dir: String,
+    /// `clusters` is configured: outcomes name their cluster.
+    pub clustered: bool,
+    /// The queue's file in the repository.
+    pub queue_file: String,
     pub attempts: u32,
     /// With `--dry-run`: the change as a unified diff.
     pub diff: Option<String>,
+}
+
+impl Report {
+    /// An outcome's file as a path in the repository.
+    pub fn path(&self, file: &str) -> String {
+        if file == self.queue_file {
+            return file.to_string();
+        }
+        crate::clusters::layout::join(&self.instances_dir, file)
+    }
 }
 
 /// The target branch: named by flags or `--config`, else the repository's default.
@@ -190,6 +207,17 @@ pub fn snapshot_at(
     tip: Oid,
     config: &ConfigSource,
 ) -> Result<Snapshot> {
+    let mut snap = settings_at(store, branch, tip, config)?;
+    snap.files = store.read_layout(tip, &snap.settings.layout)?;
+    let queue_file = &snap.settings.layout.queue_file;
+    if let Some(text) = store.read_file(tip, queue_file)? {
+        snap.queue = crate::clusters::Queue::parse(&text, queue_file)?;
+    }
+    Ok(snap)
+}
+
+/// The settings and renderer of `tip`, without reading the sync files.
+fn settings_at(store: &Store, branch: &str, tip: Oid, config: &ConfigSource) -> Result<Snapshot> {
     let (file, from_repo) = match &config.local {
         Some((c, _)) => (c.clone(), false),
         None => match store.read_file(tip, FILE_NAME)? {
@@ -231,10 +259,10 @@ pub fn snapshot_at(
         })?;
         store.read_file(tip, &inside)
     })?;
-    let files = store.read_dir(tip, &settings.instances_dir)?;
     Ok(Snapshot {
         settings,
-        files,
+        files: Files::new(),
+        queue: crate::clusters::Queue::default(),
         renderer,
         tip,
         verified: true,
@@ -268,19 +296,31 @@ pub fn reconcile(
         plan_opts.max_environments = plan_opts
             .max_environments
             .or(snap.settings.max_environments);
-        let planned = plan(
+        plan_opts.layout = snap.settings.layout.clone();
+        plan_opts.queue = snap.queue.clone();
+        let others = if snap.queue.is_empty() {
+            Vec::new()
+        } else {
+            other_applications(store, config, &snap)
+        };
+        let lookup = |w: &crate::clusters::Waiting| admission(&snap, &others, w);
+        let planned = plan_admitting(
             &snap.files,
             &wanted,
             &snap.renderer,
             SystemTime::now(),
             &plan_opts,
+            &lookup,
         )?;
         let dir = snap.settings.instances_dir.clone();
+        let layout = &snap.settings.layout;
         let mut report = Report {
             plan: planned,
             commit: None,
             target_branch: branch.clone(),
             instances_dir: dir.clone(),
+            clustered: layout.configured,
+            queue_file: layout.queue_file.clone(),
             attempts: attempt,
             diff: None,
         };
@@ -292,8 +332,11 @@ pub fn reconcile(
         if report.plan.is_empty() {
             return Ok(report);
         }
+        let outside = queue_change(&snap, &report.plan);
         if opts.dry_run {
-            report.diff = Some(diff(&dir, &report.plan.changes));
+            let mut d = diff(&dir, &report.plan.changes);
+            d.push_str(&diff("", &outside));
+            report.diff = Some(d);
             return Ok(report);
         }
         let mut message = report.plan.commit_message();
@@ -301,14 +344,18 @@ pub fn reconcile(
             let who: String = who.chars().filter(|c| !c.is_control()).take(200).collect();
             message.push_str(&format!("\nRequested-by: {who}\n"));
         }
-        let Some(commit) = store.commit(
-            snap.tip,
-            &dir,
-            &report.plan.changes,
-            &message,
-            &snap.settings.author,
-        )?
-        else {
+        let keep: Vec<String> = layout
+            .clusters
+            .iter()
+            .map(|c| c.instances_dir.clone())
+            .collect();
+        let tree = crate::git::Tree {
+            dir: &dir,
+            changes: &report.plan.changes,
+            outside: &outside,
+            keep: &keep,
+        };
+        let Some(commit) = store.commit(snap.tip, &tree, &message, &snap.settings.author)? else {
             return Ok(report);
         };
         tracing::debug!(elapsed = ?started.elapsed(), %commit, "committed");
@@ -337,6 +384,93 @@ pub fn reconcile(
     )))
 }
 
+/// The queue's file as the plan leaves it: written, deleted when empty, or untouched.
+fn queue_change(snap: &Snapshot, plan: &Plan) -> Vec<Change> {
+    let Some(queue) = &plan.queue else {
+        return Vec::new();
+    };
+    let file = snap.settings.layout.queue_file.clone();
+    let before = snap.queue.render();
+    match (queue.render(), before) {
+        (Some(content), before) => vec![Change::Write {
+            file,
+            content,
+            before,
+        }],
+        (None, Some(before)) => vec![Change::Delete { file, before }],
+        (None, None) => Vec::new(),
+    }
+}
+
+/// The settings and renderer of every other application with a request in the queue: its turn
+/// may come in this commit.
+fn other_applications(
+    store: &Store,
+    config: &ConfigSource,
+    snap: &Snapshot,
+) -> Vec<(String, Snapshot)> {
+    let mine = &snap.settings.application.name;
+    let mut apps: Vec<String> = snap
+        .queue
+        .entries
+        .iter()
+        .filter_map(|w| w.app.clone())
+        .filter(|a| a != mine)
+        .collect();
+    apps.sort();
+    apps.dedup();
+    let branch = config.target_branch().unwrap_or_default();
+    apps.into_iter()
+        .filter_map(|app| {
+            let mut for_app = config.clone();
+            for_app.flags.app = Some(app.clone());
+            for_app.origin = crate::apps::Origin::default();
+            match settings_at(store, &branch, snap.tip, &for_app) {
+                Ok(s) => Some((app, s)),
+                Err(e) => {
+                    tracing::warn!(
+                        app,
+                        "a waiting request's application cannot be rendered: {e}"
+                    );
+                    None
+                }
+            }
+        })
+        .collect()
+}
+
+/// How a waiting request is rendered: by its own application's settings. A request naming an
+/// application the configuration does not list waits (and is reported by doctor).
+fn admission<'s>(
+    snap: &'s Snapshot,
+    others: &'s [(String, Snapshot)],
+    w: &crate::clusters::Waiting,
+) -> Option<Admission<'s>> {
+    let mine = &snap.settings.application;
+    let s = match w.app.as_deref() {
+        None => snap,
+        Some(a) if a == mine.name => snap,
+        Some(a) => &others.iter().find(|(name, _)| name == a)?.1,
+    };
+    // Only what the application's configuration says it owns is admitted.
+    let app = &s.settings.application;
+    if w.repository.is_some()
+        && app.repository.is_some()
+        && !w
+            .repository
+            .as_deref()
+            .unwrap_or("")
+            .eq_ignore_ascii_case(app.repository.as_deref().unwrap_or(""))
+    {
+        tracing::warn!(key = %w.key, "a waiting request names another repository than its application's: left waiting");
+        return None;
+    }
+    Some(Admission {
+        renderer: &s.renderer,
+        allowed: s.settings.layout.allowed.clone(),
+    })
+}
+
 fn backoff(attempt: u32) -> Duration {
     let base = 50u64.saturating_mul(1 << attempt.min(6));
     let nanos = SystemTime::now()
@@ -352,7 +486,7 @@ fn backoff(attempt: u32) -> Duration {
 pub fn diff(dir: &str, changes: &[Change]) -> String {
     let mut out = String::new();
     for c in changes {
-        let path = format!("{dir}/{}", c.file());
+        let path = crate::clusters::layout::join(dir, c.file());
         let (before, after) = match c {
             Change::Write {
                 content, before, ..

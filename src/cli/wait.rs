@@ -57,13 +57,17 @@ impl WaitCmd {
         let snap = first_snapshot(&store, &mut config)?;
         let slug = input.slug(&snap.settings)?;
         let key = snap.settings.application.key(&slug).unwrap_or(slug.clone());
-        let file = crate::model::file_name(&key);
-        let content = snap.files.get(&file).ok_or_else(|| {
-            Error::input(format!(
-                "there is no environment {slug} ({}/{file}) to wait for",
-                snap.settings.instances_dir
-            ))
-        })?;
+        let (file, content) = snap
+            .settings
+            .layout
+            .lookup(&snap.files, &key)
+            .ok_or_else(|| {
+                Error::input(format!(
+                    "there is no environment {slug} ({}/{}) to wait for",
+                    snap.settings.instances_dir,
+                    crate::model::file_name(&key)
+                ))
+            })?;
         let mut targets = crate::flux::targets::from_sync_file(content)?;
         if let Some(sha) = &self.sha {
             let sha = check_sha(sha)?;
@@ -80,7 +84,7 @@ impl WaitCmd {
         )?;
         match format {
             Format::Json => crate::output::json_line(
-                &serde_json::json!({"action": "wait", "slug": slug, "file": format!("{}/{file}", snap.settings.instances_dir),
+                &serde_json::json!({"action": "wait", "slug": slug, "file": crate::clusters::layout::join(&snap.settings.instances_dir, &file),
                                    "revision": targets.revision, "wait": outcome}),
             ),
             Format::Text => println!(

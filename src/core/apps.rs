@@ -28,6 +28,8 @@ pub struct Application {
     /// The owner recorded on its environments: forge and repository.
     pub forge: Option<String>,
     pub repository: Option<String>,
+    /// The clusters it may use, when it restricts itself.
+    pub clusters: Option<Vec<String>>,
 }
 
 impl Application {
@@ -128,6 +130,7 @@ fn listed(
             repositories: app.repository().into_iter().map(|r| r.1).collect(),
             forge,
             repository,
+            clusters: app.clusters.clone(),
         },
     ))
 }
@@ -189,6 +192,7 @@ fn single(merged: FileConfig, origin: &Origin) -> Result<(FileConfig, Applicatio
             repositories,
             forge: recorded.as_ref().and_then(|r| r.0.clone()),
             repository: recorded.map(|r| r.1),
+            clusters: None,
         },
     ))
 }

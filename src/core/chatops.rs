@@ -20,6 +20,7 @@ pub enum Decision {
     /// Deploy the change's head. `only_if_present`: move an existing environment, never create.
     Deploy {
         ttl: Option<String>,
+        cluster: Option<String>,
         only_if_present: bool,
     },
     Destroy,
@@ -76,9 +77,10 @@ pub enum Answer {
 pub fn decide(event: &Event, settings: &ChatSettings) -> (Decision, bool) {
     let label = settings.deploy_label.as_deref();
     let (decision, trusted_needed) = match &event.trigger {
-        Trigger::Comment(Ok(Command::Deploy { ttl })) => (
+        Trigger::Comment(Ok(Command::Deploy { ttl, cluster })) => (
             Decision::Deploy {
                 ttl: ttl.clone(),
+                cluster: cluster.clone(),
                 only_if_present: false,
             },
             true,
@@ -98,6 +100,7 @@ pub fn decide(event: &Event, settings: &ChatSettings) -> (Decision, bool) {
         Trigger::Pushed { .. } => (
             Decision::Deploy {
                 ttl: None,
+                cluster: None,
                 only_if_present: true,
             },
             true,
@@ -122,6 +125,7 @@ pub fn decide(event: &Event, settings: &ChatSettings) -> (Decision, bool) {
             Some(l) if labels.iter().any(|x| x == l) => (
                 Decision::Deploy {
                     ttl: None,
+                    cluster: None,
                     only_if_present: false,
                 },
                 true,
@@ -135,6 +139,7 @@ pub fn decide(event: &Event, settings: &ChatSettings) -> (Decision, bool) {
             Some(l) if added.iter().any(|a| a == l) => (
                 Decision::Deploy {
                     ttl: None,
+                    cluster: None,
                     only_if_present: false,
                 },
                 true,
@@ -197,10 +202,14 @@ mod tests {
         };
         let d = |t| decide(&ev(t), &s);
         assert_eq!(
-            d(Trigger::Comment(Ok(Command::Deploy { ttl: None }))),
+            d(Trigger::Comment(Ok(Command::Deploy {
+                ttl: None,
+                cluster: None
+            }))),
             (
                 Decision::Deploy {
                     ttl: None,
+                    cluster: None,
                     only_if_present: false
                 },
                 true
@@ -215,6 +224,7 @@ mod tests {
             (
                 Decision::Deploy {
                     ttl: None,
+                    cluster: None,
                     only_if_present: true
                 },
                 true
@@ -228,6 +238,7 @@ mod tests {
             .0,
             Decision::Deploy {
                 ttl: None,
+                cluster: None,
                 only_if_present: false
             }
         );

@@ -45,6 +45,9 @@ macro_rules! config_keys {
         #[serde(deny_unknown_fields)]
         pub struct AppConfig {
             pub name: String,
+            /// The clusters this application's previews may go to, by name [default: all of
+            /// them, in the configured order].
+            pub clusters: Option<Vec<String>>,
             $( $(#[$om])* pub $o: Option<$ot>, )*
         }
 
@@ -135,6 +138,9 @@ config_keys! {
         source: String,
         /// `oci://HOST[:PORT]/REPOSITORY` the artifacts are pushed to (with `source: oci`).
         artifact_url: String,
+        /// Requests and limits of each preview's namespace, rendered as a ResourceQuota and a
+        /// LimitRange next to its Flux objects.
+        quota: crate::clusters::QuotaConfig,
     }
     top_only {
         /// Prefix of object names and namespaces (`<app>-<slug>`).
@@ -162,6 +168,17 @@ config_keys! {
         receiver_namespace: String,
         /// `generic`, `generic-hmac`, `github` or `gitlab` [default: generic].
         receiver_type: String,
+        /// The clusters previews go to, each with the directory its Flux watches; a new preview
+        /// goes to the first with room, in this order. Without it: one cluster, `instances_dir`.
+        clusters: Vec<crate::clusters::ClusterConfig>,
+        /// At most this many previews per author, across clusters; more wait in the queue.
+        max_previews_per_author: usize,
+        /// Sleeping previews count against `max_previews` and `max_previews_per_author`
+        /// [default: true]; `false`: they run no pods, so they take no room.
+        count_sleeping: bool,
+        /// The file of the GitOps repository that holds the queue
+        /// [default: .flux-ephemeral-queue.yaml].
+        queue_file: String,
     }
 }
 

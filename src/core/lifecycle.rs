@@ -179,6 +179,7 @@ mod tests {
             sleep_reason: None,
             warned_for: None,
             source_url: None,
+            cluster: None,
         }
     }
 

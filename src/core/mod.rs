@@ -13,6 +13,7 @@ pub mod chatops;
 pub mod checks;
 pub mod ci;
 pub mod cleanup;
+pub mod clusters;
 pub mod command;
 pub mod config;
 pub mod environment_filter;

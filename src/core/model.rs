@@ -43,9 +43,10 @@ pub fn file_name(slug: &str) -> String {
     format!("sync-{slug}.yaml")
 }
 
-/// The slug in a sync file name, if the name is one of ours.
+/// The key in a sync file's name (or path: `eu/sync-<key>.yaml`), if the name is one of ours.
 pub fn slug_of_file_name(name: &str) -> Option<&str> {
-    name.strip_prefix("sync-")?.strip_suffix(".yaml")
+    let base = name.rsplit('/').next().unwrap_or(name);
+    base.strip_prefix("sync-")?.strip_suffix(".yaml")
 }
 
 /// Who owns an environment, or who asks to change it: the application and, when known, the forge,
@@ -132,6 +133,8 @@ pub struct EnvSpec {
     /// Only the lifecycle changes (sleep, wake, extend, the warning mark): keep the recorded
     /// deploy time.
     pub keep_deployed_at: bool,
+    /// The cluster asked for (`cluster=` in a comment); when rendered, the one it is placed in.
+    pub cluster: Option<String>,
 }
 
 /// Why an environment sleeps.
@@ -258,6 +261,9 @@ pub struct EnvRecord {
     /// `flux-ephemeral.io/source-url`: the source URL it was rendered with (files of earlier
     /// versions have none).
     pub source_url: Option<String>,
+    /// The cluster its file is in, with `clusters` configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
 }
 
 impl EnvRecord {
@@ -306,6 +312,7 @@ impl EnvRecord {
             sleep_reason: get(keys::SLEEP_REASON),
             warned_for: get(keys::WARNED_FOR),
             source_url: get(keys::SOURCE_URL),
+            cluster: None,
         })
     }
 

@@ -5,7 +5,9 @@
 //! `ref_kind` (`commit`/`branch`), `source_url`, `path`, `interval`, `secret_ref`,
 //! `service_account`, `chart`, `image_tag`, `id`, `author`, `title`, `environment`,
 //! `preview_url`, `preview_host`, `deployed_at`, `ttl`, `sleeping` (true while the environment
-//! sleeps: scale its workloads to zero), `labels` and `annotations` (maps).
+//! sleeps: scale its workloads to zero), `labels` and `annotations` (maps), `cluster` (the
+//! cluster the preview is placed in; empty without `clusters`) and `quota` (with `quota`
+//! configured: `hard`, a list of `[field, quantity]`, and the `default_*` container values).
 //! The `yaml` filter writes any string as a YAML scalar that reads back exactly.
 
 use std::collections::{BTreeMap, HashMap};
@@ -43,6 +45,8 @@ pub struct RenderSettings {
     /// The configured time to live (already capped by `max_ttl`): with it, every sync file
     /// records when the environment expires.
     pub ttl: Option<std::time::Duration>,
+    /// The ResourceQuota and LimitRange of each preview's namespace.
+    pub quota: Option<crate::clusters::quota::Quota>,
 }
 
 impl Default for RenderSettings {
@@ -58,6 +62,7 @@ impl Default for RenderSettings {
             preview_url: None,
             chart: "./charts/app".into(),
             ttl: None,
+            quota: None,
         }
     }
 }
@@ -215,6 +220,8 @@ impl Renderer {
             "annotations",
             &annotations_for(spec, deployed_at, spec.ttl.or(s.ttl)),
         );
+        ctx.insert("cluster", &opt(&spec.cluster));
+        ctx.insert("quota", &s.quota);
         // Asleep: the built-in templates patch every Deployment and StatefulSet to 0 replicas.
         ctx.insert("sleeping", &spec.lifecycle.sleeping.is_some());
 

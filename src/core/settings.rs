@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use crate::config::{
-    bounded_ttl, normalize_dir, parse_ttl, AppConfig, CommitAuthor, FileConfig,
-    DEFAULT_INSTANCES_DIR, DEFAULT_MAX_TTL,
+    bounded_ttl, parse_ttl, AppConfig, CommitAuthor, FileConfig, DEFAULT_INSTANCES_DIR,
+    DEFAULT_MAX_TTL,
 };
 use crate::error::{Error, Result};
 use crate::render::{RenderSettings, Renderer};
@@ -14,7 +14,11 @@ use crate::render::{RenderSettings, Renderer};
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub render: RenderSettings,
+    /// Where sync files are read and written: [`Layout::root`](crate::clusters::Layout), the
+    /// instances directory itself with one cluster.
     pub instances_dir: String,
+    /// The clusters, the caps and the queue.
+    pub layout: crate::clusters::Layout,
     pub template: String,
     pub source_url: Option<String>,
     pub author: CommitAuthor,
@@ -96,8 +100,22 @@ impl Settings {
         let receiver = receiver_of(&c)?;
         // An artifact holds the manifests at its root, unless a path says otherwise.
         let artifact_path = c.path.clone().unwrap_or(d.artifact_path.clone());
-        let instances_dir =
-            normalize_dir(c.instances_dir.as_deref().unwrap_or(DEFAULT_INSTANCES_DIR))?;
+        let layout = crate::clusters::Layout::resolve(
+            &crate::clusters::LayoutInput {
+                instances_dir: c.instances_dir.as_deref(),
+                clusters: c.clusters.as_deref(),
+                max_per_author: c.max_previews_per_author,
+                count_sleeping: c.count_sleeping,
+                queue_file: c.queue_file.as_deref(),
+                allowed: application.clusters.as_deref(),
+            },
+            DEFAULT_INSTANCES_DIR,
+        )?;
+        let instances_dir = layout.root.clone();
+        let quota = match &c.quota {
+            Some(q) => crate::clusters::quota::Quota::resolve(q)?,
+            None => None,
+        };
         let max_ttl = match c.max_ttl.as_deref() {
             Some(m) => parse_ttl(m)?,
             None => DEFAULT_MAX_TTL,
@@ -135,8 +153,10 @@ impl Settings {
                 preview_url: c.preview_url.filter(|s| !s.is_empty()),
                 chart: c.chart.unwrap_or(d.chart),
                 ttl,
+                quota,
             },
             instances_dir,
+            layout,
             template: c.template.unwrap_or_else(|| "kustomization".into()),
             source_url: c.source_url,
             author: c.commit_author.unwrap_or_default(),

@@ -8,4 +8,4 @@ mod store;
 
 pub use auth::Auth;
 pub use location::Location;
-pub use store::{Published, Store};
+pub use store::{Published, Store, Tree};

@@ -30,8 +30,19 @@ use crate::plan::Change;
 
 const OUT_REF: &str = "refs/flux-ephemeral/out";
 
+/// What one commit writes: sync files relative to `dir`, other files (the queue) relative to the
+/// repository, and the directories that must not vanish.
+pub struct Tree<'a> {
+    pub dir: &'a str,
+    pub changes: &'a [Change],
+    pub outside: &'a [Change],
+    pub keep: &'a [String],
+}
+
 pub struct Store {
     repo: Repository,
+    /// Blob id → text, of the sync files the last snapshot read.
+    blobs: std::cell::RefCell<std::collections::HashMap<Oid, String>>,
     location: Location,
     auth: Auth,
     _tmp: Option<TempDir>,
@@ -65,6 +76,7 @@ impl Store {
                 })?;
                 Ok(Store {
                     repo,
+                    blobs: Default::default(),
                     location,
                     auth,
                     _tmp: None,
@@ -105,6 +117,7 @@ impl Store {
                     };
                 Ok(Store {
                     repo,
+                    blobs: Default::default(),
                     location,
                     auth,
                     _tmp: tmp,
@@ -232,48 +245,64 @@ impl Store {
         Ok(Some(String::from_utf8_lossy(blob.content()).into_owned()))
     }
 
-    /// The `sync-*.yaml` files of `dir` in the snapshot.
-    pub fn read_dir(&self, commit: Oid, dir: &str) -> Result<Files> {
+    /// The `sync-*.yaml` files of every cluster's instances directory in the snapshot, keyed by
+    /// their path relative to `layout.root`. Blobs already read are taken from memory: with
+    /// thousands of previews a batch reads only the files that changed since the last one.
+    pub fn read_layout(&self, commit: Oid, layout: &crate::clusters::Layout) -> Result<Files> {
         let tree = self.tree_of(commit)?;
         let mut files = Files::new();
-        let entry = match tree.get_path(Path::new(dir)) {
-            Ok(e) if e.kind() == Some(ObjectType::Tree) => e,
-            Ok(_) => {
-                return Err(Error::config(format!(
-                    "instances_dir {dir} is a file in the repository, not a directory"
-                )))
-            }
-            Err(e) if e.code() == ErrorCode::NotFound => return Ok(files),
-            Err(e) => return Err(local_error(&e, "read tree")),
-        };
-        let sub = self
-            .repo
-            .find_tree(entry.id())
-            .map_err(|e| local_error(&e, "read tree"))?;
-        for e in sub.iter() {
-            let Ok(name) = e.name() else { continue };
-            if slug_of_file_name(name).is_none() || e.kind() != Some(ObjectType::Blob) {
-                continue;
-            }
-            let blob = self
+        let mut seen = std::collections::HashSet::new();
+        for cluster in &layout.clusters {
+            let dir = &cluster.instances_dir;
+            let entry = match tree.get_path(Path::new(dir)) {
+                Ok(e) if e.kind() == Some(ObjectType::Tree) => e,
+                Ok(_) => {
+                    return Err(Error::config(format!(
+                        "instances_dir {dir} is a file in the repository, not a directory"
+                    )))
+                }
+                Err(e) if e.code() == ErrorCode::NotFound => continue,
+                Err(e) => return Err(local_error(&e, "read tree")),
+            };
+            let sub = self
                 .repo
-                .find_blob(e.id())
-                .map_err(|e| local_error(&e, "read blob"))?;
-            files.insert(
-                name.to_string(),
-                String::from_utf8_lossy(blob.content()).into_owned(),
-            );
+                .find_tree(entry.id())
+                .map_err(|e| local_error(&e, "read tree"))?;
+            for e in sub.iter() {
+                let Ok(name) = e.name() else { continue };
+                if slug_of_file_name(name).is_none() || e.kind() != Some(ObjectType::Blob) {
+                    continue;
+                }
+                seen.insert(e.id());
+                let content = self.blob_text(e.id())?;
+                files.insert(crate::clusters::layout::join(&cluster.rel, name), content);
+            }
         }
+        // Forget what no snapshot holds any more.
+        self.blobs.borrow_mut().retain(|id, _| seen.contains(id));
         Ok(files)
     }
 
-    /// Write `changes` (relative to `dir`) on top of `parent` as one commit. `None` when the tree
-    /// would not change: there are no empty commits.
+    fn blob_text(&self, id: Oid) -> Result<String> {
+        if let Some(text) = self.blobs.borrow().get(&id) {
+            return Ok(text.clone());
+        }
+        let blob = self
+            .repo
+            .find_blob(id)
+            .map_err(|e| local_error(&e, "read blob"))?;
+        let text = String::from_utf8_lossy(blob.content()).into_owned();
+        self.blobs.borrow_mut().insert(id, text.clone());
+        Ok(text)
+    }
+
+    /// Write `changes` (relative to `tree.dir`) and `tree.outside` (relative to the repository)
+    /// on top of `parent` as one commit. `None` when the tree would not change: there are no
+    /// empty commits.
     pub fn commit(
         &self,
         parent: Oid,
-        dir: &str,
-        changes: &[Change],
+        tree: &Tree,
         message: &str,
         author: &CommitAuthor,
     ) -> Result<Option<Oid>> {
@@ -283,8 +312,12 @@ impl Store {
             .map_err(|e| local_error(&e, "read parent"))?;
         let base = parent.tree().map_err(|e| local_error(&e, "read tree"))?;
         let mut update = TreeUpdateBuilder::new();
-        for change in changes {
-            let path = format!("{dir}/{}", change.file());
+        let all = tree
+            .changes
+            .iter()
+            .map(|c| (crate::clusters::layout::join(tree.dir, c.file()), c))
+            .chain(tree.outside.iter().map(|c| (c.file().to_string(), c)));
+        for (path, change) in all {
             match change {
                 Change::Write { content, .. } => {
                     let blob = self
@@ -301,24 +334,8 @@ impl Store {
         let mut tree_id = update
             .create_updated(&self.repo, &base)
             .map_err(|e| local_error(&e, "write tree"))?;
-        if tree_id != base.id() && base.get_path(Path::new(dir)).is_ok() {
-            // Git drops empty directories. Flux fails on a missing path (and then prunes nothing),
-            // so the instances directory keeps a placeholder once its last file is gone.
-            let tree = self
-                .repo
-                .find_tree(tree_id)
-                .map_err(|e| local_error(&e, "read tree"))?;
-            if tree.get_path(Path::new(dir)).is_err() {
-                let empty = self
-                    .repo
-                    .blob(b"")
-                    .map_err(|e| local_error(&e, "write blob"))?;
-                let mut keep = TreeUpdateBuilder::new();
-                keep.upsert(format!("{dir}/.keep"), empty, FileMode::Blob);
-                tree_id = keep
-                    .create_updated(&self.repo, &tree)
-                    .map_err(|e| local_error(&e, "write tree"))?;
-            }
+        if tree_id != base.id() {
+            tree_id = self.keep_dirs(&base, tree_id, tree.keep)?;
         }
         if tree_id == base.id() {
             return Ok(None);
@@ -334,6 +351,32 @@ impl Store {
             .commit(None, &sig, &sig, message, &tree, &[&parent])
             .map_err(|e| local_error(&e, "write commit"))?;
         Ok(Some(oid))
+    }
+
+    /// Git drops empty directories. Flux fails on a missing path (and then prunes nothing), so an
+    /// instances directory keeps a placeholder once its last file is gone.
+    fn keep_dirs(&self, base: &git2::Tree, tree_id: Oid, dirs: &[String]) -> Result<Oid> {
+        let tree = self
+            .repo
+            .find_tree(tree_id)
+            .map_err(|e| local_error(&e, "read tree"))?;
+        let vanished: Vec<&String> = dirs
+            .iter()
+            .filter(|d| base.get_path(Path::new(d)).is_ok() && tree.get_path(Path::new(d)).is_err())
+            .collect();
+        if vanished.is_empty() {
+            return Ok(tree_id);
+        }
+        let empty = self
+            .repo
+            .blob(b"")
+            .map_err(|e| local_error(&e, "write blob"))?;
+        let mut keep = TreeUpdateBuilder::new();
+        for d in vanished {
+            keep.upsert(format!("{d}/.keep"), empty, FileMode::Blob);
+        }
+        keep.create_updated(&self.repo, &tree)
+            .map_err(|e| local_error(&e, "write tree"))
     }
 
     /// Move `branch` from `old` to `new` if, and only if, it still is at `old`.

@@ -26,6 +26,8 @@ pub struct EnvInput {
     pub ci_repository: Option<crate::events::RepoRef>,
     /// The pushed OCI artifact to deploy instead of the branch.
     pub artifact: Option<crate::model::ArtifactRef>,
+    /// The cluster asked for (`--cluster`, `cluster=` in a comment).
+    pub cluster: Option<String>,
 }
 
 impl EnvInput {
@@ -59,6 +61,7 @@ impl EnvInput {
             ttl: self.ttl,
             ci_repository: ci.repository,
             artifact: self.artifact,
+            cluster: self.cluster,
         })
     }
 
@@ -141,6 +144,7 @@ impl EnvInput {
             refresh: false,
             lifecycle: Default::default(),
             keep_deployed_at: false,
+            cluster: self.cluster.clone(),
         })
     }
 }

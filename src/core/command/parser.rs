@@ -33,6 +33,8 @@ impl Default for Prefixes {
 pub enum Command {
     Deploy {
         ttl: Option<String>,
+        /// `cluster=NAME`: the cluster to deploy to (or to move the preview to).
+        cluster: Option<String>,
     },
     Destroy,
     /// Keep the preview longer: its expiry becomes now + the duration (default: its time to
@@ -79,6 +81,10 @@ pub enum ParseError {
     BadTtl {
         value: String,
     },
+    /// `cluster=` with something that cannot be a cluster's name.
+    BadCluster {
+        value: String,
+    },
     /// `/extend-ephemeral` with something that is not a usable duration.
     BadDuration {
         command: String,
@@ -109,6 +115,10 @@ impl fmt::Display for ParseError {
                     "`ttl={value}` is not a duration of a minute or more like `24h` or `3d`"
                 )
             }
+            ParseError::BadCluster { value } => write!(
+                f,
+                "`cluster={value}` is not a cluster name (lowercase letters, digits and `-`)"
+            ),
             ParseError::BadDuration { command, value } => write!(
                 f,
                 "`{value}` is not a duration for `{command}`: give a number and a unit, a minute \
@@ -284,8 +294,17 @@ fn deploy_args(command: &str, args: &[&str]) -> Result<Command, ParseError> {
         return Ok(Command::Help);
     }
     let mut ttl = None;
+    let mut cluster = None;
     for arg in args {
         match arg.split_once('=') {
+            Some(("cluster", value)) if crate::slug::is_dns_label(value) && value.len() <= 40 => {
+                cluster = Some(value.to_string())
+            }
+            Some(("cluster", value)) => {
+                return Err(ParseError::BadCluster {
+                    value: value.chars().take(64).collect(),
+                })
+            }
             // Too long is answered later, naming the configured maximum.
             Some(("ttl", value))
                 if humantime::parse_duration(value).is_ok_and(|d| d >= crate::config::MIN_TTL) =>
@@ -298,7 +317,7 @@ fn deploy_args(command: &str, args: &[&str]) -> Result<Command, ParseError> {
                 })
             }
             _ => {
-                let takes = "`ttl=DURATION`, e.g. `ttl=24h`, or `help`";
+                let takes = "`ttl=DURATION`, e.g. `ttl=24h`, `cluster=NAME`, or `help`";
                 return Err(ParseError::UnknownArgument {
                     command: command.into(),
                     argument: (*arg).into(),
@@ -307,7 +326,7 @@ fn deploy_args(command: &str, args: &[&str]) -> Result<Command, ParseError> {
             }
         }
     }
-    Ok(Command::Deploy { ttl })
+    Ok(Command::Deploy { ttl, cluster })
 }
 
 #[cfg(test)]
@@ -325,10 +344,10 @@ mod tests {
     #[test]
     fn table() {
         let cases: &[(&str, &str)] = &[
-            ("/deploy-ephemeral", "Deploy { ttl: None }"),
-            ("  /deploy-ephemeral  ", "Deploy { ttl: None }"),
-            ("LGTM!\n\n/deploy-ephemeral\nthanks", "Deploy { ttl: None }"),
-            ("/deploy-ephemeral ttl=24h", "Deploy { ttl: Some(\"24h\") }"),
+            ("/deploy-ephemeral", "Deploy { ttl: None, cluster: None }"),
+            ("  /deploy-ephemeral  ", "Deploy { ttl: None, cluster: None }"),
+            ("LGTM!\n\n/deploy-ephemeral\nthanks", "Deploy { ttl: None, cluster: None }"),
+            ("/deploy-ephemeral ttl=24h", "Deploy { ttl: Some(\"24h\"), cluster: None }"),
             ("/destroy-ephemeral", "Destroy"),
             ("/deploy-ephemeral help", "Help"),
             ("/destroy-ephemeral help", "Help"),
@@ -337,21 +356,21 @@ mod tests {
             ("<!--\n/deploy-ephemeral\n-->", "none"),
             ("hi <!-- /destroy-ephemeral -->", "none"),
             ("<!-- unclosed\n/deploy-ephemeral", "none"),
-            ("<!-- note -->\n/deploy-ephemeral", "Deploy { ttl: None }"),
+            ("<!-- note -->\n/deploy-ephemeral", "Deploy { ttl: None, cluster: None }"),
             ("```\n/deploy-ephemeral\n```", "none"),
             ("~~~sh\n/destroy-ephemeral\n~~~\n", "none"),
             ("````\n```\n/deploy-ephemeral\n````", "none"),
             ("````md\n```\n/deploy-ephemeral\n```\n````\n", "none"),
-            ("~~~~\n~~~\n/destroy-ephemeral\n~~~~\n/deploy-ephemeral", "Deploy { ttl: None }"),
+            ("~~~~\n~~~\n/destroy-ephemeral\n~~~~\n/deploy-ephemeral", "Deploy { ttl: None, cluster: None }"),
             ("```\n~~~\n/deploy-ephemeral\n```", "none"),
             ("```\n/deploy-ephemeral", "none"),
             ("```\n``` not a close\n/deploy-ephemeral\n```", "none"),
-            ("    ```\n/deploy-ephemeral", "Deploy { ttl: None }"),
-            ("``` inline ` code\n/deploy-ephemeral", "Deploy { ttl: None }"),
+            ("    ```\n/deploy-ephemeral", "Deploy { ttl: None, cluster: None }"),
+            ("``` inline ` code\n/deploy-ephemeral", "Deploy { ttl: None, cluster: None }"),
             ("    /deploy-ephemeral", "none"),
             ("```\n/deploy-ephemeral\n```\n/destroy-ephemeral", "Destroy"),
             ("/deploy-ephemeral\n/destroy-ephemeral", "error: one command per comment, please"),
-            ("/deploy-ephemeral please", "error: `/deploy-ephemeral` does not take `please` (it takes `ttl=DURATION`, e.g. `ttl=24h`, or `help`)"),
+            ("/deploy-ephemeral please", "error: `/deploy-ephemeral` does not take `please` (it takes `ttl=DURATION`, e.g. `ttl=24h`, `cluster=NAME`, or `help`)"),
             ("/deploy-ephemeral ttl=soon", "error: `ttl=soon` is not a duration of a minute or more like `24h` or `3d`"),
             ("/deploy-ephemeral ttl=1ns", "error: `ttl=1ns` is not a duration of a minute or more like `24h` or `3d`"),
             ("/deploy-ephemeral ttl=59s", "error: `ttl=59s` is not a duration of a minute or more like `24h` or `3d`"),
@@ -401,7 +420,10 @@ mod tests {
         );
         assert_eq!(
             parse("/preview", &p),
-            Some(Ok(Command::Deploy { ttl: None }))
+            Some(Ok(Command::Deploy {
+                ttl: None,
+                cluster: None
+            }))
         );
         assert_eq!(parse("/unpreview", &p), Some(Ok(Command::Destroy)));
         assert_eq!(parse("/deploy-ephemeral", &p), None);

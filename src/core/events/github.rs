@@ -284,7 +284,8 @@ mod tests {
         assert_eq!(
             e.trigger,
             Trigger::Comment(Ok(Command::Deploy {
-                ttl: Some("24h".into())
+                ttl: Some("24h".into()),
+                cluster: None
             }))
         );
         assert_eq!(e.actor.login, "Codertocat");

@@ -47,6 +47,8 @@ pub fn apply(
                 Ok(Wanted::Intent(intent)) => {
                     let limits = PlanOptions {
                         max_environments: snap.settings.max_environments,
+                        layout: snap.settings.layout.clone(),
+                        queue: snap.queue.clone(),
                         ..PlanOptions::default()
                     };
                     let alone = plan(

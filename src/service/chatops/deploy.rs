@@ -16,6 +16,8 @@ use crate::service::input::EnvInput;
 /// What a deploy asked for.
 pub(super) struct Wanted {
     pub(super) ttl: Option<String>,
+    /// `cluster=NAME`.
+    pub(super) cluster: Option<String>,
     pub(super) only_if_present: bool,
     /// Released by its checks' completion.
     pub(super) released: bool,
@@ -55,7 +57,11 @@ pub(super) fn deploy_step<'f>(
             return done(Handled::only("refused", e.message));
         }
     };
-    let input = EnvInput { ttl, ..input };
+    let input = EnvInput {
+        ttl,
+        cluster: wanted.cluster.clone(),
+        ..input
+    };
     let pending = Pending {
         event,
         forge,

@@ -26,7 +26,6 @@ use crate::error::{Error, Result};
 use crate::events::Event;
 use crate::forge::{ChangeForge, DryRun, Status};
 use crate::git::Store;
-use crate::model::file_name;
 use crate::output::Format;
 use crate::plan::Intent;
 use crate::reconcile::{ConfigSource, Snapshot};
@@ -219,7 +218,7 @@ impl Pending<'_> {
             } => {
                 let mut spec = self.input.spec(&snap.settings)?;
                 spec.refresh = ttl_in_force.is_some();
-                if *only_if_present && !present_for(&snap.files, &spec) {
+                if *only_if_present && !present_for(snap, &spec) {
                     return Ok(Wanted::Nothing(
                         "new commits, but no environment to move".into(),
                     ));
@@ -262,11 +261,12 @@ pub fn handle(
 
 /// Whether `spec`'s environment exists and belongs to the same owner (a push moves only the
 /// environment of its own pull/merge request).
-fn present_for(files: &crate::overlay::Files, spec: &crate::model::EnvSpec) -> bool {
-    let file = file_name(spec.key());
-    match files
-        .get(&file)
-        .and_then(|c| crate::overlay::classify(&file, c))
+fn present_for(snap: &Snapshot, spec: &crate::model::EnvSpec) -> bool {
+    match snap
+        .settings
+        .layout
+        .lookup(&snap.files, spec.key())
+        .and_then(|(file, c)| crate::overlay::classify(&file, c))
     {
         Some(crate::overlay::Entry::Managed(r)) => {
             !r.owner().conflicts(&spec.owner()) && r.branch == spec.branch

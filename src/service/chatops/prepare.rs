@@ -6,7 +6,6 @@ use crate::chatops::{decide, trusted, Answer, Decision};
 use crate::error::Result;
 use crate::events::Event;
 use crate::forge::{ChangeForge, DryRun};
-use crate::model::file_name;
 use crate::replies;
 use crate::service::gates::waiting_change;
 use crate::service::input::EnvInput;
@@ -73,9 +72,10 @@ pub fn prepare<'f>(
     let input = input_of(&event);
     match decision {
         Decision::Life(command) => super::life::life_step(event, forge, input, command),
-        Decision::Deploy { ttl, .. } => {
+        Decision::Deploy { ttl, cluster, .. } => {
             let wanted = super::deploy::Wanted {
                 ttl,
+                cluster,
                 only_if_present,
                 released,
             };
@@ -106,6 +106,7 @@ fn release(
         event.change.branch = None;
         let deploy = Decision::Deploy {
             ttl: None,
+            cluster: None,
             only_if_present: false,
         };
         (deploy, true)
@@ -143,6 +144,7 @@ fn replace_waiting(decision: Decision, event: &Event, forge: &DryRun, s: &Settin
         {
             Decision::Deploy {
                 ttl: None,
+                cluster: None,
                 only_if_present: false,
             }
         }
@@ -177,7 +179,7 @@ fn refuse_stranger(
         };
         input.slug(s).is_ok_and(|slug| {
             let key = s.application.key(&slug).unwrap_or(slug);
-            ctx.files.contains_key(&file_name(&key))
+            s.layout.find(&ctx.files, &key).is_some()
         })
     });
     if !only_if_present || present {
@@ -213,11 +215,11 @@ fn follows_the_deployed(event: &Event, ctx: &Context) -> bool {
     let Ok(slug) = input.slug(s) else {
         return false;
     };
-    let file = file_name(&s.application.key(&slug).unwrap_or(slug));
-    match ctx
-        .files
-        .get(&file)
-        .and_then(|content| crate::overlay::classify(&file, content))
+    let key = s.application.key(&slug).unwrap_or(slug);
+    match s
+        .layout
+        .lookup(&ctx.files, &key)
+        .and_then(|(file, content)| crate::overlay::classify(&file, content))
     {
         Some(crate::overlay::Entry::Managed(r)) => {
             r.sha.as_deref() == Some(before.as_str())

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 use crate::chatops::LifeCommand;
 use crate::error::Result;
 use crate::lifecycle::{expiry, ttl_of};
-use crate::model::{file_name, EnvRecord, EnvSpec, SleepReason};
+use crate::model::{EnvRecord, EnvSpec, SleepReason};
 use crate::overlay::{classify, Entry};
 use crate::plan::Intent;
 use crate::reconcile::Snapshot;
@@ -20,8 +20,7 @@ use crate::settings::Settings;
 pub fn find(input: &EnvInput, snap: &Snapshot) -> Result<Option<(EnvRecord, String)>> {
     let slug = input.slug(&snap.settings)?;
     let key = snap.settings.application.key(&slug).unwrap_or(slug);
-    let file = file_name(&key);
-    let Some(content) = snap.files.get(&file) else {
+    let Some((file, content)) = snap.settings.layout.lookup(&snap.files, &key) else {
         return Ok(None);
     };
     match classify(&file, content) {

@@ -111,6 +111,7 @@ pub fn spec_of(record: &EnvRecord, content: &str, settings: &Settings) -> EnvSpe
         refresh: false,
         lifecycle: record.lifecycle(),
         keep_deployed_at: true,
+        cluster: None,
     }
 }
 
