@@ -108,34 +108,7 @@ pub fn print_single(format: Format, report: &Report, repo: &str, dry_run: bool, 
         }
         Format::Text => {
             let path = report.path(&o.file);
-            let what = match o.action {
-                Action::Created => format!("created environment {} in {path}", o.slug),
-                Action::Updated => format!("updated environment {} in {path}", o.slug),
-                Action::Unchanged => format!(
-                    "environment {} is up to date in {path}; nothing to commit",
-                    o.slug
-                ),
-                Action::Destroyed => format!("destroyed environment {} (deleted {path})", o.slug),
-                Action::Absent => {
-                    format!("environment {} does not exist; nothing to commit", o.slug)
-                }
-                Action::Queued => format!(
-                    "queued environment {}, position {} of {}: {} ({})",
-                    o.slug,
-                    o.queued.map(|q| q.0).unwrap_or(0),
-                    o.queued.map(|q| q.1).unwrap_or(0),
-                    o.waits_for.as_deref().unwrap_or("no room"),
-                    o.file
-                ),
-                Action::Dequeued => {
-                    format!("took environment {} out of the queue ({})", o.slug, o.file)
-                }
-            };
-            let what = match (&o.cluster, &o.moved_from, report.clustered) {
-                (Some(c), Some(from), _) => format!("{what} (moved from cluster {from} to {c})"),
-                (Some(c), None, true) => format!("{what} (cluster {c})"),
-                _ => what,
-            };
+            let what = what_happened(o, &path, report.clustered);
             if dry_run && o.action.changed() {
                 print!("{}", report.diff.as_deref().unwrap_or(""));
                 println!("dry run: would have {what}; nothing was pushed");
@@ -180,15 +153,30 @@ pub fn print_single(format: Format, report: &Report, repo: &str, dry_run: bool, 
     }
 }
 
-pub fn print_list(format: Format, records: &[EnvRecord], dir: &str) {
+pub fn print_list(
+    format: Format,
+    records: &[EnvRecord],
+    dir: &str,
+    queue: &crate::clusters::Queue,
+) {
     match format {
         Format::Json => {
+            let waiting: Vec<_> = queue
+                .entries
+                .iter()
+                .enumerate()
+                .map(|(i, w)| {
+                    let mut v = serde_json::to_value(w).unwrap_or_default();
+                    v["position"] = json!(i + 1);
+                    v
+                })
+                .collect();
             let envs: Vec<_> = records
                 .iter()
                 .map(|r| {
                     let mut v = serde_json::to_value(r).unwrap_or_default();
                     v["ref"] = json!(r.reference());
-                    v["file"] = json!(format!("{dir}/{}", r.file));
+                    v["file"] = json!(crate::clusters::layout::join(dir, &r.file));
                     v["state"] = json!(if r.sleeping_since.is_some() {
                         "sleeping"
                     } else {
@@ -197,50 +185,102 @@ pub fn print_list(format: Format, records: &[EnvRecord], dir: &str) {
                     v
                 })
                 .collect();
-            json_line(&json!({ "environments": envs }));
+            json_line(&json!({ "environments": envs, "queue": waiting }));
         }
         Format::Text => {
-            if records.is_empty() {
-                println!("no environments in {dir}");
-                return;
-            }
-            let w = records
-                .iter()
-                .map(|r| r.slug.len())
-                .max()
-                .unwrap_or(4)
-                .max(4);
-            let wb = records
-                .iter()
-                .map(|r| r.branch.len())
-                .max()
-                .unwrap_or(6)
-                .max(6);
-            let owners: Vec<String> = records.iter().map(|r| r.owner().describe()).collect();
-            let wo = owners.iter().map(String::len).max().unwrap_or(5).max(5);
-            let states: Vec<String> = records
-                .iter()
-                .map(|r| match &r.sleeping_since {
-                    Some(since) => format!("sleeping since {since}"),
-                    None => "awake".into(),
-                })
-                .collect();
-            let ws = states.iter().map(String::len).max().unwrap_or(5).max(5);
-            println!(
-                "{:w$}  {:wb$}  {:48}  {:wo$}  {:ws$}  {:20}  FILE",
-                "SLUG", "BRANCH", "REF", "OWNER", "STATE", "EXPIRES"
-            );
-            for ((r, owner), state) in records.iter().zip(&owners).zip(&states) {
-                println!(
-                    "{:w$}  {:wb$}  {:48}  {owner:wo$}  {state:ws$}  {:20}  {dir}/{}",
-                    r.slug,
-                    r.branch,
-                    r.reference(),
-                    r.expires_at.as_deref().unwrap_or("-"),
-                    r.file
-                );
-            }
+            print_table(records, dir);
+            print_queue(queue);
         }
+    }
+}
+
+/// The requests waiting for room, in order.
+fn print_queue(queue: &crate::clusters::Queue) {
+    if queue.is_empty() {
+        return;
+    }
+    println!("\nQUEUED (admitted in this order when a preview goes away):");
+    for (i, w) in queue.entries.iter().enumerate() {
+        let change =
+            w.id.as_deref()
+                .map(|n| format!(" #{n}"))
+                .unwrap_or_default();
+        let asked = w
+            .cluster
+            .as_deref()
+            .map(|c| format!(", cluster {c}"))
+            .unwrap_or_default();
+        println!(
+            "{:>3}. {}  {}{change}{asked}, since {}",
+            i + 1,
+            w.slug,
+            w.branch,
+            w.queued_at
+        );
+    }
+}
+
+fn print_table(records: &[EnvRecord], dir: &str) {
+    if records.is_empty() {
+        println!("no environments in {dir}");
+        return;
+    }
+    let w = records
+        .iter()
+        .map(|r| r.slug.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    let wb = records
+        .iter()
+        .map(|r| r.branch.len())
+        .max()
+        .unwrap_or(6)
+        .max(6);
+    let owners: Vec<String> = records.iter().map(|r| r.owner().describe()).collect();
+    let wo = owners.iter().map(String::len).max().unwrap_or(5).max(5);
+    let states: Vec<String> = records
+        .iter()
+        .map(|r| match &r.sleeping_since {
+            Some(since) => format!("sleeping since {since}"),
+            None => "awake".into(),
+        })
+        .collect();
+    let ws = states.iter().map(String::len).max().unwrap_or(5).max(5);
+    let clusters = records.iter().any(|r| r.cluster.is_some());
+    let wc = records
+        .iter()
+        .filter_map(|r| r.cluster.as_ref().map(String::len))
+        .max()
+        .unwrap_or(0)
+        .max(7);
+    let column = |c: &str| {
+        if clusters {
+            format!("{c:wc$}  ")
+        } else {
+            String::new()
+        }
+    };
+    println!(
+        "{:w$}  {}{:wb$}  {:48}  {:wo$}  {:ws$}  {:20}  FILE",
+        "SLUG",
+        column("CLUSTER"),
+        "BRANCH",
+        "REF",
+        "OWNER",
+        "STATE",
+        "EXPIRES"
+    );
+    for ((r, owner), state) in records.iter().zip(&owners).zip(&states) {
+        println!(
+            "{:w$}  {}{:wb$}  {:48}  {owner:wo$}  {state:ws$}  {:20}  {}",
+            r.slug,
+            column(r.cluster.as_deref().unwrap_or("-")),
+            r.branch,
+            r.reference(),
+            r.expires_at.as_deref().unwrap_or("-"),
+            crate::clusters::layout::join(dir, &r.file)
+        );
     }
 }
 
@@ -292,4 +332,36 @@ pub fn print_error(format: Format, e: &Error) {
         Format::Text => {}
     }
     eprintln!("error: {e}");
+}
+
+/// One line saying what happened to one environment.
+fn what_happened(o: &Outcome, path: &str, clustered: bool) -> String {
+    let what = match o.action {
+        Action::Created => format!("created environment {} in {path}", o.slug),
+        Action::Updated => format!("updated environment {} in {path}", o.slug),
+        Action::Unchanged => format!(
+            "environment {} is up to date in {path}; nothing to commit",
+            o.slug
+        ),
+        Action::Destroyed => format!("destroyed environment {} (deleted {path})", o.slug),
+        Action::Absent => {
+            format!("environment {} does not exist; nothing to commit", o.slug)
+        }
+        Action::Queued => format!(
+            "queued environment {}, position {} of {}: {} ({})",
+            o.slug,
+            o.queued.map(|q| q.0).unwrap_or(0),
+            o.queued.map(|q| q.1).unwrap_or(0),
+            o.waits_for.as_deref().unwrap_or("no room"),
+            o.file
+        ),
+        Action::Dequeued => {
+            format!("took environment {} out of the queue ({})", o.slug, o.file)
+        }
+    };
+    match (&o.cluster, &o.moved_from, clustered) {
+        (Some(c), Some(from), _) => format!("{what} (moved from cluster {from} to {c})"),
+        (Some(c), None, true) => format!("{what} (cluster {c})"),
+        _ => what,
+    }
 }

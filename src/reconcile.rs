@@ -292,26 +292,7 @@ pub fn reconcile(
         tracing::debug!(elapsed = ?started.elapsed(), tip = %snap.tip, files = snap.files.len(), "read the target branch");
         let wanted = intents(&snap)?;
         let verify = !snap.verified;
-        let mut plan_opts = opts.plan.clone();
-        plan_opts.max_environments = plan_opts
-            .max_environments
-            .or(snap.settings.max_environments);
-        plan_opts.layout = snap.settings.layout.clone();
-        plan_opts.queue = snap.queue.clone();
-        let others = if snap.queue.is_empty() {
-            Vec::new()
-        } else {
-            other_applications(store, config, &snap)
-        };
-        let lookup = |w: &crate::clusters::Waiting| admission(&snap, &others, w);
-        let planned = plan_admitting(
-            &snap.files,
-            &wanted,
-            &snap.renderer,
-            SystemTime::now(),
-            &plan_opts,
-            &lookup,
-        )?;
+        let planned = plan_on(store, config, &snap, &wanted, &opts.plan)?;
         let dir = snap.settings.instances_dir.clone();
         let layout = &snap.settings.layout;
         let mut report = Report {
@@ -384,6 +365,44 @@ pub fn reconcile(
     )))
 }
 
+/// Plan `wanted` on `snap`, admitting waiting requests of any application.
+fn plan_on(
+    store: &Store,
+    config: &ConfigSource,
+    snap: &Snapshot,
+    wanted: &[Intent],
+    opts: &PlanOptions,
+) -> Result<Plan> {
+    let mut plan_opts = opts.clone();
+    plan_opts.max_environments = plan_opts
+        .max_environments
+        .or(snap.settings.max_environments);
+    plan_opts.layout = snap.settings.layout.clone();
+    plan_opts.queue = snap.queue.clone();
+    let others = if snap.queue.is_empty() {
+        Vec::new()
+    } else {
+        other_applications(store, config, snap)
+    };
+    let lookup = |w: &crate::clusters::Waiting| admission(snap, &others, w);
+    let mut planned = plan_admitting(
+        &snap.files,
+        wanted,
+        &snap.renderer,
+        SystemTime::now(),
+        &plan_opts,
+        &lookup,
+    )?;
+    for o in &mut planned.outcomes {
+        if let Some(w) = &o.admitted {
+            let s = settings_of(snap, &others, w.app.as_deref());
+            let gitlab = w.forge.as_deref() == Some("gitlab");
+            o.deployment_environment = Some(s.deployment_environment(&o.slug, gitlab));
+        }
+    }
+    Ok(planned)
+}
+
 /// The queue's file as the plan leaves it: written, deleted when empty, or untouched.
 fn queue_change(snap: &Snapshot, plan: &Plan) -> Vec<Change> {
     let Some(queue) = &plan.queue else {
@@ -439,8 +458,19 @@ fn other_applications(
         .collect()
 }
 
+/// The settings of application `app` (this run's, or one of `others`).
+fn settings_of<'s>(
+    snap: &'s Snapshot,
+    others: &'s [(String, Snapshot)],
+    app: Option<&str>,
+) -> &'s Settings {
+    app.and_then(|a| others.iter().find(|(n, _)| n == a))
+        .map(|(_, s)| &s.settings)
+        .unwrap_or(&snap.settings)
+}
+
 /// How a waiting request is rendered: by its own application's settings. A request naming an
-/// application the configuration does not list waits (and is reported by doctor).
+/// application the configuration does not list waits.
 fn admission<'s>(
     snap: &'s Snapshot,
     others: &'s [(String, Snapshot)],

@@ -3,10 +3,10 @@ use clap::Args;
 use super::args::{RepoArgs, SettingsArgs};
 use crate::error::Result;
 use crate::output::{print_list, Format};
-use crate::overlay::records;
 use crate::reconcile::{application_names, first_snapshot};
 
-/// Show the environments in the instances directory (slug, branch, ref, owner, file).
+/// Show the environments in the instances directory (slug, cluster, branch, ref, owner, file),
+/// then the requests waiting in the queue, in order.
 ///
 /// Files that flux-ephemeral did not create are not listed (and never touched).
 #[derive(Debug, Args)]
@@ -28,7 +28,8 @@ impl ListCmd {
             config.flags.app = application_names(&store, &config)?.into_iter().next();
         }
         let snap = first_snapshot(&store, &mut config)?;
-        print_list(format, &records(&snap.files), &snap.settings.instances_dir);
+        let records = snap.settings.layout.records(&snap.files);
+        print_list(format, &records, &snap.settings.instances_dir, &snap.queue);
         Ok(())
     }
 }

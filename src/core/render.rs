@@ -192,20 +192,7 @@ impl Renderer {
         ctx.insert("title", &opt(&spec.title));
         ctx.insert("environment", &opt(&spec.environment));
         ctx.insert("deployed_at", &format_time(deployed_at));
-        let artifact = spec.artifact.as_ref();
-        ctx.insert(
-            "source_kind",
-            if artifact.is_some() { "oci" } else { "git" },
-        );
-        ctx.insert(
-            "artifact_url",
-            &artifact.map(|a| a.url.clone()).unwrap_or_default(),
-        );
-        ctx.insert(
-            "artifact_digest",
-            &artifact.map(|a| a.digest.clone()).unwrap_or_default(),
-        );
-        ctx.insert("artifact_insecure", &artifact.is_some_and(|a| a.insecure));
+        insert_artifact(&mut ctx, spec);
         ctx.insert(
             "ttl",
             &spec
@@ -249,6 +236,24 @@ impl Renderer {
             preview_url,
         })
     }
+}
+
+/// Where the manifests come from: `source_kind` and the artifact's variables.
+fn insert_artifact(ctx: &mut Context, spec: &EnvSpec) {
+    let artifact = spec.artifact.as_ref();
+    ctx.insert(
+        "source_kind",
+        if artifact.is_some() { "oci" } else { "git" },
+    );
+    ctx.insert(
+        "artifact_url",
+        &artifact.map(|a| a.url.clone()).unwrap_or_default(),
+    );
+    ctx.insert(
+        "artifact_digest",
+        &artifact.map(|a| a.digest.clone()).unwrap_or_default(),
+    );
+    ctx.insert("artifact_insecure", &artifact.is_some_and(|a| a.insecure));
 }
 
 pub fn builtin_source(name: &str) -> Option<&'static str> {

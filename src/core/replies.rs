@@ -40,6 +40,10 @@ pub struct Deployed<'a> {
     pub until: Option<String>,
     /// What Flux said, when the bot waited for it.
     pub flux: Option<&'a crate::wait_outcome::WaitOutcome>,
+    /// The cluster it runs in, with `clusters` configured.
+    pub cluster: Option<&'a str>,
+    /// It waited in the queue and got room just now.
+    pub admitted: bool,
 }
 
 pub fn deployed(d: &Deployed, p: &Prefixes) -> String {
@@ -48,6 +52,7 @@ pub fn deployed(d: &Deployed, p: &Prefixes) -> String {
         (Some(WaitState::Ready), _) => "is ready",
         (Some(WaitState::Failed), _) => "failed in Flux",
         (Some(WaitState::TimedOut), _) => "is not ready yet",
+        (None, true) if d.admitted => "left the queue and is being deployed",
         (None, true) => "is being deployed",
         (None, false) => "is up to date",
     };
@@ -55,6 +60,9 @@ pub fn deployed(d: &Deployed, p: &Prefixes) -> String {
         "{REPLY_MARKER}\n### Preview environment `{}` {head}\n\n| | |\n|---|---|\n",
         d.slug
     );
+    if let Some(c) = d.cluster {
+        text.push_str(&format!("| Cluster | `{c}` |\n"));
+    }
     text.push_str(&format!("| Namespace | `{}` |\n", d.namespace));
     if let Some(url) = d.preview_url {
         text.push_str(&format!("| Preview | {url} |\n"));
@@ -90,6 +98,26 @@ pub fn deployed(d: &Deployed, p: &Prefixes) -> String {
         )),
     }
     text
+}
+
+/// The commit status (and deployment status) of a request waiting for room.
+pub fn queued_status(position: usize, total: usize) -> String {
+    format!("queued, position {position} of {total}")
+}
+
+/// A deploy that waits for room.
+pub fn queued(slug: &str, position: usize, total: usize, why: &str, p: &Prefixes) -> String {
+    format!(
+        "{REPLY_MARKER}\n### Preview environment `{slug}` is queued, position {position} of {total}\n\n\
+         No cluster has room for it: {why}. It is deployed, and this comment updated, as soon as \
+         a preview goes away. Asking again keeps its place; comment `{}` to leave the queue.",
+        p.destroy
+    )
+}
+
+/// A waiting request taken out of the queue.
+pub fn dequeued(slug: &str, why: &str) -> String {
+    format!("{REPLY_MARKER}\nPreview environment `{slug}` left the queue ({why}); nothing was deployed.")
 }
 
 pub fn destroyed(slug: &str, commit: Option<&str>, why: &str) -> String {

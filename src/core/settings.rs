@@ -100,22 +100,8 @@ impl Settings {
         let receiver = receiver_of(&c)?;
         // An artifact holds the manifests at its root, unless a path says otherwise.
         let artifact_path = c.path.clone().unwrap_or(d.artifact_path.clone());
-        let layout = crate::clusters::Layout::resolve(
-            &crate::clusters::LayoutInput {
-                instances_dir: c.instances_dir.as_deref(),
-                clusters: c.clusters.as_deref(),
-                max_per_author: c.max_previews_per_author,
-                count_sleeping: c.count_sleeping,
-                queue_file: c.queue_file.as_deref(),
-                allowed: application.clusters.as_deref(),
-            },
-            DEFAULT_INSTANCES_DIR,
-        )?;
+        let (layout, quota) = clusters_of(&c, &application)?;
         let instances_dir = layout.root.clone();
-        let quota = match &c.quota {
-            Some(q) => crate::clusters::quota::Quota::resolve(q)?,
-            None => None,
-        };
         let max_ttl = match c.max_ttl.as_deref() {
             Some(m) => parse_ttl(m)?,
             None => DEFAULT_MAX_TTL,
@@ -230,6 +216,32 @@ impl Settings {
     pub fn slug_budget(&self) -> usize {
         crate::slug::budget_for_prefix(&self.render.prefix)
     }
+}
+
+/// The clusters, caps and queue, and the per-preview quota.
+fn clusters_of(
+    c: &FileConfig,
+    application: &crate::apps::Application,
+) -> Result<(
+    crate::clusters::Layout,
+    Option<crate::clusters::quota::Quota>,
+)> {
+    let layout = crate::clusters::Layout::resolve(
+        &crate::clusters::LayoutInput {
+            instances_dir: c.instances_dir.as_deref(),
+            clusters: c.clusters.as_deref(),
+            max_per_author: c.max_previews_per_author,
+            count_sleeping: c.count_sleeping,
+            queue_file: c.queue_file.as_deref(),
+            allowed: application.clusters.as_deref(),
+        },
+        DEFAULT_INSTANCES_DIR,
+    )?;
+    let quota = match &c.quota {
+        Some(q) => crate::clusters::quota::Quota::resolve(q)?,
+        None => None,
+    };
+    Ok((layout, quota))
 }
 
 /// The Flux Receiver to notify, when `receiver_url` is set.

@@ -544,7 +544,7 @@ impl ChangeForge for GitLabChanges {
             .ok()
             .and_then(|m| m.get(&id).cloned());
         match state {
-            InProgress | Inactive => Ok(()),
+            Queued | InProgress | Inactive => Ok(()),
             Success => {
                 if let (Some(env), Some(url)) = (env, environment_url) {
                     self.gitlab

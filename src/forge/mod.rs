@@ -19,6 +19,8 @@ pub enum Status {
 /// A deployment's state (GitHub Deployments).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeploymentState {
+    /// Waiting for room (GitHub's `queued`).
+    Queued,
     InProgress,
     Success,
     Failure,

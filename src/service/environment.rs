@@ -10,7 +10,7 @@ use crate::output::Extras;
 use crate::output::{print_ignored, print_single, write_dotenv};
 use crate::plan::{Intent, PlanOptions, Removal};
 use crate::reconcile::first_snapshot;
-use crate::reconcile::{reconcile, ConfigSource, Report, RunOptions, Snapshot};
+use crate::reconcile::{ConfigSource, Report, RunOptions, Snapshot};
 
 pub use super::gitops::{locate, open, Repo};
 pub use super::mode::Mode;
@@ -65,7 +65,7 @@ pub fn run(
         max_attempts: 10,
         requested_by: mode.requested_by.clone(),
     };
-    let report = reconcile(store, config, first, &mut intents, &opts)?;
+    let report = crate::service::clusters::transaction(store, config, first, &mut intents, &opts)?;
     Ok(match ignored {
         Some(reason) => Done::Ignored(reason),
         None => Done::Report(Box::new(report)),

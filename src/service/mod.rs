@@ -5,6 +5,7 @@
 pub mod artifact;
 pub mod chatops;
 pub mod cleanup;
+pub mod clusters;
 pub mod confirm;
 pub mod deployments;
 pub mod doctor;

@@ -15,7 +15,7 @@ use crate::git::Store;
 use crate::model::EnvRecord;
 use crate::overlay::records;
 use crate::plan::{Intent, PlanOptions, Removal};
-use crate::reconcile::{reconcile, ConfigSource, Report, RunOptions, Snapshot};
+use crate::reconcile::{ConfigSource, Report, RunOptions, Snapshot};
 
 /// One repair.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -203,7 +203,8 @@ pub fn resync(
         max_attempts: 10,
         requested_by: None,
     };
-    let report = reconcile(store, config, Some(first), &mut intents, &opts)?;
+    let report =
+        crate::service::clusters::transaction(store, config, Some(first), &mut intents, &opts)?;
     let repairs: Vec<Repair> = repairs.into_iter().map(|(r, _)| r).collect();
     let (expired, lifecycle) = lived;
     if !dry_run {

@@ -186,6 +186,23 @@ impl Queue {
         }
     }
 
+    /// The requests of `repository`'s changes that are not among `open` (numbers).
+    pub fn closed(
+        &self,
+        open: &std::collections::BTreeSet<String>,
+        repository: &str,
+    ) -> Vec<&Waiting> {
+        self.entries
+            .iter()
+            .filter(|w| {
+                w.repository
+                    .as_deref()
+                    .is_some_and(|r| r.eq_ignore_ascii_case(repository))
+                    && w.id.as_ref().is_some_and(|id| !open.contains(id))
+            })
+            .collect()
+    }
+
     /// Take `key` out of the queue; whether it was there.
     pub fn remove(&mut self, key: &str) -> Option<Waiting> {
         let i = self.entries.iter().position(|e| e.key == key)?;

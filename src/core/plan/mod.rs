@@ -114,6 +114,9 @@ pub struct Outcome {
     pub waits_for: Option<String>,
     /// It waited in the queue and was admitted by this change.
     pub admitted: Option<Box<crate::clusters::Waiting>>,
+    /// An admitted request's GitHub Deployments or GitLab environment, named as its
+    /// application's configuration says.
+    pub deployment_environment: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -224,7 +227,7 @@ pub fn plan_admitting(
 }
 
 #[cfg(test)]
-#[path = "tests.rs"]
+#[path = "plan_tests.rs"]
 mod tests;
 
 #[cfg(test)]

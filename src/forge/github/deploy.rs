@@ -13,6 +13,7 @@ use crate::forge::DeploymentState;
 impl DeploymentState {
     fn github(self) -> &'static str {
         match self {
+            DeploymentState::Queued => "queued",
             DeploymentState::InProgress => "in_progress",
             DeploymentState::Success => "success",
             DeploymentState::Failure => "failure",

@@ -4,7 +4,7 @@ use super::Pending;
 use crate::error::{Error, ErrorKind, Result};
 use crate::git::Store;
 use crate::plan::{plan, Intent, Outcome, PlanOptions};
-use crate::reconcile::{reconcile, ConfigSource, RunOptions, Snapshot};
+use crate::reconcile::{ConfigSource, RunOptions, Snapshot};
 use crate::service::environment::{Mode, Wanted};
 
 /// What the transaction did for one event.
@@ -72,7 +72,7 @@ pub fn apply(
         }
         Ok(out)
     };
-    match reconcile(store, config, first, &mut intents, &opts) {
+    match crate::service::clusters::transaction(store, config, first, &mut intents, &opts) {
         Ok(report) => {
             for (j, i) in included.iter().enumerate() {
                 results[*i] = Some(Ok(match report.plan.outcomes.get(j) {

@@ -163,6 +163,9 @@ fn finish_deploy(
     ttl_in_force: Option<Duration>,
     ctx: &Context,
 ) -> Result<Handled> {
+    if o.action == Action::Queued {
+        return Ok(finish_queued(p, o, commit, ctx));
+    }
     let s = &ctx.settings;
     let mode = &ctx.mode;
     let event = &p.event;
@@ -190,6 +193,8 @@ fn finish_deploy(
                 changed: o.action.changed(),
                 until: until.clone(),
                 flux,
+                cluster: o.cluster.as_deref().filter(|_| s.layout.configured),
+                admitted: false,
             },
             &s.commands,
         )
@@ -247,6 +252,38 @@ fn finish_deploy(
     })
 }
 
+/// A deploy that waits for room: its place said in the reply, the commit status and (GitHub)
+/// a `queued` deployment.
+fn finish_queued(p: &Pending, o: &Outcome, commit: Option<String>, ctx: &Context) -> Handled {
+    let s = &ctx.settings;
+    let (position, total) = o.queued.unwrap_or((0, 0));
+    let why = o.waits_for.as_deref().unwrap_or("no cluster has room");
+    p.reply(replies::queued(&o.slug, position, total, why, &s.commands));
+    let status = replies::queued_status(position, total);
+    p.status(Status::Pending, &status, None);
+    if let (Some(sha), Some(branch), false) = (&o.sha, &o.branch, ctx.mode.dry_run) {
+        let environment = s.deployment_environment(&o.slug, p.forge.is_gitlab());
+        if let Some(d) =
+            crate::service::deployments::start(&p.forge, sha, branch, &environment, false, true)
+        {
+            d.status(DeploymentState::Queued, None, None, &status);
+        }
+    }
+    Handled {
+        action: if ctx.mode.dry_run {
+            "would_queue"
+        } else {
+            "queued"
+        },
+        reason: format!("{why}; {status}"),
+        slug: Some(o.slug.clone()),
+        commit,
+        preview_url: None,
+        notified: None,
+        wait: None,
+    }
+}
+
 /// A destroy: the reply, the deployment marked inactive, Flux notified.
 fn finish_destroy(
     p: &Pending,
@@ -260,6 +297,11 @@ fn finish_destroy(
     let event = &p.event;
     let why = describe(&event.trigger);
 
+    if o.action == Action::Dequeued {
+        p.reply(replies::dequeued(&o.slug, &why));
+        crate::service::deployments::removed(&p.forge, s, &o.slug, false);
+        return Ok(Handled::only("dequeued", why));
+    }
     // Closing a pull request that never had an environment needs no comment.
     if o.action == Action::Destroyed || matches!(event.trigger, crate::events::Trigger::Comment(_))
     {

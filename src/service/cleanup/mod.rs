@@ -21,7 +21,7 @@ use crate::model::{EnvRecord, Owner};
 use crate::output::Format;
 use crate::overlay::records;
 use crate::plan::{Intent, PlanOptions, Removal};
-use crate::reconcile::{first_snapshot, reconcile, Report, RunOptions, Snapshot};
+use crate::reconcile::{first_snapshot, Report, RunOptions, Snapshot};
 
 /// A cleanup run: which repositories' listings decide, how careful it is, and what it does after
 /// the commit.
@@ -153,6 +153,15 @@ impl Cleanup {
         }
     }
 
+    fn options(&self) -> RunOptions {
+        RunOptions {
+            dry_run: self.dry_run,
+            plan: PlanOptions::default(),
+            max_attempts: 10,
+            requested_by: None,
+        }
+    }
+
     fn run_one(&self, format: Format, app: Option<String>) -> Result<()> {
         let (store, mut config) = ops::open(&self.repo, self.dry_run)?;
         config.origin = self.origin(app.clone());
@@ -184,7 +193,8 @@ impl Cleanup {
             let now = SystemTime::now();
             let total = mine.len() + unrecorded.len();
             guard(found.len(), total, self.max_deletions, self.force)?;
-            let intents: Vec<Intent> = found.iter().map(removal).collect();
+            let mut intents: Vec<Intent> = found.iter().map(removal).collect();
+            intents.extend(left_queue(snap, &state, listed_repository.as_deref()));
             let gone: BTreeSet<&str> = found.iter().map(|s| s.file.as_str()).collect();
             // The lifecycle of those that stay, in the same commit: warn, sleep, wake.
             let staying: Vec<EnvRecord> = mine.iter().chain(&unrecorded).cloned().collect();
@@ -197,7 +207,6 @@ impl Cleanup {
                 &warned,
             );
             lived = changed;
-            let mut intents: Vec<Intent> = intents;
             intents.extend(life);
             remaining = records(&snap.files)
                 .into_iter()
@@ -206,14 +215,15 @@ impl Cleanup {
             swept = (found, total);
             Ok(intents)
         };
-        let opts = RunOptions {
-            dry_run: self.dry_run,
-            plan: PlanOptions::default(),
-            max_attempts: 10,
-            requested_by: None,
-        };
+        let opts = self.options();
         let settings = first.settings.clone();
-        let report = reconcile(&store, &config, Some(first), &mut intents, &opts)?;
+        let report = crate::service::clusters::transaction(
+            &store,
+            &config,
+            Some(first),
+            &mut intents,
+            &opts,
+        )?;
         let notified = self.notify.notify(
             &settings,
             &report.target_branch,
@@ -500,6 +510,28 @@ struct Done<'a> {
 }
 
 /// The removal of a stale environment, exactly its file.
+/// The requests waiting in the queue for changes of `repository` that are no longer open: they
+/// leave it (their close event was lost).
+fn left_queue(snap: &Snapshot, state: &ForgeState, repository: Option<&str>) -> Vec<Intent> {
+    let (Some(open), Some(repository)) = (&state.open, repository) else {
+        return Vec::new();
+    };
+    snap.queue
+        .closed(open, repository)
+        .into_iter()
+        .map(|w| {
+            let spec = w.spec();
+            Intent::Remove(Removal {
+                slug: w.slug.clone(),
+                key: Some(w.key.clone()),
+                branch: Some(w.branch.clone()),
+                requester: spec.owner(),
+                exact: false,
+            })
+        })
+        .collect()
+}
+
 fn removal(s: &Stale) -> Intent {
     Intent::Remove(Removal {
         slug: s.slug.clone(),
