@@ -45,6 +45,23 @@
     t.textContent = shown || value;
     parent.appendChild(t);
   }
+  function renderQueue(queue) {
+    const body = document.querySelector("#queue tbody");
+    const fresh = document.createElement("tbody");
+    for (const q of queue) {
+      const tr = document.createElement("tr");
+      cell(tr, "Place", (td) => { td.textContent = String(q.position); });
+      cell(tr, "Application", (td) => { td.textContent = q.application || ""; });
+      cell(tr, "Change", (td) => { if (q.change) link(td, q.change_url, "#" + q.change, false); });
+      cell(tr, "Branch", (td) => link(td, null, q.branch, true));
+      cell(tr, "Author", (td) => { td.textContent = q.author || ""; });
+      cell(tr, "Cluster asked for", (td) => { td.textContent = q.cluster || "any"; });
+      cell(tr, "Waiting since", (td) => time(td, q.queued_at, q.queued_at));
+      fresh.appendChild(tr);
+    }
+    body.replaceWith(fresh);
+    $("queue-section").hidden = queue.length === 0;
+  }
   function render(view) {
     const body = document.querySelector("#previews tbody");
     const fresh = document.createElement("tbody");
@@ -53,6 +70,9 @@
       tr.dataset.app = r.application || "";
       tr.dataset.state = r.state;
       cell(tr, "Application", (td) => { td.textContent = r.application || ""; });
+      if ($("previews").dataset.clustered === "true") {
+        cell(tr, "Cluster", (td) => { td.textContent = r.cluster || ""; });
+      }
       cell(tr, "Change", (td) => {
         if (r.change) link(td, r.change_url, "#" + r.change, false);
         if (r.title) {
@@ -120,6 +140,7 @@
       fresh.appendChild(tr);
     }
     body.replaceWith(fresh);
+    renderQueue(view.queue || []);
     if (view.read_at) $("read-at").textContent = view.read_at;
     for (const [k, v] of Object.entries(view.totals)) {
       const el = document.querySelector('[data-total="' + k + '"]');

@@ -167,6 +167,11 @@ pub struct EnvArgs {
     #[arg(long, value_name = "TEXT")]
     pub title: Option<String>,
 
+    /// Deploy into this cluster of `clusters` (or move the preview there) instead of the first
+    /// with room
+    #[arg(long, value_name = "NAME", env = "FLUX_EPHEMERAL_CLUSTER")]
+    pub cluster: Option<String>,
+
     #[command(flatten)]
     pub target: TargetArgs,
 }
@@ -199,6 +204,7 @@ impl EnvArgs {
             id: self.id.clone(),
             author: self.author.clone(),
             title: self.title.clone(),
+            cluster: self.cluster.clone(),
             ..self.target.flags()
         };
         flags.with_ci(self.target.ci(self.branch.is_none())?)

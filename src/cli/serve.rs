@@ -170,10 +170,12 @@ impl ServeCmd {
         if ui.is_none() {
             worker.previews = None;
         } else {
-            worker.kube = crate::flux::kube_wait::KubeWaiter::connect(None).unwrap_or_else(|e| {
-                tracing::warn!("previews page: no cluster access ({e}); Flux's state comes from its commit statuses");
-                None
-            });
+            worker.kube = crate::flux::kube_wait::KubeWaiter::connect(None, None)
+                .unwrap_or_else(|e| {
+                    tracing::warn!("previews page: no cluster access ({e}); Flux's state comes from its commit statuses");
+                    None
+                })
+                .map(crate::flux::kube_wait::KubeClients::with_default);
             if worker.kube.is_none() {
                 worker.status_reads = Some(Default::default());
             }

@@ -75,9 +75,16 @@ impl WaitCmd {
             targets.sha = Some(sha);
         }
         let forge = ci_forge();
+        // In the preview's own cluster: its kubeconfig context.
+        let layout = &snap.settings.layout;
+        let cluster = layout.cluster_of(&file).map(|c| c.name.as_str());
+        let kube = crate::service::notify_wait::Kube {
+            kubeconfig: self.kubeconfig.as_deref(),
+            context: layout.context(cluster),
+        };
         let outcome = wait_for_targets(
             &targets,
-            self.kubeconfig.as_deref(),
+            kube,
             self.timeout,
             forge.as_deref(),
             self.flux_status_author.as_deref(),

@@ -33,6 +33,8 @@ pub struct Verdict {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Row {
     pub application: Option<String>,
+    /// The cluster it runs in (with clusters configured).
+    pub cluster: Option<String>,
     pub slug: String,
     pub file: String,
     pub branch: String,
@@ -99,6 +101,78 @@ pub struct View {
     pub totals: Totals,
     /// The applications present, for the filter.
     pub applications: Vec<String>,
+    /// The requests waiting for room, in order.
+    pub queue: Vec<Queued>,
+    /// Clusters are configured: rows say theirs.
+    pub clustered: bool,
+}
+
+/// One request waiting for room, as the page shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Queued {
+    pub position: usize,
+    pub application: Option<String>,
+    pub slug: String,
+    pub branch: String,
+    pub change: Option<String>,
+    pub change_url: Option<String>,
+    pub author: Option<String>,
+    /// The cluster asked for.
+    pub cluster: Option<String>,
+    pub queued_at: String,
+}
+
+/// The repository as one read saw it: its environments (with their clusters) and its queue.
+#[derive(Debug, Clone, Default)]
+pub struct Read {
+    pub files: crate::overlay::Files,
+    pub records: Vec<EnvRecord>,
+    pub queue: crate::clusters::Queue,
+    pub clustered: bool,
+}
+
+impl Read {
+    pub fn of(
+        files: crate::overlay::Files,
+        layout: &crate::clusters::Layout,
+        queue: crate::clusters::Queue,
+    ) -> Read {
+        Read {
+            records: layout.records(&files),
+            files,
+            queue,
+            clustered: layout.configured,
+        }
+    }
+}
+
+/// The page's rows of the queue.
+pub fn queued(queue: &[crate::clusters::Waiting], hosts: &WebHosts) -> Vec<Queued> {
+    queue
+        .iter()
+        .enumerate()
+        .map(|(i, w)| {
+            let as_record = EnvRecord {
+                slug: w.slug.clone(),
+                branch: w.branch.clone(),
+                forge: w.forge.clone(),
+                repository: w.repository.clone(),
+                id: w.id.clone(),
+                ..EnvRecord::default()
+            };
+            Queued {
+                position: i + 1,
+                application: w.app.clone(),
+                slug: w.slug.clone(),
+                branch: w.branch.clone(),
+                change: w.id.clone(),
+                change_url: links(&as_record, hosts).0,
+                author: w.author.clone(),
+                cluster: w.cluster.clone(),
+                queued_at: w.queued_at.clone(),
+            }
+        })
+        .collect()
 }
 
 /// Where a forge's web pages are: `https://github.com`, `https://gitlab.example.com`.
@@ -193,6 +267,7 @@ pub fn view(
             let (acts, notes) = actions(r.expires_at.is_some(), r.sleeping_since.is_some());
             Row {
                 application: r.app.clone(),
+                cluster: r.cluster.clone(),
                 slug: r.slug.clone(),
                 file: r.file.clone(),
                 branch: r.branch.clone(),
@@ -227,6 +302,8 @@ pub fn view(
         rows,
         totals,
         applications,
+        queue: Vec::new(),
+        clustered: false,
     }
 }
 

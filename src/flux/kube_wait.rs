@@ -22,8 +22,9 @@ pub struct KubeWaiter {
 }
 
 impl KubeWaiter {
-    /// `None` when no cluster credentials are available at all.
-    pub fn connect(kubeconfig: Option<&Path>) -> Result<Option<KubeWaiter>> {
+    /// `None` when no cluster credentials are available at all. `context`: the kubeconfig
+    /// context of the cluster to ask (else the current one).
+    pub fn connect(kubeconfig: Option<&Path>, context: Option<&str>) -> Result<Option<KubeWaiter>> {
         let available = kubeconfig.is_some()
             || std::env::var_os("KUBECONFIG").is_some_and(|v| !v.is_empty())
             || std::env::var_os("KUBERNETES_SERVICE_HOST").is_some()
@@ -37,19 +38,26 @@ impl KubeWaiter {
             .enable_all()
             .build()
             .map_err(|e| Error::internal(format!("tokio: {e}")))?;
+        let options = kube::config::KubeConfigOptions {
+            context: context.map(str::to_string),
+            ..Default::default()
+        };
         let client = runtime.block_on(async {
-            let config = match kubeconfig {
-                Some(path) => {
+            let config = match (kubeconfig, context) {
+                (Some(path), _) => {
                     let kc = kube::config::Kubeconfig::read_from(path).map_err(|e| {
                         Error::config(format!("--kubeconfig {}: {e}", path.display()))
                     })?;
-                    kube::Config::from_custom_kubeconfig(kc, &Default::default())
+                    kube::Config::from_custom_kubeconfig(kc, &options)
                         .await
                         .map_err(|e| {
                             Error::config(format!("--kubeconfig {}: {e}", path.display()))
                         })?
                 }
-                None => kube::Config::infer()
+                (None, Some(c)) => kube::Config::from_kubeconfig(&options)
+                    .await
+                    .map_err(|e| Error::config(format!("kubeconfig context {c:?}: {e}")))?,
+                (None, None) => kube::Config::infer()
                     .await
                     .map_err(|e| Error::config(format!("Kubernetes credentials: {e}")))?,
             };
@@ -200,5 +208,40 @@ mod tests {
         ] {
             assert_eq!(super::plural(kind), want);
         }
+    }
+}
+
+/// One client per kubeconfig context, connected when first asked for: `serve` reads every
+/// cluster's previews through its own context.
+#[derive(Default)]
+pub struct KubeClients {
+    clients: std::sync::Mutex<
+        std::collections::HashMap<Option<String>, Option<std::sync::Arc<KubeWaiter>>>,
+    >,
+}
+
+impl KubeClients {
+    /// Start with the current context's client.
+    pub fn with_default(default: KubeWaiter) -> Self {
+        let clients = KubeClients::default();
+        if let Ok(mut map) = clients.clients.lock() {
+            map.insert(None, Some(std::sync::Arc::new(default)));
+        }
+        clients
+    }
+
+    /// The client of `context` (none: the current context); `None` when it cannot connect (said
+    /// once in the log).
+    pub fn get(&self, context: Option<&str>) -> Option<std::sync::Arc<KubeWaiter>> {
+        let mut map = self.clients.lock().ok()?;
+        map.entry(context.map(str::to_string))
+            .or_insert_with(|| match KubeWaiter::connect(None, context) {
+                Ok(k) => k.map(std::sync::Arc::new),
+                Err(e) => {
+                    tracing::warn!(context, "no access to this cluster: {e}");
+                    None
+                }
+            })
+            .clone()
     }
 }

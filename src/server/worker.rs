@@ -75,7 +75,8 @@ pub struct Worker {
     /// What the previews page shows, refreshed with every readiness check (30 s).
     pub previews: Option<Arc<super::page::PreviewsCache>>,
     /// The cluster, when `serve` has credentials for it: Flux's verdict on each preview.
-    pub kube: Option<crate::flux::kube_wait::KubeWaiter>,
+    /// Each cluster's Kubernetes client, by kubeconfig context.
+    pub kube: Option<crate::flux::kube_wait::KubeClients>,
     /// Without the cluster: Flux's commit statuses on the forges, read sparingly.
     pub status_reads: Option<std::sync::Mutex<crate::service::flux_state::StatusReads>>,
     /// Count only the commit statuses this account posts (Flux's Provider's).
@@ -232,9 +233,19 @@ impl Worker {
         }
         // One instances directory for every application: the first snapshot has them all.
         if let (Some(cache), Some((_, Ok(snap)))) = (&self.previews, apps.first()) {
-            cache.update(&snap.files, read_at);
+            let read = crate::previews::Read::of(
+                snap.files.clone(),
+                &snap.settings.layout,
+                snap.queue.clone(),
+            );
+            cache.update(&read, read_at);
             if let Some(kube) = &self.kube {
-                cache.set_verdicts(crate::service::flux_state::verdicts(kube, &snap.files));
+                let layout = &snap.settings.layout;
+                cache.set_verdicts(crate::service::flux_state::verdicts_in_clusters(
+                    kube,
+                    layout,
+                    &snap.files,
+                ));
             } else if let Some(reads) = &self.status_reads {
                 let sources: Vec<_> = forges
                     .iter()

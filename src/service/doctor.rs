@@ -141,6 +141,7 @@ impl Doctor {
             }
             receiver_settings.get_or_insert(settings);
         }
+        let layout = receiver_settings.as_ref().map(|s| s.layout.clone());
         if let Some(settings) = receiver_settings {
             out.push(self.receiver(&settings));
         }
@@ -153,7 +154,15 @@ impl Doctor {
                 ));
             }
         }
-        out.push(self.kubernetes());
+        match layout.filter(|l| l.configured) {
+            Some(l) => out.extend(l.clusters.iter().map(|c| {
+                self.kubernetes(
+                    &format!("Kubernetes (cluster {})", c.name),
+                    c.kubeconfig_context.as_deref(),
+                )
+            })),
+            None => out.push(self.kubernetes("Kubernetes", None)),
+        }
         out
     }
 
@@ -272,17 +281,18 @@ impl Doctor {
         }
     }
 
-    fn kubernetes(&self) -> Check {
-        match crate::flux::kube_wait::KubeWaiter::connect(self.kubeconfig.as_deref()) {
+    /// A cluster's API server answers, through `context` (none: the current one).
+    fn kubernetes(&self, subject: &str, context: Option<&str>) -> Check {
+        match crate::flux::kube_wait::KubeWaiter::connect(self.kubeconfig.as_deref(), context) {
             Ok(None) => Check::warning(
-                "Kubernetes",
+                subject,
                 "no credentials: --wait reads Flux's commit statuses from the forge instead",
             ),
             Ok(Some(k)) => match k.server_version() {
-                Ok(v) => Check::ok("Kubernetes", format!("the API server answers ({v})")),
-                Err(e) => Check::failed("Kubernetes", &e),
+                Ok(v) => Check::ok(subject, format!("the API server answers ({v})")),
+                Err(e) => Check::failed(subject, &e),
             },
-            Err(e) => Check::failed("Kubernetes", &e),
+            Err(e) => Check::failed(subject, &e),
         }
     }
 }

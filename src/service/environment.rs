@@ -157,6 +157,7 @@ pub fn deploy(repo: &Repo, input: &EnvInput, steps: &Steps, mode: &Mode) -> Resu
         &report.target_branch,
         report.commit.as_deref(),
         mode.dry_run,
+        &report.plan.clusters(),
     );
     let waited = match (
         steps.wait.as_ref().filter(|w| w.wait),
@@ -169,7 +170,8 @@ pub fn deploy(repo: &Repo, input: &EnvInput, steps: &Steps, mode: &Mode) -> Resu
                 .map(|r| r.content.as_str())
                 .unwrap_or("");
             let forge = super::notify_wait::ci_forge();
-            Some(w.wait_for(content, forge.as_deref())?)
+            let context = the_settings.layout.context(o.cluster.as_deref());
+            Some(w.wait_for(content, forge.as_deref(), context)?)
         }
         _ => None,
     };
@@ -218,6 +220,7 @@ pub(crate) fn notify_and_finish(
             &r.target_branch,
             r.commit.as_deref(),
             mode.dry_run,
+            &r.plan.clusters(),
         ),
         Done::Ignored(_) => None,
     };

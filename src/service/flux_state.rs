@@ -48,6 +48,27 @@ pub fn verdicts(kube: &KubeWaiter, files: &Files) -> BTreeMap<String, Verdict> {
     out
 }
 
+/// [`verdicts`] of every cluster's previews, each read through its cluster's context.
+pub fn verdicts_in_clusters(
+    kube: &crate::flux::kube_wait::KubeClients,
+    layout: &crate::clusters::Layout,
+    files: &Files,
+) -> BTreeMap<String, Verdict> {
+    let mut out = BTreeMap::new();
+    for cluster in &layout.clusters {
+        let Some(client) = kube.get(cluster.kubeconfig_context.as_deref()) else {
+            continue;
+        };
+        let own: Files = files
+            .iter()
+            .filter(|(f, _)| layout.cluster_of(f).map(|c| &c.name) == Some(&cluster.name))
+            .map(|(f, c)| (f.clone(), c.clone()))
+            .collect();
+        out.extend(verdicts(&client, &own));
+    }
+    out
+}
+
 /// The page's words for what Flux says.
 fn page_verdict(v: Flux) -> Verdict {
     match v {

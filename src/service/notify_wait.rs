@@ -27,14 +27,34 @@ pub struct NotifyOptions {
 impl NotifyOptions {
     /// The Receiver, from the flags over the configuration; `None` when none is configured.
     pub fn receiver(&self, settings: &Settings) -> Result<Option<Receiver>> {
-        let conf = settings.receiver.as_ref();
-        let Some(url) = self
+        Ok(self.receivers(settings, &[])?.into_iter().next())
+    }
+
+    /// The Receivers of `clusters` (each cluster's own `receiver_url`, else the configured one;
+    /// a flag wins over both), each once; none configured: empty.
+    pub fn receivers(&self, settings: &Settings, clusters: &[String]) -> Result<Vec<Receiver>> {
+        let global = self
             .receiver_url
             .clone()
-            .or_else(|| conf.map(|c| c.url.clone()))
-        else {
-            return Ok(None);
-        };
+            .or_else(|| settings.receiver.as_ref().map(|c| c.url.clone()));
+        let mut urls: Vec<String> = clusters
+            .iter()
+            .filter_map(|name| {
+                let own = settings.layout.named(name)?.receiver_url.clone();
+                self.receiver_url.clone().or(own).or_else(|| global.clone())
+            })
+            .collect();
+        if clusters.is_empty() {
+            urls.extend(global);
+        }
+        urls.sort();
+        urls.dedup();
+        urls.iter().map(|u| self.receiver_at(settings, u)).collect()
+    }
+
+    fn receiver_at(&self, settings: &Settings, url: &str) -> Result<Receiver> {
+        let conf = settings.receiver.as_ref();
+        let url = url.to_string();
         let token = match &self.receiver_token_file {
             Some(f) => std::fs::read_to_string(f)
                 .map(|t| Secret::new(t.trim()))
@@ -56,22 +76,24 @@ impl NotifyOptions {
             .receiver_type
             .or_else(|| conf.map(|c| c.kind))
             .unwrap_or(ReceiverType::Generic);
-        Receiver::new(&url, name.as_deref(), &namespace, kind, token).map(Some)
+        Receiver::new(&url, name.as_deref(), &namespace, kind, token)
     }
 
-    /// Notify after `commit` landed on `branch`: `Some(true)` notified, `Some(false)` failed (a
-    /// warning: Flux still reconciles at its interval), `None` nothing to notify.
+    /// Notify after `commit` landed on `branch`, the Flux of every cluster in `clusters` (the
+    /// clusters the commit touched): `Some(true)` notified, `Some(false)` one failed (a warning:
+    /// Flux still reconciles at its interval), `None` nothing to notify.
     pub fn notify(
         &self,
         settings: &Settings,
         branch: &str,
         commit: Option<&str>,
         dry_run: bool,
+        clusters: &[String],
     ) -> Option<bool> {
         let commit = commit?;
-        let receiver = match self.receiver(settings) {
-            Ok(Some(r)) => r,
-            Ok(None) => return None,
+        let receivers = match self.receivers(settings, clusters) {
+            Ok(r) if r.is_empty() => return None,
+            Ok(r) => r,
             Err(e) => {
                 eprintln!("warning: {e}");
                 return Some(false);
@@ -80,13 +102,14 @@ impl NotifyOptions {
         if dry_run {
             return None;
         }
-        match receiver.notify(branch, commit) {
-            Ok(()) => Some(true),
-            Err(e) => {
+        let mut all = true;
+        for receiver in receivers {
+            if let Err(e) = receiver.notify(branch, commit) {
                 eprintln!("warning: {e} (the commit landed; Flux applies it at its interval)");
-                Some(false)
+                all = false;
             }
         }
+        Some(all)
     }
 }
 
@@ -102,13 +125,22 @@ pub struct WaitOptions {
 }
 
 impl WaitOptions {
-    /// Wait for the environment rendered as `content`. `forge`: where Flux posts its commit
-    /// statuses, used when no cluster credentials are available.
-    pub fn wait_for(&self, content: &str, forge: Option<&dyn ChangeForge>) -> Result<WaitOutcome> {
+    /// Wait for the environment rendered as `content`, in its cluster (`context`: the
+    /// cluster's kubeconfig context). `forge`: where Flux posts its commit statuses, used when
+    /// no cluster credentials are available.
+    pub fn wait_for(
+        &self,
+        content: &str,
+        forge: Option<&dyn ChangeForge>,
+        context: Option<&str>,
+    ) -> Result<WaitOutcome> {
         let targets = crate::flux::targets::from_sync_file(content)?;
         wait_for_targets(
             &targets,
-            self.kubeconfig.as_deref(),
+            Kube {
+                kubeconfig: self.kubeconfig.as_deref(),
+                context,
+            },
             self.timeout,
             forge,
             self.status_author.as_deref(),
@@ -116,15 +148,23 @@ impl WaitOptions {
     }
 }
 
+/// Which cluster to ask: a kubeconfig (else the usual places) and its context (else the
+/// current one).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Kube<'a> {
+    pub kubeconfig: Option<&'a std::path::Path>,
+    pub context: Option<&'a str>,
+}
+
 /// Wait through the Kubernetes API when it is reachable, else through the forge.
 pub fn wait_for_targets(
     targets: &Targets,
-    kubeconfig: Option<&std::path::Path>,
+    kube: Kube,
     timeout: Duration,
     forge: Option<&dyn ChangeForge>,
     status_author: Option<&str>,
 ) -> Result<WaitOutcome> {
-    if let Some(kube) = KubeWaiter::connect(kubeconfig)? {
+    if let Some(kube) = KubeWaiter::connect(kube.kubeconfig, kube.context)? {
         return kube.wait(targets, timeout);
     }
     match (forge, &targets.sha) {

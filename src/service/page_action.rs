@@ -18,7 +18,8 @@ use super::environment::{open, run, Done, Mode, Repo, Wanted};
 /// `read_at` on).
 pub struct Acted {
     pub text: String,
-    pub files: Option<Files>,
+    /// The repository as the action left it, for the page.
+    pub read: Option<crate::previews::Read>,
     pub read_at: SystemTime,
 }
 
@@ -76,9 +77,10 @@ pub fn act(
     };
     // The page shows it at once.
     let read_at = SystemTime::now();
-    let files = crate::reconcile::first_snapshot(&store, &mut config)
+    let read = crate::reconcile::first_snapshot(&store, &mut config)
         .ok()
-        .map(|s| s.files);
+        .map(|s| crate::previews::Read::of(s.files, &s.settings.layout, s.queue));
+    let files = read.as_ref().map(|r| &r.files);
     if let Some(commit) = commit {
         tell_the_change(
             &settings,
@@ -86,13 +88,13 @@ pub fn act(
             record,
             command.as_ref(),
             &commit,
-            files.as_ref(),
+            files,
             now,
         );
     }
     Ok(Acted {
         text,
-        files,
+        read,
         read_at,
     })
 }

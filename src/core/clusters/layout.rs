@@ -214,6 +214,11 @@ impl Layout {
         self.clusters.iter().find(|c| c.name == name)
     }
 
+    /// The kubeconfig context of cluster `name` (none: the current context).
+    pub fn context(&self, name: Option<&str>) -> Option<&str> {
+        self.named(name?)?.kubeconfig_context.as_deref()
+    }
+
     pub fn is_allowed(&self, name: &str) -> bool {
         self.allowed.iter().any(|a| a == name)
     }
@@ -311,6 +316,13 @@ fn common_dir<'d>(mut dirs: impl Iterator<Item = &'d str>) -> String {
         return first.to_string();
     }
     common.join("/")
+}
+
+impl Default for Layout {
+    /// One cluster whose files are keyed by their names: what the planner's tests use.
+    fn default() -> Self {
+        Layout::single("")
+    }
 }
 
 #[cfg(test)]
@@ -435,12 +447,5 @@ mod tests {
             .unwrap_err()
             .message
             .contains("where Flux would apply it"));
-    }
-}
-
-impl Default for Layout {
-    /// One cluster whose files are keyed by their names: what the planner's tests use.
-    fn default() -> Self {
-        Layout::single("")
     }
 }

@@ -149,7 +149,31 @@ pub struct Admission<'r> {
 /// The [`Admission`] of a waiting request's application; `None`: it keeps waiting.
 pub type AppLookup<'r> = dyn Fn(&Waiting) -> Option<Admission<'r>> + 'r;
 
+impl Outcome {
+    /// The clusters this outcome touched (where it is, and where it moved from).
+    pub fn clusters(&self) -> Vec<String> {
+        self.cluster
+            .iter()
+            .chain(&self.moved_from)
+            .cloned()
+            .collect()
+    }
+}
+
 impl Plan {
+    /// Every cluster a changed outcome touched, each once.
+    pub fn clusters(&self) -> Vec<String> {
+        let mut all: Vec<String> = self
+            .outcomes
+            .iter()
+            .filter(|o| o.action.changed())
+            .flat_map(Outcome::clusters)
+            .collect();
+        all.sort();
+        all.dedup();
+        all
+    }
+
     pub fn is_empty(&self) -> bool {
         self.changes.is_empty() && self.queue.is_none()
     }

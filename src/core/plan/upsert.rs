@@ -56,17 +56,21 @@ impl Planner<'_> {
     /// A new environment: placed, or queued.
     fn create(&mut self, spec: &EnvSpec) -> Result<(Outcome, Vec<Change>)> {
         let key = spec.key().to_string();
-        if self.queue.position(&key).is_some() {
-            // Asking again keeps the place; the admission after this plan decides.
-            self.queue.upsert(Waiting::of(spec, self.now));
-            return Ok((queued(spec, key, "it is already waiting".into()), vec![]));
-        }
-        room_for_one(self.live, self.opts)?;
         let ask = Ask {
             cluster: spec.cluster.as_deref(),
             author: spec.author.as_deref(),
             moving: false,
         };
+        if self.queue.position(&key).is_some() {
+            // Asking again keeps the place; the admission after this plan decides.
+            let why = match self.place(ask)? {
+                Placement::Full(why) => why,
+                Placement::Into(_) => "others came first".into(),
+            };
+            self.queue.upsert(Waiting::of(spec, self.now));
+            return Ok((queued(spec, key, why), vec![]));
+        }
+        room_for_one(self.live, self.opts)?;
         match self.place(ask)? {
             Placement::Full(why) => {
                 self.queue.upsert(Waiting::of(spec, self.now));

@@ -94,8 +94,8 @@ pub async fn action(
     .await;
     match done {
         Ok(Ok(acted)) => {
-            if let Some(files) = &acted.files {
-                ui.cache.update(files, acted.read_at);
+            if let Some(read) = &acted.read {
+                ui.cache.update(read, acted.read_at);
             }
             answer(StatusCode::OK, &acted.text)
         }

@@ -20,7 +20,6 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::model::EnvRecord;
-use crate::overlay::Files;
 use crate::previews::{view, WebHosts};
 
 const PAGE: &str = include_str!("../../../assets/previews.html.tera");
@@ -40,6 +39,8 @@ type Verdicts = std::collections::BTreeMap<String, crate::previews::Verdict>;
 #[derive(Default)]
 pub struct PreviewsCache {
     inner: RwLock<Option<(Records, SystemTime)>>,
+    /// The requests waiting for room, and whether clusters are configured.
+    queue: RwLock<(Vec<crate::clusters::Waiting>, bool)>,
     verdicts: RwLock<Verdicts>,
 }
 
@@ -58,19 +59,24 @@ impl PreviewsCache {
     /// Take the environments of the instances directory's files, read from `read_at` on. A read
     /// that began before the one the page shows (a slow readiness check racing an action) is
     /// older news and is dropped.
-    pub fn update(&self, files: &Files, read_at: SystemTime) {
-        let records = crate::overlay::records(files)
-            .into_iter()
+    pub fn update(&self, read: &crate::previews::Read, read_at: SystemTime) {
+        let files = &read.files;
+        let records = read
+            .records
+            .iter()
             .map(|r| {
                 let url = files
                     .get(&r.file)
                     .and_then(|c| crate::service::lifecycle::respec::preview_url_of(c));
-                (r, url)
+                (r.clone(), url)
             })
             .collect();
         if let Ok(mut g) = self.inner.write() {
             if g.as_ref().is_none_or(|(_, shown)| *shown <= read_at) {
                 *g = Some((records, read_at));
+                if let Ok(mut q) = self.queue.write() {
+                    *q = (read.queue.entries.clone(), read.clustered);
+                }
             }
         }
     }
@@ -369,7 +375,16 @@ impl Ui {
             .map(|v| v.clone())
             .unwrap_or_default();
         let verdict = |r: &EnvRecord| verdicts.get(&r.file).cloned();
-        (view(&records, verdict, &self.hosts, SystemTime::now()), at)
+        let (queue, clustered) = self
+            .cache
+            .queue
+            .read()
+            .map(|q| q.clone())
+            .unwrap_or_default();
+        let mut v = view(&records, verdict, &self.hosts, SystemTime::now());
+        v.queue = crate::previews::queued(&queue, &self.hosts);
+        v.clustered = clustered;
+        (v, at)
     }
 }
 
@@ -490,7 +505,8 @@ pub async fn api(
         Role::Write => "write",
     };
     let body = serde_json::json!({ "read_at": read_at, "rows": view.rows, "totals": view.totals,
-                                   "applications": view.applications,
+                                   "applications": view.applications, "queue": view.queue,
+                                   "clustered": view.clustered,
                                    "viewer": {"name": viewer.name, "role": role} });
     for_role(strict(axum::Json(body).into_response()), viewer.role)
 }

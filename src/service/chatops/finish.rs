@@ -94,9 +94,13 @@ fn finish_life(
         _ => return Err(Error::internal("a rendered file without its record")),
     };
     let now = std::time::SystemTime::now();
-    let notified = ctx
-        .notify
-        .notify(s, target_branch, commit.as_deref(), ctx.mode.dry_run);
+    let notified = ctx.notify.notify(
+        s,
+        target_branch,
+        commit.as_deref(),
+        ctx.mode.dry_run,
+        &o.clusters(),
+    );
     let mut waited = None;
     let action = match command {
         LifeCommand::Extend { .. } => {
@@ -112,7 +116,11 @@ fn finish_life(
         LifeCommand::Wake => {
             p.reply(told(command, &o.slug, None, None, "as asked", s, now));
             if let Some(w) = ctx.wait.as_ref().filter(|w| w.wait && !ctx.mode.dry_run) {
-                let outcome = w.wait_for(&r.content, Some(&p.forge))?;
+                let outcome = w.wait_for(
+                    &r.content,
+                    Some(&p.forge),
+                    s.layout.context(o.cluster.as_deref()),
+                )?;
                 p.reply(replies::woke(&o.slug, &outcome));
                 waited = Some(outcome);
             }
@@ -176,9 +184,13 @@ fn finish_deploy(
         .as_ref()
         .ok_or_else(|| Error::internal("deploy without a render"))?;
     let url = r.preview_url.as_deref();
-    let notified = ctx
-        .notify
-        .notify(s, target_branch, commit.as_deref(), mode.dry_run);
+    let notified = ctx.notify.notify(
+        s,
+        target_branch,
+        commit.as_deref(),
+        mode.dry_run,
+        &o.clusters(),
+    );
     let until = ttl_in_force
         .and_then(|t| std::time::SystemTime::now().checked_add(t))
         .map(crate::model::format_time);
@@ -219,7 +231,11 @@ fn finish_deploy(
             None
         }
         Some(w) => {
-            let outcome = w.wait_for(&r.content, Some(&p.forge))?;
+            let outcome = w.wait_for(
+                &r.content,
+                Some(&p.forge),
+                s.layout.context(o.cluster.as_deref()),
+            )?;
             match outcome.state {
                 crate::flux::WaitState::Ready => {
                     let text = format!("preview ready in {:.0} s", outcome.seconds);
@@ -315,9 +331,13 @@ fn finish_destroy(
         (true, true) => "would_destroy",
         (true, false) => "destroyed",
     };
-    let notified = ctx
-        .notify
-        .notify(s, target_branch, commit.as_deref(), mode.dry_run);
+    let notified = ctx.notify.notify(
+        s,
+        target_branch,
+        commit.as_deref(),
+        mode.dry_run,
+        &o.clusters(),
+    );
     Ok(Handled {
         action,
         reason: why,

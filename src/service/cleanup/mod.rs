@@ -229,6 +229,7 @@ impl Cleanup {
             &report.target_branch,
             report.commit.as_deref(),
             self.dry_run,
+            &report.plan.clusters(),
         );
         let (removed, total) = swept;
         let mut tally = Tally {
