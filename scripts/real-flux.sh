@@ -221,24 +221,25 @@ write_kubeconfig() {
   local ca
   ca=$(base64 -w0 < "$dir/pki/ca.crt")
   umask 077
+  local name=${kube_name:-real-flux}
   cat > "$dir/kubeconfig" <<EOF
 apiVersion: v1
 kind: Config
 clusters:
-  - name: real-flux
+  - name: $name
     cluster:
       server: https://127.0.0.1:$p_api
       certificate-authority-data: $ca
 users:
-  - name: admin
+  - name: admin-$name
     user:
       token: $token
 contexts:
-  - name: real-flux
+  - name: $name
     context:
-      cluster: real-flux
-      user: admin
-current-context: real-flux
+      cluster: $name
+      user: admin-$name
+current-context: $name
 EOF
   umask 022
 }
@@ -364,6 +365,7 @@ memory_report() {
     parts="$parts $c=$((kb / 1024))"
   done
   [ "$total" -gt 0 ] || return 0
+  echo "$total" > "$dir/peak-kb"
   say "peak memory $((total / 1024)) MiB in all (MiB:$parts)"
   [ "$total" -lt $((3 * 1024 * 1024)) ] || say "the stack used more than its 3 GiB budget"
 }
@@ -398,7 +400,58 @@ stop() {
   dir=$(cd "$dir" && pwd)
   [ -f "$dir/bin-path" ] || die "$dir was not started by this script"
   bin=$(cat "$dir/bin-path")
+  if [ -f "$dir/clusters" ]; then
+    stop_many
+    return
+  fi
   stop_all || die "a component had failed before stop (log tail above)"
+}
+
+# `start DIR --clusters N`: N control planes, each with its own Flux controllers, in
+# DIR/cluster-1 … DIR/cluster-N. DIR/kubeconfig has a context per cluster (cluster-1 current);
+# DIR/env is cluster-1's, plus KUBE_CONTEXT_<i> and FLUX_RECEIVER_BASE_<i> for each.
+start_many() {
+  local n=$1 top i files=""
+  [[ "$n" =~ ^[1-9]$ ]] || die "--clusters takes a number from 1 to 9"
+  mkdir -p "$dir"
+  top=$(cd "$dir" && pwd)
+  rm -f "$top/clusters"
+  for i in $(seq 1 "$n"); do
+    if ! (dir="$top/cluster-$i" kube_name="cluster-$i" start > /dev/null); then
+      dir=$top
+      echo "$n" > "$top/clusters"
+      stop_many || true
+      die "cluster-$i did not start"
+    fi
+    files="$files${files:+:}$top/cluster-$i/kubeconfig"
+  done
+  echo "$n" > "$top/clusters"
+  cp "$top/cluster-1/bin-path" "$top/bin-path"
+  bin=$(cat "$top/bin-path")
+  (umask 077; KUBECONFIG="$files" "$bin/kubectl" config view --flatten > "$top/kubeconfig")
+  KUBECONFIG="$top/kubeconfig" "$bin/kubectl" config use-context cluster-1 > /dev/null
+  {
+    sed "s|^KUBECONFIG=.*|KUBECONFIG=$top/kubeconfig|" "$top/cluster-1/env"
+    echo "CLUSTERS=$n"
+    for i in $(seq 1 "$n"); do
+      echo "KUBE_CONTEXT_$i=cluster-$i"
+      sed -n "s|^FLUX_RECEIVER_BASE=|FLUX_RECEIVER_BASE_$i=|p; s|^SOURCE_CONTROLLER_STORAGE=|SOURCE_CONTROLLER_STORAGE_$i=|p" "$top/cluster-$i/env"
+    done
+  } > "$top/env"
+  cat "$top/env"
+  say "started $n clusters"
+}
+
+stop_many() {
+  local top=$dir n i total=0 failed=0
+  n=$(cat "$top/clusters")
+  for i in $(seq 1 "$n"); do
+    [ -f "$top/cluster-$i/bin-path" ] || continue
+    (dir="$top/cluster-$i"; bin=$(cat "$dir/bin-path"); stop_all) || failed=1
+    total=$((total + $(cat "$top/cluster-$i/peak-kb" 2>/dev/null || echo 0)))
+  done
+  say "peak memory of the $n clusters: $((total / 1024)) MiB in all"
+  [ $failed = 0 ] || die "a component had failed before stop (log tail above)"
 }
 
 # One compound command, read whole before it runs: editing this file while it runs (a cold build
@@ -407,11 +460,16 @@ stop() {
   cmd=${1:-}
   dir=${2:-}
   case "$cmd" in
-    start) start ;;
+    start)
+      case "${3:-}" in
+        "") start ;;
+        --clusters) start_many "${4:-}" ;;
+        *) die "usage: $0 start DIR [--clusters N]" ;;
+      esac ;;
     stop) stop ;;
     build) build ;;
     update-modules) update_modules ;;
-    *) die "usage: $0 start DIR | stop DIR | build | update-modules" ;;
+    *) die "usage: $0 start DIR [--clusters N] | stop DIR | build | update-modules" ;;
   esac
   exit 0
 }

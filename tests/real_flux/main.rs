@@ -9,6 +9,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod clusters;
 mod fleet;
 mod gitea;
 mod kustomize;

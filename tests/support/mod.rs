@@ -275,6 +275,21 @@ impl TestEnv {
             .then(|| String::from_utf8(out.stdout).unwrap())
     }
 
+    /// The subjects of the GitOps repository's commits on main, newest first.
+    pub fn log(&self) -> String {
+        let out = Command::new("git")
+            .args([
+                "--git-dir",
+                self.remote.to_str().unwrap(),
+                "log",
+                "--format=%B",
+                "main",
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    }
+
     pub fn sync_file(&self, slug: &str) -> Option<String> {
         self.file(&format!("overlays/ephemeral-instances/sync-{slug}.yaml"))
     }

@@ -56,9 +56,29 @@ impl RealFlux {
         })
     }
 
+    /// The kubeconfig context of cluster `i` (1-based) of `start DIR --clusters N`; `None`
+    /// (a skip, a failure in CI) when the stack has fewer clusters.
+    pub fn context(&self, i: usize) -> Option<String> {
+        let found = self.vars.get(&format!("KUBE_CONTEXT_{i}")).cloned();
+        if found.is_none() {
+            skip(&format!(
+                "the real Flux stack has no cluster {i}: start it with `scripts/real-flux.sh start DIR --clusters 2` (./scripts/test.sh does)"
+            ));
+        }
+        found
+    }
+
     /// kubectl against the stack, with `stdin` piped in.
     pub fn kubectl(&self, args: &[&str], stdin: Option<&str>) -> Run {
+        self.kubectl_in(None, args, stdin)
+    }
+
+    /// kubectl against one cluster of the stack (`None`: the current context).
+    pub fn kubectl_in(&self, context: Option<&str>, args: &[&str], stdin: Option<&str>) -> Run {
         let mut c = Command::new(&self.kubectl);
+        if let Some(ctx) = context {
+            c.args(["--context", ctx]);
+        }
         c.args(args)
             .env("KUBECONFIG", &self.kubeconfig)
             .stdin(if stdin.is_some() {
@@ -83,17 +103,33 @@ impl RealFlux {
 
     #[track_caller]
     pub fn apply(&self, yaml: &str) {
-        let r = self.kubectl(&["apply", "-f", "-"], Some(yaml));
+        self.apply_in(None, yaml)
+    }
+
+    #[track_caller]
+    pub fn apply_in(&self, context: Option<&str>, yaml: &str) {
+        let r = self.kubectl_in(context, &["apply", "-f", "-"], Some(yaml));
         assert_eq!(r.code, 0, "kubectl apply failed: {r:#?}\n{yaml}");
     }
 
     /// The object as JSON, or `None` when it does not exist.
     pub fn get(&self, namespace: Option<&str>, kind: &str, name: &str) -> Option<Value> {
+        self.get_in(None, namespace, kind, name)
+    }
+
+    /// [`Self::get`] in one cluster.
+    pub fn get_in(
+        &self,
+        context: Option<&str>,
+        namespace: Option<&str>,
+        kind: &str,
+        name: &str,
+    ) -> Option<Value> {
         let mut args = vec!["get", kind, name, "-o", "json", "--ignore-not-found"];
         if let Some(ns) = namespace {
             args.extend(["-n", ns]);
         }
-        let r = self.kubectl(&args, None);
+        let r = self.kubectl_in(context, &args, None);
         assert_eq!(r.code, 0, "kubectl get failed: {r:#?}");
         (!r.stdout.trim().is_empty()).then(|| serde_json::from_str(&r.stdout).unwrap())
     }
@@ -137,6 +173,8 @@ pub struct FluxWorld {
     pub gitops_url: String,
     pub app_url: String,
     app_work: PathBuf,
+    /// The kubeconfig contexts of `Bootstrap::clusters`, in order.
+    pub contexts: Vec<String>,
 }
 
 /// How a world is bootstrapped.
@@ -151,6 +189,9 @@ pub struct Bootstrap<'a> {
     pub secret_ref: &'a str,
     /// Applications of a fleet (`applications:`), instead of the world's one application.
     pub applications: &'a [&'a str],
+    /// Clusters (`clusters:`), each a cluster of the stack in order: name and `max_previews`.
+    /// Each gets `clusters/<name>/previews`, watched by its own Flux.
+    pub clusters: &'a [(&'a str, Option<usize>)],
 }
 
 impl Default for Bootstrap<'_> {
@@ -161,6 +202,7 @@ impl Default for Bootstrap<'_> {
             provider_address: None,
             secret_ref: "git-credentials",
             applications: &[],
+            clusters: &[],
         }
     }
 }
@@ -180,7 +222,12 @@ impl FluxWorld {
             .subsec_nanos();
         let app = format!("{name}-{:04x}", (nanos ^ std::process::id()) & 0xffff);
         let ns = format!("e2e-{app}");
+        let mut contexts = Vec::new();
+        for i in 1..=boot.clusters.len() {
+            contexts.push(flux.context(i)?);
+        }
         let world = FluxWorld {
+            contexts,
             gitops_url: format!("{base}/gitops.git"),
             app_url: format!("{base}/app.git"),
             app_work: env.path("app-work"),
@@ -191,8 +238,19 @@ impl FluxWorld {
             app,
         };
         world.seed_app();
-        world.configure(&boot);
-        world.bootstrap(&boot);
+        if boot.clusters.is_empty() {
+            world.configure(&boot);
+            world.bootstrap(&boot);
+        } else {
+            world.configure_clusters(&boot);
+            for (i, (name, _)) in boot.clusters.iter().enumerate() {
+                world.bootstrap_in(
+                    &boot,
+                    Some(&world.contexts[i]),
+                    &format!("clusters/{name}/previews/sync.yaml"),
+                );
+            }
+        }
         Some(world)
     }
 
@@ -323,11 +381,61 @@ impl FluxWorld {
         );
     }
 
+    /// `.flux-ephemeral.yaml` with `clusters:`, and each cluster's instances directory with its
+    /// own instances Kustomization and Receiver.
+    fn configure_clusters(&self, boot: &Bootstrap) {
+        let mut config = format!(
+            "source_url: {app_url}\nflux_namespace: {ns}\nsecret_ref: {secret}\napp: {app}\n\
+             preview_url: \"https://{{{{ slug }}}}.preview.example.com\"\n\
+             receiver_name: flux-ephemeral\nreceiver_namespace: {ns}\nreceiver_type: generic-hmac\n{extra}clusters:\n",
+            app_url = self.app_url,
+            ns = self.ns,
+            secret = boot.secret_ref,
+            app = self.app,
+            extra = boot.config,
+        );
+        let mut files: Vec<(String, String)> = Vec::new();
+        let read = |dir: &str, file: &str| {
+            std::fs::read_to_string(Path::new(ROOT).join(dir).join(file))
+                .unwrap()
+                .replace("namespace: flux-system", &format!("namespace: {}", self.ns))
+        };
+        for (i, (name, max)) in boot.clusters.iter().enumerate() {
+            let base = &self.flux.vars[&format!("FLUX_RECEIVER_BASE_{}", i + 1)];
+            config.push_str(&format!(
+                "  - name: {name}\n    instances_dir: clusters/{name}/previews\n    kubeconfig_context: {ctx}\n    receiver_url: {base}\n",
+                ctx = self.contexts[i],
+            ));
+            if let Some(m) = max {
+                config.push_str(&format!("    max_previews: {m}\n"));
+            }
+            let dir = format!("clusters/{name}/previews");
+            files.push((
+                format!("{dir}/sync.yaml"),
+                read("overlays/ephemeral-instances", "sync.yaml")
+                    .replace("./overlays/ephemeral-instances", &format!("./{dir}")),
+            ));
+            files.push((
+                format!("{dir}/receiver.yaml"),
+                read("examples/flux", "receiver.yaml"),
+            ));
+        }
+        let mut all: Vec<(&str, Option<&str>)> = vec![(".flux-ephemeral.yaml", Some(&config))];
+        all.extend(files.iter().map(|(f, c)| (f.as_str(), Some(c.as_str()))));
+        self.env
+            .commit_as_other(&all, "bootstrap the clusters for the e2e test");
+    }
+
     /// The namespace, the Git credentials and the Receiver's token, the GitOps GitRepository, and
     /// `sync.yaml` applied with kubectl; returns when the instances Kustomization is Ready.
     fn bootstrap(&self, boot: &Bootstrap) {
+        self.bootstrap_in(boot, None, "overlays/ephemeral-instances/sync.yaml")
+    }
+
+    /// [`Self::bootstrap`] in one cluster, with the instances Kustomization of `sync`.
+    fn bootstrap_in(&self, boot: &Bootstrap, context: Option<&str>, sync: &str) {
         let ns = &self.ns;
-        self.flux.apply(&format!(
+        self.flux.apply_in(context, &format!(
             "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {ns}\n---\n\
              apiVersion: v1\nkind: Secret\nmetadata:\n  name: git-credentials\n  namespace: {ns}\n\
              stringData:\n  username: {GIT_USER}\n  password: {GIT_PASSWORD}\n---\n\
@@ -338,12 +446,10 @@ impl FluxWorld {
             interval = boot.interval,
             url = self.gitops_url,
         ));
-        let sync = self
-            .env
-            .file("overlays/ephemeral-instances/sync.yaml")
-            .unwrap();
-        self.flux.apply(&sync);
-        self.ready(
+        let sync = self.env.file(sync).unwrap();
+        self.flux.apply_in(context, &sync);
+        self.ready_in(
+            context,
             "kustomization",
             "ephemeral-instances",
             Duration::from_secs(120),
@@ -353,11 +459,23 @@ impl FluxWorld {
     /// Wait until `kind/name` in this namespace is Ready=True; its JSON.
     #[track_caller]
     pub fn ready(&self, kind: &str, name: &str, limit: Duration) -> Value {
+        self.ready_in(None, kind, name, limit)
+    }
+
+    /// [`Self::ready`] in one cluster.
+    #[track_caller]
+    pub fn ready_in(
+        &self,
+        context: Option<&str>,
+        kind: &str,
+        name: &str,
+        limit: Duration,
+    ) -> Value {
         self.flux.eventually(
-            &format!("{kind}/{name} in {} Ready", self.ns),
+            &format!("{kind}/{name} in {} Ready ({context:?})", self.ns),
             limit,
             || {
-                let obj = self.flux.get(Some(&self.ns), kind, name)?;
+                let obj = self.flux.get_in(context, Some(&self.ns), kind, name)?;
                 is_ready(&obj).then_some(obj)
             },
         )
@@ -432,16 +550,23 @@ impl Drop for FluxWorld {
     fn drop(&mut self) {
         // Leave the shared cluster as it was: the instances Kustomization prunes what it made.
         if !std::thread::panicking() {
-            let _ = self.flux.kubectl(
-                &[
-                    "delete",
-                    "namespace",
-                    &self.ns,
-                    "--wait=false",
-                    "--ignore-not-found",
-                ],
-                None,
-            );
+            let contexts: Vec<Option<&str>> = match self.contexts.is_empty() {
+                true => vec![None],
+                false => self.contexts.iter().map(|c| Some(c.as_str())).collect(),
+            };
+            for context in contexts {
+                let _ = self.flux.kubectl_in(
+                    context,
+                    &[
+                        "delete",
+                        "namespace",
+                        &self.ns,
+                        "--wait=false",
+                        "--ignore-not-found",
+                    ],
+                    None,
+                );
+            }
         }
     }
 }
