@@ -2,7 +2,7 @@
 # Run the whole test suite: installs what the integration tests need when it is missing and this
 # machine can install it (git daemon, lighttpd for smart HTTP, sshd, docker-registry and htpasswd
 # for the OCI registry, faketime, kubectl (pinned); GitHub's published contracts; for the previews page Chromium and chromedriver, Firefox
-# ESR and geckodriver, axe-core from the npm registry), starts the real Flux stack
+# ESR and geckodriver, axe-core from the npm registry), starts the real Flux stack (two clusters)
 # (scripts/real-flux.sh: a real kube-apiserver and Flux's controllers, built from Go modules the
 # first time, about 16 minutes, then cached) and a real Gitea (scripts/real-gitea.sh: built once
 # from its Go module, about 3 minutes), then runs `cargo test` and stops them. Tests
@@ -82,7 +82,9 @@ if [ -z "${FLUX_EPHEMERAL_REAL_FLUX:-}" ]; then
   if command -v go >/dev/null || [ -n "$(ls -d "${FLUX_EPHEMERAL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/flux-ephemeral}"/real-flux/*/complete 2>/dev/null)" ]; then
     stack="$PWD/target/real-flux"
     [ -f "$stack/bin-path" ] && scripts/real-flux.sh stop "$stack" >/dev/null 2>&1 || true
-    if scripts/real-flux.sh start "$stack" >/dev/null; then
+    # Two clusters, each with its own Flux: the tests of previews across clusters use both,
+    # every other test the first (the kubeconfig's current context).
+    if scripts/real-flux.sh start "$stack" --clusters 2 >/dev/null; then
       export FLUX_EPHEMERAL_REAL_FLUX="$stack"
       stop_flux="scripts/real-flux.sh stop '$stack' || true"
       trap 'eval "${stop_flux:-true}"; eval "${stop_gitea:-true}"' EXIT

@@ -11,6 +11,7 @@ mod chatops_gitlab;
 mod checks;
 mod ci_jobs;
 mod cleanup;
+mod clusters;
 mod concurrency;
 mod deploy_destroy;
 mod deployments;

@@ -1,0 +1,212 @@
+//! Previews across clusters through ChatOps on GitHub: placement, `cluster=`, the queue (its
+//! place said in the reply, the commit status and a `queued` deployment), a queued change that
+//! closes leaving the queue, and the head of the queue admitted by the commit that frees room,
+//! its pull request then told it is deployed.
+
+use crate::support;
+
+use serde_json::{json, Value};
+use support::fake_forges::{github_pull, FakeGitHub};
+use support::payloads::{github_comment, github_pr_event};
+use support::{handle_event, Run, TestEnv};
+
+const SHAS: [&str; 3] = [
+    "7777777777777777777777777777777777777777",
+    "8888888888888888888888888888888888888888",
+    "9999999999999999999999999999999999999999",
+];
+
+fn branch(n: u64) -> String {
+    format!("feature/pr-{n}")
+}
+
+async fn world() -> (TestEnv, FakeGitHub) {
+    let env = TestEnv::new();
+    env.commit_as_other(
+        &[(
+            ".flux-ephemeral.yaml",
+            Some(
+                "source_url: https://github.com/org/app.git\ngithub_repository: org/app\n\
+                 clusters:\n  - name: eu\n    instances_dir: clusters/eu/previews\n    max_previews: 1\n\
+                 \x20 - name: us\n    instances_dir: clusters/us/previews\n    max_previews: 1\n",
+            ),
+        )],
+        "config",
+    );
+    let gh = FakeGitHub::start("bot").await;
+    gh.permission("org/app", "writer", "write");
+    for (i, n) in [7u64, 8, 9].into_iter().enumerate() {
+        gh.pull(
+            "org/app",
+            github_pull("org/app", n, &branch(n), SHAS[i], "org/app"),
+        );
+    }
+    (env, gh)
+}
+
+async fn handle(env: &TestEnv, gh: &FakeGitHub, name: &str, event: &Value) -> Run {
+    gh.delivered(name, event);
+    let vars = [
+        ("GITHUB_API_URL", gh.uri()),
+        ("GITHUB_TOKEN", "ghs-test-token".to_string()),
+    ];
+    handle_event(env, name, event, &vars).await
+}
+
+async fn comment(env: &TestEnv, gh: &FakeGitHub, n: u64, body: &str) -> Value {
+    handle(
+        env,
+        gh,
+        "issue_comment",
+        &github_comment("org/app", n, "writer", body),
+    )
+    .await
+    .ok()
+    .json()
+}
+
+async fn close(env: &TestEnv, gh: &FakeGitHub, n: u64, sha: &str) -> Value {
+    gh.edit_pull("org/app", n, |p| p["state"] = json!("closed"));
+    let mut pr = github_pull("org/app", n, &branch(n), sha, "org/app");
+    pr["state"] = json!("closed");
+    let event = github_pr_event("pull_request.closed.payload.json", "closed", &pr, "writer");
+    handle(env, gh, "pull_request", &event).await.ok().json()
+}
+
+fn last_comment(gh: &FakeGitHub, n: u64) -> String {
+    let all = gh.comments("org/app", n);
+    all.last()
+        .map(|c| c["body"].as_str().unwrap().to_string())
+        .unwrap_or_default()
+}
+
+fn status_of(gh: &FakeGitHub, sha: &str) -> (String, String) {
+    let all = gh.statuses("org/app");
+    let last = all
+        .iter()
+        .rev()
+        .find(|(s, _, _)| s == sha)
+        .expect("a status");
+    (last.1.clone(), last.2.clone())
+}
+
+fn sync_files(env: &TestEnv, dir: &str) -> Vec<String> {
+    let out = std::process::Command::new("git")
+        .args([
+            "--git-dir",
+            env.remote.to_str().unwrap(),
+            "ls-tree",
+            "--name-only",
+            "main",
+            &format!("{dir}/"),
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| l.rsplit('/').next().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn full_clusters_queue_the_request_and_the_freeing_commit_admits_it() {
+    let (env, gh) = world().await;
+    // In order: #7 into eu, #8 asks for us.
+    let out = comment(&env, &gh, 7, "/deploy-ephemeral").await;
+    assert_eq!(out["action"], "deployed", "{out}");
+    assert!(
+        last_comment(&gh, 7).contains("| Cluster | `eu` |"),
+        "{}",
+        last_comment(&gh, 7)
+    );
+    let out = comment(&env, &gh, 8, "/deploy-ephemeral cluster=us").await;
+    assert_eq!(out["action"], "deployed", "{out}");
+    assert_eq!(sync_files(&env, "clusters/us/previews").len(), 1);
+
+    // An unknown cluster is refused, naming the allowed ones.
+    let out = comment(&env, &gh, 9, "/deploy-ephemeral cluster=ap").await;
+    assert_eq!(out["action"], "refused", "{out}");
+    assert!(
+        last_comment(&gh, 9).contains("the clusters it may use are: eu, us"),
+        "{}",
+        last_comment(&gh, 9)
+    );
+
+    // Both full: #9 waits, and says so everywhere.
+    let out = comment(&env, &gh, 9, "/deploy-ephemeral").await;
+    assert_eq!(out["action"], "queued", "{out}");
+    let said = last_comment(&gh, 9);
+    assert!(said.contains("is queued, position 1 of 1"), "{said}");
+    assert_eq!(
+        status_of(&gh, SHAS[2]),
+        ("pending".into(), "queued, position 1 of 1".into())
+    );
+    let queued: Vec<Value> = gh
+        .deployments("org/app")
+        .into_iter()
+        .filter(|d| d["ref"] == SHAS[2])
+        .collect();
+    assert_eq!(queued.len(), 1, "{queued:?}");
+    assert_eq!(queued[0]["statuses"][0]["state"], "queued", "{queued:?}");
+    let queue = env
+        .file(".flux-ephemeral-queue.yaml")
+        .expect("the queue in the GitOps repository");
+    assert!(queue.contains("feature/pr-9"), "{queue}");
+
+    // Asking again keeps the place and commits nothing.
+    let before = env.log();
+    let out = comment(&env, &gh, 9, "/deploy-ephemeral").await;
+    assert_eq!(out["action"], "queued", "{out}");
+    assert_eq!(env.log(), before);
+
+    // #7 closes: the same commit removes it and admits #9 into eu; #9 is told.
+    let out = close(&env, &gh, 7, SHAS[0]).await;
+    assert_eq!(out["action"], "destroyed", "{out}");
+    let log = env.log();
+    assert!(log.contains("admit "), "{log}");
+    assert!(env.file(".flux-ephemeral-queue.yaml").is_none());
+    let files = sync_files(&env, "clusters/eu/previews");
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert!(files[0].contains("pr-9"), "{files:?}");
+    let said = last_comment(&gh, 9);
+    assert!(
+        said.contains("left the queue and is being deployed"),
+        "{said}"
+    );
+    assert!(said.contains("| Cluster | `eu` |"), "{said}");
+    assert_eq!(status_of(&gh, SHAS[2]).0, "success");
+    let admitted = gh
+        .deployments("org/app")
+        .into_iter()
+        .filter(|d| d["ref"] == SHAS[2])
+        .any(|d| {
+            d["statuses"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|s| s["state"] == "success")
+        });
+    assert!(admitted, "{:?}", gh.deployments("org/app"));
+    assert!(gh.violations().is_empty(), "{:?}", gh.violations());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_queued_change_that_closes_leaves_the_queue() {
+    let (env, gh) = world().await;
+    comment(&env, &gh, 7, "/deploy-ephemeral").await;
+    comment(&env, &gh, 8, "/deploy-ephemeral").await;
+    let out = comment(&env, &gh, 9, "/deploy-ephemeral").await;
+    assert_eq!(out["action"], "queued", "{out}");
+    let out = close(&env, &gh, 9, SHAS[2]).await;
+    assert_eq!(out["action"], "dequeued", "{out}");
+    assert!(
+        last_comment(&gh, 9).contains("left the queue"),
+        "{}",
+        last_comment(&gh, 9)
+    );
+    assert!(env.file(".flux-ephemeral-queue.yaml").is_none());
+    // Nothing else moved.
+    assert_eq!(sync_files(&env, "clusters/eu/previews").len(), 1);
+    assert_eq!(sync_files(&env, "clusters/us/previews").len(), 1);
+}
