@@ -237,7 +237,11 @@ fn the_configuration_schema_is_current_and_every_example_follows_it() {
         assert!(errors.is_empty(), "{what}: {errors:?}");
     };
     let mut checked = 0;
-    for name in ["flux-ephemeral.yaml", "fleet.flux-ephemeral.yaml"] {
+    for name in [
+        "flux-ephemeral.yaml",
+        "fleet.flux-ephemeral.yaml",
+        "clusters.flux-ephemeral.yaml",
+    ] {
         let text = std::fs::read_to_string(Path::new(ROOT).join("examples").join(name)).unwrap();
         assert!(
             text.starts_with(
@@ -452,4 +456,26 @@ fn help_texts_are_paragraphs() {
             }
         }
     }
+}
+
+/// The clusters example resolves: two clusters under one root, their caps and contexts, the
+/// author's cap, and the quota.
+#[test]
+fn the_clusters_example_resolves() {
+    use flux_ephemeral::config::FileConfig;
+    use flux_ephemeral::settings::Settings;
+    let text =
+        std::fs::read_to_string(Path::new(ROOT).join("examples/clusters.flux-ephemeral.yaml"))
+            .unwrap();
+    let file = FileConfig::parse(&text, "examples/clusters.flux-ephemeral.yaml").unwrap();
+    let s = Settings::resolve(file).unwrap();
+    let l = &s.layout;
+    assert_eq!(l.root, "clusters");
+    assert_eq!(s.instances_dir, "clusters");
+    assert_eq!(l.names(), ["eu", "us"]);
+    assert_eq!(l.clusters[0].max_previews, Some(20));
+    assert_eq!(l.context(Some("us")), Some("preview-us"));
+    assert_eq!(l.max_per_author, Some(3));
+    assert!(!l.count_sleeping);
+    assert!(s.render.quota.is_some());
 }
