@@ -72,6 +72,46 @@ fn placement_spill_over_the_queue_and_admission_on_two_clusters() {
         limits["spec"]["limits"][0]["default"]["memory"], "512Mi",
         "{limits}"
     );
+    // Both templates' quota objects pass the API server's strict validation.
+    let config = w.env.path("quota.yaml");
+    std::fs::write(&config, QUOTA).unwrap();
+    for template in ["kustomization", "helm"] {
+        let out = w
+            .env
+            .command()
+            // Into feature/a's namespace: a server-side dry run creates none.
+            .args([
+                "render",
+                "--template",
+                template,
+                "--branch",
+                "feature/a",
+                "--app",
+                &w.app,
+            ])
+            .args(["--source-url", &w.app_url])
+            .arg("--config")
+            .arg(&config)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let text = String::from_utf8(out.stdout).unwrap();
+        let core: Vec<&str> = text
+            .split("\n---\n")
+            .filter(|d| {
+                ["kind: ResourceQuota", "kind: LimitRange", "kind: Namespace"]
+                    .iter()
+                    .any(|k| d.contains(k))
+            })
+            .collect();
+        assert_eq!(core.len(), 3, "{text}");
+        let r = w.flux.kubectl_in(
+            Some(&eu),
+            &["apply", "--dry-run=server", "--validate=strict", "-f", "-"],
+            Some(&core.join("\n---\n")),
+        );
+        assert_eq!(r.code, 0, "{template}: {r:#?}");
+    }
 
     // eu is full: the next spills over to us, and `wait` reads us.
     let b = deploy(&w, "feature/b", &["--wait", "--timeout", "4m"]);
