@@ -159,10 +159,13 @@ pub fn deploy(repo: &Repo, input: &EnvInput, steps: &Steps, mode: &Mode) -> Resu
         mode.dry_run,
         &report.plan.clusters(),
     );
-    let waited = match (
-        steps.wait.as_ref().filter(|w| w.wait),
-        report.plan.outcomes.first(),
-    ) {
+    // A request that waits in the queue has nothing to wait for in a cluster yet.
+    let placed = report
+        .plan
+        .outcomes
+        .first()
+        .filter(|o| o.action != crate::plan::Action::Queued);
+    let waited = match (steps.wait.as_ref().filter(|w| w.wait), placed) {
         (Some(w), Some(o)) if !mode.dry_run => {
             let content = o
                 .rendered

@@ -198,7 +198,24 @@ async fn a_queued_change_that_closes_leaves_the_queue() {
     comment(&env, &gh, 8, "/deploy-ephemeral").await;
     let out = comment(&env, &gh, 9, "/deploy-ephemeral").await;
     assert_eq!(out["action"], "queued", "{out}");
-    let out = close(&env, &gh, 9, SHAS[2]).await;
+    // A push to the waiting change updates its request, in its place.
+    let newer = "abababababababababababababababababababab";
+    gh.edit_pull("org/app", 9, |p| p["head"]["sha"] = json!(newer));
+    let pushed = github_pr_event(
+        "pull_request.synchronize.payload.json",
+        "synchronize",
+        &github_pull("org/app", 9, &branch(9), newer, "org/app"),
+        "writer",
+    );
+    let out = handle(&env, &gh, "pull_request", &pushed).await.ok().json();
+    assert_eq!(out["action"], "queued", "{out}");
+    let queue = env.file(".flux-ephemeral-queue.yaml").unwrap();
+    assert!(queue.contains(newer) && !queue.contains(SHAS[2]), "{queue}");
+    assert_eq!(
+        status_of(&gh, newer),
+        ("pending".into(), "queued, position 1 of 1".into())
+    );
+    let out = close(&env, &gh, 9, newer).await;
     assert_eq!(out["action"], "dequeued", "{out}");
     assert!(
         last_comment(&gh, 9).contains("left the queue"),

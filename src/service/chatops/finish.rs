@@ -277,7 +277,9 @@ fn finish_queued(p: &Pending, o: &Outcome, commit: Option<String>, ctx: &Context
     p.reply(replies::queued(&o.slug, position, total, why, &s.commands));
     let status = replies::queued_status(position, total);
     p.status(Status::Pending, &status, None);
-    if let (Some(sha), Some(branch), false) = (&o.sha, &o.branch, ctx.mode.dry_run) {
+    // GitHub shows a `queued` deployment; GitLab's deployments have no such state.
+    let github = !p.forge.is_gitlab();
+    if let (Some(sha), Some(branch), false, true) = (&o.sha, &o.branch, ctx.mode.dry_run, github) {
         let environment = s.deployment_environment(&o.slug, p.forge.is_gitlab());
         if let Some(d) =
             crate::service::deployments::start(&p.forge, sha, branch, &environment, false, true)

@@ -218,7 +218,10 @@ impl Pending<'_> {
             } => {
                 let mut spec = self.input.spec(&snap.settings)?;
                 spec.refresh = ttl_in_force.is_some();
-                if *only_if_present && !present_for(snap, &spec) {
+                // A push to a change whose request waits in the queue updates the request (it
+                // keeps its place): admitted later, it deploys the new head.
+                let waiting = snap.queue.position(spec.key()).is_some();
+                if *only_if_present && !present_for(snap, &spec) && !waiting {
                     return Ok(Wanted::Nothing(
                         "new commits, but no environment to move".into(),
                     ));
