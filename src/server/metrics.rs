@@ -7,6 +7,12 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+/// A cluster of `clusters` by name (`default` without them).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ClusterLabels {
+    pub cluster: String,
+}
+
 /// A GitHub credential by name (`token`, `installation 42`), never the secret.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CredentialLabels {
@@ -30,6 +36,8 @@ pub struct Metrics {
     pub event_to_push: Histogram,
     pub quarantined: Counter,
     github_remaining: Family<CredentialLabels, Gauge>,
+    previews: Family<ClusterLabels, Gauge>,
+    waiting: Gauge,
     github_limit: Family<CredentialLabels, Gauge>,
 }
 
@@ -90,7 +98,21 @@ impl Metrics {
             "GitHub's hourly rate limit, per credential",
             github_limit.clone(),
         );
+        let previews = Family::<ClusterLabels, Gauge>::default();
+        registry.register(
+            "previews",
+            "Sync files in each cluster's instances directory (read each readiness pass)",
+            previews.clone(),
+        );
+        let waiting = Gauge::default();
+        registry.register(
+            "queued_previews",
+            "Preview requests waiting in the queue for room (read each readiness pass)",
+            waiting.clone(),
+        );
         Metrics {
+            previews,
+            waiting,
             github_remaining,
             github_limit,
             quarantined,
@@ -102,6 +124,27 @@ impl Metrics {
             queue_depth,
             event_to_push,
         }
+    }
+
+    /// The previews per cluster and the queue's length, as the last read of the repository saw.
+    pub fn clusters(
+        &self,
+        layout: &crate::clusters::Layout,
+        files: &crate::overlay::Files,
+        queued: usize,
+    ) {
+        for c in &layout.clusters {
+            let n = files
+                .keys()
+                .filter(|f| layout.cluster_of(f).is_some_and(|o| o.name == c.name))
+                .count();
+            self.previews
+                .get_or_create(&ClusterLabels {
+                    cluster: c.name.clone(),
+                })
+                .set(n as i64);
+        }
+        self.waiting.set(queued as i64);
     }
 
     /// Count one delivery. The event name comes from a request header: only names the service

@@ -231,6 +231,10 @@ impl Worker {
                 }
             }
         }
+        if let Some((_, Ok(snap))) = apps.first() {
+            let layout = &snap.settings.layout;
+            self.metrics.clusters(layout, &snap.files, snap.queue.len());
+        }
         // One instances directory for every application: the first snapshot has them all.
         if let (Some(cache), Some((_, Ok(snap)))) = (&self.previews, apps.first()) {
             let read = crate::previews::Read::of(

@@ -131,6 +131,16 @@ async fn a_burst_lands_in_few_commits_and_redeliveries_do_nothing_twice() {
         "{metrics}"
     );
     assert_eq!(s.get("/readyz").0, 200);
+    // The readiness pass counts each cluster's previews and the queue.
+    let (_, metrics) = s.get("/metrics");
+    assert!(
+        metrics.contains("flux_ephemeral_previews{cluster=\"default\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("flux_ephemeral_queued_previews 0"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
