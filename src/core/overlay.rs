@@ -7,7 +7,7 @@ use serde_yaml_ng::Value;
 use crate::model::{slug_of_file_name, EnvRecord};
 
 /// The sync files of the instances directory: file name → content.
-pub type Files = BTreeMap<String, String>;
+pub type Files = BTreeMap<String, std::sync::Arc<str>>;
 
 /// What a file in the instances directory is.
 #[derive(Debug, Clone, PartialEq, Eq)]

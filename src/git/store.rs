@@ -42,7 +42,7 @@ pub struct Tree<'a> {
 pub struct Store {
     repo: Repository,
     /// Blob id → text, of the sync files the last snapshot read.
-    blobs: std::cell::RefCell<std::collections::HashMap<Oid, String>>,
+    blobs: std::cell::RefCell<std::collections::HashMap<Oid, std::sync::Arc<str>>>,
     location: Location,
     auth: Auth,
     _tmp: Option<TempDir>,
@@ -283,7 +283,7 @@ impl Store {
         Ok(files)
     }
 
-    fn blob_text(&self, id: Oid) -> Result<String> {
+    fn blob_text(&self, id: Oid) -> Result<std::sync::Arc<str>> {
         if let Some(text) = self.blobs.borrow().get(&id) {
             return Ok(text.clone());
         }
@@ -291,7 +291,7 @@ impl Store {
             .repo
             .find_blob(id)
             .map_err(|e| local_error(&e, "read blob"))?;
-        let text = String::from_utf8_lossy(blob.content()).into_owned();
+        let text: std::sync::Arc<str> = String::from_utf8_lossy(blob.content()).into();
         self.blobs.borrow_mut().insert(id, text.clone());
         Ok(text)
     }

@@ -265,7 +265,7 @@ mod tests {
                     ..Default::default()
                 };
                 let out = r.render(&spec, std::time::SystemTime::UNIX_EPOCH).unwrap();
-                (format!("sync-p{i}.yaml"), out.content)
+                (format!("sync-p{i}.yaml"), out.content.into())
             })
             .collect()
     }

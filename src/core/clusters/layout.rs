@@ -248,7 +248,7 @@ impl Layout {
     }
 
     /// `key`'s sync file, wherever it is: its file and content.
-    pub fn lookup<'f>(&self, files: &'f Files, key: &str) -> Option<(String, &'f String)> {
+    pub fn lookup<'f>(&self, files: &'f Files, key: &str) -> Option<(String, &'f str)> {
         let (_, f) = self.find(files, key)?;
         let content = files.get(&f)?;
         Some((f, content))

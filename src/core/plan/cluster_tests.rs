@@ -62,7 +62,7 @@ fn step(files: &mut Files, o: &mut PlanOptions, intents: &[Intent]) -> Plan {
     for c in &p.changes {
         match c {
             Change::Write { file, content, .. } => {
-                files.insert(file.clone(), content.clone());
+                files.insert(file.clone(), content.as_str().into());
             }
             Change::Delete { file, .. } => {
                 files.remove(file);
@@ -180,7 +180,7 @@ fn a_cluster_by_name_and_a_move() {
         std::mem::swap(&mut full, files);
         full.insert(
             "us/previews/sync-x.yaml".into(),
-            renderer().render(&spec("x"), t()).unwrap().content,
+            renderer().render(&spec("x"), t()).unwrap().content.into(),
         );
         plan(
             &full,

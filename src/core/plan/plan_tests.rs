@@ -30,7 +30,7 @@ fn overlay(specs: &[&EnvSpec]) -> Files {
     let r = renderer();
     specs
         .iter()
-        .map(|s| (file_name(&s.slug), r.render(s, t(0)).unwrap().content))
+        .map(|s| (file_name(&s.slug), r.render(s, t(0)).unwrap().content.into()))
         .collect()
 }
 
@@ -52,7 +52,7 @@ type Case<'a> = (
 fn table() {
     let a = spec("a", "a", None);
     let a_pinned = spec("a", "a", Some("0123456789abcdef0123456789abcdef01234567"));
-    let foreign: Files = [(file_name("f"), "kind: ConfigMap\n".to_string())].into();
+    let foreign: Files = [(file_name("f"), "kind: ConfigMap\n".into())].into();
     let none = PlanOptions::default();
     let refresh = PlanOptions {
         refresh: true,

@@ -91,7 +91,7 @@ impl Planner<'_> {
                     o,
                     vec![Change::Delete {
                         file,
-                        before: content.clone(),
+                        before: content.to_string(),
                     }],
                 ))
             }

@@ -27,7 +27,7 @@ impl Planner<'_> {
     fn home(&self, spec: &EnvSpec) -> Option<Home> {
         let layout = &self.opts.layout;
         if let Some((c, f)) = layout.find(self.files, spec.key()) {
-            let content = self.files.get(&f)?.clone();
+            let content = self.files.get(&f)?.to_string();
             return Some(Home {
                 cluster: c.clone(),
                 file: f,
@@ -129,7 +129,7 @@ impl Planner<'_> {
         let write = Change::Write {
             file: file.clone(),
             content: rendered.content.clone(),
-            before: self.files.get(&file).cloned(),
+            before: self.files.get(&file).map(|c| c.to_string()),
         };
         let changes = match moving {
             true => vec![
@@ -242,7 +242,7 @@ pub(super) fn legacy_file(
             if r.name.as_deref() == Some(object_name)
                 && (r.app.is_none() || r.app.as_deref() == app) =>
         {
-            Some((f, content.clone()))
+            Some((f, content.to_string()))
         }
         _ => None,
     }

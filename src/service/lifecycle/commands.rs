@@ -34,7 +34,7 @@ pub fn find(input: &EnvInput, snap: &Snapshot) -> Result<Option<(EnvRecord, Stri
                     requester.describe()
                 )));
             }
-            Ok(Some((*r, content.clone())))
+            Ok(Some((*r, content.to_string())))
         }
         _ => Ok(None),
     }
