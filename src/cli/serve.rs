@@ -98,7 +98,12 @@ pub struct ServeCmd {
     #[arg(long, env = "FLUX_EPHEMERAL_JOURNAL_MAX_BYTES", default_value_t = 1 << 30, value_name = "BYTES")]
     journal_max_bytes: u64,
     /// At most this many deliveries in one Git transaction
-    #[arg(long, default_value_t = 50, value_name = "N")]
+    #[arg(
+        long,
+        env = "FLUX_EPHEMERAL_MAX_BATCH",
+        default_value_t = 50,
+        value_name = "N"
+    )]
     max_batch: usize,
     /// Repair the drift webhooks missed this often, and once at start (closed changes destroyed,
     /// moved heads updated; like `flux-ephemeral resync`) and run the lifecycle (warn, sleep,

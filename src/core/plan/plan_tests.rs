@@ -30,7 +30,12 @@ fn overlay(specs: &[&EnvSpec]) -> Files {
     let r = renderer();
     specs
         .iter()
-        .map(|s| (file_name(&s.slug), r.render(s, t(0)).unwrap().content.into()))
+        .map(|s| {
+            (
+                file_name(&s.slug),
+                r.render(s, t(0)).unwrap().content.into(),
+            )
+        })
         .collect()
 }
 
