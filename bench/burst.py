@@ -26,7 +26,11 @@ SHA = "ec26c3e57ca3a959ca5aad62de7213c562f8c821"
 
 
 class FakeGitHub(http.server.BaseHTTPRequestHandler):
-    """Just enough of GitHub's API: permission, pull request, comments, statuses."""
+    """Just enough of GitHub's API: permission, pull request, comments, statuses. Connections are
+    kept alive, as GitHub's are, and each answer leaves in one write (without Nagle's delay)."""
+
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
 
     def log_message(self, *args):
         pass
