@@ -75,22 +75,7 @@ impl Doctor {
             Err(e) => return vec![Check::failed("GitOps repository", &e)],
         };
         let branch = crate::reconcile::target_branch(&store, &config);
-        out.push(match branch.and_then(|b| store.check_push(&b).map(|()| b)) {
-            Ok(b) => Check::ok(
-                "GitOps repository",
-                match store.location() {
-                    crate::git::Location::Local(_) => format!(
-                        "{} is a local repository with branch {b}",
-                        store.location().display()
-                    ),
-                    crate::git::Location::Remote(_) => format!(
-                        "{} can be pushed to ({b}): the server accepted a push connection with these credentials",
-                        store.location().display()
-                    ),
-                },
-            ),
-            Err(e) => Check::failed("GitOps repository", &e),
-        });
+        out.push(push_check(&store, branch));
         let total = apps.len();
         let resolved = apps.iter().filter(|(_, s)| s.is_ok()).count();
         if resolved == total {
@@ -308,5 +293,25 @@ pub fn outcome(checks: &[Check]) -> Result<()> {
             )
         }),
         None => Ok(()),
+    }
+}
+
+/// The GitOps repository's target branch can be pushed to (a local one: exists).
+fn push_check(store: &crate::git::Store, branch: crate::error::Result<String>) -> Check {
+    match branch.and_then(|b| store.check_push(&b).map(|()| b)) {
+        Ok(b) => Check::ok(
+            "GitOps repository",
+            match store.location() {
+                crate::git::Location::Local(_) => format!(
+                    "{} is a local repository with branch {b}",
+                    store.location().display()
+                ),
+                crate::git::Location::Remote(_) => format!(
+                    "{} can be pushed to ({b}): the server accepted a push connection with these credentials",
+                    store.location().display()
+                ),
+            },
+        ),
+        Err(e) => Check::failed("GitOps repository", &e),
     }
 }

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::real_flux::{Bootstrap, FluxWorld, GIT_PASSWORD, GIT_USER};
-use crate::support::serving::{request, Serving};
+use crate::support::real_flux::{Bootstrap, FluxWorld};
+use crate::support::serving::request;
 
 const WAIT: Duration = Duration::from_secs(180);
 
@@ -204,16 +204,7 @@ fn a_move_between_clusters_prunes_the_old_one_and_the_page_reads_both() {
     });
 
     // The page reads each preview's state from its own cluster.
-    let s = Serving::start(
-        &w.env,
-        &w.gitops_url,
-        &[
-            ("KUBECONFIG", w.flux.kubeconfig.display().to_string()),
-            ("GIT_USERNAME", GIT_USER.into()),
-            ("GIT_TOKEN", GIT_PASSWORD.into()),
-            ("FLUX_EPHEMERAL_UI_TOKEN", "page-token".into()),
-        ],
-    );
+    let s = w.serve_page();
     let auth = [("Authorization", "Bearer page-token".to_string())];
     let start = Instant::now();
     loop {

@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::real_flux::{Bootstrap, FluxWorld, GIT_PASSWORD, GIT_USER, RECEIVER_TOKEN};
-use crate::support::serving::{request, Serving};
+use crate::support::real_flux::{Bootstrap, FluxWorld, RECEIVER_TOKEN};
+use crate::support::serving::request;
 
 #[test]
 fn the_page_shows_fluxs_verdict_on_each_preview() {
@@ -51,16 +51,7 @@ fn the_page_shows_fluxs_verdict_on_each_preview() {
     );
     assert_eq!(deploy("feature/bad", &bad).code, 6);
 
-    let s = Serving::start(
-        &w.env,
-        &w.gitops_url,
-        &[
-            ("KUBECONFIG", w.flux.kubeconfig.display().to_string()),
-            ("GIT_USERNAME", GIT_USER.into()),
-            ("GIT_TOKEN", GIT_PASSWORD.into()),
-            ("FLUX_EPHEMERAL_UI_TOKEN", "page-token".into()),
-        ],
-    );
+    let s = w.serve_page();
     let auth = [("Authorization", "Bearer page-token".to_string())];
     let start = Instant::now();
     let states = loop {

@@ -8,7 +8,7 @@ use crate::support;
 use serde_json::{json, Value};
 use support::fake_forges::{github_pull, FakeGitHub};
 use support::payloads::{github_comment, github_pr_event};
-use support::{handle_event, Run, TestEnv};
+use support::{Run, TestEnv};
 
 const SHAS: [&str; 3] = [
     "7777777777777777777777777777777777777777",
@@ -45,12 +45,7 @@ async fn world() -> (TestEnv, FakeGitHub) {
 }
 
 async fn handle(env: &TestEnv, gh: &FakeGitHub, name: &str, event: &Value) -> Run {
-    gh.delivered(name, event);
-    let vars = [
-        ("GITHUB_API_URL", gh.uri()),
-        ("GITHUB_TOKEN", "ghs-test-token".to_string()),
-    ];
-    handle_event(env, name, event, &vars).await
+    support::handle_on_github(env, gh, name, event).await
 }
 
 async fn comment(env: &TestEnv, gh: &FakeGitHub, n: u64, body: &str) -> Value {

@@ -7,7 +7,7 @@ use crate::support;
 use serde_json::{json, Value};
 use support::fake_forges::{github_pull, FakeGitHub};
 use support::payloads::github_comment;
-use support::{handle_event, Run, TestEnv};
+use support::{Run, TestEnv};
 
 const SHA: &str = "ec26c3e57ca3a959ca5aad62de7213c562f8c821";
 const NEW_SHA: &str = "1111111111111111111111111111111111111111";
@@ -32,12 +32,7 @@ async fn world() -> (TestEnv, FakeGitHub) {
 }
 
 async fn handle(env: &TestEnv, gh: &FakeGitHub, name: &str, event: &Value) -> Run {
-    gh.delivered(name, event);
-    let vars = [
-        ("GITHUB_API_URL", gh.uri()),
-        ("GITHUB_TOKEN", "ghs-test-token".to_string()),
-    ];
-    handle_event(env, name, event, &vars).await
+    support::handle_on_github(env, gh, name, event).await
 }
 
 fn pr_event(action: &str, sha: &str) -> Value {

@@ -6,7 +6,7 @@ use crate::support;
 use serde_json::{json, Value};
 use support::fake_forges::{github_pull, FakeGitHub};
 use support::payloads::github_comment;
-use support::{handle_event, Run, TestEnv};
+use support::{Run, TestEnv};
 
 /// A label of org/app as GitHub shows it.
 fn label_of(name: &str) -> Value {
@@ -45,12 +45,7 @@ impl World {
     }
 
     async fn handle(&self, name: &str, event: &Value) -> Run {
-        self.gh.delivered(name, event);
-        let vars = [
-            ("GITHUB_API_URL", self.gh.uri()),
-            ("GITHUB_TOKEN", "ghs-test-token".to_string()),
-        ];
-        handle_event(&self.env, name, event, &vars).await
+        support::handle_on_github(&self.env, &self.gh, name, event).await
     }
 
     async fn comment(&self, body: &str) -> Value {

@@ -334,6 +334,22 @@ pub async fn handle_event(
     run_async(c).await
 }
 
+/// GitHub delivers `event` (of `name`): the fake learns of it (a comment it carries is listed
+/// from then on), then `handle` runs on it against the fake with an installation token.
+pub async fn handle_on_github(
+    env: &TestEnv,
+    gh: &fake_forges::FakeGitHub,
+    name: &str,
+    event: &serde_json::Value,
+) -> Run {
+    gh.delivered(name, event);
+    let vars = [
+        ("GITHUB_API_URL", gh.uri()),
+        ("GITHUB_TOKEN", "ghs-test-token".to_string()),
+    ];
+    handle_event(env, name, event, &vars).await
+}
+
 /// Write `event` (of `name`) to `event.json` for `handle --event-file`. A GitHub event (GitLab's
 /// are "… Hook") must be a payload GitHub would send: its webhook schema, else the test fails.
 pub fn event_file(env: &TestEnv, name: &str, event: &serde_json::Value) -> PathBuf {

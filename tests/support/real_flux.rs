@@ -208,6 +208,21 @@ impl Default for Bootstrap<'_> {
 }
 
 impl FluxWorld {
+    /// `serve` on this world's GitOps repository with the cluster's kubeconfig and the page
+    /// open to the token `page-token`.
+    pub fn serve_page(&self) -> crate::support::serving::Serving {
+        crate::support::serving::Serving::start(
+            &self.env,
+            &self.gitops_url,
+            &[
+                ("KUBECONFIG", self.flux.kubeconfig.display().to_string()),
+                ("GIT_USERNAME", GIT_USER.into()),
+                ("GIT_TOKEN", GIT_PASSWORD.into()),
+                ("FLUX_EPHEMERAL_UI_TOKEN", "page-token".into()),
+            ],
+        )
+    }
+
     /// A world named `name`: its application is `<name>-<4 hex>` and its Flux namespace
     /// `e2e-<application>`, new for every run (the last run's may still be terminating).
     pub fn new(name: &str, boot: Bootstrap) -> Option<FluxWorld> {

@@ -251,14 +251,8 @@ fn finish_deploy(
             Some(outcome)
         }
     };
-    // A dry run says what it would have done.
-    let action = match (o.action == Action::Unchanged, mode.dry_run) {
-        (true, _) => "unchanged",
-        (false, true) => "would_deploy",
-        (false, false) => "deployed",
-    };
     Ok(Handled {
-        action,
+        action: deploy_action(o.action, mode.dry_run),
         reason: format!("{} {why}", event.actor.login),
         slug: Some(o.slug.clone()),
         commit,
@@ -266,6 +260,15 @@ fn finish_deploy(
         notified,
         wait: waited,
     })
+}
+
+/// What a deploy did; a dry run says what it would have done.
+fn deploy_action(action: Action, dry_run: bool) -> &'static str {
+    match (action == Action::Unchanged, dry_run) {
+        (true, _) => "unchanged",
+        (false, true) => "would_deploy",
+        (false, false) => "deployed",
+    }
 }
 
 /// A deploy that waits for room: its place said in the reply, the commit status and (GitHub)
