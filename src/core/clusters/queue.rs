@@ -137,6 +137,18 @@ impl Queue {
                 "{path} in the GitOps repository is not a flux-ephemeral queue ({e}); fix or delete it"
             ))
         })?;
+        // Read from Git, so data: a key or slug that is not a DNS label would name a file or
+        // namespace flux-ephemeral never writes (or one outside its directories).
+        let mut keys = std::collections::HashSet::new();
+        for w in &file.queue {
+            let fine = crate::slug::is_dns_label(&w.key) && crate::slug::is_dns_label(&w.slug);
+            if !fine || !keys.insert(w.key.as_str()) {
+                return Err(Error::config(format!(
+                    "{path} in the GitOps repository names a request flux-ephemeral did not write (key `{}`); fix or delete it",
+                    crate::redact::remote_text(&w.key, 80)
+                )));
+            }
+        }
         Ok(Queue {
             entries: file.queue,
         })
@@ -273,5 +285,28 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.message.contains("evil"), "{e}");
+    }
+
+    #[test]
+    fn a_request_flux_ephemeral_could_not_have_written_is_refused() {
+        for (key, slug) in [
+            ("../../kube-system/x", "a"),
+            ("a", "A_B"),
+            ("a\u{1b}[31m", "a"),
+            ("", "a"),
+        ] {
+            let text = format!(
+                "queue:\n- key: {}\n  slug: {}\n  branch: b\n  queued_at: x\n",
+                serde_json::to_string(key).unwrap(),
+                serde_json::to_string(slug).unwrap()
+            );
+            let e = Queue::parse(&text, "q.yaml").unwrap_err();
+            assert!(e.message.contains("fix or delete it"), "{e}");
+            assert!(!e.message.contains('\u{1b}'), "{e}");
+        }
+        let twice = "queue:\n- {key: a, slug: a, branch: b, queued_at: x}\n- {key: a, slug: a, branch: c, queued_at: x}\n";
+        assert!(Queue::parse(twice, "q.yaml").is_err());
+        let fine = "queue:\n- {key: web-a, slug: a, branch: b, queued_at: x}\n";
+        assert_eq!(Queue::parse(fine, "q.yaml").unwrap().entries.len(), 1);
     }
 }
