@@ -1,6 +1,6 @@
 //! Previews across clusters through ChatOps on GitHub: placement, `cluster=`, the queue (its
 //! place said in the reply, the commit status and a `queued` deployment), a queued change that
-//! closes leaving the queue, and the head of the queue admitted by the commit that frees room,
+//! closes leaving the queue (the ones behind it told their new place), and the head of the queue admitted by the commit that frees room,
 //! its pull request then told it is deployed.
 
 use crate::support;
@@ -210,15 +210,34 @@ async fn a_queued_change_that_closes_leaves_the_queue() {
         status_of(&gh, newer),
         ("pending".into(), "queued, position 1 of 1".into())
     );
+    // #10 waits behind it.
+    let tenth = "1010101010101010101010101010101010101010";
+    gh.pull(
+        "org/app",
+        github_pull("org/app", 10, &branch(10), tenth, "org/app"),
+    );
+    let out = comment(&env, &gh, 10, "/deploy-ephemeral").await;
+    assert_eq!(out["action"], "queued", "{out}");
+    assert_eq!(status_of(&gh, tenth).1, "queued, position 2 of 2");
     let out = close(&env, &gh, 9, newer).await;
     assert_eq!(out["action"], "dequeued", "{out}");
+    // #10 moved up, and its status says so.
+    assert_eq!(
+        status_of(&gh, tenth),
+        ("pending".into(), "queued, position 1 of 1".into())
+    );
     assert!(
         last_comment(&gh, 9).contains("left the queue"),
         "{}",
         last_comment(&gh, 9)
     );
-    assert!(env.file(".flux-ephemeral-queue.yaml").is_none());
+    let queue = env.file(".flux-ephemeral-queue.yaml").unwrap();
+    assert!(
+        queue.contains("feature/pr-10") && !queue.contains("feature/pr-9"),
+        "{queue}"
+    );
     // Nothing else moved.
     assert_eq!(sync_files(&env, "clusters/eu/previews").len(), 1);
     assert_eq!(sync_files(&env, "clusters/us/previews").len(), 1);
+    assert!(gh.violations().is_empty(), "{:?}", gh.violations());
 }

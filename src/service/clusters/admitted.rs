@@ -15,7 +15,10 @@ pub fn announce(report: &Report) {
     }
 }
 
-fn forge_of(forge: &str, repository: &str) -> crate::error::Result<Box<dyn ChangeForge>> {
+pub(super) fn forge_of(
+    forge: &str,
+    repository: &str,
+) -> crate::error::Result<Box<dyn ChangeForge>> {
     use crate::service::forges;
     Ok(match forge {
         "github" => Box::new(forges::github(repository)?),

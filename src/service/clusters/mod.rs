@@ -3,6 +3,7 @@
 //! cleanup, expiry, resync) is told on its pull/merge request that it is deployed.
 
 mod admitted;
+mod waiting;
 
 use crate::error::Result;
 use crate::git::Store;
@@ -10,8 +11,10 @@ use crate::plan::Intent;
 use crate::reconcile::{reconcile, ConfigSource, Report, RunOptions, Snapshot};
 
 pub use admitted::announce;
+pub use waiting::tell_places;
 
-/// [`reconcile`], then the follow-up of the requests its commit admitted from the queue.
+/// [`reconcile`], then the follow-up of the requests its commit admitted from the queue, and
+/// of those that moved up in it.
 pub fn transaction(
     store: &Store,
     config: &ConfigSource,
@@ -22,6 +25,7 @@ pub fn transaction(
     let report = reconcile(store, config, first, intents, opts)?;
     if report.commit.is_some() {
         announce(&report);
+        tell_places(&report);
     }
     Ok(report)
 }
