@@ -104,6 +104,10 @@ pub fn print_single(format: Format, report: &Report, repo: &str, dry_run: bool, 
             if let Some(d) = &report.diff {
                 v["diff"] = json!(d);
             }
+            let admitted: Vec<_> = admitted(report).map(|a| env_result(a, report)).collect();
+            if !admitted.is_empty() {
+                v["admitted"] = json!(admitted);
+            }
             json_line(&v);
         }
         Format::Text => {
@@ -112,6 +116,13 @@ pub fn print_single(format: Format, report: &Report, repo: &str, dry_run: bool, 
             if dry_run && o.action.changed() {
                 print!("{}", report.diff.as_deref().unwrap_or(""));
                 println!("dry run: would have {what}; nothing was pushed");
+                for a in admitted(report) {
+                    let into = a.cluster.as_deref().unwrap_or("default");
+                    println!(
+                        "dry run: would admit {} from the queue into cluster {into}",
+                        a.slug
+                    );
+                }
                 return;
             }
             println!("{what}");
@@ -138,6 +149,11 @@ pub fn print_single(format: Format, report: &Report, repo: &str, dry_run: bool, 
             }
             if let Some(c) = &report.commit {
                 println!("  commit:    {c} on {} of {repo}", report.target_branch);
+            }
+            for a in admitted(report) {
+                let into = a.cluster.as_deref().unwrap_or("default");
+                let branch = a.branch.as_deref().unwrap_or("-");
+                println!("  admitted:  {} ({branch}) from the queue into cluster {into}, by the same commit", a.slug);
             }
             match extras.notified {
                 Some(true) => println!("  flux:      notified"),
@@ -332,6 +348,11 @@ pub fn print_error(format: Format, e: &Error) {
         Format::Text => {}
     }
     eprintln!("error: {e}");
+}
+
+/// The requests a commit admitted from the queue (besides the environment it was made for).
+fn admitted(report: &Report) -> impl Iterator<Item = &Outcome> {
+    report.plan.outcomes.iter().filter(|o| o.admitted.is_some())
 }
 
 /// One line saying what happened to one environment.

@@ -1,7 +1,8 @@
 //! Previews across clusters through ChatOps on GitHub: placement, `cluster=`, the queue (its
 //! place said in the reply, the commit status and a `queued` deployment), a queued change that
-//! closes leaving the queue (the ones behind it told their new place), and the head of the queue admitted by the commit that frees room,
-//! its pull request then told it is deployed.
+//! closes leaving the queue (the ones behind it told their new place), and the head of the queue
+//! admitted by the commit that frees room, its pull request then told it is deployed. From the
+//! CLI: a destroy says whom its commit admitted.
 
 use crate::support;
 
@@ -240,4 +241,58 @@ async fn a_queued_change_that_closes_leaves_the_queue() {
     assert_eq!(sync_files(&env, "clusters/eu/previews").len(), 1);
     assert_eq!(sync_files(&env, "clusters/us/previews").len(), 1);
     assert!(gh.violations().is_empty(), "{:?}", gh.violations());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_destroy_says_whom_its_commit_admitted() {
+    let (env, _gh) = world().await;
+    let sha = ["--sha", SHAS[0]];
+    for b in ["feature/a", "feature/b"] {
+        env.deploy(&[&["--branch", b][..], &sha[..]].concat()).ok();
+    }
+    let out = env
+        .deploy(&[&["--branch", "feature/c", "--output", "json"][..], &sha[..]].concat())
+        .ok()
+        .json();
+    assert_eq!(out["action"], "queued", "{out}");
+    assert_eq!(out["queued"], json!({"position": 1, "of": 1}), "{out}");
+
+    // A dry run says what it would admit, and writes nothing.
+    let before = env.log();
+    let dry = env
+        .destroy(&["--branch", "feature/a", "--dry-run"])
+        .ok()
+        .stdout;
+    assert!(
+        dry.contains("would admit feature-c-") && dry.contains("into cluster eu"),
+        "{dry}"
+    );
+    assert_eq!(env.log(), before);
+
+    let out = env
+        .destroy(&["--branch", "feature/a", "--output", "json"])
+        .ok()
+        .json();
+    assert_eq!(out["action"], "destroyed", "{out}");
+    let admitted = out["admitted"].as_array().expect("admitted");
+    assert_eq!(admitted.len(), 1, "{out}");
+    assert_eq!(admitted[0]["branch"], "feature/c", "{out}");
+    assert_eq!(admitted[0]["cluster"], "eu", "{out}");
+    assert_eq!(admitted[0]["commit"], out["commit"], "{out}");
+    assert!(
+        admitted[0]["file"]
+            .as_str()
+            .unwrap()
+            .starts_with("clusters/eu/previews/sync-feature-c-"),
+        "{out}"
+    );
+
+    // In text: the admitted line follows the commit.
+    env.deploy(&[&["--branch", "feature/d"][..], &sha[..]].concat())
+        .ok();
+    let text = env.destroy(&["--branch", "feature/b"]).ok().stdout;
+    assert!(
+        text.contains("admitted:  feature-d-") && text.contains("into cluster us"),
+        "{text}"
+    );
 }
