@@ -216,22 +216,24 @@ fn print_queue(queue: &crate::clusters::Queue) {
         return;
     }
     println!("\nQUEUED (admitted in this order when a preview goes away):");
+    // Read from Git, so printed as data: cut short, control characters escaped.
+    let safe = |t: &str| crate::redact::remote_text(t, 200);
     for (i, w) in queue.entries.iter().enumerate() {
         let change =
             w.id.as_deref()
-                .map(|n| format!(" #{n}"))
+                .map(|n| format!(" #{}", safe(n)))
                 .unwrap_or_default();
         let asked = w
             .cluster
             .as_deref()
-            .map(|c| format!(", cluster {c}"))
+            .map(|c| format!(", cluster {}", safe(c)))
             .unwrap_or_default();
         println!(
             "{:>3}. {}  {}{change}{asked}, since {}",
             i + 1,
             w.slug,
-            w.branch,
-            w.queued_at
+            safe(&w.branch),
+            safe(&w.queued_at)
         );
     }
 }

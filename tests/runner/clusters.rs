@@ -296,3 +296,37 @@ async fn a_destroy_says_whom_its_commit_admitted() {
         "{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hand_edited_queue_is_printed_as_data() {
+    let (env, _gh) = world().await;
+    env.commit_as_other(
+        &[(
+            ".flux-ephemeral-queue.yaml",
+            Some(
+                "queue:\n- key: feature-x\n  slug: feature-x\n  branch: \"x\\e[31mred\\nfake line\"\n  queued_at: \"2026-12-07T10:00:00Z\"\n",
+            ),
+        )],
+        "a hand edit",
+    );
+    let out = env
+        .run(&["list", "--repo", env.remote.to_str().unwrap()])
+        .ok()
+        .stdout;
+    assert!(out.contains("1. feature-x"), "{out}");
+    assert!(
+        !out.contains('\u{1b}') && !out.contains("\nfake line"),
+        "{out}"
+    );
+
+    // A key flux-ephemeral could not have written stops with what to do.
+    env.commit_as_other(
+        &[(
+            ".flux-ephemeral-queue.yaml",
+            Some("queue:\n- {key: ../x, slug: x, branch: b, queued_at: t}\n"),
+        )],
+        "a bad hand edit",
+    );
+    env.run(&["list", "--repo", env.remote.to_str().unwrap()])
+        .fails_with(3, "fix or delete it");
+}
