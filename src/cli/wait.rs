@@ -61,13 +61,7 @@ impl WaitCmd {
             .settings
             .layout
             .lookup(&snap.files, &key)
-            .ok_or_else(|| {
-                Error::input(format!(
-                    "there is no environment {slug} ({}/{}) to wait for",
-                    snap.settings.instances_dir,
-                    crate::model::file_name(&key)
-                ))
-            })?;
+            .ok_or_else(|| nothing_to_wait_for(&snap, &slug, &key))?;
         let mut targets = crate::flux::targets::from_sync_file(content)?;
         if let Some(sha) = &self.sha {
             let sha = check_sha(sha)?;
@@ -105,4 +99,26 @@ impl WaitCmd {
             None => Ok(()),
         }
     }
+}
+
+/// Why `wait` has nothing to watch: the request waits in the queue for room, or there is no such
+/// environment (in any cluster's directory).
+fn nothing_to_wait_for(snap: &crate::reconcile::Snapshot, slug: &str, key: &str) -> Error {
+    if let Some(position) = snap.queue.position(key) {
+        return Error::input(format!(
+            "environment {slug} waits in the queue for room (position {position} of {}): no cluster runs it yet; wait again once it is admitted",
+            snap.queue.len()
+        ));
+    }
+    let layout = &snap.settings.layout;
+    let file = crate::model::file_name(key);
+    let where_ = if layout.configured {
+        let names: Vec<&str> = layout.clusters.iter().map(|c| c.name.as_str()).collect();
+        format!("{file} in none of the clusters {}", names.join(", "))
+    } else {
+        format!("{}/{file}", snap.settings.instances_dir)
+    };
+    Error::input(format!(
+        "there is no environment {slug} ({where_}) to wait for"
+    ))
 }
