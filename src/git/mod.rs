@@ -5,6 +5,7 @@ pub mod auth;
 mod errors;
 pub mod location;
 mod store;
+mod sync_dirs;
 
 pub use auth::Auth;
 pub use location::Location;

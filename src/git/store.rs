@@ -40,7 +40,7 @@ pub struct Tree<'a> {
 }
 
 pub struct Store {
-    repo: Repository,
+    pub(super) repo: Repository,
     /// Blob id → text, of the sync files the last snapshot read.
     blobs: std::cell::RefCell<std::collections::HashMap<Oid, std::sync::Arc<str>>>,
     location: Location,
@@ -490,7 +490,7 @@ impl Store {
         Ok((remote, Rc::new(Transcript::default())))
     }
 
-    fn tree_of(&self, commit: Oid) -> Result<git2::Tree<'_>> {
+    pub(super) fn tree_of(&self, commit: Oid) -> Result<git2::Tree<'_>> {
         self.repo
             .find_commit(commit)
             .and_then(|c| c.tree())

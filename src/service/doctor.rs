@@ -84,6 +84,7 @@ impl Doctor {
                 format!("resolves for {total} application(s), templates included"),
             ));
         }
+        out.extend(strays(&store, &apps));
         let github: Vec<String> = apps
             .iter()
             .filter_map(|(_, s)| s.as_ref().ok())
@@ -314,4 +315,37 @@ fn push_check(store: &crate::git::Store, branch: crate::error::Result<String>) -
         ),
         Err(e) => Check::failed("GitOps repository", &e),
     }
+}
+
+/// Sync files flux-ephemeral rendered in a directory no configured cluster names: Flux still
+/// applies them, but list, cleanup, the queue's caps and the page no longer see them.
+fn strays(
+    store: &crate::git::Store,
+    apps: &[(
+        crate::reconcile::ConfigSource,
+        Result<crate::reconcile::Snapshot>,
+    )],
+) -> Option<Check> {
+    let snaps: Vec<_> = apps.iter().filter_map(|(_, s)| s.as_ref().ok()).collect();
+    let tip = snaps.first()?.tip;
+    let dirs = match store.sync_file_dirs(tip) {
+        Ok(d) => d,
+        Err(e) => return Some(Check::failed("sync files", &e)),
+    };
+    let layouts: Vec<_> = snaps.iter().map(|s| &s.settings.layout).collect();
+    let strays = crate::clusters::layout::strays(&dirs, &layouts);
+    if strays.is_empty() {
+        return None;
+    }
+    let list: Vec<String> = strays
+        .iter()
+        .map(|(d, n)| format!("{n} in {}", if d.is_empty() { "/" } else { d }))
+        .collect();
+    Some(Check::warning(
+        "sync files",
+        format!(
+            "flux-ephemeral's sync files lie where no configured cluster is ({}): Flux still applies them, but flux-ephemeral no longer sees them (list, cleanup, caps, the page). Name the directory in `clusters` again and move or destroy them, or delete them",
+            list.join("; ")
+        ),
+    ))
 }

@@ -148,3 +148,52 @@ fn doctor_on_the_demo_repository_is_quiet_and_judges_the_demo_as_the_demo() {
         "{out:?}"
     );
 }
+
+/// A cluster taken out of the configuration while previews were still in its directory: Flux
+/// keeps applying them, so doctor says where they are.
+#[tokio::test(flavor = "multi_thread")]
+async fn sync_files_where_no_cluster_is_are_named() {
+    let env = TestEnv::new();
+    let Some(daemon) = git_daemon(env.remote.parent().unwrap()) else {
+        return;
+    };
+    let gh = FakeGitHub::start("flux-bot").await;
+    env.commit_as_other(
+        &[(
+            ".flux-ephemeral.yaml",
+            Some(
+                "source_url: https://github.com/org/app.git\ngithub_repository: org/app\n\
+                 clusters:\n  - name: eu\n    instances_dir: clusters/eu/previews\n\
+                 \x20 - name: ap\n    instances_dir: clusters/ap/previews\n",
+            ),
+        )],
+        "two clusters",
+    );
+    for (branch, cluster) in [("feature/a", "eu"), ("feature/b", "ap")] {
+        env.deploy(&["--branch", branch, "--cluster", cluster]).ok();
+    }
+    let out = doctor(&env, &daemon.url, &gh, &[]).await.ok().json();
+    let named = out["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["subject"] == "sync files");
+    assert!(!named, "{out}");
+
+    // `ap` leaves the configuration; its preview stays in its directory.
+    env.commit_as_other(
+        &[(
+            ".flux-ephemeral.yaml",
+            Some(
+                "source_url: https://github.com/org/app.git\ngithub_repository: org/app\n\
+                 clusters:\n  - name: eu\n    instances_dir: clusters/eu/previews\n",
+            ),
+        )],
+        "one cluster",
+    );
+    let out = doctor(&env, &daemon.url, &gh, &[]).await.ok().json();
+    let (verdict, detail) = check(&out, "sync files");
+    assert_eq!(verdict, "warning", "{out}");
+    assert!(detail.contains("1 in clusters/ap/previews"), "{detail}");
+    assert!(!detail.contains("clusters/eu"), "{detail}");
+}

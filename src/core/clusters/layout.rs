@@ -325,6 +325,23 @@ impl Default for Layout {
     }
 }
 
+/// Of the directories holding flux-ephemeral's sync files (directory → how many), those that no
+/// cluster of `layouts` names: previews Flux still applies that flux-ephemeral no longer sees.
+pub fn strays<'d>(
+    dirs: &'d std::collections::BTreeMap<String, usize>,
+    layouts: &[&Layout],
+) -> Vec<(&'d str, usize)> {
+    let plain = |d: &str| d.trim_start_matches("./").trim_matches('/').to_string();
+    let known: std::collections::HashSet<String> = layouts
+        .iter()
+        .flat_map(|l| l.clusters.iter().map(|c| plain(&c.instances_dir)))
+        .collect();
+    dirs.iter()
+        .filter(|(d, _)| !known.contains(&plain(d)))
+        .map(|(d, n)| (d.as_str(), *n))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -447,5 +464,26 @@ mod tests {
             .unwrap_err()
             .message
             .contains("where Flux would apply it"));
+    }
+
+    #[test]
+    fn strays_are_the_directories_no_cluster_names() {
+        let clusters = [ClusterConfig {
+            name: "eu".into(),
+            instances_dir: "clusters/eu/previews/".into(),
+            ..Default::default()
+        }];
+        let input = LayoutInput {
+            clusters: Some(&clusters),
+            ..Default::default()
+        };
+        let layout = Layout::resolve(&input, "overlays/ephemeral-instances").unwrap();
+        let dirs: std::collections::BTreeMap<String, usize> = [
+            ("clusters/eu/previews".to_string(), 3),
+            ("clusters/ap/previews".to_string(), 2),
+        ]
+        .into();
+        assert_eq!(strays(&dirs, &[&layout]), vec![("clusters/ap/previews", 2)]);
+        assert!(strays(&Default::default(), &[&layout]).is_empty());
     }
 }
