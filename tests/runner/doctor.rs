@@ -5,7 +5,7 @@ use crate::support;
 
 use serde_json::Value;
 use support::fake_forges::FakeGitHub;
-use support::servers::git_daemon;
+use support::servers::{git_daemon, Server};
 use support::{Run, TestEnv};
 
 async fn doctor(env: &TestEnv, url: &str, gh: &FakeGitHub, extra: &[&str]) -> Run {
@@ -18,6 +18,18 @@ async fn doctor(env: &TestEnv, url: &str, gh: &FakeGitHub, extra: &[&str]) -> Ru
         .env("FLUX_RECEIVER_TOKEN", "receiver-token")
         .env_remove("KUBERNETES_SERVICE_HOST");
     support::run_async(c).await
+}
+
+/// A GitOps repository served by `git daemon`, with `config` as its `.flux-ephemeral.yaml`, and
+/// the fake GitHub; `None` (skipped) without `git daemon`.
+async fn world(config: &str) -> Option<(TestEnv, Server, FakeGitHub)> {
+    let env = TestEnv::new();
+    let daemon = git_daemon(env.remote.parent().unwrap())?;
+    env.commit_as_other(
+        &[(".flux-ephemeral.yaml", Some(config))],
+        "the configuration",
+    );
+    Some((env, daemon, FakeGitHub::start("flux-bot").await))
 }
 
 /// The check about `subject`: (verdict, detail).
@@ -36,18 +48,10 @@ fn check(out: &Value, subject: &str) -> (String, String) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_sound_setup_and_what_is_off_in_it() {
-    let env = TestEnv::new();
-    let Some(daemon) = git_daemon(env.remote.parent().unwrap()) else {
+    let config = "applications:\n  - name: web\n    github_repository: org/web\n    source_url: https://github.com/org/web.git\n";
+    let Some((env, daemon, gh)) = world(config).await else {
         return;
     };
-    env.commit_as_other(
-        &[(
-            ".flux-ephemeral.yaml",
-            Some("applications:\n  - name: web\n    github_repository: org/web\n    source_url: https://github.com/org/web.git\n"),
-        )],
-        "one application",
-    );
-    let gh = FakeGitHub::start("flux-bot").await;
     let out = doctor(&env, &daemon.url, &gh, &[]).await.ok().json();
     assert_eq!(check(&out, "GitOps repository").0, "ok", "{out}");
     assert_eq!(check(&out, "configuration").0, "ok", "{out}");
@@ -93,18 +97,11 @@ async fn a_sound_setup_and_what_is_off_in_it() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn resync_that_cannot_run_and_a_broken_template_are_named() {
-    let env = TestEnv::new();
-    let Some(daemon) = git_daemon(env.remote.parent().unwrap()) else {
+    let Some((env, daemon, gh)) =
+        world("source_url: https://git.example.com/org/other.git\n").await
+    else {
         return;
     };
-    let gh = FakeGitHub::start("flux-bot").await;
-    env.commit_as_other(
-        &[(
-            ".flux-ephemeral.yaml",
-            Some("source_url: https://git.example.com/org/other.git\n"),
-        )],
-        "only a source URL",
-    );
     let out = doctor(&env, &daemon.url, &gh, &[]).await.ok().json();
     let resync = out["checks"]
         .as_array()
@@ -153,22 +150,12 @@ fn doctor_on_the_demo_repository_is_quiet_and_judges_the_demo_as_the_demo() {
 /// keeps applying them, so doctor says where they are.
 #[tokio::test(flavor = "multi_thread")]
 async fn sync_files_where_no_cluster_is_are_named() {
-    let env = TestEnv::new();
-    let Some(daemon) = git_daemon(env.remote.parent().unwrap()) else {
+    let config = "source_url: https://github.com/org/app.git\ngithub_repository: org/app\n\
+                  clusters:\n  - name: eu\n    instances_dir: clusters/eu/previews\n\
+                  \x20 - name: ap\n    instances_dir: clusters/ap/previews\n";
+    let Some((env, daemon, gh)) = world(config).await else {
         return;
     };
-    let gh = FakeGitHub::start("flux-bot").await;
-    env.commit_as_other(
-        &[(
-            ".flux-ephemeral.yaml",
-            Some(
-                "source_url: https://github.com/org/app.git\ngithub_repository: org/app\n\
-                 clusters:\n  - name: eu\n    instances_dir: clusters/eu/previews\n\
-                 \x20 - name: ap\n    instances_dir: clusters/ap/previews\n",
-            ),
-        )],
-        "two clusters",
-    );
     for (branch, cluster) in [("feature/a", "eu"), ("feature/b", "ap")] {
         env.deploy(&["--branch", branch, "--cluster", cluster]).ok();
     }
