@@ -152,7 +152,8 @@ pub fn print_single(format: Format, report: &Report, repo: &str, dry_run: bool, 
             }
             for a in admitted(report) {
                 let into = a.cluster.as_deref().unwrap_or("default");
-                let branch = a.branch.as_deref().unwrap_or("-");
+                // From the queue, read from Git: printed as data.
+                let branch = crate::redact::remote_text(a.branch.as_deref().unwrap_or("-"), 200);
                 println!("  admitted:  {} ({branch}) from the queue into cluster {into}, by the same commit", a.slug);
             }
             match extras.notified {

@@ -17,6 +17,9 @@ const MARK: &str = "flux-ephemeral.io/managed-by";
 /// Looked at, at most: a repository larger than this is only partly surveyed.
 const MAX_FILES: usize = 100_000;
 
+/// A file named like a sync file but larger than this is not read.
+const MAX_BYTES: usize = 1 << 20;
+
 impl Store {
     /// Each directory holding sync files flux-ephemeral rendered at `commit`, with their count.
     pub fn sync_file_dirs(&self, commit: Oid) -> Result<BTreeMap<String, usize>> {
@@ -46,7 +49,8 @@ impl Store {
                 .repo
                 .find_blob(id)
                 .map_err(|e| local_error(&e, "read blob"))?;
-            if String::from_utf8_lossy(blob.content()).contains(MARK) {
+            // Rendered sync files are small; a large file of that name is not one of ours.
+            if blob.size() <= MAX_BYTES && String::from_utf8_lossy(blob.content()).contains(MARK) {
                 *dirs.entry(dir).or_insert(0) += 1;
             }
         }

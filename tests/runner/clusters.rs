@@ -257,22 +257,17 @@ async fn a_destroy_says_whom_its_commit_admitted() {
     assert_eq!(out["action"], "queued", "{out}");
     assert_eq!(out["queued"], json!({"position": 1, "of": 1}), "{out}");
     // Nothing runs it yet: `wait` says it waits in the queue instead of naming a missing file.
-    env.run(&[
-        "wait",
-        "--repo",
-        env.remote.to_str().unwrap(),
-        "--branch",
-        "feature/c",
-    ])
-    .fails_with(1, "waits in the queue for room (position 1 of 1)");
-    env.run(&[
-        "wait",
-        "--repo",
-        env.remote.to_str().unwrap(),
-        "--branch",
-        "feature/zz",
-    ])
-    .fails_with(1, "in none of the clusters eu, us");
+    let wait = |branch: &str| {
+        env.run(&[
+            "wait",
+            "--repo",
+            env.remote.to_str().unwrap(),
+            "--branch",
+            branch,
+        ])
+    };
+    wait("feature/c").fails_with(1, "waits in the queue for room (position 1 of 1)");
+    wait("feature/zz").fails_with(1, "in none of the clusters eu, us");
 
     // A dry run says what it would admit, and writes nothing.
     let before = env.log();

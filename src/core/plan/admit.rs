@@ -3,7 +3,7 @@
 
 use super::planner::Planner;
 use super::upsert::outcome;
-use super::{Action, AppLookup, Change, Plan};
+use super::{Action, AppLookup, Change, Plan, TOLD};
 use crate::clusters::{Ask, Placement};
 
 impl Planner<'_> {
@@ -65,5 +65,39 @@ impl Planner<'_> {
             out.outcomes.push(o);
             out.changes.push(change);
         }
+    }
+}
+
+impl Planner<'_> {
+    /// When requests left the queue in this plan (admitted, or their change closed), the first
+    /// [`TOLD`] still waiting moved up: each with its new place, if its application owns it (the
+    /// queue is read from Git: a request no configured application vouches for is not acted
+    /// on). One queued by this very plan was told its place by its own reply.
+    pub fn moved_up(
+        &self,
+        out: &Plan,
+        others: &AppLookup,
+    ) -> Vec<(crate::clusters::Waiting, usize, usize)> {
+        let left = out
+            .outcomes
+            .iter()
+            .any(|o| o.admitted.is_some() || o.action == Action::Dequeued);
+        if !left {
+            return Vec::new();
+        }
+        let total = self.queue.len();
+        let fresh = |key: &str| {
+            out.outcomes
+                .iter()
+                .any(|o| o.action == Action::Queued && o.file == key)
+        };
+        self.queue
+            .entries
+            .iter()
+            .enumerate()
+            .take(TOLD)
+            .filter(|(_, w)| !fresh(&w.key) && others(w).is_some())
+            .map(|(i, w)| (w.clone(), i + 1, total))
+            .collect()
     }
 }

@@ -223,3 +223,48 @@ fn without_clusters_nothing_changes() {
     assert_eq!(p.changes[0].file(), "sync-a.yaml");
     assert_eq!(p.queue, None);
 }
+
+#[test]
+fn those_behind_move_up_when_one_leaves_and_only_owned_ones_are_told() {
+    let mut o = opts(&[("eu", Some(1))]);
+    let mut files = Files::new();
+    step(&mut files, &mut o, &[up("a")]);
+    let p = step(&mut files, &mut o, &[up("b"), up("c"), up("d")]);
+    // Queued by this plan: told by their own replies, nobody moved.
+    assert!(p.moved_up.is_empty(), "{:?}", p.moved_up);
+    assert_eq!(o.queue.len(), 3);
+
+    // `a` goes: `b` is admitted, `c` and `d` move up.
+    let p = step(&mut files, &mut o, &[down("a")]);
+    let moved: Vec<_> = p
+        .moved_up
+        .iter()
+        .map(|(w, n, of)| (w.slug.as_str(), *n, *of))
+        .collect();
+    assert_eq!(moved, vec![("c", 1, 2), ("d", 2, 2)]);
+
+    // A request no configured application vouches for (read from Git) is not told.
+    let r = renderer();
+    let lookup = |w: &crate::clusters::Waiting| {
+        (w.slug != "d").then(|| Admission {
+            renderer: &r,
+            allowed: o.layout.allowed.clone(),
+        })
+    };
+    let p = plan_admitting(&files, &[down("b")], &r, t(), &o, &lookup).unwrap();
+    let moved: Vec<_> = p.moved_up.iter().map(|(w, ..)| w.slug.as_str()).collect();
+    assert_eq!(moved, Vec::<&str>::new(), "c was admitted; d is not owned");
+    let owned = |_: &crate::clusters::Waiting| {
+        Some(Admission {
+            renderer: &r,
+            allowed: o.layout.allowed.clone(),
+        })
+    };
+    let p = plan_admitting(&files, &[down("b")], &r, t(), &o, &owned).unwrap();
+    let moved: Vec<_> = p.moved_up.iter().map(|(w, ..)| w.slug.as_str()).collect();
+    assert_eq!(moved, vec!["d"], "owned, d is told");
+
+    // Nothing left the queue: nobody is told anything.
+    let p = step(&mut files, &mut o, &[up("e")]);
+    assert!(p.moved_up.is_empty());
+}

@@ -137,7 +137,15 @@ pub struct Plan {
     pub outcomes: Vec<Outcome>,
     /// The queue after this plan, when it changed (`None` inside: it is empty now).
     pub queue: Option<Queue>,
+    /// Requests still waiting that moved up because others left the queue, with their new
+    /// place and the queue's length: the first [`TOLD`], each owned by a configured application.
+    pub moved_up: Vec<(Waiting, usize, usize)>,
 }
+
+/// How many waiting requests are told their new place after a plan that moved the queue (so a
+/// long queue does not spend the forge's request budget on every commit; the others are told as
+/// they come within reach).
+pub const TOLD: usize = 25;
 
 /// How a queued request of an application is rendered when its turn comes: that application's
 /// renderer and the clusters it may use.
@@ -247,6 +255,7 @@ pub fn plan_admitting(
         out.changes.extend(change);
     }
     planner.admit(&mut out, others);
+    out.moved_up = planner.moved_up(&out, others);
     planner.finish(out)
 }
 

@@ -1,30 +1,16 @@
 //! When requests leave the queue (admitted, or their change closed), the ones still waiting move
-//! up: each one's commit status says its new place. Only the first [`TOLD`] are told, so a long
-//! queue does not spend the forge's request budget on every commit; the others are told as they
-//! come within reach.
+//! up: each one's commit status says its new place. Which ones, the planner decided
+//! ([`crate::plan::Plan::moved_up`]: the first few, each owned by a configured application).
 
-use crate::forge::Status;
-use crate::plan::Action;
+use std::collections::HashMap;
+
+use crate::forge::{ChangeForge, Status};
 use crate::reconcile::Report;
 
-/// How many waiting requests have their place re-told after a commit that moved the queue.
-pub const TOLD: usize = 25;
-
-/// Re-tell the places of the requests still waiting, when this commit took some out of the queue.
+/// Re-tell the places of the requests that moved up in the queue: one API client per repository.
 pub fn tell_places(report: &Report) {
-    let outcomes = &report.plan.outcomes;
-    let left = outcomes
-        .iter()
-        .any(|o| o.admitted.is_some() || o.action == Action::Dequeued);
-    let Some(queue) = report.plan.queue.as_ref().filter(|_| left) else {
-        return;
-    };
-    let total = queue.entries.len();
-    for (i, w) in queue.entries.iter().enumerate().take(TOLD) {
-        // A request queued by this very commit was told its place by its own reply.
-        let fresh = outcomes
-            .iter()
-            .any(|o| o.action == Action::Queued && o.slug == w.slug);
+    let mut clients: HashMap<(&str, &str), Box<dyn ChangeForge>> = HashMap::new();
+    for (w, position, total) in &report.plan.moved_up {
         let (Some(forge), Some(repository), Some(sha)) = (
             w.forge.as_deref(),
             w.repository.as_deref(),
@@ -32,13 +18,20 @@ pub fn tell_places(report: &Report) {
         ) else {
             continue;
         };
-        if fresh {
-            continue;
-        }
-        let text = crate::replies::queued_status(i + 1, total);
-        let told = super::admitted::forge_of(forge, repository)
-            .and_then(|f| f.set_status(sha, Status::Pending, &text, None));
-        if let Err(e) = told {
+        let client = match clients.entry((forge, repository)) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                match super::admitted::forge_of(forge, repository) {
+                    Ok(c) => e.insert(c),
+                    Err(err) => {
+                        tracing::warn!(key = %w.key, "could not tell a waiting request its new place: {err}");
+                        continue;
+                    }
+                }
+            }
+        };
+        let text = crate::replies::queued_status(*position, *total);
+        if let Err(e) = client.set_status(sha, Status::Pending, &text, None) {
             tracing::warn!(key = %w.key, "could not tell a waiting request its new place: {e}");
         }
     }
